@@ -1,0 +1,114 @@
+"""One registry: every model, proposed or baseline, is built by name.
+
+The registered name is the config value, the result-file key and the table row label. A model is
+a Flax NNX module whose call follows one output contract::
+
+    model(x, train=False, rng=None) -> {"mask": logits (N, H, W, 1), "label": logits (N, C)}
+
+``x`` is NHWC float. Single-task models fill only their key. ``rng`` is the dropout key used when
+``train`` is true (models without dropout ignore it); keeping it an argument, not module state,
+keeps the training step a pure function of (params, batch, rng).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+from flax import nnx
+
+# Modules that register models when imported. Listed here (not discovered) so that importing the
+# registry is cheap and deterministic; a new architecture adds its module to this tuple.
+_MODEL_MODULES: tuple[str, ...] = ("mtl_bench.model",)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    builder: Callable[..., nnx.Module]
+    tasks: tuple[str, ...]  # subset of ("mask", "label")
+    family: str  # "proposed" | "segmentation" | "classification"
+    defaults: dict[str, Any]
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+_LOADED = False
+
+
+def register_model(
+    name: str | None = None,
+    *,
+    tasks: tuple[str, ...] = ("mask", "label"),
+    family: str = "proposed",
+    **defaults: Any,
+) -> Callable[[Callable[..., nnx.Module]], Callable[..., nnx.Module]]:
+    """Decorator registering ``builder(*, rngs, **kwargs) -> nnx.Module`` under ``name``.
+
+    ``defaults`` are keyword arguments applied before the caller's overrides, so one builder can be
+    registered under several names (``unet_resnet34``, ``unet_resnet18`` ...).
+    """
+    bad = set(tasks) - {"mask", "label"}
+    if bad or not tasks:
+        raise ValueError(f"tasks must be a non-empty subset of ('mask', 'label'), got {tasks}")
+
+    def wrap(builder: Callable[..., nnx.Module]) -> Callable[..., nnx.Module]:
+        key = name or builder.__name__
+        if key in _REGISTRY and _REGISTRY[key].builder is not builder:
+            raise ValueError(f"model name {key!r} is registered twice")
+        _REGISTRY[key] = ModelInfo(key, builder, tuple(tasks), family, dict(defaults))
+        return builder
+
+    return wrap
+
+
+def _load() -> None:
+    global _LOADED
+    if not _LOADED:
+        for mod in _MODEL_MODULES:
+            importlib.import_module(mod)
+        _LOADED = True
+
+
+def list_models(family: str | None = None) -> list[str]:
+    """Registered model names, sorted; optionally only one family."""
+    _load()
+    return sorted(k for k, v in _REGISTRY.items() if family is None or v.family == family)
+
+
+def model_info(name: str) -> ModelInfo:
+    _load()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown model {name!r}; registered models: {', '.join(list_models())}"
+        ) from None
+
+
+def create_model(name: str, *, seed: int = 0, rngs: nnx.Rngs | None = None, **overrides: Any):
+    """Build the registered model ``name``; ``overrides`` replace the registered defaults.
+
+    Common overrides: ``in_channels``, ``num_classes``, ``image_size``. An override the builder does
+    not accept is an error naming it, never silently ignored.
+    """
+    info = model_info(name)
+    kwargs = {**info.defaults, **overrides}
+    params = inspect.signature(info.builder).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(k for k in kwargs if k not in params)
+        if unknown:
+            raise TypeError(
+                f"model {name!r} does not take {', '.join(unknown)}; "
+                f"it takes {', '.join(k for k in params if k != 'rngs')}"
+            )
+    return info.builder(rngs=rngs if rngs is not None else nnx.Rngs(seed), **kwargs)
+
+
+def count_params(model: nnx.Module) -> int:
+    """Trainable parameters (nnx.Param leaves); BatchNorm running statistics are not counted."""
+    state = nnx.state(model, nnx.Param)
+    return int(sum(x.size for x in jax.tree.leaves(state)))
