@@ -1,0 +1,115 @@
+"""Run configuration: one flat, JSON-able dataclass shared by `train`, `cv`, tables and bench.
+
+Configs are code (``mtl_bench/configs/<method>.py`` returns a ``RunConfig`` per preset); the CLI's
+``--set key=value`` overrides single fields. The full config is stored in every result file, so a
+table of hyper-parameters is read from what actually ran.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class RunConfig:
+    # What to train.
+    model: str = "mtl_resunet"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Data: "synthetic" (the embedded phantom) or a BUSI-layout folder.
+    data: str = "synthetic"
+    synthetic_n: int | None = None  # None: the BUSI-sized 780-image phantom
+    synthetic_seed: int = 0
+    synthetic_difficulty: float = 0.5
+    image_size: int = 256
+    class_set: str = "binary"  # binary (benign vs malignant) | three_class
+    preprocess: str = "mpghe"  # mpghe | clahe | none
+    # Folds.
+    folds: int = 5
+    fold_seed: int = 0
+    # Optimisation (paper: Adam, lr 1e-4 ×0.1 every 20 epochs, batch 16, 500 epochs).
+    batch_size: int = 16
+    epochs: int = 500
+    optimizer: str = "adam"  # adam | adamw | sgd
+    lr: float = 1e-4
+    lr_decay_every: int = 20  # epochs; 0 keeps the rate constant
+    lr_decay_factor: float = 0.1
+    weight_decay: float = 0.0
+    # Loss: w_seg * Dice + w_cls * weighted focal.
+    w_seg: float = 1.0
+    w_cls: float = 1.0
+    focal_gamma: float = 2.0
+    class_weights: str = "inverse_frequency"  # inverse_frequency | none
+    dice_smooth: float = 1.0
+    # Augmentation, inside the jitted step.
+    hflip: bool = True
+    vflip: bool = True
+    max_rotation_deg: float = 30.0
+    # Evaluation.
+    empty_policy: str = "exclude"  # images with an empty true mask: exclude | match
+    eval_batch_size: int = 32
+    val_fraction: float = 0.0  # >0: inner validation split for best-epoch selection
+    eval_every: int = 5  # epochs between validation passes when val_fraction > 0
+    # Bookkeeping.
+    checkpoint_every: int = 10  # epochs; 0 saves only at the end
+    seed: int = 0
+    precision: str = "fp32"  # fp32 | bf16 (compute dtype; master weights stay fp32)
+    preset: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+        return cls(**d)
+
+
+def parse_value(text: str) -> Any:
+    """'3' → 3, '1e-4' → 1e-4, 'true' → True, '(8,16)' → (8, 16), anything else → the string."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def apply_overrides(cfg: RunConfig, assignments: list[str]) -> RunConfig:
+    """Apply ``key=value`` strings; ``model_kwargs.widths=(8,16,32,64,128)`` sets a model kwarg.
+
+    An unknown key or a malformed assignment is a one-line ValueError naming it.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    updates: dict[str, Any] = {}
+    model_kwargs = dict(cfg.model_kwargs)
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        value = parse_value(raw)
+        if key.startswith("model_kwargs."):
+            model_kwargs[key.split(".", 1)[1]] = value
+            continue
+        if key not in fields:
+            raise ValueError(
+                f"unknown config key {key!r} in --set {item!r}; known keys: {', '.join(fields)}"
+            )
+        current = getattr(cfg, key)
+        if isinstance(current, bool) and not isinstance(value, bool):
+            raise ValueError(f"--set {item!r}: {key} takes true or false")
+        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        elif current is not None and not isinstance(value, type(current)) and value is not None:
+            raise ValueError(f"--set {item!r}: {key} takes a {type(current).__name__}, got {raw!r}")
+        updates[key] = value
+    return dataclasses.replace(cfg, model_kwargs=model_kwargs, **updates)

@@ -1,0 +1,243 @@
+"""Cross-validation: the shared fold manifest, one training engine per fold, atomic result files.
+
+``RESULTS/folds.json`` is made once (from the first run on that folder) and reused by every method
+afterwards, so every method provably runs on identical folds: each result file stores the
+manifest's hash, and the tables refuse to compare results with different hashes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mtl_bench.config import RunConfig
+from mtl_bench.data.folds import (
+    FoldManifest,
+    fold_indices,
+    load_manifest,
+    manifest_for,
+    write_manifest,
+)
+from mtl_bench.data.prepare import load_dataset
+from mtl_bench.data.types import DataError, Dataset
+from mtl_bench.fit import FoldRun, fit_fold
+from mtl_bench.metrics import (
+    classification_metrics,
+    per_image_segmentation,
+    segmentation_metrics_from_counts,
+)
+from mtl_bench.progress import log
+from mtl_bench.provenance import device_kind, git_commit, versions
+from mtl_bench.registry import model_info
+
+SCHEMA = 1
+MANIFEST_NAME = "folds.json"
+
+
+def method_name(cfg: RunConfig, tag: str | None = None) -> str:
+    """The results directory / table row of a run: the model name, or ``model@tag``."""
+    return f"{cfg.model}@{tag}" if tag else cfg.model
+
+
+def dataset_for(cfg: RunConfig, *, quiet: bool = False) -> Dataset:
+    """The run's dataset through the prepared-data cache."""
+    t = time.perf_counter()
+    ds = load_dataset(
+        cfg.data,
+        image_size=cfg.image_size,
+        class_set=cfg.class_set,
+        preprocess=cfg.preprocess,
+        synthetic_n=cfg.synthetic_n,
+        seed=cfg.synthetic_seed,
+        difficulty=cfg.synthetic_difficulty,
+    )
+    counts = ", ".join(f"{k} {v}" for k, v in ds.class_counts().items())
+    log(
+        f"data: {ds.source} — {len(ds)} images ({counts}), {cfg.image_size}², "
+        f"{cfg.preprocess} [{time.perf_counter() - t:.1f} s]",
+        quiet=quiet,
+    )
+    return ds
+
+
+def shared_manifest(
+    cfg: RunConfig, dataset: Dataset, out: Path, *, quiet: bool = False
+) -> FoldManifest:
+    """Load ``out/folds.json`` or, for a new results folder, make and write it."""
+    path = Path(out) / MANIFEST_NAME
+    if path.exists():
+        manifest = load_manifest(path)
+        if manifest.k != cfg.folds:
+            raise DataError(
+                f"{path} has k={manifest.k} folds but the run asks for folds={cfg.folds}; "
+                "use another --out or --set folds=" + str(manifest.k)
+            )
+        return manifest
+    manifest = manifest_for(dataset, k=cfg.folds, seed=cfg.fold_seed)
+    write_manifest(manifest, path)
+    log(f"folds: wrote {path} (k={manifest.k}, hash {manifest.hash()[:12]})", quiet=quiet)
+    return manifest
+
+
+def _json_safe(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON via a temporary file and ``os.replace``: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(_json_safe(data), f, indent=1, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def fold_result(
+    cfg: RunConfig,
+    method: str,
+    fold: int,
+    manifest: FoldManifest,
+    dataset: Dataset,
+    test_idx: np.ndarray,
+    run: FoldRun,
+    started: float,
+) -> dict[str, Any]:
+    """The schema-1 result record of one fold (see results/README.md)."""
+    info = model_info(cfg.model)
+    labels = dataset.labels[test_idx]
+    ev = run.test_eval
+    seg = cls = None
+    per: dict[str, Any] = {
+        "id": [dataset.ids[i] for i in test_idx],
+        "label": labels.tolist(),
+        "prob": None,
+        "JSI": None,
+        "DC": None,
+    }
+    if "counts" in ev:
+        seg = segmentation_metrics_from_counts(ev["counts"], empty_policy=cfg.empty_policy)
+        img = per_image_segmentation(ev["counts"], cfg.empty_policy)
+        per["JSI"], per["DC"] = img["JSI"].tolist(), img["DC"].tolist()
+    if "prob" in ev:
+        cls = classification_metrics(labels, ev["prob"], num_classes=len(dataset.class_names))
+        per["prob"] = np.round(ev["prob"].astype(np.float64), 6).tolist()
+    return {
+        "schema": SCHEMA,
+        "method": method,
+        "model": cfg.model,
+        "family": info.family,
+        "fold": fold,
+        "n_folds": manifest.k,
+        "tasks": list(run.tasks),
+        "class_names": list(dataset.class_names),
+        "metrics": {"segmentation": seg, "classification": cls},
+        "per_image": per,
+        "config": cfg.to_dict(),
+        "params": run.params,
+        "fold_manifest_hash": manifest.hash(),
+        "dataset_fingerprint": dataset.fingerprint(),
+        "dataset_source": dataset.source,
+        "git_commit": git_commit(),
+        "versions": versions(),
+        "device_kind": device_kind(),
+        "from_scratch": not bool(cfg.model_kwargs.get("encoder_weights")),
+        "wall_time_s": time.time() - started,
+        "train_img_per_s": run.train_img_per_s,
+        "epochs_run": run.epochs_run,
+        **run.extras,
+        "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def run_cv(
+    cfg: RunConfig,
+    out: str | os.PathLike,
+    *,
+    folds: list[int] | None = None,
+    resume: bool = False,
+    tag: str | None = None,
+    quiet: bool = False,
+) -> dict[int, Path]:
+    """Train and evaluate ``cfg.model`` on the chosen folds of the shared manifest under ``out``.
+
+    With ``resume``, finished folds (their result file exists) are skipped and an interrupted fold
+    continues from its last checkpoint. Without it, a fold is trained afresh and its old result
+    and checkpoints are replaced. Returns {fold: result path}.
+    """
+    out = Path(out)
+    method = method_name(cfg, tag)
+    dataset = dataset_for(cfg, quiet=quiet)
+    manifest = shared_manifest(cfg, dataset, out, quiet=quiet)
+    chosen = list(range(manifest.k)) if folds is None else list(folds)
+    bad = [f for f in chosen if not 0 <= f < manifest.k]
+    if bad:
+        raise ValueError(f"--folds {bad} out of range: the manifest has folds 0..{manifest.k - 1}")
+    written: dict[int, Path] = {}
+    for fold in chosen:
+        path = out / method / f"fold_{fold}.json"
+        ckpt = out / method / f"ckpt_fold_{fold}"
+        if resume and path.exists():
+            log(f"{method} fold {fold}: done already ({path}), skipped", quiet=quiet)
+            written[fold] = path
+            continue
+        if not resume and ckpt.exists():
+            shutil.rmtree(ckpt)
+        train_idx, test_idx = fold_indices(manifest, dataset, fold)
+        started = time.time()
+        log(
+            f"{method} fold {fold}: {len(train_idx)} train / {len(test_idx)} test, "
+            f"{cfg.epochs} epochs, batch {cfg.batch_size}",
+            quiet=quiet,
+        )
+        run = fit_fold(
+            cfg,
+            dataset,
+            train_idx,
+            test_idx,
+            fold=fold,
+            ckpt_dir=ckpt,
+            curve_path=out / method / f"fold_{fold}_curve.csv",
+            resume=resume,
+            quiet=quiet,
+        )
+        record = fold_result(cfg, method, fold, manifest, dataset, test_idx, run, started)
+        write_json_atomic(path, record)
+        written[fold] = path
+        log(
+            f"{method} fold {fold}: {_summary(record)} [{record['wall_time_s']:.0f} s] → {path}",
+            quiet=quiet,
+        )
+    return written
+
+
+def _summary(record: dict) -> str:
+    parts = []
+    seg, cls = record["metrics"]["segmentation"], record["metrics"]["classification"]
+    if seg:
+        parts.append(f"DC {seg['DC']:.3f} JSI {seg['JSI']:.3f}")
+    if cls:
+        auc = cls["AUC"]
+        parts.append(f"ACC {cls['ACC']:.3f} AUC {'nan' if auc is None else f'{auc:.3f}'}")
+    return ", ".join(parts)

@@ -1,0 +1,195 @@
+"""Load a dataset ready for training: read or synthesise, pre-process once, cache the result.
+
+The cache holds one compressed ``.npz`` per combination of source and parameters, plus a JSON
+sidecar that says what went into it. The key hashes the source (a folder's relative file paths,
+sizes and modification times; the phantom's parameters), every parameter, and the source code of
+the reader, phantom and pre-processing modules, so editing any of them invalidates old entries
+instead of silently serving images made by other code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from mtl_bench.data import phantom, reader
+from mtl_bench.data import preprocess as preprocess_module
+from mtl_bench.data.phantom import synth_phantom
+from mtl_bench.data.preprocess import preprocess
+from mtl_bench.data.reader import read_busi
+from mtl_bench.data.types import DataError, Dataset, class_names
+
+# Bump when the layout of the cached arrays changes.
+CACHE_FORMAT = 1
+SYNTHETIC = "synthetic"
+
+
+def default_cache_dir() -> Path:
+    """``$MTL_BENCH_CACHE`` if set, else ``~/.cache/mtl_bench/datasets``."""
+    env = os.environ.get("MTL_BENCH_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "mtl_bench" / "datasets"
+
+
+def folder_signature(root: Path) -> list[list]:
+    """Sorted ``[relative path, size, mtime_ns]`` of every file under ``root``.
+
+    Cheap (no file is read) yet changes when a file is added, removed, replaced or edited.
+    """
+    rows = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in filenames:
+            path = Path(dirpath) / name
+            st = path.stat()
+            rows.append([path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns])
+    rows.sort()
+    return rows
+
+
+def _code_signature() -> str:
+    h = hashlib.sha256()
+    for module in (reader, phantom, preprocess_module):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()
+
+
+def _save(path: Path, dataset: Dataset, meta: dict) -> None:
+    """Write the arrays then the sidecar, each via a temporary file and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    skipped = np.array(dataset.skipped, dtype=str).reshape(-1, 2)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(
+                f,
+                images=dataset.images,
+                masks=dataset.masks,
+                labels=dataset.labels,
+                ids=np.array(dataset.ids, dtype=str),
+                class_names=np.array(dataset.class_names, dtype=str),
+                skipped=skipped,
+                source=np.array(dataset.source),
+            )
+        os.replace(tmp, path)
+        tmp = path.with_suffix(".json").with_name(f".{path.stem}.json.tmp")
+        tmp.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, path.with_suffix(".json"))
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load(path: Path) -> Dataset | None:
+    """The cached dataset, or None when the entry is absent or unreadable (it is then rebuilt)."""
+    if not (path.is_file() and path.with_suffix(".json").is_file()):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return Dataset(
+                images=z["images"],
+                masks=z["masks"],
+                labels=z["labels"],
+                ids=[str(s) for s in z["ids"]],
+                class_names=tuple(str(s) for s in z["class_names"]),
+                skipped=[(str(p), str(r)) for p, r in z["skipped"]],
+                source=str(z["source"]),
+            )
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def _source(
+    data: str, image_size: int, class_set: str, synth: dict, strict: bool, progress
+) -> tuple[dict, Callable[[], Dataset]]:
+    """What identifies the raw data (for the cache key), and a function that produces it."""
+    if data == SYNTHETIC:
+
+        def make() -> Dataset:
+            ds = synth_phantom(
+                synth["n"],
+                image_size=image_size,
+                seed=synth["seed"],
+                difficulty=synth["difficulty"],
+                class_set=class_set,
+            )
+            n = len(ds) if synth["n"] is None else synth["n"]
+            ds.source = f"synthetic(n={n},seed={synth['seed']},difficulty={synth['difficulty']})"
+            return ds
+
+        return {"kind": SYNTHETIC, **synth}, make
+    root = Path(data).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data {data!r} is neither 'synthetic' nor an existing folder")
+    root = root.resolve()
+    files = json.dumps(folder_signature(root)).encode()
+
+    def read() -> Dataset:
+        return read_busi(
+            root, image_size=image_size, class_set=class_set, strict=strict, progress=progress
+        )
+
+    key = {"kind": "folder", "root": str(root), "strict": strict}
+    return {**key, "files_sha256": hashlib.sha256(files).hexdigest()}, read
+
+
+def load_dataset(
+    data: str = SYNTHETIC,
+    *,
+    image_size: int = 256,
+    class_set: str = "binary",
+    preprocess: str = "mpghe",
+    preprocess_params: dict | None = None,
+    synthetic_n: int | None = None,
+    seed: int = 0,
+    difficulty: float = 0.5,
+    strict: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Dataset:
+    """The dataset ``data`` at ``image_size``, pre-processed with ``preprocess``, via the cache.
+
+    ``data`` is ``"synthetic"`` (the phantom; ``synthetic_n`` None means its full 780-image
+    default, ``seed`` and ``difficulty`` are its parameters) or a BUSI-layout folder, read by
+    :func:`~mtl_bench.data.reader.read_busi` with ``strict`` (False: skip bad files). The first
+    call builds and caches the result under ``cache_dir`` (default :func:`default_cache_dir`);
+    later calls with the same source and parameters load it. ``progress(done, total)`` reports
+    reading and pre-processing.
+    """
+    class_names(class_set)  # a DataError now for an unknown set, before any work
+    if int(image_size) != image_size or image_size < 8:
+        raise ValueError(f"image_size must be an integer >= 8, got {image_size!r}")
+    # Unknown method or parameters fail here, on an empty stack, before minutes of reading.
+    preprocess_module.preprocess(np.zeros((0, 8, 8), np.uint8), preprocess, preprocess_params)
+    synth = {"n": synthetic_n, "seed": seed, "difficulty": difficulty}
+    key_source, produce = _source(data, int(image_size), class_set, synth, strict, progress)
+    meta = {
+        "cache_format": CACHE_FORMAT,
+        "code": _code_signature(),
+        "source": key_source,
+        "image_size": int(image_size),
+        "class_set": class_set,
+        "preprocess": preprocess,
+        "preprocess_params": preprocess_params or {},
+    }
+    key = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()
+    path = Path(cache_dir or default_cache_dir()) / f"{key[:24]}.npz"
+    cached = _load(path)
+    if cached is not None:
+        return cached
+    dataset = produce()
+    dataset.images = _apply(dataset.images, preprocess, preprocess_params, progress)
+    _save(path, dataset, meta)
+    return dataset
+
+
+def _apply(images: np.ndarray, method: str, params: dict | None, progress) -> np.ndarray:
+    # Indirection so the module-level name ``preprocess`` (patched by tests counting calls) is
+    # looked up at call time, not shadowed by load_dataset's ``preprocess`` argument.
+    return preprocess(images, method, params, progress=progress)

@@ -1,0 +1,294 @@
+"""Read the BUSI layout ``ROOT/{benign,malignant,normal}/NAME (N).png`` into a Dataset.
+
+Masks ``NAME (N)_mask.png`` (and ``_mask_1.png`` … for some images) are OR-merged. Questionable
+inputs give one ``DataWarning`` (``warnings.warn``) per kind, naming the files; bad inputs raise
+``DataError`` naming the file, or with ``strict=False`` are left out and listed as skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from mtl_bench.data.types import ALL_CLASSES, DataError, Dataset, class_names
+
+_MASK_RE = re.compile(r"^(?P<stem>.+)_mask(?:_(?P<k>\d+))?$", re.IGNORECASE)
+_SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+CLASS_PROBLEMS = ("missing_class_folder", "empty_class_folder")
+# Reason for a class folder outside the class set: listed as skipped, not warned about.
+OTHER_CLASS = "class not in class set"
+
+
+class DataWarning(UserWarning):
+    """A questionable but usable input: non-binary mask, empty lesion mask, stray file."""
+
+
+@dataclass(frozen=True)
+class BusiEntry:
+    """An image file and its mask files (``()`` when none was found); id ``<class>/<stem>``."""
+
+    image: Path
+    masks: tuple[Path, ...]
+    class_name: str
+    id: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A bad input: ``kind`` (``image_without_mask`` …), the file, what is wrong."""
+
+    kind: str
+    path: str
+    detail: str
+
+    @property
+    def message(self) -> str:
+        return f"{self.path}: {self.detail}"
+
+
+@dataclass
+class ScanResult:
+    """Files found by ``scan_busi``: entries in reading order, stray files, problems."""
+
+    root: Path
+    class_set: str
+    entries: list[BusiEntry]
+    skipped: list[tuple[str, str]]
+    problems: list[Problem]
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key comparing digit runs as numbers: ``benign (2)`` before ``benign (10)``."""
+    parts = re.split(r"(\d+)", unicodedata.normalize("NFC", name).casefold())
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), name
+
+
+def scan_busi(root: str | os.PathLike, class_set: str = "three_class") -> ScanResult:
+    """Find each class's image and mask files without decoding pixels.
+
+    A missing root raises DataError; otherwise stray files go to ``skipped`` and missing/empty
+    class folders, images without mask and masks without image to ``problems``.
+    """
+    root = Path(root)
+    names = class_names(class_set)
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise DataError(f"{root}: BUSI folder {what} (expected {'/, '.join(names)}/ inside)")
+    skipped: list[tuple[str, str]] = []
+    problems: list[Problem] = []
+    entries: list[BusiEntry] = []
+    present = sorted(root.iterdir(), key=lambda p: natural_key(p.name))
+    for child in (p for p in present if p.name not in names):
+        other = child.name in ALL_CLASSES
+        skipped.append((str(child), f"{OTHER_CLASS} {class_set!r}" if other else "not a class"))
+    for cls in names:
+        folder = root / cls
+        if not folder.is_dir():
+            found = ", ".join(p.name for p in present if p.is_dir()) or "nothing"
+            problems.append(Problem(CLASS_PROBLEMS[0], str(folder), f"missing (found: {found})"))
+        elif found := _scan_class(folder, cls, skipped, problems):
+            entries.extend(found)
+        else:
+            problems.append(Problem(CLASS_PROBLEMS[1], str(folder), "class folder has no images"))
+    return ScanResult(root, class_set, entries, skipped, problems)
+
+
+def _scan_class(
+    folder: Path, cls: str, skipped: list[tuple[str, str]], problems: list[Problem]
+) -> list[BusiEntry]:
+    images: dict[str, Path] = {}
+    masks: dict[str, list[tuple[int, Path]]] = {}
+    for f in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
+        if f.name.startswith("."):
+            skipped.append((str(f), "hidden file"))
+        elif f.is_dir():
+            skipped.append((str(f), "sub-folder inside a class folder"))
+        elif f.suffix.lower() != ".png":
+            skipped.append((str(f), "not a .png file"))
+        elif m := _MASK_RE.match(f.name[:-4]):
+            # NFC so that names written on macOS (NFD) pair with masks written elsewhere.
+            key = unicodedata.normalize("NFC", m["stem"])
+            masks.setdefault(key, []).append((int(m["k"] or 0), f))
+        else:
+            key = unicodedata.normalize("NFC", f.name[:-4])
+            if key in images:  # e.g. "a.png" beside "a.PNG": never drop one silently
+                problems.append(Problem("duplicate_image", str(f), f"second image {key!r}"))
+            images.setdefault(key, f)
+    for key in sorted(set(masks) - set(images), key=natural_key):
+        for _, m in masks[key]:
+            detail = f"mask without image (no {key + '.png'!r})"
+            problems.append(Problem("mask_without_image", str(m), detail))
+    entries = []
+    for key in sorted(images, key=natural_key):
+        found = tuple(p for _, p in sorted(masks.get(key, [])))
+        if not found:
+            detail = f"image without mask (no {key + '_mask.png'!r})"
+            problems.append(Problem("image_without_mask", str(images[key]), detail))
+        entries.append(BusiEntry(images[key], found, cls, f"{cls}/{key}"))
+    return entries
+
+
+def _grey(img: Image.Image) -> np.ndarray:
+    if img.mode in _SIXTEEN_BIT:
+        # 16-bit grey: map 0..65535 linearly onto 0..255 (v / 257), so 8-bit data stored as
+        # 16 bits (v * 257) comes back exactly; Pillow's own convert would clip at 255 instead.
+        a = np.clip(np.asarray(img, dtype=np.float64), 0, 65535)
+        return np.rint(a / 257.0).astype(np.uint8)
+    # 1, L, LA, P, RGB, RGBA: alpha is dropped (not composited), palettes are looked up, colour
+    # becomes ITU-R 601 luma, which is exactly the grey value when R == G == B as in BUSI.
+    return np.asarray(img.convert("L"), dtype=np.uint8)
+
+
+def load_grey_png(path: str | os.PathLike) -> np.ndarray:
+    """An image file as (H, W) uint8 grey; DataError naming a missing/corrupt/truncated file.
+
+    RGB(A) becomes luma (alpha dropped), palette images use their palette, 16-bit grey v / 257.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return _grey(img)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise DataError(f"{path}: cannot decode image ({reason})") from None
+
+
+def load_mask_counted(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """A mask as bool (> 127; a 0/1-valued mask uses 1) and its count of pixels not 0/255."""
+    a = load_grey_png(path)
+    if a.max(initial=0) == 1:
+        return a == 1, 0
+    nonbinary = int(np.count_nonzero((a != 0) & (a != 255)))
+    return a > 127, nonbinary
+
+
+def load_mask_png(path: str | os.PathLike) -> np.ndarray:
+    """A mask file as a (H, W) bool array (grey > 127); DataError naming an unreadable file."""
+    return load_mask_counted(path)[0]
+
+
+def decode_entry(entry: BusiEntry) -> tuple[np.ndarray, np.ndarray, int]:
+    """Native-size grey image, OR-merged bool mask, non-binary pixel count; else DataError."""
+    if not entry.masks:
+        raise DataError(f"{entry.image}: image without mask")
+    image = load_grey_png(entry.image)
+    merged = np.zeros(image.shape, dtype=bool)
+    nonbinary = 0
+    for path in entry.masks:
+        mask, count = load_mask_counted(path)
+        if mask.shape != image.shape:
+            (h, w), (hi, wi) = mask.shape, image.shape
+            raise DataError(f"{path}: mask is {w}x{h} px but image {entry.image.name!r} {wi}x{hi}")
+        merged |= mask
+        nonbinary += count
+    return image, merged, nonbinary
+
+
+def parallel_map(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+    """``map`` over threads, in order: Pillow releases the GIL while decoding PNGs."""
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        yield from pool.map(fn, items)
+
+
+def _image_size(size: int | tuple[int, int]) -> tuple[int, int]:
+    hw = (size, size) if isinstance(size, int) else tuple(size)
+    if len(hw) != 2 or not all(isinstance(s, int) and s > 0 for s in hw):
+        raise DataError(f"image_size {size!r}: expected a positive int or (height, width)")
+    return hw  # type: ignore[return-value]
+
+
+def _resize(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple:
+    if image.shape == size:
+        return image, mask
+    wh = (size[1], size[0])
+    # Pillow's bilinear widens its support when shrinking, so downsizing is anti-aliased.
+    img = np.asarray(Image.fromarray(image).resize(wh, Image.Resampling.BILINEAR))
+    m = Image.fromarray(mask.astype(np.uint8) * 255).resize(wh, Image.Resampling.NEAREST)
+    return img, np.asarray(m) > 127
+
+
+def _warn(kind: str, items: list[str]) -> None:
+    if items:
+        shown = "; ".join(items[:5]) + (f"; … {len(items) - 5} more" if len(items) > 5 else "")
+        warnings.warn(f"{len(items)} {kind}: {shown}", DataWarning, stacklevel=3)
+
+
+def _fail(messages: list[str], root: Path) -> DataError:
+    more = f" (+{len(messages) - 1} more; `mtl-bench data check {root}` lists all)"
+    return DataError(messages[0] + (more if len(messages) > 1 else ""))
+
+
+def read_busi(
+    root: str | os.PathLike,
+    image_size: int | tuple[int, int] = 256,
+    class_set: str = "binary",
+    *,
+    strict: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> Dataset:
+    """Decode, OR-merge masks, convert to grey and resize (bilinear; masks nearest) a BUSI folder.
+
+    Ids ``"<class>/<stem>"``: classes in ``CLASS_SETS`` order, names in natural order. Bad files
+    raise DataError (``strict``) or are left out, listed in ``Dataset.skipped`` and warned about;
+    missing or empty class folders always raise. ``progress(done, total)`` follows decoding.
+    """
+    size = _image_size(image_size)
+    names = class_names(class_set)
+    scan = scan_busi(root, class_set)
+    fatal = [p for p in scan.problems if p.kind in CLASS_PROBLEMS]
+    if fatal or (strict and scan.problems):
+        raise _fail([p.message for p in fatal or scan.problems], scan.root)
+    skipped = list(scan.skipped) + [(p.path, p.detail) for p in scan.problems]
+    bad = {p.path for p in scan.problems}
+    todo = [e for e in scan.entries if str(e.image) not in bad]
+
+    def work(entry: BusiEntry) -> tuple | DataError:  # resizes at once: bounded memory
+        try:
+            image, mask, count = decode_entry(entry)
+        except DataError as e:
+            return e
+        return (*_resize(image, mask, size), count, bool(mask.any()))
+
+    decoded: list[tuple[BusiEntry, tuple]] = []
+    errors: list[tuple[str, str]] = []
+    for done, (entry, out) in enumerate(zip(todo, parallel_map(work, todo), strict=True), 1):
+        if isinstance(out, DataError):
+            errors.append((str(entry.image), str(out)))
+        else:
+            decoded.append((entry, out))
+        if progress is not None:
+            progress(done, len(todo))
+    if strict and errors:
+        raise _fail([msg for _, msg in errors], scan.root)
+    skipped += errors
+    for cls in names:
+        if not any(e.class_name == cls for e, _ in decoded):
+            raise DataError(f"{scan.root / cls}: no usable images in class {cls!r}")
+    nonbinary = [f"{e.image} mask(s): {out[2]} px" for e, out in decoded if out[2]]
+    _warn("masks with values other than 0/255 (binarised at > 127)", nonbinary)
+    empty = [(e, out[3]) for e, out in decoded if e.class_name != "normal" and not out[1].any()]
+    why = {False: "empty mask", True: "mask vanished when resized"}
+    _warn("lesion images whose mask is empty (kept)", [f"{e.image}: {why[w]}" for e, w in empty])
+    _warn("files skipped", [f"{p}: {r}" for p, r in skipped if not r.startswith(OTHER_CLASS)])
+    return Dataset(
+        images=np.stack([out[0] for _, out in decoded]),
+        masks=np.stack([out[1] for _, out in decoded]).astype(np.uint8),
+        labels=np.array([names.index(e.class_name) for e, _ in decoded], dtype=np.int32),
+        ids=[e.id for e, _ in decoded],
+        class_names=names,
+        skipped=skipped,
+        source=f"busi:{scan.root}",
+    )

@@ -1,0 +1,256 @@
+"""Train one fold end to end: model, device arrays, epochs, checkpoints, curves, evaluation."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from mtl_bench.config import RunConfig
+from mtl_bench.data.types import Dataset
+from mtl_bench.losses import class_weights
+from mtl_bench.progress import Bar, log, progress_bar
+from mtl_bench.registry import count_params, create_model, model_info
+from mtl_bench.train import Engine, State, TrainingDiverged, device_arrays
+
+CURVE_FIELDS = ("epoch", "loss", "dice_loss", "focal_loss", "lr", "img_per_s", "val_score")
+
+
+@dataclass
+class FoldRun:
+    """What one fold's training produced (the caller turns it into a result file)."""
+
+    tasks: tuple[str, ...]
+    test_eval: dict[str, np.ndarray]
+    curve: list[dict[str, float]]
+    wall_time_s: float
+    train_img_per_s: float
+    epochs_run: int
+    params: int
+    extras: dict[str, Any] = field(default_factory=dict)
+    state: State | None = None
+    engine: Engine | None = None
+
+
+def build_model(cfg: RunConfig, num_classes: int):
+    """The registered model with the run's input/class overrides and precision."""
+    kwargs: dict[str, Any] = {"in_channels": 1, "num_classes": num_classes, **cfg.model_kwargs}
+    kwargs.setdefault("image_size", cfg.image_size)
+    if cfg.precision != "fp32":
+        kwargs.setdefault("dtype", cfg.precision)
+    return create_model(cfg.model, seed=cfg.seed, **kwargs)
+
+
+def _split_validation(cfg: RunConfig, labels: np.ndarray, train_idx: np.ndarray):
+    if cfg.val_fraction <= 0:
+        return train_idx, None
+    from sklearn.model_selection import train_test_split
+
+    tr, va = train_test_split(
+        train_idx,
+        test_size=cfg.val_fraction,
+        stratify=labels[train_idx],
+        random_state=cfg.seed,
+    )
+    return np.sort(tr), np.sort(va)
+
+
+def _val_score(tasks: tuple[str, ...], ev: dict[str, np.ndarray], labels: np.ndarray) -> float:
+    """Selection score on the inner validation split: mean of Dice and AUC (those present)."""
+    from mtl_bench.metrics import classification_metrics, segmentation_metrics_from_counts
+
+    parts = []
+    if "counts" in ev:
+        parts.append(segmentation_metrics_from_counts(ev["counts"])["DC"])
+    if "prob" in ev:
+        auc = classification_metrics(labels, ev["prob"])["AUC"]
+        parts.append(classification_metrics(labels, ev["prob"])["ACC"] if math.isnan(auc) else auc)
+    return float(np.mean(parts))
+
+
+def fit_fold(
+    cfg: RunConfig,
+    dataset: Dataset,
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    *,
+    fold: int = 0,
+    ckpt_dir: Path | None = None,
+    curve_path: Path | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+    keep_state: bool = False,
+) -> FoldRun:
+    """Train ``cfg.model`` on ``train_idx``; test the final (or best-val) model on ``test_idx``."""
+    t0 = time.perf_counter()
+    info = model_info(cfg.model)
+    num_classes = len(dataset.class_names)
+    model = build_model(cfg, num_classes)
+    n_params = count_params(model)
+    fit_idx, val_idx = _split_validation(cfg, dataset.labels, np.asarray(train_idx))
+    alpha = None
+    if "label" in info.tasks and cfg.class_weights != "none":
+        alpha = class_weights(dataset.labels[fit_idx], num_classes)
+    steps = max(1, math.ceil(len(fit_idx) / cfg.batch_size))
+    engine = Engine(model, info.tasks, cfg, steps_per_epoch=steps, class_alpha=alpha)
+    del model  # the engine holds the pure state; the object graph is not used again
+
+    def arrays(idx):
+        return device_arrays(dataset.images[idx], dataset.masks[idx], dataset.labels[idx])
+
+    train_data = arrays(fit_idx)
+    state = engine.initial_state
+    start_epoch, curve, best = 0, [], (-np.inf, None)
+    ckpt = _Checkpoints(ckpt_dir, cfg.checkpoint_every) if ckpt_dir is not None else None
+    if ckpt is not None and resume:
+        restored = ckpt.restore(state)
+        if restored is not None:
+            start_epoch, state, best = restored
+            curve = _read_curve(curve_path)[:start_epoch]
+            log(f"fold {fold}: resumed after epoch {start_epoch}", quiet=quiet)
+    val_data = arrays(val_idx) if val_idx is not None else None
+    base_key = jax.random.fold_in(jax.random.key(cfg.seed), fold)
+
+    with progress_bar(cfg.epochs * steps, f"fold {fold}", quiet=quiet) as bar:
+        bar.set_total(cfg.epochs * steps, start_epoch * steps)
+        for epoch in range(start_epoch, cfg.epochs):
+            te = time.perf_counter()
+            state, m = engine.run_epoch(
+                state, train_data, jax.random.fold_in(base_key, epoch), lambda _i: bar.advance()
+            )
+            dt = time.perf_counter() - te
+            _check_finite(m, epoch, steps)
+            row = _curve_row(cfg, epoch, steps, m, len(fit_idx) / dt)
+            if val_data is not None and (
+                (epoch + 1) % max(cfg.eval_every, 1) == 0 or epoch + 1 == cfg.epochs
+            ):
+                score = _val_score(
+                    info.tasks, engine.evaluate(state, val_data), dataset.labels[val_idx]
+                )
+                row["val_score"] = score
+                if score > best[0]:
+                    best = (
+                        score,
+                        jax.device_get({"params": state["params"], "rest": state["rest"]}),
+                    )
+            curve.append(row)
+            _describe(bar, fold, epoch, cfg.epochs, row)
+            if curve_path is not None:
+                _write_curve(curve_path, curve)
+            if ckpt is not None:
+                ckpt.maybe_save(epoch + 1, state, best, final=epoch + 1 == cfg.epochs)
+
+    eval_state = state
+    if best[1] is not None:
+        eval_state = {**state, **jax.device_put(best[1])}
+    test_eval = engine.evaluate(eval_state, arrays(test_idx))
+    timed = [r["img_per_s"] for r in curve[1:]] or [r["img_per_s"] for r in curve]
+    return FoldRun(
+        tasks=info.tasks,
+        test_eval=test_eval,
+        curve=curve,
+        wall_time_s=time.perf_counter() - t0,
+        train_img_per_s=float(np.median(timed)) if timed else float("nan"),
+        epochs_run=len(curve),
+        params=n_params,
+        extras={
+            "selected_by_validation": best[1] is not None,
+            "best_val_score": best[0] if best[1] is not None else None,
+        },
+        state=eval_state if keep_state else None,
+        engine=engine if keep_state else None,
+    )
+
+
+def _check_finite(m: dict[str, np.ndarray], epoch: int, steps: int) -> None:
+    bad = np.flatnonzero(~np.isfinite(m["loss"]))
+    if bad.size:
+        step = int(bad[0])
+        raise TrainingDiverged(
+            f"loss became {m['loss'][step]} at epoch {epoch + 1}, step {step + 1} of {steps} "
+            f"(global step {epoch * steps + step + 1}); no result was written"
+        )
+
+
+def _curve_row(cfg: RunConfig, epoch: int, steps: int, m: dict, img_s: float) -> dict:
+    lr = cfg.lr
+    if cfg.lr_decay_every > 0:
+        lr = cfg.lr * cfg.lr_decay_factor ** (epoch // cfg.lr_decay_every)
+    row = {"epoch": epoch + 1, "lr": lr, "img_per_s": img_s, "val_score": float("nan")}
+    for k in ("loss", "dice_loss", "focal_loss"):
+        row[k] = float(np.mean(m[k])) if k in m else float("nan")
+    return row
+
+
+def _describe(bar: Bar, fold: int, epoch: int, epochs: int, row: dict) -> None:
+    bar.describe(
+        f"fold {fold} epoch {epoch + 1}/{epochs} loss {row['loss']:.4f} "
+        f"{row['img_per_s']:.0f} img/s"
+    )
+
+
+def _write_curve(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CURVE_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _read_curve(path: Path | None) -> list[dict]:
+    if path is None or not Path(path).exists():
+        return []
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+class _Checkpoints:
+    """orbax CheckpointManager keyed by completed epochs, plus the best-validation weights."""
+
+    def __init__(self, directory: Path, every: int) -> None:
+        import orbax.checkpoint as ocp
+
+        self._ocp = ocp
+        self.every = every
+        directory = Path(directory).absolute()
+        self.mngr = ocp.CheckpointManager(
+            directory / "last", options=ocp.CheckpointManagerOptions(max_to_keep=1)
+        )
+        self.best_dir = directory / "best"
+
+    def maybe_save(self, epoch: int, state: State, best: tuple, *, final: bool) -> None:
+        if not final and (self.every <= 0 or epoch % self.every):
+            return
+        ocp = self._ocp
+        items = {"state": state, "best_score": np.asarray(best[0], np.float64)}
+        if best[1] is not None:
+            items["best"] = best[1]
+        self.mngr.save(epoch, args=ocp.args.StandardSave(items), force=True)
+        self.mngr.wait_until_finished()
+
+    def restore(self, like: State):
+        step = self.mngr.latest_step()
+        if step is None:
+            return None
+        ocp = self._ocp
+        meta = self.mngr.item_metadata(step)
+        target: dict[str, Any] = {
+            "state": jax.tree.map(ocp.utils.to_shape_dtype_struct, like),
+            "best_score": np.zeros((), np.float64),
+        }
+        has_best = meta is not None and "best" in meta
+        if has_best:
+            target["best"] = jax.tree.map(
+                ocp.utils.to_shape_dtype_struct, {"params": like["params"], "rest": like["rest"]}
+            )
+        got = self.mngr.restore(step, args=ocp.args.StandardRestore(target))
+        best = (float(got["best_score"]), jax.device_get(got["best"]) if has_best else None)
+        return int(step), got["state"], best

@@ -1,0 +1,120 @@
+"""Building blocks shared by the proposed model and the from-scratch baselines."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+Merge = Literal["concat", "add"]
+
+
+class ConvBNReLU(nnx.Module):
+    """Conv (no bias: BN supplies the shift) → BatchNorm → ReLU."""
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel: int = 3,
+        stride: int = 1,
+        *,
+        dtype: jnp.dtype = jnp.float32,
+        rngs: nnx.Rngs,
+    ) -> None:
+        self.conv = nnx.Conv(
+            in_ch,
+            out_ch,
+            (kernel, kernel),
+            strides=(stride, stride),
+            padding="SAME",
+            use_bias=False,
+            dtype=dtype,
+            rngs=rngs,
+        )
+        # BN statistics and scale stay fp32 whatever the compute dtype (bf16 training keeps
+        # running means accurate); the output is cast back to the compute dtype.
+        self.bn = nnx.BatchNorm(out_ch, momentum=0.99, epsilon=1e-3, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        return jax.nn.relu(self.bn(self.conv(x), use_running_average=not train))
+
+
+class ResidualUnit(nnx.Module):
+    """The paper's residual unit (Fig. 1b): three conv, three BN, three ReLU, one merge.
+
+    Main path: conv3×3-BN-ReLU → conv3×3-BN-ReLU; shortcut: conv(k×k)-BN-ReLU; merged by
+    concatenation (the paper's wording). With ``merge="concat"`` each path has ``out_ch // 2``
+    channels so the unit's output width is ``out_ch`` — the paper does not say how the widths
+    split; halving keeps the stage widths 64…1024 and the cost close to a plain U-Net.
+    ``merge="add"`` (a deviation, as in ResUNet) gives both paths ``out_ch`` channels and sums them.
+    """
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        *,
+        stride: int = 1,
+        merge: Merge = "concat",
+        shortcut_kernel: int = 1,
+        dtype: jnp.dtype = jnp.float32,
+        rngs: nnx.Rngs,
+    ) -> None:
+        if merge not in ("concat", "add"):
+            raise ValueError(f"merge must be 'concat' or 'add', got {merge!r}")
+        if merge == "concat" and out_ch % 2:
+            raise ValueError(f"merge='concat' needs an even width, got {out_ch}")
+        width = out_ch // 2 if merge == "concat" else out_ch
+        self.merge = merge
+        self.conv1 = ConvBNReLU(in_ch, width, 3, stride, dtype=dtype, rngs=rngs)
+        self.conv2 = ConvBNReLU(width, width, 3, 1, dtype=dtype, rngs=rngs)
+        self.shortcut = ConvBNReLU(in_ch, width, shortcut_kernel, stride, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        main = self.conv2(self.conv1(x, train), train)
+        short = self.shortcut(x, train)
+        if self.merge == "concat":
+            return jnp.concatenate([main, short], axis=-1)
+        return main + short
+
+
+class Upsample(nnx.Module):
+    """×2 upsampling: a learned 2×2 transposed conv (U-Net's up-conv) or nearest neighbour."""
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        *,
+        mode: Literal["transpose", "nearest"] = "transpose",
+        dtype: jnp.dtype = jnp.float32,
+        rngs: nnx.Rngs,
+    ) -> None:
+        if mode not in ("transpose", "nearest"):
+            raise ValueError(f"upsample must be 'transpose' or 'nearest', got {mode!r}")
+        self.mode = mode
+        if mode == "transpose":
+            self.up = nnx.ConvTranspose(
+                in_ch, out_ch, (2, 2), strides=(2, 2), padding="VALID", dtype=dtype, rngs=rngs
+            )
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.mode == "transpose":
+            return self.up(x)
+        # Nearest ×2 as a broadcast + reshape: cheaper than jax.image.resize and exact.
+        n, h, w, c = x.shape
+        x = jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, 2, w, 2, c))
+        return x.reshape(n, 2 * h, 2 * w, c)
+
+
+def max_pool2(x: jax.Array) -> jax.Array:
+    """2×2 max pooling with stride 2 (NHWC)."""
+    return nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2))
+
+
+def global_avg_pool(x: jax.Array) -> jax.Array:
+    """(N, H, W, C) → (N, C), averaged in fp32 so bf16 features do not lose the mean."""
+    return jnp.mean(x.astype(jnp.float32), axis=(1, 2))

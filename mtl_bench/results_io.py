@@ -1,0 +1,181 @@
+"""Read result files ``R/<method>/fold_<K>.json`` (schema 1) into a pandas table.
+
+Every file is validated as it is read, so a table never silently drops or misreads a run: a bad
+file raises ``DataError`` with a one-line message that names it. Metric columns are named
+"<task>.<metric>" (e.g. "segmentation.DC"); null metrics become NaN.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mtl_bench.data.types import DataError
+
+METRICS: dict[str, tuple[str, ...]] = {
+    "segmentation": ("JSI", "DC", "ACC", "PRE", "REC", "SPE"),
+    "classification": ("ACC", "PRE", "REC", "SPE", "F1", "AUC"),
+}
+_FOLD_FILE = re.compile(r"fold_(\d+)\.json")
+_REQUIRED = ("schema", "method", "fold", "n_folds", "metrics", "fold_manifest_hash")
+# Copied from each file as-is, when present, so tables can report provenance.
+_PASSTHROUGH = (
+    "model", "family", "dataset_fingerprint", "git_commit", "device_kind", "from_scratch",
+    "wall_time_s", "train_img_per_s", "epochs_run", "finished_utc",
+)  # fmt: skip
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DataError(
+            f"{path}: malformed JSON ({err.msg} at line {err.lineno}, column {err.colno})"
+        ) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot read result file ({err})") from None
+    if not isinstance(record, dict):
+        raise DataError(f"{path}: a result file must hold a JSON object, got {type(record).__name__}")
+    return record
+
+
+def _metric(path: Path, task: str, name: str, value) -> float:
+    """A metric fraction in [0, 1], or NaN for null; anything else names the file and key."""
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DataError(f"{path}: metrics.{task}.{name} must be a number or null, got {value!r}")
+    if math.isfinite(value) and not 0.0 <= value <= 1.0:
+        # Catches percentages written where fractions belong (83.4 instead of 0.834).
+        raise DataError(f"{path}: metrics.{task}.{name} = {value} is outside [0, 1]")
+    return float(value)
+
+
+def _check_per_image(path: Path, per: object) -> dict:
+    if per is None:
+        return {}
+    if not isinstance(per, dict) or not isinstance(per.get("id"), list):
+        raise DataError(f"{path}: per_image must be an object with an 'id' list")
+    n = len(per["id"])
+    for key in ("label", "prob", "JSI", "DC"):
+        vals = per.get(key)
+        if vals is not None and (not isinstance(vals, list) or len(vals) != n):
+            got = len(vals) if isinstance(vals, list) else type(vals).__name__
+            raise DataError(f"{path}: per_image.{key} has {got} entries, per_image.id has {n}")
+    return per
+
+
+def read_result(path: str | Path) -> dict:
+    """One validated result file as a flat row (metrics as "<task>.<metric>" columns)."""
+    path = Path(path)
+    rec = _read_json(path)
+    missing = [k for k in _REQUIRED if k not in rec]
+    if missing:
+        raise DataError(f"{path}: missing key(s) {', '.join(missing)}")
+    if rec["schema"] != 1:
+        raise DataError(f"{path}: unsupported result schema {rec['schema']!r} (this reads 1)")
+    match = _FOLD_FILE.fullmatch(path.name)
+    if rec["method"] != path.parent.name:
+        raise DataError(f"{path}: method {rec['method']!r} differs from its folder name")
+    fold, n_folds = rec["fold"], rec["n_folds"]
+    if match and int(match.group(1)) != fold:
+        raise DataError(f"{path}: file name says fold {match.group(1)}, the file says {fold!r}")
+    if not (isinstance(fold, int) and isinstance(n_folds, int) and 0 <= fold < n_folds):
+        raise DataError(f"{path}: fold {fold!r} is not in 0..n_folds-1 (n_folds={n_folds!r})")
+    row = {"method": rec["method"], "fold": fold, "n_folds": n_folds, "path": str(path)}
+    row["fold_manifest_hash"] = str(rec["fold_manifest_hash"])
+    row.update({k: rec.get(k) for k in _PASSTHROUGH})
+    row["tasks"] = tuple(rec.get("tasks") or ())
+    row["class_names"] = tuple(rec.get("class_names") or ())
+    metrics = rec["metrics"] if isinstance(rec["metrics"], dict) else {}
+    for task, names in METRICS.items():
+        block = metrics.get(task)
+        if block is not None and not isinstance(block, dict):
+            raise DataError(f"{path}: metrics.{task} must be an object or null")
+        for name in names:
+            row[f"{task}.{name}"] = _metric(path, task, name, (block or {}).get(name))
+    config = rec.get("config")
+    row["config"] = config if isinstance(config, dict) else {}
+    row["per_image"] = _check_per_image(path, rec.get("per_image"))
+    return row
+
+
+def load_results(results_dir: str | Path) -> pd.DataFrame:
+    """One row per (method, fold) found under ``results_dir``, sorted by method and fold.
+
+    Folders without ``fold_<K>.json`` files (``tables/``) and other files (curves, folds.json,
+    temporary files of an unfinished atomic write) are ignored.
+    """
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise DataError(f"{root}: results folder does not exist")
+    rows = [
+        read_result(p)
+        for sub in sorted(root.iterdir())
+        if sub.is_dir()
+        for p in sorted(sub.iterdir())
+        if _FOLD_FILE.fullmatch(p.name)
+    ]
+    cols = ["method", "fold", "n_folds", "path", "fold_manifest_hash"]
+    frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=cols)
+    for method, group in frame.groupby("method"):
+        if group["n_folds"].nunique() > 1:
+            raise DataError(
+                f"{root / str(method)}: fold files disagree on n_folds "
+                f"({sorted(set(group['n_folds']))})"
+            )
+    return frame.sort_values(["method", "fold"], ignore_index=True)
+
+
+def check_same_manifest(results: pd.DataFrame, methods: Iterable[str], what: str) -> str | None:
+    """None if all rows of ``methods`` share one fold_manifest_hash, else a one-line problem.
+
+    Methods compared in one table must have been evaluated on identical folds; the message names
+    each hash (first 12 hex digits) with the methods that used it.
+    """
+    rows = results[results["method"].isin(list(methods))]
+    by_hash = rows.groupby("fold_manifest_hash")["method"].unique()
+    if len(by_hash) <= 1:
+        return None
+    parts = [f"{h[:12]} ({', '.join(sorted(ms))})" for h, ms in by_hash.items()]
+    return f"{what}: results come from different fold manifests: {' vs '.join(parts)}"
+
+
+def per_image(results: pd.DataFrame, method: str) -> pd.DataFrame:
+    """Per-image results of ``method`` over all its folds, one row per test image.
+
+    Columns: fold, id, label, JSI, DC (NaN where excluded), prob_0..prob_{C-1}, pred (argmax of
+    prob, the predicted class) and correct (pred == label; NaN without probabilities). An id
+    seen in two folds of one method raises DataError: each image is tested exactly once.
+    """
+    parts = []
+    for _, row in results[results["method"] == method].iterrows():
+        per = row["per_image"]
+        if not per:
+            continue
+        n = len(per["id"])
+        part = pd.DataFrame({"fold": row["fold"], "id": per["id"]})
+        part["label"] = pd.array(per.get("label") or [None] * n, dtype="Int64")
+        for key in ("JSI", "DC"):
+            vals = per.get(key)
+            part[key] = np.nan if vals is None else np.array(vals, dtype=float)
+        if per.get("prob") is not None:
+            prob = np.array(per["prob"], dtype=float).reshape(n, -1)
+            for c in range(prob.shape[1]):
+                part[f"prob_{c}"] = prob[:, c]
+            part["pred"] = prob.argmax(axis=1)
+            part["correct"] = (part["pred"] == part["label"]).astype(float)
+        parts.append(part)
+    if not parts:
+        return pd.DataFrame(columns=["fold", "id", "label", "JSI", "DC"])
+    out = pd.concat(parts, ignore_index=True)
+    dup = out["id"][out["id"].duplicated()]
+    if not dup.empty:
+        raise DataError(f"{method}: image id {dup.iloc[0]!r} appears in more than one test fold")
+    return out

@@ -1,0 +1,151 @@
+"""Paired significance tests and percentile-bootstrap confidence intervals for the tables.
+
+Everything here takes plain arrays, so the numbers can be checked against scipy directly.
+Conventions (they go into the table notes):
+- fold level: two-sided Wilcoxon signed-rank test (``scipy.stats.wilcoxon``, exact for small
+  n). With k folds the smallest attainable p is 2 / 2**k: 0.0625 for 5 folds, so a fold-level
+  test on 5 folds can never reach p < 0.05 — the image-level tests carry the significance.
+- image level, segmentation (DC, JSI): Wilcoxon signed-rank over per-image pairs.
+- image level, classification ACC: exact McNemar test (binomial test on the discordant pairs),
+  the paired test for per-image correctness; AUC: paired bootstrap of the AUC difference.
+- CIs: percentile bootstrap over images (seeded ``numpy.random.default_rng``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy import stats as sps
+
+
+def min_wilcoxon_p(n_pairs: int) -> float:
+    """Smallest two-sided exact Wilcoxon p attainable with ``n_pairs`` pairs (all signs equal)."""
+    return float(min(1.0, 2.0 / 2.0**n_pairs)) if n_pairs > 0 else float("nan")
+
+
+def _paired(a, b) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs where both values are finite (null/NaN metrics drop out of the pair)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired test needs equal lengths, got {a.shape} and {b.shape}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    return a[keep], b[keep]
+
+
+def wilcoxon_p(a, b) -> float:
+    """Two-sided Wilcoxon signed-rank p of paired ``a`` vs ``b``; NaN with fewer than 2 pairs.
+
+    Identical samples (every difference zero) give p = 1 explicitly: scipy returns 1.0 there
+    too, but only after a divide-by-zero warning.
+    """
+    a, b = _paired(a, b)
+    if a.size < 2:
+        return float("nan")
+    if np.all(a == b):
+        return 1.0
+    return float(sps.wilcoxon(a, b).pvalue)
+
+
+def mcnemar_p(correct_a, correct_b) -> float:
+    """Exact two-sided McNemar p for paired per-image correctness (booleans); 1 if no discord."""
+    a = np.asarray(correct_a, dtype=bool)
+    b = np.asarray(correct_b, dtype=bool)
+    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    if only_a + only_b == 0:
+        return 1.0
+    return float(sps.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+
+
+def auc_batch(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """ROC AUC of each row of ``scores`` (B, n) against binary ``labels`` (B, n); NaN if one class.
+
+    Rank form (Mann–Whitney U / (n_pos n_neg)) with average ranks for ties, so it equals
+    ``sklearn.metrics.roc_auc_score`` and runs for a whole bootstrap batch at once.
+    """
+    scores = np.atleast_2d(np.asarray(scores, dtype=float))
+    labels = np.atleast_2d(np.asarray(labels, dtype=bool))
+    ranks = sps.rankdata(scores, axis=1)
+    n_pos = labels.sum(axis=1).astype(float)
+    n_neg = labels.shape[1] - n_pos
+    u = np.where(labels, ranks, 0.0).sum(axis=1) - n_pos * (n_pos + 1) / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
+
+
+def auc_from_probs(prob: np.ndarray, labels: np.ndarray, idx: np.ndarray | None = None):
+    """AUC of class probabilities ``prob`` (n, C) for integer ``labels`` (n,).
+
+    Binary: the malignant (index 1) probability scores the positive class. More classes: the
+    macro one-vs-rest mean over classes (sklearn's ``multi_class="ovr"``). ``idx`` (B, m) selects
+    bootstrap resamples and gives B values; without it a single float comes back.
+    """
+    prob, labels = np.asarray(prob, dtype=float), np.asarray(labels)
+    single = idx is None
+    idx = np.arange(labels.size)[None, :] if single else idx
+    classes = [1] if prob.shape[1] == 2 else range(prob.shape[1])
+    per_class = [auc_batch(prob[idx, c], labels[idx] == c) for c in classes]
+    with np.errstate(invalid="ignore"):
+        out = np.mean(per_class, axis=0)
+    return float(out[0]) if single else out
+
+
+def resample_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) indices drawn with replacement, reproducible for a given seed."""
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of bootstrap ``samples``; resamples that gave NaN are left out."""
+    samples = np.asarray(samples, dtype=float)
+    samples = samples[np.isfinite(samples)]
+    if samples.size == 0:
+        return float("nan"), float("nan")
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(samples, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def bootstrap_ci(
+    statistic: Callable[[np.ndarray], np.ndarray],
+    n: int,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``statistic(idx) -> (n_boot,)`` over ``n`` items (images)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    return percentile_ci(statistic(resample_indices(n, n_boot, seed)), level)
+
+
+def mean_ci(values, *, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Bootstrap CI of the mean of ``values`` (NaN entries dropped first)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return bootstrap_ci(lambda idx: v[idx].mean(axis=1), v.size, n_boot=n_boot, seed=seed)
+
+
+def paired_bootstrap_p(
+    stat_a: Callable[[np.ndarray], np.ndarray],
+    stat_b: Callable[[np.ndarray], np.ndarray],
+    n: int,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> float:
+    """Two-sided paired bootstrap p for stat_a - stat_b, both evaluated on the same resamples.
+
+    p = 2 * min(P(d <= 0), P(d >= 0)), capped at 1; its resolution is 1 / n_boot.
+    """
+    if n == 0:
+        return float("nan")
+    idx = resample_indices(n, n_boot, seed)
+    d = np.asarray(stat_a(idx), dtype=float) - np.asarray(stat_b(idx), dtype=float)
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return float("nan")
+    return float(min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0))))
