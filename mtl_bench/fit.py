@@ -7,6 +7,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +159,7 @@ def fit_fold(
         curve=curve,
         wall_time_s=time.perf_counter() - t0,
         train_img_per_s=float(np.median(timed)) if timed else float("nan"),
-        epochs_run=len(curve),
+        epochs_run=cfg.epochs,
         params=n_params,
         extras={
             "selected_by_validation": best[1] is not None,
@@ -230,10 +231,19 @@ class _Checkpoints:
         if not final and (self.every <= 0 or epoch % self.every):
             return
         ocp = self._ocp
-        items = {"state": state, "best_score": np.asarray(best[0], np.float64)}
+        items = {
+            "state": ocp.args.StandardSave(state),
+            "meta": ocp.args.JsonSave(
+                {
+                    "epoch": epoch,
+                    "best_score": _finite_or_none(best[0]),
+                    "has_best": best[1] is not None,
+                }
+            ),
+        }
         if best[1] is not None:
-            items["best"] = best[1]
-        self.mngr.save(epoch, args=ocp.args.StandardSave(items), force=True)
+            items["best"] = ocp.args.StandardSave(best[1])
+        self.mngr.save(epoch, args=ocp.args.Composite(**items), force=True)
         self.mngr.wait_until_finished()
 
     def restore(self, like: State):
@@ -241,16 +251,18 @@ class _Checkpoints:
         if step is None:
             return None
         ocp = self._ocp
-        meta = self.mngr.item_metadata(step)
-        target: dict[str, Any] = {
-            "state": jax.tree.map(ocp.utils.to_shape_dtype_struct, like),
-            "best_score": np.zeros((), np.float64),
-        }
-        has_best = meta is not None and "best" in meta
-        if has_best:
-            target["best"] = jax.tree.map(
-                ocp.utils.to_shape_dtype_struct, {"params": like["params"], "rest": like["rest"]}
+        meta = self.mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        abstract = partial(jax.tree.map, ocp.utils.to_shape_dtype_struct)
+        items = {"state": ocp.args.StandardRestore(abstract(like))}
+        if meta["has_best"]:
+            items["best"] = ocp.args.StandardRestore(
+                abstract({"params": like["params"], "rest": like["rest"]})
             )
-        got = self.mngr.restore(step, args=ocp.args.StandardRestore(target))
-        best = (float(got["best_score"]), jax.device_get(got["best"]) if has_best else None)
+        got = self.mngr.restore(step, args=ocp.args.Composite(**items))
+        score = -np.inf if meta["best_score"] is None else float(meta["best_score"])
+        best = (score, jax.device_get(got["best"]) if meta["has_best"] else None)
         return int(step), got["state"], best
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None

@@ -108,11 +108,13 @@ def focal_loss(
     one_minus_p = jnp.maximum(-jnp.expm1(-ce), _MIN_ONE_MINUS_P)
     per_sample = jnp.power(one_minus_p, gamma) * ce
     if alpha is not None:
+        # Check values on the host copy: under jit even a constant becomes a tracer once used in
+        # jnp arithmetic, so only a not-yet-traced alpha can be checked.
+        if not isinstance(alpha, jax.core.Tracer) and not np.all(np.asarray(alpha) >= 0):
+            raise ValueError(f"alpha must be non-negative, got {np.asarray(alpha).tolist()}")
         a = jnp.asarray(alpha, jnp.float32)
         if a.shape != (num_classes,):
             raise ValueError(f"alpha shape {a.shape} must be ({num_classes},), one per class")
-        if not isinstance(a, jax.core.Tracer) and not bool(jnp.all(a >= 0)):
-            raise ValueError(f"alpha must be non-negative, got {np.asarray(a).tolist()}")
         per_sample = a[labels] * per_sample
     return _weighted_mean(per_sample, sample_weight)
 

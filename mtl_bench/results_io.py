@@ -41,7 +41,9 @@ def _read_json(path: Path) -> dict:
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot read result file ({err})") from None
     if not isinstance(record, dict):
-        raise DataError(f"{path}: a result file must hold a JSON object, got {type(record).__name__}")
+        raise DataError(
+            f"{path}: a result file must hold a JSON object, got {type(record).__name__}"
+        )
     return record
 
 

@@ -13,9 +13,11 @@ Conventions (they go into the table notes):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 from scipy import stats as sps
 
 
@@ -149,3 +151,57 @@ def paired_bootstrap_p(
     if d.size == 0:
         return float("nan")
     return float(min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0))))
+
+
+def image_level(
+    metric: str,
+    task: str,
+    img: pd.DataFrame,
+    ref_img: pd.DataFrame | None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Image-level statistics of one main metric of a method, from ``per_image`` frames.
+
+    Returns n_images, the bootstrap CI (ci_lo, ci_hi) over ``img`` and p_images, the paired p
+    against ``ref_img`` on the images both have (NaN when ``ref_img`` is None: no test).
+    Segmentation DC/JSI: mean per-image value, Wilcoxon; ACC: accuracy, McNemar; AUC: pooled
+    AUC, paired bootstrap.
+    """
+    out = {"p_images": math.nan}
+    if task == "segmentation" or metric == "ACC":
+        col = metric if task == "segmentation" else "correct"
+        vals = img[col].to_numpy(float) if col in img else np.array([])
+        out["n_images"] = float(np.isfinite(vals).sum())
+        out["ci_lo"], out["ci_hi"] = mean_ci(vals, n_boot=n_boot, seed=seed)
+        if ref_img is not None and col in ref_img and col in img:
+            pair = ref_img[["id", col]].merge(img[["id", col]], on="id").dropna()
+            a, b = pair[f"{col}_x"].to_numpy(float), pair[f"{col}_y"].to_numpy(float)
+            test = wilcoxon_p if task == "segmentation" else mcnemar_p
+            out["p_images"] = test(a, b)
+        return out
+
+    def auc_of(frame: pd.DataFrame, cols: list[str]):
+        probs, labels = frame[cols].to_numpy(float), frame["label"].to_numpy(int)
+        return lambda idx: auc_from_probs(probs, labels, idx)
+
+    cols = [c for c in img if c.startswith("prob_")]
+    img = img.dropna(subset=["label"]) if cols else img.iloc[:0]
+    out["n_images"] = float(len(img))
+    out["ci_lo"], out["ci_hi"] = bootstrap_ci(auc_of(img, cols), len(img), n_boot=n_boot, seed=seed)
+    ref_cols = [] if ref_img is None else [c for c in ref_img if c.startswith("prob_")]
+    if ref_cols and len(img):
+        ref_part = ref_img[["id", "label", *ref_cols]].rename(columns=lambda c: f"{c}_ref")
+        pair = ref_part.merge(
+            img[["id", "label", *cols]].rename(columns=lambda c: f"{c}_oth"),
+            left_on=["id_ref", "label_ref"],
+            right_on=["id_oth", "label_oth"],
+        ).rename(columns={"label_ref": "label"})
+        out["p_images"] = paired_bootstrap_p(
+            auc_of(pair, [f"{c}_ref" for c in ref_cols]),
+            auc_of(pair, [f"{c}_oth" for c in cols]),
+            len(pair),
+            n_boot=n_boot,
+            seed=seed,
+        )
+    return out

@@ -140,7 +140,8 @@ class Engine:
         weight = batch.get("weight")
 
         def loss_fn(params):
-            model = nnx.merge(self.graphdef, params, state["rest"])
+            # copy=True: fresh Variables at this (grad) trace level, so BatchNorm may update them.
+            model = nnx.merge(self.graphdef, params, state["rest"], copy=True)
             out = model(batch["image"], train=True, rng=drop_key)
             loss, aux = joint_loss(
                 out,

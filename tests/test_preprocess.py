@@ -220,3 +220,13 @@ def test_preprocess_errors() -> None:
         preprocess(stack[0], "mpghe")
     with pytest.raises(ValueError, match="clip_limit"):
         clahe(np.eye(8, dtype=np.uint8), clip_limit=0.0)
+    # Bad values fail up front, even on the empty stack prepare validates with.
+    empty = np.zeros((0, 8, 8), np.uint8)
+    for method, params, word in [
+        ("mpghe", {"valley_ratio": 2.0}, "valley_ratio"),
+        ("mpghe", {"merge_distance": "x"}, "'mpghe'"),
+        ("clahe", {"nbins": 0}, "nbins"),
+    ]:
+        with pytest.raises(ValueError, match=word):
+            preprocess(empty, method, params)
+    assert preprocess(empty, "mpghe").shape == (0, 8, 8)

@@ -1,10 +1,8 @@
 """Stratified, group-aware k-fold splits and the fold manifest every result file points to.
 
-A :class:`FoldManifest` pins the test ids of each fold together with the fingerprint of the data
-they were made from. Its :meth:`FoldManifest.hash` is what a result file stores as
-``fold_manifest_hash``: two runs with the same hash were evaluated on the same folds, because the
-hash covers the ids of every fold (not just the seed that produced them, which could split
-differently under another scikit-learn version).
+:meth:`FoldManifest.hash` is what a result file stores as ``fold_manifest_hash``: runs with one
+hash were evaluated on the same folds, since it covers every fold's ids (not just the seed, which
+could split differently under another scikit-learn version) and the data's fingerprint.
 """
 
 from __future__ import annotations
@@ -18,7 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mtl_bench.data.types import DataError, Dataset
+from mtl_bench.data.check import (
+    DuplicateGroup,
+    default_near_threshold,
+    duplicate_groups,
+    group_index,
+)
+from mtl_bench.data.types import CLASS_SETS, DataError, Dataset
 
 MANIFEST_FORMAT = 1
 
@@ -47,19 +51,14 @@ def make_folds(
     seed: int = 0,
     class_names: tuple[str, ...] | None = None,
 ) -> list[np.ndarray]:
-    """Test indices of each of ``k`` stratified folds; members of a group share a fold.
+    """Sorted test indices of ``k`` stratified folds; members of a group share a fold.
 
-    ``labels`` and ``groups`` are (N,) integer arrays (a singleton is its own group). Every index
-    appears in exactly one fold; each array is sorted. Deterministic for a given ``seed`` (and
-    scikit-learn version: persist the result with :class:`FoldManifest` to keep it fixed).
+    ``labels``, ``groups``: (N,) ints (a singleton is its own group). Every index is in exactly
+    one fold. Deterministic per ``seed`` and scikit-learn version (a manifest pins the result).
     """
-    labels = np.asarray(labels)
-    groups = np.asarray(groups)
+    labels, groups = np.asarray(labels), np.asarray(groups)
     if labels.ndim != 1 or groups.shape != labels.shape:
-        raise ValueError(
-            f"labels and groups must be (N,) arrays of one length, got {labels.shape} and "
-            f"{groups.shape}"
-        )
+        raise ValueError(f"labels {labels.shape} and groups {groups.shape}: need (N,) and (N,)")
     _check_k(labels, k, class_names)
     n_groups = len(np.unique(groups))
     if n_groups < k:
@@ -77,11 +76,10 @@ def make_folds(
 
 @dataclass
 class FoldManifest:
-    """The folds of one dataset: test ids and labels per fold, and what they were made from.
+    """Test ids and labels per fold (``fold_ids[i]``: fold i; training uses the others).
 
-    ``fold_ids[i]`` are the test ids of fold ``i`` (training uses every other fold).
-    ``duplicate_groups`` lists the ids of each multi-member duplicate group kept within one fold.
-    ``path`` is where it was loaded from or written to (for error messages; not serialised).
+    ``duplicate_groups``: the multi-member groups kept within one fold (ids, kind, cross_class),
+    found with Hamming ``near_threshold``. ``path``: for messages only, not serialised.
     """
 
     k: int
@@ -92,8 +90,8 @@ class FoldManifest:
     fold_labels: list[list[int]]
     fingerprint: str
     description: dict = field(default_factory=dict)
-    duplicate_groups: list[list[str]] = field(default_factory=list)
-    near_threshold: float | None = None
+    duplicate_groups: list[dict] = field(default_factory=list)
+    near_threshold: int | None = None
     path: str | None = field(default=None, compare=False)
 
     def identity(self) -> dict:
@@ -116,6 +114,16 @@ class FoldManifest:
         data.pop("path")
         data["class_names"] = list(self.class_names)
         return {"format": MANIFEST_FORMAT, "hash": self.hash(), **data}
+
+    def validate(self) -> None:
+        """A ValueError unless there are k folds, a label per id and every id once."""
+        ids = [s for fold in self.fold_ids for s in fold]
+        if len(self.fold_ids) != self.k or len(self.fold_labels) != self.k:
+            raise ValueError(f"k={self.k} but {len(self.fold_ids)} folds listed")
+        if [len(f) for f in self.fold_ids] != [len(f) for f in self.fold_labels]:
+            raise ValueError("fold_ids and fold_labels differ in length")
+        if len(set(ids)) != len(ids):
+            raise ValueError("an id appears in more than one place")
 
     @property
     def where(self) -> str:
@@ -140,10 +148,8 @@ def write_manifest(manifest: FoldManifest, path: str | os.PathLike) -> Path:
 
 
 def load_manifest(path: str | os.PathLike) -> FoldManifest:
-    """Read a manifest written by :func:`write_manifest`; a DataError names the file on any flaw.
-
-    The stored hash is checked against the content, so a hand-edited fold list is caught.
-    """
+    """Read a :func:`write_manifest` file; a DataError names it on any flaw, including a stored
+    hash that does not match the content (a hand-edited fold list)."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -160,8 +166,7 @@ def load_manifest(path: str | os.PathLike) -> FoldManifest:
     try:
         manifest = FoldManifest(**data)
         manifest.class_names = tuple(manifest.class_names)
-        if len(manifest.fold_ids) != manifest.k or len(manifest.fold_labels) != manifest.k:
-            raise ValueError(f"k={manifest.k} but {len(manifest.fold_ids)} folds listed")
+        manifest.validate()
         actual_hash = manifest.hash()
     except (TypeError, ValueError) as e:
         raise DataError(f"fold manifest {path} is malformed: {e}") from None
@@ -174,15 +179,75 @@ def load_manifest(path: str | os.PathLike) -> FoldManifest:
     return manifest
 
 
+def manifest_for(
+    dataset: Dataset,
+    *,
+    k: int = 5,
+    seed: int = 0,
+    near_threshold: int | None = None,
+    hash_size: int = 8,
+    groups: list[DuplicateGroup] | None = None,
+    preprocess: str | None = None,
+) -> FoldManifest:
+    """Folds for ``dataset`` keeping ``check.duplicate_groups`` together, via :func:`make_folds`.
+
+    ``groups`` (e.g. ``check_busi``'s on the raw folder, matched by id) replaces that search.
+    ``preprocess`` is recorded in the description (a Dataset does not say).
+    """
+    set_names = {names: name for name, names in CLASS_SETS.items()}
+    class_set = set_names.get(tuple(dataset.class_names))
+    if class_set is None:
+        raise DataError(f"dataset classes {list(dataset.class_names)} are not a known class set")
+    if groups is None:
+        threshold = default_near_threshold(hash_size) if near_threshold is None else near_threshold
+        groups = duplicate_groups(
+            dataset.images,
+            dataset.ids,
+            dataset.labels,
+            hash_size=hash_size,
+            near_threshold=threshold,
+        )
+    else:
+        threshold = near_threshold
+    group_of = group_index(groups, len(dataset), ids=dataset.ids)
+    folds = make_folds(dataset.labels, group_of, k=k, seed=seed, class_names=dataset.class_names)
+    present = set(dataset.ids)
+    return FoldManifest(
+        k=int(k),
+        seed=int(seed),
+        class_set=class_set,
+        class_names=tuple(dataset.class_names),
+        fold_ids=[[dataset.ids[i] for i in test] for test in folds],
+        fold_labels=[[int(dataset.labels[i]) for i in test] for test in folds],
+        fingerprint=dataset.fingerprint(),
+        description={
+            "source": dataset.source,
+            "image_size": list(dataset.image_size),
+            "preprocess": preprocess,
+            "class_counts": dataset.class_counts(),
+        },
+        duplicate_groups=[
+            {
+                "ids": [s for s in g.ids if s in present],
+                "kind": g.kind,
+                "cross_class": g.cross_class,
+            }
+            for g in groups
+            if sum(s in present for s in g.ids) > 1
+        ],
+        near_threshold=threshold,
+    )
+
+
 def fold_indices(
     manifest: FoldManifest, dataset: Dataset, fold: int, *, check_fingerprint: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices ``(train, test)`` of ``dataset`` for ``fold`` of ``manifest`` (sorted).
+    """Sorted row indices ``(train, test)`` of ``dataset`` for ``fold`` of ``manifest``.
 
-    A DataError names the manifest, the fold and what differs when the dataset is not the one
-    the manifest was made for: other classes, ids missing or extra, labels changed, or (with
-    ``check_fingerprint``) other pixels. ``check_fingerprint=False`` is for runs that share the
-    folds of the same samples but change the images on purpose (a pre-processing ablation).
+    A DataError names the manifest, fold and difference when ``dataset`` is not the manifest's:
+    other classes, ids missing or extra, labels changed, or other pixels (the fingerprint).
+    ``check_fingerprint=False`` lets a run change the images on purpose (a pre-processing
+    ablation) while keeping the folds of the same ids and labels.
     """
     where = f"{manifest.where}, fold {fold}"
     if int(fold) != fold or not 0 <= fold < manifest.k:
@@ -209,15 +274,12 @@ def fold_indices(
                 )
     missing = [s for s in fold_of if s not in row]
     extra = [s for s in dataset.ids if s not in fold_of]
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(
-                f"{len(missing)} manifest ids missing from the dataset (e.g. {missing[0]!r})"
-            )
-        if extra:
-            parts.append(f"{len(extra)} dataset ids not in the manifest (e.g. {extra[0]!r})")
-        raise DataError(f"{where}: dataset does not match: {'; '.join(parts)}")
+    for found, text in (
+        (missing, "manifest id(s) not in the dataset"),
+        (extra, "dataset id(s) not in the manifest"),
+    ):
+        if found:
+            raise DataError(f"{where}: {len(found)} {text} (e.g. {found[0]!r})")
     if check_fingerprint and dataset.fingerprint() != manifest.fingerprint:
         raise DataError(
             f"{where}: dataset fingerprint {dataset.fingerprint()[:12]} differs from the "

@@ -64,8 +64,8 @@ def draw_lesion(rng: np.random.Generator, malignant: bool, difficulty: float) ->
     s_post = _clip01(z + 0.12 * g[2])
     s_int = _clip01(z + 0.10 * g[3])
 
-    a = float(np.exp(np.log(0.09) + u[0] * np.log(0.2 / 0.09)))
-    aspect = float(np.clip(0.45 + 0.85 * s_shape + 0.07 * g[4], 0.4, 1.6))  # height / width
+    a = float(np.exp(np.log(0.1) + u[0] * np.log(0.21 / 0.1)))  # half-width, log-uniform
+    aspect = float(np.clip(0.45 + 0.95 * s_shape + 0.07 * g[4], 0.4, 1.6))  # height / width
     b = a * aspect
     if b > 0.24:  # keep tall lesions inside the tissue and under ~40 % of the image
         a, b = a * 0.24 / b, 0.24
@@ -85,7 +85,9 @@ def draw_lesion(rng: np.random.Generator, malignant: bool, difficulty: float) ->
     )[:n_spikes]
     n_calc = int(N_CALC * max(0.0, s_int - 0.55) / 0.45 * u[2])
     r_calc = 0.75 * np.sqrt(calc[:n_calc, 0])
-    calcs = np.stack([r_calc * np.cos(6.283 * calc[:n_calc, 1]), r_calc * np.sin(6.283 * calc[:n_calc, 1])], 1)
+    calcs = np.stack(
+        [r_calc * np.cos(6.283 * calc[:n_calc, 1]), r_calc * np.sin(6.283 * calc[:n_calc, 1])], 1
+    )
 
     contrast = (15.0 + 6.0 * s_int + 2.0 * g[6]) * (1.0 - 0.45 * difficulty)
     return Lesion(
@@ -102,14 +104,34 @@ def draw_lesion(rng: np.random.Generator, malignant: bool, difficulty: float) ->
         hetero_db=1.0 + 5.0 * s_int,
         capsule_db=4.0 * (1.0 - s_shape) * u[3],
         halo_db=6.0 * max(0.0, s_shape - 0.5) * u[4],
-        post_db=(7.0 - 20.0 * s_post) * (0.75 + 0.5 * u[5]),
+        post_db=(10.0 - 26.0 * s_post) * (0.75 + 0.5 * u[5]),
     )
 
 
+def _radius(les: Lesion, w: np.ndarray) -> np.ndarray:
+    """Boundary radius R at the directions ``w = exp(i theta)`` (unit frame, circle = 1)."""
+    acc = np.zeros_like(w)
+    for c in les.harmonics[::-1].astype(np.complex64):  # Horner: powers without trig calls
+        acc = (acc + c) * w
+    radius = 1.0 + (acc * w).real
+    for angle, length, width in les.spikes:
+        cos_d = (w * complex(np.exp(-1j * angle))).real
+        radius += float(length) * np.exp((cos_d - 1.0) / float(width) ** 2)
+    return radius
+
+
+N_ANGLES = 2048  # boundary table resolution: 0.15 px at a radius of 50 px
+
+
+def _radius_table(les: Lesion) -> np.ndarray:
+    """R at N_ANGLES equally spaced angles from -pi (looked up per pixel: no per-pixel trig)."""
+    theta = np.linspace(-np.pi, np.pi, N_ANGLES, endpoint=False)
+    return _radius(les, np.exp(1j * theta).astype(np.complex64))
+
+
 def extent(les: Lesion) -> float:
-    """An upper bound of the lesion's radius (fraction of the image side)."""
-    r_max = 1.0 + np.abs(les.harmonics).sum() + (les.spikes[:, 1].max() if len(les.spikes) else 0)
-    return float(max(les.a, les.b) * r_max)
+    """The lesion's largest radius (fraction of the image side)."""
+    return float(max(les.a, les.b) * _radius_table(les).max())
 
 
 def render_lesion(
@@ -121,24 +143,18 @@ def render_lesion(
     keep their label, so a second lesion never takes pixels of the first.
     """
     size = db.shape[0]
-    ext = extent(les) + 8.0 / 256  # room for the soft margin and halo
+    table = _radius_table(les)
+    ext = max(les.a, les.b) * float(table.max()) + (4.0 + 8.0 * les.softness) / 256  # + margin
     r0, r1 = max(0, int((les.yc - ext) * size)), min(size, int(np.ceil((les.yc + ext) * size)))
     c0, c1 = max(0, int((les.xc - ext) * size)), min(size, int(np.ceil((les.xc + ext) * size)))
     y = ((np.arange(r0, r1, dtype=np.float32) + 0.5) / size - les.yc)[:, None]
     x = ((np.arange(c0, c1, dtype=np.float32) + 0.5) / size - les.xc)[None, :]
-    ct, st = np.cos(les.tilt), np.sin(les.tilt)
+    ct, st = float(np.cos(les.tilt)), float(np.sin(les.tilt))
     u = (x * ct + y * st) / les.a
     v = (-x * st + y * ct) / les.b
     rho = np.maximum(np.hypot(u, v), 1e-6)
-    w = (u + 1j * v) / rho  # e^{i theta}; powers give the harmonics without trig calls
-    radius = np.ones_like(rho)
-    wk = w * w
-    for c in les.harmonics:
-        radius += (c * wk).real
-        wk = wk * w
-    for angle, length, width in les.spikes:
-        cos_d = (w * np.exp(-1j * angle)).real
-        radius += length * np.exp((cos_d - 1.0) / width**2)
+    index = ((np.arctan2(v, u) + np.pi) * (N_ANGLES / (2 * np.pi))).astype(np.int32)
+    radius = table[np.minimum(index, N_ANGLES - 1)]
     # Signed distance to the boundary along the ray, in pixels (positive inside).
     dist = (radius / rho - 1.0) * np.hypot(x, y) * size
     inside = dist > 0

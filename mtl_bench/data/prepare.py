@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from mtl_bench.data import phantom, reader
 from mtl_bench.data import preprocess as preprocess_module
 from mtl_bench.data.phantom import synth_phantom
 from mtl_bench.data.preprocess import preprocess
@@ -54,36 +53,44 @@ def folder_signature(root: Path) -> list[list]:
 
 
 def _code_signature() -> str:
+    # Every module that shapes the pixels: the reader, the phantom (split over several files,
+    # hence the patterns, which also catch future siblings), pre-processing and the types.
     h = hashlib.sha256()
-    for module in (reader, phantom, preprocess_module):
-        h.update(Path(module.__file__).read_bytes())
+    here = Path(__file__).parent
+    for pattern in ("reader*.py", "phantom*.py", "preprocess*.py", "types.py"):
+        for path in sorted(here.glob(pattern)):
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
 
 
-def _save(path: Path, dataset: Dataset, meta: dict) -> None:
-    """Write the arrays then the sidecar, each via a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    skipped = np.array(dataset.skipped, dtype=str).reshape(-1, 2)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
+def _atomic_write(path: Path, write: Callable) -> None:
+    """``write(file)`` into a unique temporary file beside ``path``, then ``os.replace`` it, so
+    readers (and concurrent writers of the same entry) only ever see complete files."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(
-                f,
-                images=dataset.images,
-                masks=dataset.masks,
-                labels=dataset.labels,
-                ids=np.array(dataset.ids, dtype=str),
-                class_names=np.array(dataset.class_names, dtype=str),
-                skipped=skipped,
-                source=np.array(dataset.source),
-            )
+            write(f)
         os.replace(tmp, path)
-        tmp = path.with_suffix(".json").with_name(f".{path.stem}.json.tmp")
-        tmp.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, path.with_suffix(".json"))
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _save(path: Path, dataset: Dataset, meta: dict) -> None:
+    """Write the arrays, then the sidecar: an entry counts only once both exist."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        "images": dataset.images,
+        "masks": dataset.masks,
+        "labels": dataset.labels,
+        "ids": np.array(dataset.ids, dtype=str),
+        "class_names": np.array(dataset.class_names, dtype=str),
+        "skipped": np.array(dataset.skipped, dtype=str).reshape(-1, 2),
+        "source": np.array(dataset.source),
+    }
+    _atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+    text = (json.dumps(meta, indent=1, sort_keys=True, default=repr) + "\n").encode()
+    _atomic_write(path.with_suffix(".json"), lambda f: f.write(text))
 
 
 def _load(path: Path) -> Dataset | None:
@@ -155,12 +162,13 @@ def load_dataset(
 ) -> Dataset:
     """The dataset ``data`` at ``image_size``, pre-processed with ``preprocess``, via the cache.
 
-    ``data`` is ``"synthetic"`` (the phantom; ``synthetic_n`` None means its full 780-image
-    default, ``seed`` and ``difficulty`` are its parameters) or a BUSI-layout folder, read by
+    ``data`` is ``"synthetic"`` (the phantom; ``synthetic_n`` None means BUSI's counts: 780
+    images, 647 without "normal"; ``seed`` and ``difficulty`` are its parameters) or a
+    BUSI-layout folder (a path; "synthetic" always means the phantom), read by
     :func:`~mtl_bench.data.reader.read_busi` with ``strict`` (False: skip bad files). The first
     call builds and caches the result under ``cache_dir`` (default :func:`default_cache_dir`);
-    later calls with the same source and parameters load it. ``progress(done, total)`` reports
-    reading and pre-processing.
+    later calls with the same source and parameters load it (entries are never evicted: delete
+    the folder to reclaim space). ``progress(done, total)`` follows reading, then pre-processing.
     """
     class_names(class_set)  # a DataError now for an unknown set, before any work
     if int(image_size) != image_size or image_size < 8:
@@ -178,7 +186,7 @@ def load_dataset(
         "preprocess": preprocess,
         "preprocess_params": preprocess_params or {},
     }
-    key = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()
+    key = hashlib.sha256(json.dumps(meta, sort_keys=True, default=repr).encode()).hexdigest()
     path = Path(cache_dir or default_cache_dir()) / f"{key[:24]}.npz"
     cached = _load(path)
     if cached is not None:

@@ -3,12 +3,11 @@
 MPGHE, multi-peak generalised histogram equalisation (after Wongsritong et al., 1998), here:
 
 1. Normalise: min–max stretch to [0, 255]. A constant image (all-black too) is returned as is.
-2. Detail term (unsharp masking): ``e = x + detail_weight * (x - box_mean(x, detail_size))``,
-   reflecting borders, clipped and rounded to 256 levels, so that the histogram is taken of an
-   image whose local edges (tumour borders) are sharpened. Defaults 0.5 and 5; weight 0 gives
-   plain multi-peak HE.
-3. Histogram of ``e``, smoothed by a Gaussian of ``smooth_sigma`` levels (2.0; 0 disables) so
-   that speckle does not make spurious peaks.
+2. Detail term (unsharp masking): ``e = x + detail_weight * (x - box_mean(x, detail_size))``
+   (defaults 0.5, 5; reflecting borders), clipped and rounded to 256 levels, so the histogram
+   sees sharpened tumour borders. Weight 0 gives plain multi-peak HE.
+3. Histogram of ``e``, smoothed by a Gaussian of ``smooth_sigma`` levels (2.0; 0: off) against
+   spurious speckle peaks.
 4. Peaks (:func:`find_peaks_and_valleys`): local maxima (a flat top once, at its middle; either
    end of the range can be one); drop those under ``min_peak_frac`` (0.05) of the tallest; of
    two within ``merge_distance`` (15) levels keep the taller (greedy, tallest first, ties keep
@@ -51,10 +50,7 @@ def _check_image(image: np.ndarray) -> None:
 def detail_enhance(
     image: np.ndarray, *, detail_weight: float = 0.5, detail_size: int = 5
 ) -> np.ndarray:
-    """Min–max normalised image plus ``detail_weight`` x (image − local box mean), as uint8.
-
-    A constant image is returned unchanged (copied).
-    """
+    """Steps 1–2 of MPGHE → uint8: normalised image plus its detail term; constants as is."""
     _check_image(image)
     if detail_weight < 0:
         raise ValueError(f"detail_weight must be >= 0, got {detail_weight}")
@@ -65,8 +61,7 @@ def detail_enhance(
         return image.copy()
     x = (image.astype(np.float32) - lo) * (255.0 / (hi - lo))
     if detail_weight > 0 and detail_size > 1:
-        local_mean = ndimage.uniform_filter(x, size=int(detail_size), mode="reflect")
-        x = x + detail_weight * (x - local_mean)
+        x += detail_weight * (x - ndimage.uniform_filter(x, size=int(detail_size), mode="reflect"))
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
@@ -82,10 +77,8 @@ def find_peaks_and_valleys(
     Returns sorted int arrays ``(peaks, valleys)`` with ``peaks[i] < valleys[i] < peaks[i+1]``.
     """
     hist = np.asarray(hist, dtype=np.float64)
-    if hist.ndim != 1 or hist.size == 0 or not np.all(np.isfinite(hist)) or np.any(hist < 0):
-        raise ValueError(
-            f"hist must be a non-empty 1-D array of finite counts >= 0, got {hist.shape}"
-        )
+    if hist.ndim != 1 or hist.size == 0 or not np.all(np.isfinite(hist) & (hist >= 0)):
+        raise ValueError(f"hist must be a non-empty 1-D array of counts >= 0, got {hist.shape}")
     if not 0.0 <= min_peak_frac <= 1.0:
         raise ValueError(f"min_peak_frac must be in [0, 1], got {min_peak_frac}")
     if merge_distance < 0:
@@ -96,13 +89,13 @@ def find_peaks_and_valleys(
     if top <= 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
 
-    # Pad with -1 so that a maximum at either end of the grey range (e.g. a black background)
-    # is found too; scipy reports a flat top once, at its middle.
+    # Pad with -1 so that a maximum at either end (e.g. a black background) is found too;
+    # scipy reports a flat top once, at its middle.
     cand, _ = signal.find_peaks(np.concatenate([[-1.0], hist, [-1.0]]))
     cand = cand - 1
     cand = cand[(hist[cand] > 0) & (hist[cand] >= min_peak_frac * top)]
 
-    # Non-maximum suppression: tallest first (stable sort, so ties keep the darker peak).
+    # Non-maximum suppression, tallest first (a stable sort: ties keep the darker peak).
     kept: list[int] = []
     for p in cand[np.argsort(-hist[cand], kind="stable")]:
         if all(abs(int(p) - q) > merge_distance for q in kept):
@@ -114,8 +107,7 @@ def find_peaks_and_valleys(
         lowest = np.flatnonzero(seg == seg.min())
         return a + 1 + int(lowest[len(lowest) // 2])
 
-    # Drop the smaller peak of the shallowest pair until every valley is deep enough.
-    while len(peaks) > 1:
+    while len(peaks) > 1:  # drop the smaller peak of the shallowest pair, then re-check
         ratios = [
             hist[valley(a, b)] / min(hist[a], hist[b])
             for a, b in zip(peaks, peaks[1:], strict=False)
@@ -157,8 +149,8 @@ def segment_lut(counts: np.ndarray, bounds: list[tuple[int, int]]) -> np.ndarray
 class MpgheAnalysis:
     """Intermediate MPGHE results (for tests, figures and the README)."""
 
-    enhanced: np.ndarray  # (H, W) uint8 detail-enhanced image
-    hist: np.ndarray  # (256,) smoothed histogram of ``enhanced``
+    enhanced: np.ndarray  # (H, W) uint8 after the detail term
+    hist: np.ndarray  # (256,) smoothed histogram of it
     peaks: np.ndarray
     valleys: np.ndarray
     segments: list[tuple[int, int]]
@@ -204,10 +196,7 @@ def mpghe(
     valley_ratio: float = 0.75,
     smooth_sigma: float = 2.0,
 ) -> np.ndarray:
-    """Multi-peak generalised histogram equalisation of one (H, W) uint8 image → (H, W) uint8.
-
-    The parameters and every step are described in the module docstring.
-    """
+    """MPGHE (module docstring) of one (H, W) uint8 image → (H, W) uint8."""
     a = mpghe_analyse(
         image,
         detail_weight=detail_weight,
@@ -229,25 +218,21 @@ def clahe(
     _check_image(image)
     if not 0.0 < clip_limit <= 1.0:
         raise ValueError(f"clip_limit must be in (0, 1], got {clip_limit}")
+    if int(nbins) != nbins or nbins < 2:
+        raise ValueError(f"nbins must be an integer >= 2, got {nbins}")
     if image.min() == image.max():
         return image.copy()
     out = equalize_adapthist(image, kernel_size=kernel_size, clip_limit=clip_limit, nbins=nbins)
     return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
 
 
-_METHOD_FUNCS: dict[str, Callable[..., np.ndarray] | None] = {
-    "mpghe": mpghe,
-    "clahe": clahe,
-    "none": None,
-}
+_METHOD_FUNCS: dict[str, Callable[..., np.ndarray] | None] = {"mpghe": mpghe, "clahe": clahe}
 
 
 def method_params(method: str) -> tuple[str, ...]:
     """The keyword parameters ``method`` accepts (read from its signature, so never stale)."""
-    func = _METHOD_FUNCS[method]
-    if func is None:
-        return ()
-    sig = inspect.signature(func).parameters.values()
+    func = _METHOD_FUNCS.get(method)
+    sig = inspect.signature(func).parameters.values() if func else []
     return tuple(p.name for p in sig if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
 
@@ -257,12 +242,11 @@ def preprocess(
     params: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """Apply ``method`` to every image of an (N, H, W) uint8 stack → a new (N, H, W) uint8 stack.
+    """Apply ``method`` (keyword ``params``) to each image of an (N, H, W) uint8 stack → a copy.
 
-    ``params`` are keyword arguments of the method; ``progress(done, total)`` is called after each
-    image. Unknown methods or parameters raise a one-line ValueError.
+    ``progress(done, total)`` is called after each image. Bad methods/parameters: ValueError.
     """
-    if method not in _METHOD_FUNCS:
+    if method not in PREPROCESS_METHODS:
         raise ValueError(
             f"unknown pre-processing method {method!r}: "
             f"choose one of {', '.join(PREPROCESS_METHODS)}"
@@ -278,7 +262,14 @@ def preprocess(
     if not isinstance(images, np.ndarray) or images.ndim != 3 or images.dtype != np.uint8:
         desc = f"{images.dtype} {images.shape}" if isinstance(images, np.ndarray) else type(images)
         raise ValueError(f"expected an (N, H, W) uint8 image stack, got {desc}")
-    func = _METHOD_FUNCS[method]
+    func = _METHOD_FUNCS.get(method)
+    if func is not None:
+        # Probe a tiny ramp so that a bad parameter value fails before any real work (prepare
+        # validates on an empty stack before reading the data).
+        try:
+            func(np.arange(64, dtype=np.uint8).reshape(8, 8), **params)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"bad parameter for pre-processing method {method!r}: {err}") from None
     out = images.copy()
     total = len(images)
     for i in range(total):

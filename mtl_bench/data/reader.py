@@ -45,7 +45,7 @@ class BusiEntry:
 
 @dataclass(frozen=True)
 class Problem:
-    """A bad input: ``kind`` (``image_without_mask`` …), the file, what is wrong."""
+    """A bad input: its kind, the file and what is wrong."""
 
     kind: str
     path: str
@@ -74,11 +74,7 @@ def natural_key(name: str) -> tuple:
 
 
 def scan_busi(root: str | os.PathLike, class_set: str = "three_class") -> ScanResult:
-    """Find each class's image and mask files without decoding pixels.
-
-    A missing root raises DataError; otherwise stray files go to ``skipped`` and missing/empty
-    class folders, images without mask and masks without image to ``problems``.
-    """
+    """Find each class's image and mask files, decoding nothing; DataError if root is missing."""
     root = Path(root)
     names = class_names(class_set)
     if not root.is_dir():
@@ -112,7 +108,7 @@ def _scan_class(
         if f.name.startswith("."):
             skipped.append((str(f), "hidden file"))
         elif f.is_dir():
-            skipped.append((str(f), "sub-folder inside a class folder"))
+            skipped.append((str(f), "sub-folder"))
         elif f.suffix.lower() != ".png":
             skipped.append((str(f), "not a .png file"))
         elif m := _MASK_RE.match(f.name[:-4]):
@@ -176,38 +172,49 @@ def load_mask_counted(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
 
 def load_mask_png(path: str | os.PathLike) -> np.ndarray:
-    """A mask file as a (H, W) bool array (grey > 127); DataError naming an unreadable file."""
+    """A mask file as a (H, W) bool array (grey > 127); DataError naming a bad file."""
     return load_mask_counted(path)[0]
 
 
-def decode_entry(entry: BusiEntry) -> tuple[np.ndarray, np.ndarray, int]:
-    """Native-size grey image, OR-merged bool mask, non-binary pixel count; else DataError."""
-    if not entry.masks:
-        raise DataError(f"{entry.image}: image without mask")
-    image = load_grey_png(entry.image)
+def decode_entry(entry: BusiEntry) -> tuple[Any, Any, list[Problem], list[Problem]]:
+    """Native-size (grey image or None, OR-merged bool mask, errors, warnings) of one entry.
+
+    Errors (``undecodable``, ``size_mismatch``) make it unusable; warnings do not.
+    """
+    try:
+        image = load_grey_png(entry.image)
+    except DataError as e:
+        return None, None, [_undecodable(entry.image, e)], []
+    errors, warns = [], []
     merged = np.zeros(image.shape, dtype=bool)
-    nonbinary = 0
     for path in entry.masks:
-        mask, count = load_mask_counted(path)
+        try:
+            mask, count = load_mask_counted(path)
+        except DataError as e:
+            errors.append(_undecodable(path, e))
+            continue
         if mask.shape != image.shape:
             (h, w), (hi, wi) = mask.shape, image.shape
-            raise DataError(f"{path}: mask is {w}x{h} px but image {entry.image.name!r} {wi}x{hi}")
+            detail = f"mask is {w}x{h} px but image {entry.image.name!r} is {wi}x{hi}"
+            errors.append(Problem("size_mismatch", str(path), detail))
+            continue
         merged |= mask
-        nonbinary += count
-    return image, merged, nonbinary
+        if count:
+            detail = f"{count} px neither 0 nor 255 (binarised at > 127)"
+            warns.append(Problem("nonbinary_mask", str(path), detail))
+    if entry.masks and not errors and entry.class_name != "normal" and not merged.any():
+        warns.append(Problem("empty_lesion_mask", str(entry.image), "lesion with empty mask"))
+    return image, merged, errors, warns
+
+
+def _undecodable(path: Path, err: DataError) -> Problem:
+    return Problem("undecodable", str(path), str(err).removeprefix(f"{path}: "))
 
 
 def parallel_map(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
     """``map`` over threads, in order: Pillow releases the GIL while decoding PNGs."""
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         yield from pool.map(fn, items)
-
-
-def _image_size(size: int | tuple[int, int]) -> tuple[int, int]:
-    hw = (size, size) if isinstance(size, int) else tuple(size)
-    if len(hw) != 2 or not all(isinstance(s, int) and s > 0 for s in hw):
-        raise DataError(f"image_size {size!r}: expected a positive int or (height, width)")
-    return hw  # type: ignore[return-value]
 
 
 def _resize(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple:
@@ -245,7 +252,9 @@ def read_busi(
     raise DataError (``strict``) or are left out, listed in ``Dataset.skipped`` and warned about;
     missing or empty class folders always raise. ``progress(done, total)`` follows decoding.
     """
-    size = _image_size(image_size)
+    hw = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(hw) != 2 or not all(isinstance(s, int) and s > 0 for s in hw):
+        raise DataError(f"image_size {image_size!r}: expected a positive int or (height, width)")
     names = class_names(class_set)
     scan = scan_busi(root, class_set)
     fatal = [p for p in scan.problems if p.kind in CLASS_PROBLEMS]
@@ -255,33 +264,31 @@ def read_busi(
     bad = {p.path for p in scan.problems}
     todo = [e for e in scan.entries if str(e.image) not in bad]
 
-    def work(entry: BusiEntry) -> tuple | DataError:  # resizes at once: bounded memory
-        try:
-            image, mask, count = decode_entry(entry)
-        except DataError as e:
-            return e
-        return (*_resize(image, mask, size), count, bool(mask.any()))
+    def work(entry: BusiEntry) -> tuple:  # resizes at once, so memory stays bounded
+        image, mask, errors, warns = decode_entry(entry)
+        if errors:
+            return None, errors, warns
+        small = _resize(image, mask, hw)  # type: ignore[arg-type]
+        if entry.class_name != "normal" and mask.any() and not small[1].any():
+            warns.append(Problem("empty_lesion_mask", str(entry.image), "mask vanished in resize"))
+        return small, errors, warns
 
-    decoded: list[tuple[BusiEntry, tuple]] = []
-    errors: list[tuple[str, str]] = []
-    for done, (entry, out) in enumerate(zip(todo, parallel_map(work, todo), strict=True), 1):
-        if isinstance(out, DataError):
-            errors.append((str(entry.image), str(out)))
-        else:
-            decoded.append((entry, out))
+    decoded, errors, warns = [], [], []
+    results = zip(todo, parallel_map(work, todo), strict=True)
+    for done, (entry, (out, errs, w)) in enumerate(results, 1):
+        errors += [(str(entry.image), p.message) for p in errs]  # the message names the mask
+        decoded += [(entry, out)] if out is not None else []
+        warns += w
         if progress is not None:
             progress(done, len(todo))
     if strict and errors:
-        raise _fail([msg for _, msg in errors], scan.root)
+        raise _fail([r for _, r in errors], scan.root)
     skipped += errors
     for cls in names:
         if not any(e.class_name == cls for e, _ in decoded):
             raise DataError(f"{scan.root / cls}: no usable images in class {cls!r}")
-    nonbinary = [f"{e.image} mask(s): {out[2]} px" for e, out in decoded if out[2]]
-    _warn("masks with values other than 0/255 (binarised at > 127)", nonbinary)
-    empty = [(e, out[3]) for e, out in decoded if e.class_name != "normal" and not out[1].any()]
-    why = {False: "empty mask", True: "mask vanished when resized"}
-    _warn("lesion images whose mask is empty (kept)", [f"{e.image}: {why[w]}" for e, w in empty])
+    for kind in dict.fromkeys(p.kind for p in warns):
+        _warn(kind.replace("_", " "), [p.message for p in warns if p.kind == kind])
     _warn("files skipped", [f"{p}: {r}" for p, r in skipped if not r.startswith(OTHER_CLASS)])
     return Dataset(
         images=np.stack([out[0] for _, out in decoded]),

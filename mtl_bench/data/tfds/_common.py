@@ -100,7 +100,9 @@ def record_metadata(builder: tfds.core.GeneratorBasedBuilder, dataset: Dataset) 
 def examples(dataset: Dataset) -> Iterator[tuple[str, dict]]:
     """TFDS (key, example) pairs of a three-class ``dataset``, keyed by sample id."""
     if tuple(dataset.class_names) != ALL_CLASSES:
-        raise ValueError(f"TFDS builders store all classes {ALL_CLASSES}, got {dataset.class_names}")
+        raise ValueError(
+            f"TFDS builders store all classes {ALL_CLASSES}, got {dataset.class_names}"
+        )
     for i, sample_id in enumerate(dataset.ids):
         yield (
             sample_id,

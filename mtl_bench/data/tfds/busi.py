@@ -66,7 +66,9 @@ class Busi(tfds.core.GeneratorBasedBuilder):
         root = find_busi_root(manual_dir)
         # Read everything here, outside TFDS's example loop, so a DataError reaches the caller
         # as itself rather than wrapped by TFDS.
-        dataset = read_busi(root, image_size=self.builder_config.image_size, class_set="three_class")
+        dataset = read_busi(
+            root, image_size=self.builder_config.image_size, class_set="three_class"
+        )
         _common.record_metadata(self, dataset)
         return {"train": self._generate_examples(dataset)}
 

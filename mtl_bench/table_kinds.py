@@ -1,0 +1,242 @@
+"""Builders for the three kinds of table: per_fold, comparison and hyperparams.
+
+Each returns a ``Table`` with a ``display`` frame (formatted strings, as printed) and a ``raw``
+frame (plain numbers, written as CSV). Formatting: metric fractions as percent with 2 decimals,
+AUC as a fraction with 3 decimals (the paper's style); "—" for a null value; "not run" for a
+method without results; "n/a" plus a Note for a method that cannot be reproduced.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from mtl_bench import stats
+from mtl_bench.results_io import per_image
+
+if TYPE_CHECKING:
+    from mtl_bench.tables import TableSpec
+
+# Metrics with a per-image form, hence a bootstrap CI and an image-level paired test.
+IMAGE_METRICS = {"segmentation": ("DC", "JSI"), "classification": ("ACC", "AUC")}
+NOT_RUN, NA, DASH = "not run", "n/a", "—"
+
+
+@dataclass
+class Table:
+    """A built table: ``display`` (strings, as printed) and ``raw`` (numbers, as in the CSV)."""
+
+    name: str
+    title: str
+    display: pd.DataFrame
+    raw: pd.DataFrame
+    notes: list[str]
+
+
+def fmt_value(metric: str, x: float | None) -> str:
+    """A metric fraction as printed: percent with 2 decimals, AUC as 0.xxx; NaN → "—"."""
+    if x is None or not math.isfinite(x):
+        return DASH
+    return f"{x:.3f}" if metric == "AUC" else f"{100 * x:.2f}"
+
+
+def fmt_p(p: float) -> str:
+    """A p value with 3 significant digits, "<0.001" below that, "—" if undefined."""
+    if not math.isfinite(p):
+        return DASH
+    return "<0.001" if p < 0.001 else f"{p:.3g}"
+
+
+def _header(metric: str) -> str:
+    return metric if metric == "AUC" else f"{metric} (%)"
+
+
+def _units_note(k: int | None) -> str:
+    over = f"over the {k} folds" if k else "over folds"
+    return (
+        f"Metrics in %, AUC as a fraction; Mean ± SD {over} (sample SD, ddof=1); "
+        f"{DASH} = not available (null in the results)."
+    )
+
+
+def _fold_values(rows: pd.DataFrame, task: str, metric: str) -> pd.Series:
+    return rows.set_index("fold")[f"{task}.{metric}"].astype(float)
+
+
+def _mean_sd(metric: str, vals: pd.Series) -> str:
+    """ "mean ± sd"; just "—" when no fold has the value (e.g. a task the method lacks)."""
+    if not np.isfinite(vals.mean()):
+        return DASH
+    return f"{fmt_value(metric, vals.mean())} ± {fmt_value(metric, vals.std(ddof=1))}"
+
+
+def _ci(metric: str, lo: float, hi: float) -> str:
+    return DASH if not np.isfinite(lo) else f"[{fmt_value(metric, lo)}, {fmt_value(metric, hi)}]"
+
+
+def _p_pair(p_folds: float, p_images: float) -> str:
+    if not (np.isfinite(p_folds) or np.isfinite(p_images)):
+        return DASH
+    return f"{fmt_p(p_folds)} / {fmt_p(p_images)}"
+
+
+def _unavailable(spec: TableSpec, method: str) -> tuple[str, str]:
+    """(cell text, note) for a method without results: fixed reason or "not run"."""
+    reason = spec.fixed_rows.get(method)
+    return (NA, reason) if reason else (NOT_RUN, "")
+
+
+def _with_notes(display: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    # The Note column appears only when some row carries a reason, so usual tables stay narrow.
+    if any(notes):
+        display["Note"] = notes
+    return display
+
+
+def per_fold(spec: TableSpec, res: pd.DataFrame, reference: str) -> Table:
+    """Rows "Fold 1".."Fold k" and "Mean ± SD" for one method; missing folds read "not run"."""
+    method = spec.row_methods(reference)[0]
+    title = spec.title.replace("{method}", method)
+    rows, cols = res[res["method"] == method], spec.columns
+    headers = ["Fold", *map(_header, cols)]
+    if rows.empty:
+        display = pd.DataFrame([["Mean ± SD", *[NOT_RUN] * len(cols)]], columns=headers)
+        raw = pd.DataFrame([[NOT_RUN, *[np.nan] * len(cols)]], columns=["row", *cols])
+        return Table(spec.name, title, display, raw, [f"{method}: {NOT_RUN}."])
+    k = int(rows["n_folds"].iloc[0])
+    values = pd.DataFrame({m: _fold_values(rows, spec.task, m) for m in cols}).reindex(range(k))
+    present = set(rows["fold"])
+    raw = values.copy()
+    raw.index = [f"Fold {f + 1}" for f in range(k)]
+    raw.loc["mean"], raw.loc["sd"] = values.mean(), values.std(ddof=1)
+    disp = [
+        [
+            f"Fold {f + 1}",
+            *(fmt_value(m, values.at[f, m]) if f in present else NOT_RUN for m in cols),
+        ]
+        for f in range(k)
+    ]
+    disp.append(["Mean ± SD", *(_mean_sd(m, values[m]) for m in cols)])
+    notes = [_units_note(len(present))]
+    if len(present) < k:
+        notes.append(f"Only {len(present)} of {k} folds have results; Mean ± SD uses those.")
+    raw = raw.rename_axis("row").reset_index()
+    return Table(spec.name, title, pd.DataFrame(disp, columns=headers), raw, notes)
+
+
+def comparison(spec: TableSpec, res: pd.DataFrame, reference: str, n_boot: int, seed: int):
+    """One row per method: Mean ± SD per metric, CIs and paired p vs ``reference``."""
+    cols, main, task = spec.columns, spec.main, spec.task
+    ref_rows = res[res["method"] == reference]
+    ref_img = per_image(res, reference)
+    raws, disp, reasons = [], [], []
+    for method in spec.row_methods(reference):
+        rows = res[res["method"] == method]
+        if rows.empty:
+            cell, reason = _unavailable(spec, method)
+            raws.append({"method": method, "status": reason or NOT_RUN, "n_folds": 0})
+            disp.append([method, *[cell] * (len(cols) + 2 * len(main))])
+            reasons.append(reason)
+            continue
+        is_ref = method == reference
+        img = per_image(res, method)
+        k, n_run = int(rows["n_folds"].iloc[0]), len(rows)
+        raw: dict[str, object] = {"method": method, "status": "ok", "n_folds": n_run}
+        cells, extra = [], {}
+        for m in cols:
+            vals = _fold_values(rows, task, m)
+            raw[f"{m}_mean"], raw[f"{m}_sd"] = vals.mean(), vals.std(ddof=1)
+            p_f = math.nan
+            if not is_ref and not ref_rows.empty:
+                pair = pd.concat([_fold_values(ref_rows, task, m), vals], axis=1, join="inner")
+                p_f = stats.wilcoxon_p(pair.iloc[:, 0], pair.iloc[:, 1])
+            raw[f"{m}_p_folds"] = p_f
+            cell = _mean_sd(m, vals)
+            if m in main:
+                st = stats.image_level(m, task, img, None if is_ref else ref_img, n_boot, seed)
+                raw.update({f"{m}_{key}": v for key, v in st.items()})
+                cell += "*" if st["p_images"] < 0.05 else ""
+                extra[m] = [
+                    _ci(m, st["ci_lo"], st["ci_hi"]),
+                    "ref." if is_ref else _p_pair(p_f, st["p_images"]),
+                ]
+            cells.append(cell + ("†" if p_f < 0.05 else ""))
+        raws.append(raw)
+        label = method if n_run == k else f"{method} ({n_run}/{k} folds)"
+        disp.append([label, *cells, *(x for m in main for x in extra[m])])
+        reasons.append("")
+    headers = ["Method", *map(_header, cols)]
+    for m in main:
+        headers += [f"{m} 95% CI", f"p {m} (folds / images)"]
+    display = _with_notes(pd.DataFrame(disp, columns=headers), reasons)
+    k_ref = int(ref_rows["n_folds"].iloc[0]) if not ref_rows.empty else 5
+    image_test = (
+        "Wilcoxon signed-rank over per-image DC / JSI pairs"
+        if task == "segmentation"
+        else f"exact McNemar on per-image correctness (ACC), paired bootstrap (n_boot={n_boot}) "
+        "of the AUC difference (AUC)"
+    )
+    notes = [
+        _units_note(None if ref_rows.empty else k_ref),
+        f"p vs {reference}, two-sided, as folds / images. Folds: Wilcoxon signed-rank over "
+        f"paired folds; its smallest attainable p is 2/2^k = {fmt_p(stats.min_wilcoxon_p(k_ref))} "
+        f"for k={k_ref}, so with 5 folds it cannot reach 0.05. Images: {image_test}.",
+        f"* p(images) < 0.05; † p(folds) < 0.05. 95% CI: percentile bootstrap over test images "
+        f"(n_boot={n_boot}, seed={seed}) of the pooled per-image value.",
+    ]
+    raw_cols = ["method", "status", "n_folds"]
+    raw_cols += [f"{m}_{key}" for m in cols for key in ("mean", "sd", "p_folds")]
+    raw_cols += [f"{m}_{key}" for m in main for key in ("ci_lo", "ci_hi", "p_images", "n_images")]
+    return Table(spec.name, spec.title, display, pd.DataFrame(raws, columns=raw_cols), notes)
+
+
+HYPERPARAMS = ("batch_size", "optimizer", "lr", "epochs", "lr_decay_every", "lr_decay_factor")
+
+
+def _text(value) -> str:
+    if value is None:
+        return DASH
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _schedule(cfg: dict) -> str:
+    every, factor = cfg.get("lr_decay_every"), cfg.get("lr_decay_factor")
+    if every is None and factor is None:
+        return str(cfg["schedule"]) if cfg.get("schedule") else DASH
+    if not every or factor in (None, 1):
+        return "constant"
+    return f"×{factor:g} every {every} epochs"
+
+
+def hyperparams(spec: TableSpec, res: pd.DataFrame, reference: str) -> Table:
+    """One row per method from its recorded run config: batch size, optimizer, lr, epochs."""
+    raws, disp, reasons = [], [], []
+    for method in spec.row_methods(reference):
+        cfgs = list(res.loc[res["method"] == method, "config"])
+        if not cfgs:
+            cell, reason = _unavailable(spec, method)
+            raws.append({"method": method, "status": reason or NOT_RUN})
+            disp.append([method, *[cell] * 5])
+            reasons.append(reason)
+            continue
+
+        # Folds of one run share a config; if they differ, every value is shown, joined.
+        def joined(values) -> str:
+            return " / ".join(dict.fromkeys(values))
+
+        vals = {k: joined(_text(c.get(k)) for c in cfgs) for k in HYPERPARAMS}
+        # The CSV keeps the recorded value itself when the folds agree (a number stays a number).
+        raw_vals = {k: cfgs[0].get(k) if " / " not in vals[k] else vals[k] for k in HYPERPARAMS}
+        raws.append({"method": method, "status": "ok", **raw_vals})
+        keys = ("batch_size", "optimizer", "lr", "epochs")
+        disp.append([method, *(vals[k] for k in keys), joined(_schedule(c) for c in cfgs)])
+        reasons.append("")
+    headers = ["Method", "Batch size", "Optimizer", "Learning rate", "Epochs", "LR schedule"]
+    display = _with_notes(pd.DataFrame(disp, columns=headers), reasons)
+    notes = [f"From each method's recorded run config; {DASH} = not recorded."]
+    raw = pd.DataFrame(raws, columns=["method", "status", *HYPERPARAMS])
+    return Table(spec.name, spec.title, display, raw, notes)

@@ -1,0 +1,64 @@
+"""Significance tests and bootstrap helpers against scipy / scikit-learn."""
+
+import numpy as np
+import pytest
+from fixtures_results import write_fixture_results
+from scipy import stats as sps
+from sklearn.metrics import roc_auc_score
+
+from mtl_bench import stats
+from mtl_bench.results_io import load_results, per_image
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    methods = {"ref": {"seg_quality": 0.85, "cls_quality": 0.9}, "other": {"seg_quality": 0.75}}
+    write_fixture_results(root, methods, n_folds=5, n_images=40, seed=0)
+    results = load_results(root)
+    return per_image(results, "ref"), per_image(results, "other")
+
+
+def test_image_level_segmentation_ci_and_wilcoxon(images):
+    ref, other = images
+    st = stats.image_level("DC", "segmentation", other, ref, n_boot=300, seed=3)
+    assert st["ci_lo"] < other["DC"].mean() < st["ci_hi"] and st["n_images"] == 40
+    assert st == stats.image_level("DC", "segmentation", other, ref, n_boot=300, seed=3)
+    moved = stats.image_level("DC", "segmentation", other, ref, n_boot=300, seed=4)
+    assert (moved["ci_lo"], moved["ci_hi"]) != (st["ci_lo"], st["ci_hi"])
+    pair = ref.merge(other, on="id")  # paired by image id, not by row order
+    assert st["p_images"] == pytest.approx(sps.wilcoxon(pair["DC_x"], pair["DC_y"]).pvalue)
+    assert np.isnan(stats.image_level("JSI", "segmentation", ref, None, n_boot=10)["p_images"])
+
+
+def test_image_level_classification_mcnemar_and_auc(images):
+    ref, other = images
+    acc = stats.image_level("ACC", "classification", other, ref, n_boot=300)
+    pair = ref.merge(other, on="id")
+    a, b = pair["correct_x"].astype(bool), pair["correct_y"].astype(bool)
+    n_a, n_b = int((a & ~b).sum()), int((~a & b).sum())
+    assert acc["p_images"] == pytest.approx(sps.binomtest(n_a, n_a + n_b, 0.5).pvalue)
+    assert acc["ci_lo"] <= other["correct"].mean() <= acc["ci_hi"]
+    auc = stats.image_level("AUC", "classification", other, ref, n_boot=300)
+    pooled = roc_auc_score(other["label"].astype(int), other["prob_1"])
+    assert auc["ci_lo"] <= pooled <= auc["ci_hi"] and 0 < auc["p_images"] <= 1
+    assert stats.image_level("AUC", "classification", ref, ref, n_boot=50)["p_images"] == 1.0
+
+
+def test_stats_helpers_against_references():
+    rng = np.random.default_rng(1)
+    s, y = rng.random(50), rng.integers(0, 2, 50)
+    assert stats.auc_batch(s, y)[0] == pytest.approx(roc_auc_score(y, s))
+    assert np.isnan(stats.auc_batch(s, np.zeros(50))[0])  # one class: undefined
+    a = rng.random(8)
+    assert stats.wilcoxon_p(a, a) == 1.0 and np.isnan(stats.wilcoxon_p([1.0], [2.0]))
+    assert stats.wilcoxon_p(a, a + 0.1) == pytest.approx(sps.wilcoxon(a, a + 0.1).pvalue)
+    assert stats.wilcoxon_p([0.1, np.nan, 0.3, 0.2], [0.2, 0.5, 0.1, 0.4]) == pytest.approx(
+        sps.wilcoxon([0.1, 0.3, 0.2], [0.2, 0.1, 0.4]).pvalue
+    )
+    same = stats.paired_bootstrap_p(lambda i: s[i].mean(1), lambda i: s[i].mean(1), 50, n_boot=50)
+    assert same == 1.0
+    lo, hi = stats.mean_ci(s, n_boot=500, seed=0)
+    assert lo < s.mean() < hi and (lo, hi) == stats.mean_ci(s, n_boot=500, seed=0)
+    with pytest.raises(ValueError, match="n_boot"):
+        stats.mean_ci(s, n_boot=0)

@@ -1,0 +1,231 @@
+"""Tables from fixture result files: values, layout, statistics, errors and written files."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from fixtures_results import result_path, write_fixture_results
+from scipy import stats as sps
+from sklearn.metrics import roc_auc_score
+
+from mtl_bench import stats
+from mtl_bench.tables import TableSpec, build_table, build_tables, load_results, per_image
+from mtl_bench.tables import render_markdown as render
+
+SEG = ("JSI", "DC", "ACC", "PRE", "REC", "SPE")
+CLS = ("ACC", "PRE", "REC", "SPE", "F1", "AUC")
+REASON = "not reproducible: needs RF time series"
+
+
+def seg_spec(**kw):
+    kw.setdefault("methods", ("mtl_resunet", "unet", "fpn"))
+    return TableSpec("table4", "Table 4: segmentation", "comparison", **kw)
+
+
+def cls_spec(**kw):
+    kw.setdefault("methods", ("mtl_resunet", "resnet50", "uniyal"))
+    kw.setdefault("fixed_rows", {"uniyal": REASON})
+    return TableSpec("table6", "Table 6: classification", "comparison", task="classification", **kw)
+
+
+@pytest.fixture
+def fx(tmp_path):
+    methods = {
+        "mtl_resunet": {"seg_quality": 0.85, "cls_quality": 0.9},
+        "unet": {"tasks": ("mask",), "seg_quality": 0.7},
+        "resnet50": {"tasks": ("label",), "cls_quality": 0.6},
+    }
+    return tmp_path, write_fixture_results(tmp_path, methods, n_folds=5, n_images=40, seed=0)
+
+
+def fold_numbers(written, method, task, metric):
+    return np.array([written[method][f]["metrics"][task][metric] for f in sorted(written[method])])
+
+
+def test_table1_and_table2_equal_fixture_mean_and_sample_sd(fx):
+    root, written = fx
+    frames = build_tables(root, formats=("csv",))
+    t1, t2 = frames["table1"], frames["table2"]
+    assert list(t1["Fold"]) == [f"Fold {i}" for i in range(1, 6)] + ["Mean ± SD"]
+    assert list(t1.columns) == ["Fold", *(f"{m} (%)" for m in SEG)]
+    assert list(t2.columns) == ["Fold", *(f"{m} (%)" for m in CLS[:-1]), "AUC"]
+    for frame, task, names in ((t1, "segmentation", SEG), (t2, "classification", CLS)):
+        raw = pd.read_csv(root / "tables" / f"{frame.attrs['name']}.csv").set_index("row")
+        for m in names:
+            v = fold_numbers(written, "mtl_resunet", task, m)
+            mean, sd = v.mean(), v.std(ddof=1)  # sample SD, as documented
+            assert raw.at["mean", m] == pytest.approx(mean, abs=1e-12)
+            assert raw.at["sd", m] == pytest.approx(sd, abs=1e-12)
+            assert raw.loc[[f"Fold {i}" for i in range(1, 6)], m].to_numpy() == pytest.approx(v)
+            col = "AUC" if m == "AUC" else f"{m} (%)"
+            cell = frame[col].iloc[-1]
+            expected = (
+                f"{mean:.3f} ± {sd:.3f}" if m == "AUC" else f"{100 * mean:.2f} ± {100 * sd:.2f}"
+            )
+            assert cell == expected
+            assert frame[col].iloc[0] == (f"{v[0]:.3f}" if m == "AUC" else f"{100 * v[0]:.2f}")
+    assert "mtl_resunet" in t1.attrs["title"]
+
+
+def test_comparison_rows_not_run_and_reason(fx):
+    root, _ = fx
+    spec = cls_spec(methods=("mtl_resunet", "resnet50", "densenet201", "uniyal"))
+    table = build_table(spec, load_results(root), n_boot=100)
+    d = table.display.set_index("Method")
+    assert list(d.index) == ["mtl_resunet", "resnet50", "densenet201", "uniyal"]
+    assert (d.loc["densenet201"].drop("Note") == "not run").all()
+    assert (d.loc["uniyal"].drop("Note") == "n/a").all()
+    assert d.at["uniyal", "Note"] == REASON and d.at["resnet50", "Note"] == ""
+    assert d.at["mtl_resunet", "p ACC (folds / images)"] == "ref."
+    raw = table.raw.set_index("method")
+    assert raw.at["densenet201", "status"] == "not run" and raw.at["uniyal", "status"] == REASON
+    assert raw.loc[["densenet201", "uniyal"], "ACC_mean"].isna().all()
+    # A reason row for a method that is not in ``methods`` is appended, in mapping order.
+    extra = cls_spec(methods=("mtl_resunet",), fixed_rows={"uniyal": REASON, "moon": "no code"})
+    assert list(build_table(extra, load_results(root), n_boot=50).display["Method"]) == [
+        "mtl_resunet",
+        "uniyal",
+        "moon",
+    ]
+
+
+def test_wilcoxon_p_values_equal_scipy(fx):
+    root, written = fx
+    results = load_results(root)
+    table = build_table(seg_spec(), results, n_boot=100)
+    raw = table.raw.set_index("method")
+    for m in ("DC", "JSI", "REC"):
+        a, b = (fold_numbers(written, x, "segmentation", m) for x in ("mtl_resunet", "unet"))
+        assert raw.at["unet", f"{m}_p_folds"] == pytest.approx(sps.wilcoxon(a, b).pvalue)
+    assert raw.at["unet", "DC_p_folds"] == pytest.approx(0.0625)  # all 5 folds favour the ref
+    assert stats.min_wilcoxon_p(5) == 0.0625
+    assert any("0.0625" in note for note in table.notes)
+    ref, other = per_image(results, "mtl_resunet"), per_image(results, "unet")
+    pair = ref.merge(other, on="id")
+    expected = sps.wilcoxon(pair["DC_x"], pair["DC_y"]).pvalue
+    assert raw.at["unet", "DC_p_images"] == pytest.approx(expected)
+    assert expected < 0.05 and table.display.set_index("Method").at["unet", "DC (%)"].endswith("*")
+    assert np.isnan(raw.at["mtl_resunet", "DC_p_images"])
+
+
+def test_files_written_and_parseable(fx):
+    root, _ = fx
+    specs = [seg_spec(fixed_rows={"daf": "needs {code} & 50% luck_"})]
+    frames = build_tables(root, table_specs=specs, n_boot=100)
+    out = root / "tables"
+    md = (out / "table4.md").read_text()
+    lines = md.splitlines()
+    assert lines[0] == "Table 4: segmentation" and lines[1] == ""
+    table_lines = [ln for ln in lines if ln.startswith("|")]
+    assert len(table_lines) == 2 + 4  # header, separator, 4 methods
+    assert table_lines[0].split("|")[1].strip() == "Method"
+    assert md == render(frames["table4"]) + "\n"
+    tex = (out / "table4.tex").read_text()
+    assert "\\toprule" in tex and "\\bottomrule" in tex and tex.count("\\begin{tabular}") == 1
+    assert "mtl\\_resunet" in tex and "$\\pm$" in tex and "\\{code\\} \\& 50\\% luck\\_" in tex
+    body = tex[tex.index("\\midrule") : tex.index("\\bottomrule")]
+    assert all(ln.count(" & ") == len(frames["table4"].columns) - 1 for ln in body.splitlines()[1:])
+    csv = pd.read_csv(out / "table4.csv").set_index("method")
+    raw = build_table(specs[0], load_results(root), n_boot=100).raw.set_index("method")
+    num = [c for c in raw.columns if c not in ("status",)]
+    np.testing.assert_allclose(csv[num].to_numpy(float), raw[num].to_numpy(float), rtol=1e-12)
+    assert csv.at["daf", "status"] == "needs {code} & 50% luck_"
+
+
+def test_format_selection_and_latex_alias(fx):
+    root, _ = fx
+    frames = build_tables(root, formats="latex")
+    printed = render(frames)  # what the CLI prints: every table, titles first
+    assert printed.startswith("Table 1: ") and "\n\n\nTable 2: " in printed
+    assert sorted(p.name for p in (root / "tables").iterdir()) == ["table1.tex", "table2.tex"]
+    with pytest.raises(ValueError, match="unknown table format 'xls'"):
+        build_tables(root, formats=("md", "xls"))
+
+
+def test_null_metrics_show_a_dash(tmp_path):
+    written = write_fixture_results(tmp_path, ["mtl_resunet"])
+    path = result_path(tmp_path, "mtl_resunet", 2)
+    record = json.loads(path.read_text())
+    record["metrics"]["segmentation"]["PRE"] = None
+    record["metrics"]["classification"] = None
+    path.write_text(json.dumps(record))
+    frames = build_tables(tmp_path, formats=("csv",))
+    t1, t2 = frames["table1"].set_index("Fold"), frames["table2"].set_index("Fold")
+    assert t1.at["Fold 3", "PRE (%)"] == "—" and (t2.loc["Fold 3"] == "—").all()
+    pre = [written["mtl_resunet"][f]["metrics"]["segmentation"]["PRE"] for f in (0, 1, 3, 4)]
+    assert t1.at["Mean ± SD", "PRE (%)"].startswith(f"{100 * np.mean(pre):.2f} ± ")
+    # A task the method lacks altogether reads "—", not "nan".
+    write_fixture_results(tmp_path, {"unet": {"tasks": ("mask",)}})
+    table = build_table(
+        cls_spec(methods=("mtl_resunet", "unet")), load_results(tmp_path), n_boot=50
+    )
+    row = table.display.set_index("Method").loc["unet"]
+    assert (row.drop("Note") == "—").all() and "nan" not in render(table.display)
+
+
+def test_missing_method_and_missing_folds(tmp_path):
+    write_fixture_results(tmp_path, {"unet": {}, "fpn": {"folds": [0, 1, 3]}})
+    frames = build_tables(tmp_path, formats=(), table_specs=[seg_spec(methods=("unet", "fpn"))])
+    assert list(frames["table4"]["Method"]) == ["unet", "fpn (3/5 folds)"]
+    t1 = build_tables(tmp_path, formats=())["table1"]  # no mtl_resunet results at all
+    assert list(t1.iloc[0]) == ["Mean ± SD", *["not run"] * 6]
+    spec = TableSpec("t", "{method} per fold", "per_fold", methods=("fpn",))
+    d = build_table(spec, load_results(tmp_path)).display.set_index("Fold")
+    assert (d.loc["Fold 3"] == "not run").all() and d.loc["Fold 4"].iloc[0] != "not run"
+
+
+def test_hyperparameter_table_from_config(tmp_path):
+    write_fixture_results(
+        tmp_path,
+        {
+            "mtl_resunet": {},
+            "unet": {"config": {"batch_size": 8, "optimizer": "sgd", "lr": 0.01, "epochs": 100}},
+        },
+        n_folds=2,
+        n_images=8,
+    )
+    path = result_path(tmp_path, "unet", 1)
+    record = json.loads(path.read_text())
+    record["config"]["batch_size"] = 4
+    path.write_text(json.dumps(record))
+    spec = TableSpec(
+        "table3", "Table 3", "hyperparams", methods=("mtl_resunet", "unet", "fpn", "daf"),
+        fixed_rows={"daf": "no public code"},
+    )  # fmt: skip
+    table = build_table(spec, load_results(tmp_path))
+    d = table.display.set_index("Method")
+    assert list(d.loc["mtl_resunet"].iloc[:5]) == [
+        "16",
+        "adam",
+        "0.0001",
+        "500",
+        "×0.1 every 20 epochs",
+    ]
+    assert d.at["unet", "Batch size"] == "8 / 4"  # folds that disagree are shown, not hidden
+    assert (d.loc["fpn"].drop("Note") == "not run").all() and d.at[
+        "daf", "Note"
+    ] == "no public code"
+    assert table.raw.set_index("method").at["mtl_resunet", "lr"] == 1e-4
+
+
+def test_three_class_comparison(tmp_path):
+    names = ("benign", "malignant", "normal")
+    write_fixture_results(tmp_path, ["mtl_resunet@3class", "vgg19"], class_names=names, n_images=60)
+    spec = cls_spec(methods=("mtl_resunet@3class", "vgg19"), fixed_rows={})
+    raw = build_table(spec, load_results(tmp_path), reference="mtl_resunet@3class", n_boot=100).raw
+    img = per_image(load_results(tmp_path), "vgg19")
+    probs, y = img[["prob_0", "prob_1", "prob_2"]].to_numpy(), img["label"].to_numpy(int)
+    sk = roc_auc_score(y, probs, multi_class="ovr", average="macro")
+    assert stats.auc_from_probs(probs, y) == pytest.approx(sk)
+    row = raw.set_index("method").loc["vgg19"]
+    assert row["AUC_ci_lo"] <= sk <= row["AUC_ci_hi"] and 0 <= row["ACC_p_images"] <= 1
+
+
+def test_spec_validation():
+    with pytest.raises(ValueError, match="unknown kind"):
+        TableSpec("x", "X", "pie")
+    with pytest.raises(ValueError, match="'F1' is not a segmentation metric"):
+        TableSpec("x", "X", "comparison", metrics=("F1",))
+    with pytest.raises(ValueError, match="main metric 'PRE'"):
+        TableSpec("x", "X", "comparison", main_metrics=("PRE",))

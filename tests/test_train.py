@@ -1,0 +1,121 @@
+"""The training engine: batching, loss falls, resume equality, NaN stop, determinism."""
+
+import dataclasses
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from mtl_bench.config import RunConfig
+from mtl_bench.cv import run_cv
+from mtl_bench.data.phantom import synth_phantom
+from mtl_bench.fit import fit_fold
+from mtl_bench.metrics import segmentation_metrics_from_counts
+from mtl_bench.train import TrainingDiverged, _epoch_table
+
+TINY = RunConfig(
+    model_kwargs={"widths": (4, 8, 16, 32, 64), "dense_units": 16},
+    synthetic_n=24,
+    image_size=32,
+    folds=2,
+    epochs=2,
+    batch_size=8,
+    lr=3e-3,
+    lr_decay_every=0,
+    preprocess="none",
+    checkpoint_every=1,
+    eval_batch_size=8,
+)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synth_phantom(24, image_size=32, seed=3, class_set="binary")
+
+
+def test_epoch_table_covers_every_sample_once():
+    table, weight = _epoch_table(jax.random.key(0), 21, 8, 3)
+    table, weight = np.asarray(table), np.asarray(weight)
+    assert table.shape == weight.shape == (3, 8)
+    real = table.ravel()[weight.ravel() > 0]
+    assert sorted(real.tolist()) == list(range(21))  # each once; 3 padded slots weigh 0
+    assert weight.sum() == 21
+    other, _ = _epoch_table(jax.random.key(1), 21, 8, 3)
+    assert not np.array_equal(table, np.asarray(other))  # reshuffled per epoch key
+
+
+def _split(n):
+    # The phantom is ordered by class: shuffle so both classes are in train and test.
+    idx = np.random.default_rng(0).permutation(n)
+    return np.sort(idx[: n - 8]), np.sort(idx[n - 8 :])
+
+
+def test_resume_gives_identical_metrics(data, tmp_path):
+    train, test = _split(len(data))
+    full = fit_fold(TINY, data, train, test, ckpt_dir=tmp_path / "a", quiet=True)
+    again = fit_fold(TINY, data, train, test, quiet=True)
+    # Same seed and config: identical numbers on CPU (determinism).
+    np.testing.assert_array_equal(full.test_eval["counts"], again.test_eval["counts"])
+    np.testing.assert_array_equal(full.test_eval["prob"], again.test_eval["prob"])
+    # "Interrupted" after epoch 1, then resumed to 2 epochs.
+    half = dataclasses.replace(TINY, epochs=1)
+    fit_fold(half, data, train, test, ckpt_dir=tmp_path / "b", quiet=True)
+    resumed = fit_fold(TINY, data, train, test, ckpt_dir=tmp_path / "b", resume=True, quiet=True)
+    assert resumed.epochs_run == 2
+    np.testing.assert_array_equal(full.test_eval["counts"], resumed.test_eval["counts"])
+    np.testing.assert_allclose(full.test_eval["prob"], resumed.test_eval["prob"], rtol=0, atol=0)
+
+
+def test_eval_batching_does_not_change_results(data):
+    train, test = _split(len(data))
+    cfg = dataclasses.replace(TINY, epochs=1, checkpoint_every=0)
+    run = fit_fold(cfg, data, train, test, quiet=True, keep_state=True)
+    from mtl_bench.train import device_arrays
+
+    arrays = device_arrays(data.images, data.masks, data.labels)
+    engine = run.engine
+    a = engine.evaluate(run.state, arrays, test)
+    engine.cfg = dataclasses.replace(cfg, eval_batch_size=3)  # 8 = 3 + 3 + 2 (padded)
+    engine._eval = jax.jit(engine._eval_impl)
+    b = engine.evaluate(run.state, arrays, test)
+    np.testing.assert_array_equal(a["counts"], b["counts"])
+    np.testing.assert_allclose(a["prob"], b["prob"], rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_loss_falls_and_dice_beats_background():
+    ds = synth_phantom(48, image_size=32, seed=5, class_set="binary", difficulty=0.2)
+    cfg = dataclasses.replace(TINY, epochs=12, checkpoint_every=0, batch_size=8)
+    train, test = _split(48)
+    run = fit_fold(cfg, ds, train, test, quiet=True)
+    losses = [r["loss"] for r in run.curve]
+    assert losses[-1] < 0.8 * losses[0]
+    seg = segmentation_metrics_from_counts(run.test_eval["counts"])
+    # Predicting all background scores Dice 0 on every lesion image.
+    assert seg["DC"] > 0.3
+
+
+def test_nan_loss_stops_cleanly_and_writes_nothing(tmp_path):
+    cfg = dataclasses.replace(TINY, w_seg=float("nan"), epochs=1)
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step 1 of"):
+        run_cv(cfg, tmp_path, folds=[0], quiet=True)
+    assert not (tmp_path / "mtl_resunet" / "fold_0.json").exists()
+
+
+def test_cv_writes_schema_and_resume_skips(tmp_path, monkeypatch):
+    monkeypatch.setenv("MTL_BENCH_CACHE", str(tmp_path / "cache"))
+    cfg = dataclasses.replace(TINY, epochs=1, checkpoint_every=0)
+    paths = run_cv(cfg, tmp_path / "res", quiet=True)
+    assert sorted(paths) == [0, 1]
+    rec = json.loads(paths[0].read_text())
+    assert rec["schema"] == 1 and rec["method"] == "mtl_resunet" and rec["fold"] == 0
+    manifest = json.loads((tmp_path / "res" / "folds.json").read_text())
+    assert rec["fold_manifest_hash"] == manifest["hash"]
+    assert set(rec["metrics"]["segmentation"]) >= {"JSI", "DC", "ACC", "PRE", "REC", "SPE"}
+    assert set(rec["metrics"]["classification"]) >= {"ACC", "PRE", "REC", "SPE", "F1", "AUC"}
+    assert rec["per_image"]["id"] == manifest["fold_ids"][0]
+    assert rec["config"]["epochs"] == 1 and rec["train_img_per_s"] > 0
+    mtime = paths[0].stat().st_mtime_ns
+    run_cv(cfg, tmp_path / "res", resume=True, quiet=True)  # finished folds are not rerun
+    assert paths[0].stat().st_mtime_ns == mtime
