@@ -5,6 +5,16 @@ encoder exposes ``out_channels`` (channels of the six features, smp's ``encoder.
 ``output_stride``, ``in_channels`` and the weight-port protocol of ``mtl_bench.weights``
 (``torch_table``, ``first_conv_key``, ``ignore_prefixes``), so an ImageNet checkpoint loads with
 ``load_encoder_weights``.
+
+Features (channels @ stride) for an input with C channels::
+
+    resnet18/34   C@1   64@2   64@4   128@8   256@16   512@32
+    resnet50      C@1   64@2  256@4   512@8  1024@16  2048@32
+    vgg16/19[_bn] 64@1 128@2  256@4   512@8   512@16   512@32
+
+Decoders use them as smp does: U-Net/U-Net++ skip the first (full-resolution) one, FPN takes the
+last four, DeepLabV3+ the last (at stride 16 once its encoder is dilated) and the stride-4 one. ``pretrained`` is never implied: ImageNet weights come only from a local file
+(``mtl_bench.weights.load_encoder_weights``), the random init matches torchvision's.
 """
 
 from __future__ import annotations

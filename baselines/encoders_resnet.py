@@ -27,7 +27,13 @@ RESNETS: dict[str, tuple[str, tuple[int, int, int, int]]] = {
 class _Downsample(nnx.Module):
     def __init__(self, in_ch: int, out_ch: int, stride: int, *, dtype, rngs: nnx.Rngs) -> None:
         self.conv = conv2d(
-            in_ch, out_ch, 1, stride=stride, bias=False, init=KAIMING_FAN_OUT, dtype=dtype,
+            in_ch,
+            out_ch,
+            1,
+            stride=stride,
+            bias=False,
+            init=KAIMING_FAN_OUT,
+            dtype=dtype,
             rngs=rngs,
         )
         self.bn = batch_norm(out_ch, dtype=dtype, rngs=rngs)
@@ -126,8 +132,15 @@ class ResNetEncoder(nnx.Module):
             blocks = []
             for j in range(n):
                 blocks.append(
-                    ResBlock(kind, in_ch, planes, stride if j == 0 else 1, dilation, dtype=dtype,
-                             rngs=rngs)
+                    ResBlock(
+                        kind,
+                        in_ch,
+                        planes,
+                        stride if j == 0 else 1,
+                        dilation,
+                        dtype=dtype,
+                        rngs=rngs,
+                    )
                 )
                 in_ch = planes * exp
             layers.append(nnx.List(blocks))

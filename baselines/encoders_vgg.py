@@ -56,8 +56,10 @@ class VGGEncoder(nnx.Module):
             raise ValueError(f"unknown VGG {name!r}: use one of {', '.join(VGGS)}")
         if output_stride != 32:
             # smp: "'VGG' models do not support dilated mode due to Max Pooling operations".
-            raise ValueError(f"{name} cannot be dilated (output_stride {output_stride}); smp "
-                             "rejects VGG for DeepLabV3+ for the same reason")
+            raise ValueError(
+                f"{name} cannot be dilated (output_stride {output_stride}); smp "
+                "rejects VGG for DeepLabV3+ for the same reason"
+            )
         cfg, use_bn = VGGS[name]
         self.output_stride = 32
         self.in_channels = in_channels
@@ -74,8 +76,9 @@ class VGGEncoder(nnx.Module):
             init = TORCH_DEFAULT if first and in_channels != 3 else KAIMING_FAN_OUT
             b_init = torch_default_bias(in_channels * 9) if init is TORCH_DEFAULT else None
             extra = {"bias_init": b_init} if b_init is not None else {}
-            convs.append(conv2d(prev, int(v), 3, padding=1, init=init, dtype=dtype, rngs=rngs,
-                                **extra))
+            convs.append(
+                conv2d(prev, int(v), 3, padding=1, init=init, dtype=dtype, rngs=rngs, **extra)
+            )
             if use_bn:
                 bns.append(batch_norm(int(v), dtype=dtype, rngs=rngs))
             stages[-1].append(len(convs) - 1)

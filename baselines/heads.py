@@ -35,8 +35,9 @@ class SegmentationHead(nnx.Module):
         dtype: jnp.dtype = jnp.float32,
         rngs: nnx.Rngs,
     ) -> None:
-        self.conv = conv2d(in_ch, out_ch, kernel, padding=kernel // 2, init=XAVIER, dtype=dtype,
-                           rngs=rngs)
+        self.conv = conv2d(
+            in_ch, out_ch, kernel, padding=kernel // 2, init=XAVIER, dtype=dtype, rngs=rngs
+        )
         self.upsampling = upsampling
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -55,8 +56,14 @@ class EncoderDecoder(nnx.Module):
     ``decoder.*``, ``segmentation_head.*``."""
 
     def __init__(
-        self, encoder: nnx.Module, decoder: nnx.Module, head: SegmentationHead, *, name: str,
-        divisor: int, dtype: jnp.dtype,
+        self,
+        encoder: nnx.Module,
+        decoder: nnx.Module,
+        head: SegmentationHead,
+        *,
+        name: str,
+        divisor: int,
+        dtype: jnp.dtype,
     ) -> None:
         self.encoder = encoder
         self.decoder = decoder

@@ -126,7 +126,10 @@ def build_unet(
     dt = resolve_dtype(dtype)
     enc = build_encoder(encoder, in_channels=in_channels, dtype=dt, rngs=rngs)
     dec = UnetDecoder(
-        enc.out_channels, tuple(decoder_channels), center=encoder.startswith("vgg"), dtype=dt,
+        enc.out_channels,
+        tuple(decoder_channels),
+        center=encoder.startswith("vgg"),
+        dtype=dt,
         rngs=rngs,
     )
     head = SegmentationHead(decoder_channels[-1], 1, 3, dtype=dt, rngs=rngs)

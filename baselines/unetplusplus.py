@@ -54,8 +54,10 @@ class UnetPlusPlusDecoder(nnx.Module):
         for layer in range(len(in_chs) - 1):
             for depth in range(layer + 1):
                 if depth == 0:
-                    in_ch, skip_ch, out_ch = in_chs[layer], skip_chs[layer] * (layer + 1), (
-                        out_chs[layer]
+                    in_ch, skip_ch, out_ch = (
+                        in_chs[layer],
+                        skip_chs[layer] * (layer + 1),
+                        (out_chs[layer]),
                     )
                 else:
                     out_ch = skip_chs[layer]
@@ -65,8 +67,9 @@ class UnetPlusPlusDecoder(nnx.Module):
                     in_ch, skip_ch, out_ch, dtype=dtype, rngs=rngs
                 )
         self.depth = len(in_chs) - 1
-        blocks[f"x_0_{self.depth}"] = DecoderBlock(in_chs[-1], 0, out_chs[-1], dtype=dtype,
-                                                   rngs=rngs)
+        blocks[f"x_0_{self.depth}"] = DecoderBlock(
+            in_chs[-1], 0, out_chs[-1], dtype=dtype, rngs=rngs
+        )
         self.blocks = nnx.Dict(blocks)
 
     def _node(self, key: str, x: jax.Array, skip: jax.Array | None, train: bool) -> jax.Array:
@@ -116,7 +119,10 @@ def build_unetplusplus(
     dt = resolve_dtype(dtype)
     enc = build_encoder(encoder, in_channels=in_channels, dtype=dt, rngs=rngs)
     dec = UnetPlusPlusDecoder(
-        enc.out_channels, tuple(decoder_channels), center=encoder.startswith("vgg"), dtype=dt,
+        enc.out_channels,
+        tuple(decoder_channels),
+        center=encoder.startswith("vgg"),
+        dtype=dt,
         rngs=rngs,
     )
     head = SegmentationHead(decoder_channels[-1], 1, 3, dtype=dt, rngs=rngs)

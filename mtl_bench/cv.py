@@ -82,7 +82,7 @@ def shared_manifest(
                 "use another --out or --set folds=" + str(manifest.k)
             )
         return manifest
-    manifest = manifest_for(dataset, k=cfg.folds, seed=cfg.fold_seed)
+    manifest = manifest_for(dataset, k=cfg.folds, seed=cfg.fold_seed, preprocess=cfg.preprocess)
     write_manifest(manifest, path)
     log(f"folds: wrote {path} (k={manifest.k}, hash {manifest.hash()[:12]})", quiet=quiet)
     return manifest
@@ -204,7 +204,9 @@ def run_cv(
             continue
         if not resume and ckpt.exists():
             shutil.rmtree(ckpt)
-        train_idx, test_idx = fold_indices(manifest, dataset, fold)
+        train_idx, test_idx = fold_indices(
+            manifest, dataset, fold, check_fingerprint=_same_pixels(manifest, cfg)
+        )
         started = time.time()
         log(
             f"{method} fold {fold}: {len(train_idx)} train / {len(test_idx)} test, "
@@ -230,6 +232,16 @@ def run_cv(
             quiet=quiet,
         )
     return written
+
+
+def _same_pixels(manifest: FoldManifest, cfg: RunConfig) -> bool:
+    """Whether this run's images should be byte-identical to those the manifest was made from.
+
+    A method with another input size or pre-processing (an Inception at 299², a CLAHE ablation)
+    still shares the folds — ids and labels are always checked — but not the pixels.
+    """
+    desc = manifest.description or {}
+    return desc.get("image_size") == cfg.image_size and desc.get("preprocess") == cfg.preprocess
 
 
 def _summary(record: dict) -> str:

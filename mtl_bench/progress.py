@@ -58,4 +58,4 @@ def progress_bar(total: int, description: str, *, quiet: bool = False) -> Iterat
 def log(message: str, *, quiet: bool = False) -> None:
     """One status line on stderr (kept out of stdout, which carries tables and JSON)."""
     if not quiet:
-        console.print(message, highlight=False)
+        console.print(message, highlight=False, soft_wrap=True)

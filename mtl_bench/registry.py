@@ -23,7 +23,7 @@ from flax import nnx
 
 # Modules that register models when imported. Listed here (not discovered) so that importing the
 # registry is cheap and deterministic; a new architecture adds its module to this tuple.
-_MODEL_MODULES: tuple[str, ...] = ("mtl_bench.model",)
+_MODEL_MODULES: tuple[str, ...] = ("mtl_bench.model", "baselines")
 
 
 @dataclass(frozen=True)

@@ -112,18 +112,20 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
             import torch
         except ImportError:
             raise ImportError(
-                f"reading {p} needs torch (install the [torch] extra) or convert it to "
-                ".safetensors"
+                f"reading {p} needs torch (install the [torch] extra) or convert it to .safetensors"
             ) from None
         raw = torch.load(p, map_location="cpu", weights_only=True)
         for wrapper in ("state_dict", "model"):
             if isinstance(raw, dict) and isinstance(raw.get(wrapper), dict):
                 raw = raw[wrapper]
-        raw = {k: v.detach().float().numpy() if v.is_floating_point() else v.numpy()
-               for k, v in raw.items()}
+        raw = {
+            k: v.detach().float().numpy() if v.is_floating_point() else v.numpy()
+            for k, v in raw.items()
+        }
     else:
-        raise ValueError(f"weights file {p}: unknown format {suffix!r}; use .pth, .safetensors "
-                         "or .npz")
+        raise ValueError(
+            f"weights file {p}: unknown format {suffix!r}; use .pth, .safetensors or .npz"
+        )
     if not isinstance(raw, Mapping) or not raw:
         raise WeightPortError(f"weights file {p} holds no tensors")
     out = {k.removeprefix("module."): np.asarray(v) for k, v in raw.items()}
@@ -133,8 +135,10 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
 def _resolve(model: nnx.Module, path: FlaxPath) -> nnx.Variable:
     node: Any = model
     for part in path:
-        node = node[part] if isinstance(part, int) or isinstance(node, nnx.Dict) else getattr(
-            node, part, None
+        node = (
+            node[part]
+            if isinstance(part, int) or isinstance(node, nnx.Dict)
+            else getattr(node, part, None)
         )
         if node is None:
             raise WeightPortError(f"table bug: Flax path {'/'.join(map(str, path))} not in model")
@@ -173,7 +177,8 @@ def port_state_dict(
     or be optional); otherwise nothing is written and ``WeightPortError`` lists the mismatches.
     """
     unexpected = [
-        k for k in state_dict
+        k
+        for k in state_dict
         if k not in table.entries and k not in table.optional and not k.startswith(ignore_prefixes)
     ]
     missing = [k for k in table.entries if k not in state_dict]
@@ -181,7 +186,8 @@ def port_state_dict(
     uncovered = [
         "/".join(map(str, p))
         for p, v in nnx.iter_graph(model)
-        if isinstance(v, nnx.Param | nnx.BatchStat) and p[: len(scope)] == scope
+        if isinstance(v, nnx.Param | nnx.BatchStat)
+        and p[: len(scope)] == scope
         and tuple(p) not in covered
     ]
     problems, values = [], {}
@@ -216,8 +222,9 @@ def adapt_first_conv(weight: np.ndarray, in_channels: int) -> np.ndarray:
     if weight.shape[1] == in_channels:
         return weight
     if weight.shape[1] != 3:
-        raise WeightPortError(f"first conv has {weight.shape[1]} input channels, cannot adapt "
-                              f"to {in_channels}")
+        raise WeightPortError(
+            f"first conv has {weight.shape[1]} input channels, cannot adapt to {in_channels}"
+        )
     if in_channels == 1:
         return weight.sum(axis=1, keepdims=True)
     idx = np.arange(in_channels) % 3

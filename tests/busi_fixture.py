@@ -118,17 +118,16 @@ def make_busi_tree(root: Path, spec: dict[str, list[Item]], size: int = 48) -> d
 
 
 def standard_spec(n: int = 3) -> dict[str, list[Item]]:
-    """``n`` images per class with BUSI names, plus the awkward cases: a three-mask image, a name
-    with non-ASCII letters, ``benign (10)`` to test natural order, and every PNG mode."""
+    """``n`` images per class with BUSI names, the PNG modes cycling over all images, plus the
+    awkward cases: a three-mask image (RGB masks), a non-ASCII name (palette masks) and
+    ``benign (10)`` to test natural order."""
     spec: dict[str, list[Item]] = {}
-    for cls in ("benign", "malignant", "normal"):
-        items = [
-            Item(f"{cls} ({i})", mode=IMAGE_MODES[i % len(IMAGE_MODES)]) for i in range(1, n + 1)
-        ]
-        spec[cls] = items
+    for c, cls in enumerate(("benign", "malignant", "normal")):
+        modes = [IMAGE_MODES[(c * n + i) % len(IMAGE_MODES)] for i in range(n)]
+        spec[cls] = [Item(f"{cls} ({i + 1})", mode=m) for i, m in enumerate(modes)]
     spec["benign"].append(Item("benign (10)"))
-    spec["benign"].append(Item("bénin écho (2)", mode="L"))
+    spec["benign"].append(Item("bénin écho (2)", mode="L", mask_mode="P"))
     parts = [ellipse((48, 48), (14, 14), (6, 6)), ellipse((48, 48), (34, 30), (5, 8))]
     parts.append(ellipse((48, 48), (24, 40), (4, 4)))
-    spec["malignant"].append(Item("malignant (7)", masks=parts))
+    spec["malignant"].append(Item("malignant (7)", masks=parts, mask_mode="RGB"))
     return spec

@@ -192,7 +192,7 @@ def test_group_index_numbers_groups_and_singletons():
 
 
 def test_duplicate_groups_rejects_mismatched_lengths():
-    with pytest.raises(ValueError, match="lengths differ"):
+    with pytest.raises(ValueError, match="2 images, 1 ids, 2 labels differ"):
         duplicate_groups(_cases(2), ["a"], np.zeros(2))
 
 

@@ -63,6 +63,9 @@ def test_counts_follow_busi_ratio() -> None:
     binary = phantom_counts(10, "binary")
     assert binary == {"benign": 7, "malignant": 3}
     assert len(synth_phantom(10, image_size=16, class_set="binary")) == 10
+    # numpy integers are integers too
+    ds = synth_phantom(np.int64(4), image_size=np.int32(16), seed=np.uint8(1))
+    assert len(ds) == 4 and ds.image_size == (16, 16)
 
 
 def test_explicit_counts() -> None:
@@ -92,7 +95,9 @@ def test_explicit_counts() -> None:
         ({"class_set": "four"}, "class set"),
         ({"counts": {"cancer": 3}}, "'cancer'"),
         ({"counts": {"benign": -1}}, "counts['benign']"),
-        ({"counts": {"benign": 0}}, "total 0"),
+        ({"counts": {"benign": 0}}, "no images"),
+        ({"counts": [3, 1]}, "must map"),
+        ({"seed": np.int64(-2)}, "seed"),
         ({"n": 4, "counts": {"benign": 3}}, "n=4"),
         ({"class_set": "binary", "counts": {"normal": 3}}, "'normal'"),
     ],

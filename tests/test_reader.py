@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 import warnings
 from pathlib import Path
@@ -11,13 +12,7 @@ import pytest
 from busi_fixture import IMAGE_MODES, Item, ellipse, make_busi_tree, standard_spec, write_png
 from PIL import Image
 
-from mtl_bench.data.reader import (
-    DataWarning,
-    load_grey_png,
-    load_mask_png,
-    read_busi,
-    scan_busi,
-)
+from mtl_bench.data.reader import DataWarning, load_grey_png, load_mask_png, read_busi, scan_busi
 from mtl_bench.data.types import DataError
 
 
@@ -37,17 +32,8 @@ def read_quiet(root: Path, *args, **kwargs):
 def test_binary_reads_benign_then_malignant_in_natural_order(tree):
     root, _ = tree
     ds = read_quiet(root, 32)
-    assert ds.ids == [
-        "benign/benign (1)",
-        "benign/benign (2)",
-        "benign/benign (3)",
-        "benign/benign (10)",
-        "benign/bénin écho (2)",
-        "malignant/malignant (1)",
-        "malignant/malignant (2)",
-        "malignant/malignant (3)",
-        "malignant/malignant (7)",
-    ]
+    benign = [f"benign/benign ({i})" for i in (1, 2, 3, 10)] + ["benign/bénin écho (2)"]
+    assert ds.ids == benign + [f"malignant/malignant ({i})" for i in (1, 2, 3, 7)]
     assert ds.labels.tolist() == [0] * 5 + [1] * 4 and ds.labels.dtype == np.int32
     assert ds.class_names == ("benign", "malignant")
     assert ds.images.shape == ds.masks.shape == (9, 32, 32)
@@ -62,7 +48,9 @@ def test_binary_reads_benign_then_malignant_in_natural_order(tree):
 
 def test_three_class_adds_normal_with_empty_masks(tree):
     root, _ = tree
-    ds = read_quiet(root, 32, "three_class")
+    calls = []
+    ds = read_quiet(root, 32, "three_class", progress=lambda *done_total: calls.append(done_total))
+    assert calls == [(i, 12) for i in range(1, 13)]
     assert ds.class_counts() == {"benign": 5, "malignant": 4, "normal": 3}
     normal = ds.labels == 2
     assert [i.split("/")[0] for i in np.array(ds.ids)[normal]] == ["normal"] * 3
@@ -70,7 +58,7 @@ def test_three_class_adds_normal_with_empty_masks(tree):
     assert ds.skipped == []
 
 
-def test_images_and_masks_match_files_at_native_size(tree):
+def test_images_and_or_merged_masks_match_files_at_native_size(tree):
     root, written = tree
     ds = read_quiet(root, 48, "three_class")
     for i, sid in enumerate(ds.ids):
@@ -78,17 +66,8 @@ def test_images_and_masks_match_files_at_native_size(tree):
         np.testing.assert_array_equal(ds.images[i], item.image, err_msg=f"{sid} ({item.mode})")
         merged = np.logical_or.reduce([m.astype(bool) for m in item.masks])
         np.testing.assert_array_equal(ds.masks[i], merged.astype(np.uint8), err_msg=sid)
-
-
-def test_or_merge_of_three_masks(tree):
-    root, written = tree
-    ds = read_quiet(root, 48)
-    k = ds.ids.index("malignant/malignant (7)")
-    parts = written["malignant/malignant (7)"].masks
-    assert len(parts) == 3 and (root / "malignant" / "malignant (7)_mask_2.png").exists()
-    assert ds.masks[k].sum() == np.logical_or.reduce(parts).sum() > max(p.sum() for p in parts)
-    for part in parts:  # every part survives the merge
-        assert ds.masks[k][part].all()
+    parts = written["malignant/malignant (7)"].masks  # three files, _mask, _mask_1, _mask_2
+    assert len(parts) == 3 and np.logical_or.reduce(parts).sum() > max(p.sum() for p in parts)
 
 
 @pytest.mark.parametrize("mode", IMAGE_MODES)
@@ -122,7 +101,7 @@ def test_resize_bilinear_images_nearest_binary_masks(tree):
     np.testing.assert_array_equal(ds.masks[k], nearest > 127)
     bilinear = np.asarray(Image.fromarray(item.image).resize((40, 24), Image.Resampling.BILINEAR))
     np.testing.assert_array_equal(ds.images[k], bilinear)
-    # Upsampling an image with two grey levels creates in-between values; the mask stays binary.
+    # Bilinear upsampling creates in-between grey values; nearest keeps masks binary.
     up = read_quiet(root, 96)
     assert set(np.unique(up.masks)) == {0, 1}
     assert len(np.unique(up.images[k])) > len(np.unique(item.image))
@@ -134,11 +113,7 @@ def test_scan_finds_files_without_decoding(tree):
     scan = scan_busi(root)
     assert scan.problems == [] and len(scan.entries) == 12
     e = next(e for e in scan.entries if e.id == "malignant/malignant (7)")
-    assert [m.name for m in e.masks] == [
-        "malignant (7)_mask.png",
-        "malignant (7)_mask_1.png",
-        "malignant (7)_mask_2.png",
-    ]
+    assert [m.name for m in e.masks] == [f"malignant (7)_mask{k}.png" for k in ("", "_1", "_2")]
     assert e.class_name == "malignant" and e.image.name == "malignant (7).png"
 
 
@@ -153,23 +128,20 @@ def test_non_ascii_names_pair_across_unicode_normal_forms(tmp_path):
     assert f"benign/{nfc}" in ds.ids and ds.masks[ds.ids.index(f"benign/{nfc}")].sum() > 0
 
 
-def test_progress_reports_every_image(tree):
-    root, _ = tree
-    calls = []
-    read_quiet(root, 32, progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(i, 9) for i in range(1, 10)]
-
-
 # --- bad inputs: each names the file -------------------------------------------------------
 
 
-def test_missing_or_non_folder_root(tmp_path):
+def test_missing_or_non_folder_root_bad_class_set_and_size(tree, tmp_path):
     with pytest.raises(DataError, match="does not exist") as err:
         read_busi(tmp_path / "nowhere")
     assert str(tmp_path / "nowhere") in str(err.value)
     (tmp_path / "file").write_text("x")
     with pytest.raises(DataError, match="is not a folder"):
         scan_busi(tmp_path / "file")
+    with pytest.raises(DataError, match="unknown class set 'five'"):
+        read_busi(tree[0], class_set="five")
+    with pytest.raises(DataError, match="image_size 0"):
+        read_busi(tree[0], 0)
 
 
 def test_missing_and_empty_class_folders(tree):
@@ -186,61 +158,67 @@ def test_missing_and_empty_class_folders(tree):
     assert str(root / "malignant") in str(err.value)
 
 
-def test_unknown_class_set_and_bad_size(tree):
-    root, _ = tree
-    with pytest.raises(DataError, match="unknown class set 'five'"):
-        read_busi(root, class_set="five")
-    with pytest.raises(DataError, match="image_size 0"):
-        read_busi(root, 0)
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
-def test_image_without_mask(tree):
+B, M = Path("benign"), Path("malignant")
+# case: (damage done to a clean tree, the image left out, text the DataError must contain)
+BAD_INPUTS = {
+    "image without mask": (
+        lambda r: (r / B / "benign (2)_mask.png").unlink(),
+        "benign (2).png",
+        "benign (2).png: image without mask (no 'benign (2)_mask.png')",
+    ),
+    "mask without image": (
+        lambda r: (r / M / "malignant (3).png").unlink(),
+        "malignant (3)_mask.png",
+        "malignant (3)_mask.png: mask without image (no 'malignant (3).png')",
+    ),
+    "garbage png": (
+        lambda r: (r / B / "benign (3).png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(99)),
+        "benign (3).png",
+        "benign (3).png: cannot decode image",
+    ),
+    "empty file": (
+        lambda r: (r / B / "benign (3).png").write_bytes(b""),
+        "benign (3).png",
+        "benign (3).png: cannot decode image",
+    ),
+    "truncated png": (
+        lambda r: _truncate(r / M / "malignant (7)_mask_2.png"),
+        "malignant (7).png",
+        "malignant (7)_mask_2.png: cannot decode image",
+    ),
+    "size mismatch": (
+        lambda r: write_png(r / M / "malignant (7)_mask_1.png", np.zeros((40, 48), np.uint8)),
+        "malignant (7).png",
+        "malignant (7)_mask_1.png: mask is 48x40 px but image 'malignant (7).png' is 48x48",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_each_bad_input_names_the_file_or_is_skipped_and_listed(tree, case):
     root, _ = tree
-    (root / "benign" / "benign (2)_mask.png").unlink()
-    with pytest.raises(DataError, match="image without mask") as err:
+    damage, left_out, text = BAD_INPUTS[case]
+    damage(root)
+    with pytest.raises(DataError, match=re.escape(text)) as err:
         read_busi(root, 32)
-    assert "benign (2).png" in str(err.value)
-    with pytest.warns(DataWarning, match=r"benign \(2\)\.png: image without mask"):
-        ds = read_busi(root, 32, strict=False)
-    assert "benign/benign (2)" not in ds.ids and len(ds) == 8
-    assert any(p.endswith("benign (2).png") for p, _ in ds.skipped)
-
-
-def test_mask_without_image(tree):
-    root, _ = tree
-    (root / "malignant" / "malignant (3).png").unlink()
-    with pytest.raises(DataError, match=r"malignant \(3\)_mask\.png: mask without image"):
-        read_busi(root, 32)
-    with pytest.warns(DataWarning, match="mask without image"):
-        ds = read_busi(root, 32, strict=False)
-    assert any(p.endswith("malignant (3)_mask.png") for p, _ in ds.skipped)
-
-
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
-def test_corrupt_and_truncated_png(tree, damage):
-    root, _ = tree
-    path = root / "benign" / "benign (3).png"
-    data = path.read_bytes()
-    new = {"garbage": b"\x89PNG\r\n\x1a\n" + bytes(200), "truncated": data[: len(data) // 2]}
-    path.write_bytes(new.get(damage, b""))
-    with pytest.raises(DataError, match="cannot decode image") as err:
-        load_grey_png(path)
-    assert str(path) in str(err.value) and "\n" not in str(err.value)
-    with pytest.raises(DataError, match=r"benign \(3\)\.png: cannot decode"):
-        read_busi(root, 32)
+    assert "\n" not in str(err.value)
     with pytest.warns(DataWarning, match="files skipped"):
         ds = read_busi(root, 32, strict=False)
-    assert "benign/benign (3)" not in ds.ids
-    with pytest.raises(DataError, match="file not found"):
-        load_mask_png(root / "benign" / "nope_mask.png")
+    skipped = {Path(p).name: reason for p, reason in ds.skipped}
+    assert len(ds) == 8 and set(skipped) == {left_out, "normal"}
+    assert text.split(": ")[1] in skipped[left_out]
 
 
-def test_image_mask_size_mismatch_names_both(tree):
-    root, _ = tree
-    write_png(root / "malignant" / "malignant (7)_mask_1.png", np.zeros((40, 48), np.uint8))
-    with pytest.raises(DataError, match=r"_mask_1\.png: mask is 48x40 px but image") as err:
-        read_busi(root, 32)
-    assert "'malignant (7).png' is 48x48" in str(err.value)
+def test_load_functions_name_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(DataError, match="nope_mask.png: file not found"):
+        load_mask_png(tmp_path / "nope_mask.png")
+    (tmp_path / "bad.png").write_bytes(b"junk")
+    with pytest.raises(DataError, match="bad.png: cannot decode image"):
+        load_grey_png(tmp_path / "bad.png")
 
 
 def test_non_binary_mask_is_binarised_and_warned(tree):
@@ -252,14 +230,8 @@ def test_non_binary_mask_is_binarised_and_warned(tree):
         ds = read_busi(root, 48)
     got = ds.masks[ds.ids.index("benign/benign (1)")]
     np.testing.assert_array_equal(got, (mask > 127).astype(np.uint8))
-    np.testing.assert_array_equal(
-        load_mask_png(root / "benign" / "benign (1)_mask.png"), mask > 127
-    )
-
-
-def test_zero_one_mask_uses_one_as_foreground(tmp_path):
-    write_png(tmp_path / "m.png", ellipse((30, 30), (15, 15), (6, 6)).astype(np.uint8))
-    assert load_mask_png(tmp_path / "m.png").sum() == ellipse((30, 30), (15, 15), (6, 6)).sum()
+    write_png(root / "m.png", (mask > 0).astype(np.uint8))  # a 0/1 mask: 1 is the foreground
+    np.testing.assert_array_equal(load_mask_png(root / "m.png"), mask > 0)
 
 
 def test_stray_files_are_skipped_listed_and_warned(tree):
@@ -277,17 +249,13 @@ def test_stray_files_are_skipped_listed_and_warned(tree):
     assert "normal" in reasons and "notes.txt" in str(rec[0].message)
 
 
-def test_empty_lesion_mask_is_kept_and_warned(tree):
+def test_empty_lesion_mask_is_kept_and_warned_also_when_lost_in_resize(tree):
     root, _ = tree
     write_png(root / "malignant" / "malignant (2)_mask.png", np.zeros((48, 48), np.uint8))
     with pytest.warns(DataWarning, match=r"empty lesion mask.*malignant \(2\)\.png"):
         ds = read_busi(root, 32)
     k = ds.ids.index("malignant/malignant (2)")
     assert not ds.masks[k].any() and ds.labels[k] == 1
-
-
-def test_lesion_lost_by_resizing_is_warned(tree):
-    root, _ = tree
     tiny = np.zeros((48, 48), np.uint8)
     tiny[1, 1] = 255  # nearest 48 -> 4 samples rows/cols 6, 18, 30, 42 only
     write_png(root / "benign" / "benign (1)_mask.png", tiny)
@@ -307,22 +275,15 @@ def test_not_strict_lists_every_problem_and_keeps_the_rest(tree):
         read_busi(root, 32)
     with pytest.warns(DataWarning, match="files skipped"):
         ds = read_busi(root, 32, strict=False)
-    names = sorted(Path(p).name for p, _ in ds.skipped)
-    assert names == [
-        "benign (10).png",
-        "benign (2).png",
-        "malignant (1).png",
-        "malignant (3)_mask.png",
-        "normal",
-        "x.txt",
-    ]
+    assert {Path(p).name for p, _ in ds.skipped} == {
+        *("benign (10).png", "benign (2).png", "malignant (1).png", "malignant (3)_mask.png"),
+        *("normal", "x.txt"),
+    }
     assert ds.ids == [
-        "benign/benign (1)",
-        "benign/benign (3)",
-        "benign/bénin écho (2)",
-        "malignant/malignant (2)",
-        "malignant/malignant (7)",
+        *("benign/benign (1)", "benign/benign (3)", "benign/bénin écho (2)"),
+        *("malignant/malignant (2)", "malignant/malignant (7)"),
     ]
+    assert len(ds.skipped) == 6  # each once
 
 
 def test_class_with_no_usable_image_raises_even_when_not_strict(tmp_path):

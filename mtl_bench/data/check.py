@@ -1,15 +1,12 @@
 """Integrity and duplicate audit of a BUSI folder (``mtl-bench data check DIR [--json]``).
 
-``CheckReport.ok`` is False on integrity errors: missing/empty class folder, image without mask,
-mask without image, undecodable file, image/mask size mismatch. Non-binary and empty lesion
-masks are warnings. Duplicates are reported, not errors (BUSI holds ~19 %, and 8 lesions appear
-as both benign and malignant); ``group_index`` lets the folds keep each group on one side.
-
-*exact*: identical decoded grey pixels (SHA-256). *near*: DCT perceptual hashes (sign of the 8x8
-lowest frequencies of a 32x32 thumbnail, against their median) at most ``near_threshold`` bits
-apart. On ultrasound-like test images at BUSI size, resized/noised/JPEG copies moved <= 4 of 64
-bits and a different lesion on the same tissue almost always >= 8, hence the default of 6.
-Groups are connected components (near pairs chain); one spanning labels is ``cross_class``.
+Integrity errors make ``ok`` False; non-binary or empty lesion masks are warnings; duplicates
+are only reported (BUSI has ~19 %, 8 lesions both benign and malignant): ``group_index`` keeps
+each group inside one fold. *exact*: identical decoded grey pixels (SHA-256); *near*: DCT pHash
+(8x8 lowest frequencies of a 32x32 thumbnail vs their median) <= ``near_threshold`` bits apart.
+On ultrasound-like images of BUSI size resized/noised/JPEG copies moved <= 4 of 64 bits and a
+different lesion on the same tissue nearly always >= 8: default 6. Groups are connected
+components (near pairs chain); a group spanning labels is ``cross_class`` (label leakage).
 """
 
 from __future__ import annotations
@@ -27,12 +24,10 @@ from scipy.sparse.csgraph import connected_components
 from mtl_bench.data.reader import BusiEntry, Problem, decode_entry, parallel_map, scan_busi
 from mtl_bench.data.types import class_names
 
-NEAR_FRACTION = 6 / 64  # default near-duplicate threshold as a fraction of the hash bits
-
 
 def default_near_threshold(hash_size: int = 8) -> int:
-    """Default Hamming threshold for ``hash_size**2``-bit hashes (6 bits for 64)."""
-    return round(NEAR_FRACTION * hash_size * hash_size)
+    """Default near-duplicate Hamming threshold: 6 bits per 64, scaled to ``hash_size**2``."""
+    return round(6 / 64 * hash_size**2)
 
 
 @dataclass(frozen=True)
@@ -46,7 +41,7 @@ class DuplicateGroup:
 
 
 def _thumb(image: np.ndarray, hash_size: int) -> np.ndarray:
-    # Pillow's bilinear averages over the whole footprint when shrinking, which removes speckle.
+    # Pillow's bilinear averages the whole footprint when shrinking: speckle goes.
     side = 4 * hash_size
     small = Image.fromarray(image).resize((side, side), Image.Resampling.BILINEAR)
     return np.asarray(small, dtype=np.float32)
@@ -118,9 +113,7 @@ def duplicate_groups(
     ``near_threshold`` None: ``default_near_threshold(hash_size)``; negative: exact only.
     """
     if not len(images) == len(ids) == len(labels):
-        raise ValueError(
-            f"images {len(images)}, ids {len(ids)}, labels {len(labels)}: lengths differ"
-        )
+        raise ValueError(f"{len(images)} images, {len(ids)} ids, {len(labels)} labels differ")
     thr = default_near_threshold(hash_size) if near_threshold is None else near_threshold
     keys = [_content_key(im) for im in images]
     return _build_groups(list(ids), np.asarray(labels), keys, phash(images, hash_size), thr)
@@ -185,7 +178,7 @@ class CheckReport:
         return [g for g in self.groups if g.cross_class]
 
     def to_dict(self) -> dict:
-        """Everything as JSON-able dicts and lists (the ``--json`` output)."""
+        """Everything as JSON-able dicts and lists (``--json``)."""
         return {
             "root": self.root,
             "class_set": self.class_set,
@@ -211,6 +204,7 @@ class CheckReport:
 
     def format(self, limit: int = 20) -> str:
         """A readable report; at most ``limit`` lines per problem kind (``--json`` has all)."""
+        rel = lambda p: os.path.relpath(p, self.root)  # noqa: E731  (paths lie under root)
         status = "OK" if self.ok else f"FAILED ({len(self.errors)} errors)"
         per_class = ", ".join(f"{c} {n}" for c, n in self.counts.items())
         lines = [
@@ -223,11 +217,11 @@ class CheckReport:
             for kind in dict.fromkeys(p.kind for p in probs):
                 of_kind = [p for p in probs if p.kind == kind]
                 lines.append(f"  {kind} ({len(of_kind)}):")
-                lines += [f"    {self._rel(p.path)}: {p.detail}" for p in of_kind[:limit]]
+                lines += [f"    {rel(p.path)}: {p.detail}" for p in of_kind[:limit]]
                 if len(of_kind) > limit:
                     lines.append(f"    … {len(of_kind) - limit} more (--json lists all)")
         lines.append(f"skipped files: {len(self.skipped)}")
-        lines += [f"  {self._rel(p)}: {r}" for p, r in self.skipped[:limit]]
+        lines += [f"  {rel(p)}: {r}" for p, r in self.skipped[:limit]]
         lines += [f"  … {len(self.skipped) - limit} more"] if len(self.skipped) > limit else []
         exact = sum(g.kind == "exact" for g in self.groups)
         lines.append(
@@ -240,9 +234,6 @@ class CheckReport:
             lines.append(f"  {g.kind}{flag}: {', '.join(g.ids)}")
         lines.append(f"label leakage: {len(self.leakage)} groups span two classes")
         return "\n".join(lines)
-
-    def _rel(self, path: str) -> str:
-        return os.path.relpath(path, self.root) if path.startswith(self.root) else path
 
 
 def _audit(entry: BusiEntry, hash_size: int) -> tuple:

@@ -23,8 +23,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
-from numbers import Real
+from collections.abc import Callable, Mapping
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
@@ -48,19 +48,20 @@ def phantom_counts(
     ratio (classes not named get 0); given with ``n`` the totals must agree.
     """
     names = class_names(class_set)
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise DataError(f"phantom n must be a positive integer, got {n!r}")
+    if n is not None:
+        n = _integer("n", n, 1)
     if counts is not None:
-        bad = [k for k, v in counts.items() if k not in names]
+        if not isinstance(counts, Mapping):
+            raise DataError(f"phantom counts must map class names to counts, got {counts!r}")
+        bad = [k for k in counts if k not in names]
         if bad:
             raise DataError(f"phantom counts: class {bad[0]!r} is not in class set {class_set!r}")
-        for k, v in counts.items():
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise DataError(f"phantom counts[{k!r}] must be an integer >= 0, got {v!r}")
-        out = {c: counts.get(c, 0) for c in names}
+        out = {c: _integer(f"counts[{c!r}]", counts.get(c, 0), 0) for c in names}
         total = sum(out.values())
-        if total == 0 or (n is not None and n != total):
-            raise DataError(f"phantom counts {out} total {total}, expected n={n or '>= 1'}")
+        if total == 0:
+            raise DataError(f"phantom counts {dict(counts)} ask for no images at all")
+        if n is not None and n != total:
+            raise DataError(f"phantom counts {out} total {total}, but n={n}")
         return out
     weights = np.array([BUSI_COUNTS[c] for c in names], dtype=np.float64)
     if n is None:
@@ -77,13 +78,21 @@ def phantom_counts(
     return {c: int(g) for c, g in zip(names, got, strict=True)}
 
 
-def _check_args(image_size: int, seed: int, difficulty: float) -> None:
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or not 16 <= image_size:
-        raise DataError(f"phantom image_size must be an integer >= 16, got {image_size!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise DataError(f"phantom seed must be an integer >= 0, got {seed!r}")
-    if not isinstance(difficulty, Real) or not 0.0 <= float(difficulty) <= 1.0:
+def _integer(name: str, value: object, minimum: int) -> int:
+    """``value`` as an int (numpy integers too, bools not) >= minimum, else a DataError."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise DataError(f"phantom {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_args(image_size: int, seed: int, difficulty: float) -> tuple[int, int, float]:
+    image_size = _integer("image_size", image_size, 16)  # a lesion needs a few pixels
+    seed = _integer("seed", seed, 0)
+    if isinstance(difficulty, bool) or not isinstance(difficulty, Real):
         raise DataError(f"phantom difficulty must be a number in [0, 1], got {difficulty!r}")
+    if not 0.0 <= float(difficulty) <= 1.0:  # also rejects NaN
+        raise DataError(f"phantom difficulty must be a number in [0, 1], got {difficulty!r}")
+    return image_size, seed, float(difficulty)
 
 
 def synth_phantom(
@@ -97,10 +106,11 @@ def synth_phantom(
 ) -> Dataset:
     """The phantom in memory: ``n`` images (default 780, or 647 for "binary") of ``image_size``².
 
-    Class counts follow :func:`phantom_counts`; ids are "<class>/<class> (K)" with K from 1, in
-    label order then K, matching the files :func:`write_phantom` writes.
+    ``n`` counts the returned images, so with ``class_set="binary"`` (no normals) it is split
+    437:210. Class counts follow :func:`phantom_counts`; ids are "<class>/<class> (K)" with K
+    from 1, in label order then K, matching the files :func:`write_phantom` writes.
     """
-    _check_args(image_size, seed, difficulty)
+    image_size, seed, difficulty = _check_args(image_size, seed, difficulty)
     names = class_names(class_set)
     per_class = phantom_counts(n, class_set, counts)
     total = sum(per_class.values())
@@ -111,11 +121,11 @@ def synth_phantom(
     i = 0
     for label, name in enumerate(names):
         for k in range(1, per_class[name] + 1):
-            img, lab = render_image(seed, ALL_CLASSES.index(name), k, image_size, float(difficulty))
+            img, lab = render_image(seed, ALL_CLASSES.index(name), k, image_size, difficulty)
             images[i], masks[i], labels[i] = img, lab > 0, label
             ids.append(f"{name}/{name} ({k})")
             i += 1
-    source = f"phantom(seed={seed}, difficulty={float(difficulty)}, image_size={image_size})"
+    source = f"phantom(seed={seed}, difficulty={difficulty}, image_size={image_size})"
     return Dataset(images, masks, labels, ids, names, source=source)
 
 
@@ -171,7 +181,7 @@ def write_phantom(
     """
     from PIL import Image
 
-    _check_args(image_size, seed, difficulty)
+    image_size, seed, difficulty = _check_args(image_size, seed, difficulty)
     per_class = phantom_counts(n, "three_class", counts)
     out = Path(out_dir)
     _prepare_dir(out)
@@ -181,7 +191,7 @@ def write_phantom(
         "stream": STREAM,
         "image_size": image_size,
         "seed": seed,
-        "difficulty": float(difficulty),
+        "difficulty": difficulty,
         "counts": per_class,
         "complete": False,
     }
@@ -190,7 +200,7 @@ def write_phantom(
     for cls, name in enumerate(ALL_CLASSES):
         (out / name).mkdir(exist_ok=True)
         for k in range(1, per_class[name] + 1):
-            img, lab = render_image(seed, cls, k, image_size, float(difficulty))
+            img, lab = render_image(seed, cls, k, image_size, difficulty)
             stem = out / name / f"{name} ({k})"
             # zlib level 3: a third of the default's time and, on speckle, no larger files.
             rgb = np.repeat(img[:, :, None], 3, axis=2)

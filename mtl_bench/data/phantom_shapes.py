@@ -19,6 +19,7 @@ import numpy as np
 N_MICRO = 12  # harmonics 5..16
 N_SPIKES = 14
 N_CALC = 6
+N_ANGLES = 2048  # boundary table resolution: 0.15 px at a radius of 50 px
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def _clip01(x: float) -> float:
 
 
 def draw_lesion(rng: np.random.Generator, malignant: bool, difficulty: float) -> Lesion:
-    """Draw one lesion's parameters (centre/size placeholders are set by the caller).
+    """Draw one lesion's parameters; the caller places it (``xc``, ``yc`` are placeholders).
 
     The same number of random values is drawn in the same order whatever ``malignant`` and
     ``difficulty`` are, so that a difficulty sweep changes the same images, not new ones.
@@ -120,18 +121,10 @@ def _radius(les: Lesion, w: np.ndarray) -> np.ndarray:
     return radius
 
 
-N_ANGLES = 2048  # boundary table resolution: 0.15 px at a radius of 50 px
-
-
 def _radius_table(les: Lesion) -> np.ndarray:
     """R at N_ANGLES equally spaced angles from -pi (looked up per pixel: no per-pixel trig)."""
     theta = np.linspace(-np.pi, np.pi, N_ANGLES, endpoint=False)
     return _radius(les, np.exp(1j * theta).astype(np.complex64))
-
-
-def extent(les: Lesion) -> float:
-    """The lesion's largest radius (fraction of the image side)."""
-    return float(max(les.a, les.b) * _radius_table(les).max())
 
 
 def render_lesion(
@@ -163,7 +156,7 @@ def render_lesion(
 
     box = db[r0:r1, c0:c1]
     interior = les.level_db + les.hetero_db * tex[r0:r1, c0:c1]
-    for cu, cv in les.calcs:  # bright specks, about one pixel at 256 px
+    for cu, cv in les.calcs:  # bright specks of about 1.5 px
         interior += 14.0 * np.exp(-((u - cu) ** 2 + (v - cv) ** 2) * (les.a * size / 1.5) ** 2)
     rim = les.capsule_db * np.exp(-((dist / max(1.0, size / 256)) ** 2))
     rim += les.halo_db * np.exp(-(((dist + 3.0 * soft_px) / (3.0 * soft_px)) ** 2)) * (1 - soft)

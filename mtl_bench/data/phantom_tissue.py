@@ -140,15 +140,16 @@ def render_image(
     if ALL_CLASSES[cls] != "normal":
         malignant = ALL_CLASSES[cls] == "malignant"
         les = draw_lesion(r_les, malignant, difficulty)
-        lo = max(float(y_fat.mean()), float(y_skin.mean()) + 0.05 + les.b)
-        hi = max(lo, min(float(y_gland.mean()), 0.9 - les.b))
+        # In the glandular layer, below the skin, above the chest wall, inside the image.
+        y_lo = max(float(y_fat.mean()), float(y_skin.mean()) + 0.05 + les.b)
+        y_hi = max(y_lo, min(float(y_gland.mean()), 0.9 - les.b))
         xc = les.a + 0.04 + p[22] * (0.92 - 2 * les.a)
-        les = replace(les, xc=float(xc), yc=float(lo + p[23] * (hi - lo)))
+        les = replace(les, xc=float(xc), yc=float(y_lo + p[23] * (y_hi - y_lo)))
         render_lesion(les, db, lestex, labels, 1)
         if k % 40 == 2:
             two = draw_lesion(r_les2, malignant, difficulty)
             two = replace(two, a=two.a * (0.5 + 0.15 * p[24]), b=two.b * (0.5 + 0.15 * p[24]))
-            side = 1.0 if les.xc < 0.5 else -1.0
+            side = 1.0 if les.xc < 0.5 else -1.0  # beside the first, on the roomier side
             xc2 = np.clip(les.xc + side * 1.15 * (les.a + two.a + 0.03), two.a, 1 - two.a)
             yc2 = np.clip(les.yc + 0.1 * (p[25] - 0.5), 0.1 + two.b, 0.9 - two.b)
             render_lesion(replace(two, xc=float(xc2), yc=float(yc2)), db, lestex, labels, 2)
@@ -161,6 +162,6 @@ def render_image(
     alpha = 0.55 + 0.45 * difficulty
     db += depth_db[:, None] + lateral_db[None, :] + alpha * _speckle_db(r_spk, size)
     dyn = 45.0 + 15.0 * p[34]
-    top = 0.45 * dyn + 6.0 * (p[35] - 0.5)  # glandular tissue at mid-grey, varied gain
-    img = np.clip((db - (top - dyn)) * (255.0 / dyn), 0.0, 255.0)
+    white = 0.45 * dyn + 6.0 * (p[35] - 0.5)  # glandular tissue at mid-grey, varied gain
+    img = np.clip((db - (white - dyn)) * (255.0 / dyn), 0.0, 255.0)
     return np.rint(img).astype(np.uint8), labels

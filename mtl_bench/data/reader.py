@@ -1,8 +1,7 @@
-"""Read the BUSI layout ``ROOT/{benign,malignant,normal}/NAME (N).png`` into a Dataset.
+"""Read ``ROOT/{benign,malignant,normal}/NAME.png`` + ``NAME_mask[_k].png`` into a Dataset.
 
-Masks ``NAME (N)_mask.png`` (and ``_mask_1.png`` … for some images) are OR-merged. Questionable
-inputs give one ``DataWarning`` (``warnings.warn``) per kind, naming the files; bad inputs raise
-``DataError`` naming the file, or with ``strict=False`` are left out and listed as skipped.
+Questionable inputs give one ``DataWarning`` (``warnings.warn``) per kind, naming the files; bad
+inputs raise ``DataError`` naming the file, or with ``strict=False`` are skipped and listed.
 """
 
 from __future__ import annotations
@@ -27,10 +26,12 @@ _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 CLASS_PROBLEMS = ("missing_class_folder", "empty_class_folder")
 # Reason for a class folder outside the class set: listed as skipped, not warned about.
 OTHER_CLASS = "class not in class set"
+# Known non-image files at the root (the phantom's parameter record): listed, not warned about.
+KNOWN_FILES = {"PHANTOM.json": "phantom parameters (known file)"}
 
 
 class DataWarning(UserWarning):
-    """A questionable but usable input: non-binary mask, empty lesion mask, stray file."""
+    """A questionable but usable input (non-binary or empty lesion mask, stray file)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Problem:
 
 @dataclass
 class ScanResult:
-    """Files found by ``scan_busi``: entries in reading order, stray files, problems."""
+    """Entries in reading order, stray files (path, reason) and problems."""
 
     root: Path
     class_set: str
@@ -68,7 +69,7 @@ class ScanResult:
 
 
 def natural_key(name: str) -> tuple:
-    """Sort key comparing digit runs as numbers: ``benign (2)`` before ``benign (10)``."""
+    """Sort key reading digit runs as numbers: ``b (2)`` before ``b (10)``."""
     parts = re.split(r"(\d+)", unicodedata.normalize("NFC", name).casefold())
     return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), name
 
@@ -85,6 +86,9 @@ def scan_busi(root: str | os.PathLike, class_set: str = "three_class") -> ScanRe
     entries: list[BusiEntry] = []
     present = sorted(root.iterdir(), key=lambda p: natural_key(p.name))
     for child in (p for p in present if p.name not in names):
+        if child.name in KNOWN_FILES:
+            skipped.append((str(child), KNOWN_FILES[child.name]))
+            continue
         other = child.name in ALL_CLASSES
         skipped.append((str(child), f"{OTHER_CLASS} {class_set!r}" if other else "not a class"))
     for cls in names:
@@ -99,9 +103,7 @@ def scan_busi(root: str | os.PathLike, class_set: str = "three_class") -> ScanRe
     return ScanResult(root, class_set, entries, skipped, problems)
 
 
-def _scan_class(
-    folder: Path, cls: str, skipped: list[tuple[str, str]], problems: list[Problem]
-) -> list[BusiEntry]:
+def _scan_class(folder: Path, cls: str, skipped: list, problems: list) -> list[BusiEntry]:
     images: dict[str, Path] = {}
     masks: dict[str, list[tuple[int, Path]]] = {}
     for f in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
@@ -146,10 +148,8 @@ def _grey(img: Image.Image) -> np.ndarray:
 
 
 def load_grey_png(path: str | os.PathLike) -> np.ndarray:
-    """An image file as (H, W) uint8 grey; DataError naming a missing/corrupt/truncated file.
-
-    RGB(A) becomes luma (alpha dropped), palette images use their palette, 16-bit grey v / 257.
-    """
+    """An image as (H, W) uint8 grey (RGB(A): luma, alpha dropped; palette looked up; 16-bit
+    v / 257); DataError naming a missing, corrupt or truncated file."""
     path = Path(path)
     try:
         with Image.open(path) as img:
@@ -172,15 +172,13 @@ def load_mask_counted(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
 
 def load_mask_png(path: str | os.PathLike) -> np.ndarray:
-    """A mask file as a (H, W) bool array (grey > 127); DataError naming a bad file."""
+    """A mask file as (H, W) bool (see ``load_mask_counted``); DataError naming a bad file."""
     return load_mask_counted(path)[0]
 
 
 def decode_entry(entry: BusiEntry) -> tuple[Any, Any, list[Problem], list[Problem]]:
-    """Native-size (grey image or None, OR-merged bool mask, errors, warnings) of one entry.
-
-    Errors (``undecodable``, ``size_mismatch``) make it unusable; warnings do not.
-    """
+    """Native (grey image or None, OR-merged bool mask, errors, warnings) of one entry; errors
+    (``undecodable``, ``size_mismatch``) make it unusable, warnings do not."""
     try:
         image = load_grey_png(entry.image)
     except DataError as e:
@@ -211,7 +209,7 @@ def _undecodable(path: Path, err: DataError) -> Problem:
     return Problem("undecodable", str(path), str(err).removeprefix(f"{path}: "))
 
 
-def parallel_map(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+def parallel_map(fn: Callable, items: Iterable) -> Iterator:
     """``map`` over threads, in order: Pillow releases the GIL while decoding PNGs."""
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         yield from pool.map(fn, items)
@@ -221,7 +219,7 @@ def _resize(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple
     if image.shape == size:
         return image, mask
     wh = (size[1], size[0])
-    # Pillow's bilinear widens its support when shrinking, so downsizing is anti-aliased.
+    # Pillow's bilinear widens its support when shrinking: downsizing is anti-aliased.
     img = np.asarray(Image.fromarray(image).resize(wh, Image.Resampling.BILINEAR))
     m = Image.fromarray(mask.astype(np.uint8) * 255).resize(wh, Image.Resampling.NEAREST)
     return img, np.asarray(m) > 127
@@ -284,12 +282,12 @@ def read_busi(
     if strict and errors:
         raise _fail([r for _, r in errors], scan.root)
     skipped += errors
-    for cls in names:
-        if not any(e.class_name == cls for e, _ in decoded):
-            raise DataError(f"{scan.root / cls}: no usable images in class {cls!r}")
+    for cls in sorted(set(names) - {e.class_name for e, _ in decoded}):
+        raise DataError(f"{scan.root / cls}: no usable images in class {cls!r}")
     for kind in dict.fromkeys(p.kind for p in warns):
         _warn(kind.replace("_", " "), [p.message for p in warns if p.kind == kind])
-    _warn("files skipped", [f"{p}: {r}" for p, r in skipped if not r.startswith(OTHER_CLASS)])
+    quiet = (OTHER_CLASS, *KNOWN_FILES.values())
+    _warn("files skipped", [f"{p}: {r}" for p, r in skipped if not r.startswith(quiet)])
     return Dataset(
         images=np.stack([out[0] for _, out in decoded]),
         masks=np.stack([out[1] for _, out in decoded]).astype(np.uint8),
