@@ -105,6 +105,8 @@ def apply_overrides(cfg: RunConfig, assignments: list[str]) -> RunConfig:
                 f"unknown config key {key!r} in --set {item!r}; known keys: {', '.join(fields)}"
             )
         current = getattr(cfg, key)
+        if isinstance(current, str):
+            value = raw.strip()  # strings stay strings: preprocess=none is "none", not None
         if isinstance(current, bool) and not isinstance(value, bool):
             raise ValueError(f"--set {item!r}: {key} takes true or false")
         if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):

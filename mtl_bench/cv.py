@@ -188,6 +188,7 @@ def run_cv(
     """
     out = Path(out)
     method = method_name(cfg, tag)
+    model_info(cfg.model)  # an unknown name fails now, before any data work
     dataset = dataset_for(cfg, quiet=quiet)
     manifest = shared_manifest(cfg, dataset, out, quiet=quiet)
     chosen = list(range(manifest.k)) if folds is None else list(folds)

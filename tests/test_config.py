@@ -19,6 +19,9 @@ def test_overrides_apply_and_validate():
     cfg = apply_overrides(RunConfig(), ["epochs=7", "lr=1", "model_kwargs.widths=(8,16)"])
     assert cfg.epochs == 7 and cfg.lr == 1.0 and isinstance(cfg.lr, float)
     assert cfg.model_kwargs == {"widths": (8, 16)}
+    # String fields keep the text: "none" is a pre-processing method, not Python's None.
+    assert apply_overrides(RunConfig(), ["preprocess=none"]).preprocess == "none"
+    assert apply_overrides(RunConfig(), ["synthetic_n=none"]).synthetic_n is None
     with pytest.raises(ValueError, match="unknown config key 'epoch'"):
         apply_overrides(RunConfig(), ["epoch=3"])
     with pytest.raises(ValueError, match="key=value"):
