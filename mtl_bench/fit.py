@@ -92,6 +92,10 @@ def fit_fold(
     """Train ``cfg.model`` on ``train_idx``; test the final (or best-val) model on ``test_idx``."""
     t0 = time.perf_counter()
     info = model_info(cfg.model)
+    if info.fit is not None:  # a non-gradient method (feature classifier): its own fitting
+        return info.fit(
+            cfg, dataset, np.asarray(train_idx), np.asarray(test_idx), fold=fold, quiet=quiet
+        )
     num_classes = len(dataset.class_names)
     model = build_model(cfg, num_classes)
     n_params = count_params(model)

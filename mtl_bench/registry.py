@@ -33,6 +33,10 @@ class ModelInfo:
     tasks: tuple[str, ...]  # subset of ("mask", "label")
     family: str  # "proposed" | "segmentation" | "classification"
     defaults: dict[str, Any]
+    # A method that is not trained by gradient descent (e.g. a scikit-learn feature classifier)
+    # supplies its own ``fit(cfg, dataset, train_idx, test_idx, *, fold, quiet) -> FoldRun``;
+    # cv, result files and tables treat it like any other method.
+    fit: Callable[..., Any] | None = None
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -44,12 +48,14 @@ def register_model(
     *,
     tasks: tuple[str, ...] = ("mask", "label"),
     family: str = "proposed",
+    fit: Callable[..., Any] | None = None,
     **defaults: Any,
 ) -> Callable[[Callable[..., nnx.Module]], Callable[..., nnx.Module]]:
     """Decorator registering ``builder(*, rngs, **kwargs) -> nnx.Module`` under ``name``.
 
     ``defaults`` are keyword arguments applied before the caller's overrides, so one builder can be
-    registered under several names (``unet_resnet34``, ``unet_resnet18`` ...).
+    registered under several names (``unet_resnet34``, ``unet_resnet18`` ...). ``fit`` marks a
+    method trained outside the gradient engine (see ``ModelInfo.fit``).
     """
     bad = set(tasks) - {"mask", "label"}
     if bad or not tasks:
@@ -59,7 +65,7 @@ def register_model(
         key = name or builder.__name__
         if key in _REGISTRY and _REGISTRY[key].builder is not builder:
             raise ValueError(f"model name {key!r} is registered twice")
-        _REGISTRY[key] = ModelInfo(key, builder, tuple(tasks), family, dict(defaults))
+        _REGISTRY[key] = ModelInfo(key, builder, tuple(tasks), family, dict(defaults), fit)
         return builder
 
     return wrap
