@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from baselines.heads import check_image_size, unused
+from baselines.heads import check_image_size, check_num_classes
 from baselines.layers import batch_norm, check_spatial, conv2d, max_pool
 from mtl_bench.model import resolve_dtype
 from mtl_bench.registry import register_model
@@ -128,7 +128,7 @@ def build_classic_unet(
     dropout: float = 0.0,
 ) -> ClassicUNet:
     """Ronneberger U-Net (mask only); ``num_classes`` is accepted and unused."""
-    unused(num_classes=num_classes)
+    check_num_classes(num_classes)
     if encoder_weights is not None:
         raise ValueError(
             "unet (Ronneberger) has no ImageNet encoder: encoder_weights must be None,"

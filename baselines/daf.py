@@ -32,7 +32,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from baselines.encoders import build_encoder
-from baselines.heads import check_image_size, maybe_load_encoder, unused
+from baselines.heads import check_image_size, check_num_classes, maybe_load_encoder
 from baselines.layers import TORCH_DEFAULT, check_spatial, conv2d, group_norm, resize_bilinear
 from baselines.layers import torch_default_bias as _bias
 from mtl_bench.model import resolve_dtype
@@ -195,7 +195,7 @@ def build_daf(
     deep_supervision: bool = True,
 ) -> DAF:
     """2D DAF with a ResNet-34 encoder (mask only); ``num_classes`` is accepted and unused."""
-    unused(num_classes=num_classes)
+    check_num_classes(num_classes)
     check_image_size("daf", image_size, 32)
     model = DAF(
         encoder=encoder,

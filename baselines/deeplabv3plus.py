@@ -24,9 +24,9 @@ from baselines.heads import (
     EncoderDecoder,
     SegmentationHead,
     check_image_size,
+    check_num_classes,
     maybe_load_encoder,
     register_arch,
-    unused,
 )
 from baselines.layers import batch_norm, conv2d, resize_bilinear
 from mtl_bench.model import resolve_dtype
@@ -142,7 +142,7 @@ def build_deeplabv3plus(
     dropout: float = 0.5,
 ) -> EncoderDecoder:
     """smp ``DeepLabV3Plus(encoder, classes=1)`` (output stride 16); ``num_classes`` unused."""
-    unused(num_classes=num_classes)
+    check_num_classes(num_classes)
     name = f"deeplabv3plus_{encoder}"
     if encoder not in DILATABLE:
         raise ValueError(

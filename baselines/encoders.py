@@ -13,8 +13,9 @@ Features (channels @ stride) for an input with C channels::
     vgg16/19[_bn] 64@1 128@2  256@4   512@8   512@16   512@32
 
 Decoders use them as smp does: U-Net/U-Net++ skip the first (full-resolution) one, FPN takes the
-last four, DeepLabV3+ the last (at stride 16 once its encoder is dilated) and the stride-4 one. ``pretrained`` is never implied: ImageNet weights come only from a local file
-(``mtl_bench.weights.load_encoder_weights``), the random init matches torchvision's.
+last four, DeepLabV3+ the last (at stride 16 once its encoder is dilated) and the stride-4 one.
+``pretrained`` is never implied: ImageNet weights come only from a local file
+(``mtl_bench.weights.load_encoder_weights``); the random init matches torchvision's.
 """
 
 from __future__ import annotations

@@ -21,9 +21,9 @@ from baselines.heads import (
     EncoderDecoder,
     SegmentationHead,
     check_image_size,
+    check_num_classes,
     maybe_load_encoder,
     register_arch,
-    unused,
 )
 from baselines.layers import conv2d, group_norm, resize_bilinear, resize_nearest
 from mtl_bench.model import resolve_dtype
@@ -107,7 +107,7 @@ def build_fpn(
     dropout: float = 0.2,
 ) -> EncoderDecoder:
     """smp ``FPN(encoder, classes=1)``; ``num_classes`` is accepted and unused."""
-    unused(num_classes=num_classes)
+    check_num_classes(num_classes)
     name = f"fpn_{encoder}"
     check_image_size(name, image_size, 32)
     dt = resolve_dtype(dtype)

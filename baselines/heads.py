@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -114,9 +113,9 @@ def register_arch(arch: str, builder: Callable[..., nnx.Module], encoders: Itera
         )
 
 
-def unused(**kwargs: Any) -> None:
-    """Arguments accepted for the engine's uniform call but meaningless here (``num_classes``
-    of a mask-only model): validated lightly, otherwise ignored."""
-    n = kwargs.get("num_classes")
+def check_num_classes(num_classes: int | None) -> None:
+    """``num_classes`` is accepted by every builder so the engine can pass it uniformly; a
+    mask-only model has no class head, so it is only checked to be sane, then ignored."""
+    n = num_classes
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ValueError(f"num_classes must be a positive integer, got {n!r}")

@@ -21,9 +21,9 @@ from baselines.heads import (
     EncoderDecoder,
     SegmentationHead,
     check_image_size,
+    check_num_classes,
     maybe_load_encoder,
     register_arch,
-    unused,
 )
 from baselines.layers import Conv2dReLU, resize_nearest
 from mtl_bench.model import resolve_dtype
@@ -120,7 +120,7 @@ def build_unet(
     decoder_channels: Sequence[int] = DECODER_CHANNELS,
 ) -> EncoderDecoder:
     """smp ``Unet(encoder, classes=1)``; ``num_classes`` is accepted and unused (mask only)."""
-    unused(num_classes=num_classes)
+    check_num_classes(num_classes)
     name = f"unet_{encoder}"
     check_image_size(name, image_size, 32)
     dt = resolve_dtype(dtype)

@@ -24,9 +24,9 @@ from baselines.heads import (
     EncoderDecoder,
     SegmentationHead,
     check_image_size,
+    check_num_classes,
     maybe_load_encoder,
     register_arch,
-    unused,
 )
 from baselines.unet import DECODER_CHANNELS, CenterBlock, DecoderBlock
 from mtl_bench.model import resolve_dtype
@@ -113,7 +113,7 @@ def build_unetplusplus(
     decoder_channels: Sequence[int] = DECODER_CHANNELS,
 ) -> EncoderDecoder:
     """smp ``UnetPlusPlus(encoder, classes=1)``; ``num_classes`` is accepted and unused."""
-    unused(num_classes=num_classes)
+    check_num_classes(num_classes)
     name = f"unetplusplus_{encoder}"
     check_image_size(name, image_size, 32)
     dt = resolve_dtype(dtype)

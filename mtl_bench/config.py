@@ -52,6 +52,9 @@ class RunConfig:
     eval_batch_size: int = 32
     val_fraction: float = 0.0  # >0: inner validation split for best-epoch selection
     eval_every: int = 5  # epochs between validation passes when val_fraction > 0
+    # Scale (see mtl_bench/parallel.py): data parallelism over `devices` (0 = all).
+    parallel: str = "none"  # none | jit | pmap
+    devices: int = 0
     # Bookkeeping.
     checkpoint_every: int = 10  # epochs; 0 saves only at the end
     seed: int = 0

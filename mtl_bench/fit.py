@@ -17,9 +17,10 @@ import numpy as np
 from mtl_bench.config import RunConfig
 from mtl_bench.data.types import Dataset
 from mtl_bench.losses import class_weights
+from mtl_bench.parallel import fetch
 from mtl_bench.progress import Bar, log, progress_bar
 from mtl_bench.registry import count_params, create_model, model_info
-from mtl_bench.train import Engine, State, TrainingDiverged, device_arrays
+from mtl_bench.train import Engine, State, TrainingDiverged, fold_arrays
 
 CURVE_FIELDS = ("epoch", "loss", "dice_loss", "focal_loss", "lr", "img_per_s", "val_score")
 
@@ -107,17 +108,19 @@ def fit_fold(
     engine = Engine(model, info.tasks, cfg, steps_per_epoch=steps, class_alpha=alpha)
     del model  # the engine holds the pure state; the object graph is not used again
 
-    def arrays(idx):
-        return device_arrays(dataset.images[idx], dataset.masks[idx], dataset.labels[idx])
+    def arrays(idx, for_eval=True):
+        host = fold_arrays(dataset.images[idx], dataset.masks[idx], dataset.labels[idx])
+        return engine.place_data(host, for_eval=for_eval)
 
-    train_data = arrays(fit_idx)
-    state = engine.initial_state
+    train_data = arrays(fit_idx, for_eval=False)
+    state = engine.place_state(engine.initial_state)
     start_epoch, curve, best = 0, [], (-np.inf, None)
     ckpt = _Checkpoints(ckpt_dir, cfg.checkpoint_every) if ckpt_dir is not None else None
     if ckpt is not None and resume:
-        restored = ckpt.restore(state)
+        restored = ckpt.restore(engine.canonical_state(state))
         if restored is not None:
             start_epoch, state, best = restored
+            state = engine.place_state(state)
             curve = _read_curve(curve_path)[:start_epoch]
             log(f"fold {fold}: resumed after epoch {start_epoch}", quiet=quiet)
     val_data = arrays(val_idx) if val_idx is not None else None
@@ -136,25 +139,23 @@ def fit_fold(
             if val_data is not None and (
                 (epoch + 1) % max(cfg.eval_every, 1) == 0 or epoch + 1 == cfg.epochs
             ):
-                score = _val_score(
-                    info.tasks, engine.evaluate(state, val_data), dataset.labels[val_idx]
-                )
+                ev = engine.evaluate(engine.canonical_state(state), val_data)
+                score = _val_score(info.tasks, ev, dataset.labels[val_idx])
                 row["val_score"] = score
                 if score > best[0]:
-                    best = (
-                        score,
-                        jax.device_get({"params": state["params"], "rest": state["rest"]}),
-                    )
+                    canon = engine.canonical_state(state)
+                    best = (score, fetch({"params": canon["params"], "rest": canon["rest"]}))
             curve.append(row)
             _describe(bar, fold, epoch, cfg.epochs, row)
             if curve_path is not None:
                 _write_curve(curve_path, curve)
             if ckpt is not None:
-                ckpt.maybe_save(epoch + 1, state, best, final=epoch + 1 == cfg.epochs)
+                final = epoch + 1 == cfg.epochs
+                ckpt.maybe_save(epoch + 1, engine.canonical_state(state), best, final=final)
 
-    eval_state = state
+    eval_state = engine.canonical_state(state)
     if best[1] is not None:
-        eval_state = {**state, **jax.device_put(best[1])}
+        eval_state = {**eval_state, **engine.place_data(best[1], for_eval=True)}
     test_eval = engine.evaluate(eval_state, arrays(test_idx))
     timed = [r["img_per_s"] for r in curve[1:]] or [r["img_per_s"] for r in curve]
     return FoldRun(

@@ -23,7 +23,12 @@ from flax import nnx
 
 # Modules that register models when imported. Listed here (not discovered) so that importing the
 # registry is cheap and deterministic; a new architecture adds its module to this tuple.
-_MODEL_MODULES: tuple[str, ...] = ("mtl_bench.model", "baselines")
+_MODEL_MODULES: tuple[str, ...] = (
+    "mtl_bench.model",
+    "baselines",
+    "baselines.moon_features",
+    "baselines.hijab_vgg16",
+)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Builders for the three kinds of table: per_fold, comparison and hyperparams.
+"""Builders for the per_fold and comparison tables (hyperparams: ``table_hyperparams``).
 
 Each returns a ``Table`` with a ``display`` frame (formatted strings, as printed) and a ``raw``
 frame (plain numbers, written as CSV). Formatting: metric fractions as percent with 2 decimals,
@@ -19,7 +19,7 @@ from mtl_bench import stats
 from mtl_bench.results_io import per_image
 
 if TYPE_CHECKING:
-    from mtl_bench.tables import TableSpec
+    from mtl_bench.table_specs import TableSpec
 
 # Metrics with a per-image form, hence a bootstrap CI and an image-level paired test.
 IMAGE_METRICS = {"segmentation": ("DC", "JSI"), "classification": ("ACC", "AUC")}
@@ -84,13 +84,13 @@ def _p_pair(p_folds: float, p_images: float) -> str:
     return f"{fmt_p(p_folds)} / {fmt_p(p_images)}"
 
 
-def _unavailable(spec: TableSpec, method: str) -> tuple[str, str]:
+def unavailable(spec: TableSpec, method: str) -> tuple[str, str]:
     """(cell text, note) for a method without results: fixed reason or "not run"."""
     reason = spec.fixed_rows.get(method)
     return (NA, reason) if reason else (NOT_RUN, "")
 
 
-def _with_notes(display: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+def with_notes(display: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     # The Note column appears only when some row carries a reason, so usual tables stay narrow.
     if any(notes):
         display["Note"] = notes
@@ -137,7 +137,7 @@ def comparison(spec: TableSpec, res: pd.DataFrame, reference: str, n_boot: int, 
     for method in spec.row_methods(reference):
         rows = res[res["method"] == method]
         if rows.empty:
-            cell, reason = _unavailable(spec, method)
+            cell, reason = unavailable(spec, method)
             raws.append({"method": method, "status": reason or NOT_RUN, "n_folds": 0})
             disp.append([method, *[cell] * (len(cols) + 2 * len(main))])
             reasons.append(reason)
@@ -172,7 +172,7 @@ def comparison(spec: TableSpec, res: pd.DataFrame, reference: str, n_boot: int, 
     headers = ["Method", *map(_header, cols)]
     for m in main:
         headers += [f"{m} 95% CI", f"p {m} (folds / images)"]
-    display = _with_notes(pd.DataFrame(disp, columns=headers), reasons)
+    display = with_notes(pd.DataFrame(disp, columns=headers), reasons)
     k_ref = int(ref_rows["n_folds"].iloc[0]) if not ref_rows.empty else 5
     image_test = (
         "Wilcoxon signed-rank over per-image DC / JSI pairs"
@@ -192,51 +192,3 @@ def comparison(spec: TableSpec, res: pd.DataFrame, reference: str, n_boot: int, 
     raw_cols += [f"{m}_{key}" for m in cols for key in ("mean", "sd", "p_folds")]
     raw_cols += [f"{m}_{key}" for m in main for key in ("ci_lo", "ci_hi", "p_images", "n_images")]
     return Table(spec.name, spec.title, display, pd.DataFrame(raws, columns=raw_cols), notes)
-
-
-HYPERPARAMS = ("batch_size", "optimizer", "lr", "epochs", "lr_decay_every", "lr_decay_factor")
-
-
-def _text(value) -> str:
-    if value is None:
-        return DASH
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _schedule(cfg: dict) -> str:
-    every, factor = cfg.get("lr_decay_every"), cfg.get("lr_decay_factor")
-    if every is None and factor is None:
-        return str(cfg["schedule"]) if cfg.get("schedule") else DASH
-    if not every or factor in (None, 1):
-        return "constant"
-    return f"×{factor:g} every {every} epochs"
-
-
-def hyperparams(spec: TableSpec, res: pd.DataFrame, reference: str) -> Table:
-    """One row per method from its recorded run config: batch size, optimizer, lr, epochs."""
-    raws, disp, reasons = [], [], []
-    for method in spec.row_methods(reference):
-        cfgs = list(res.loc[res["method"] == method, "config"])
-        if not cfgs:
-            cell, reason = _unavailable(spec, method)
-            raws.append({"method": method, "status": reason or NOT_RUN})
-            disp.append([method, *[cell] * 5])
-            reasons.append(reason)
-            continue
-
-        # Folds of one run share a config; if they differ, every value is shown, joined.
-        def joined(values) -> str:
-            return " / ".join(dict.fromkeys(values))
-
-        vals = {k: joined(_text(c.get(k)) for c in cfgs) for k in HYPERPARAMS}
-        # The CSV keeps the recorded value itself when the folds agree (a number stays a number).
-        raw_vals = {k: cfgs[0].get(k) if " / " not in vals[k] else vals[k] for k in HYPERPARAMS}
-        raws.append({"method": method, "status": "ok", **raw_vals})
-        keys = ("batch_size", "optimizer", "lr", "epochs")
-        disp.append([method, *(vals[k] for k in keys), joined(_schedule(c) for c in cfgs)])
-        reasons.append("")
-    headers = ["Method", "Batch size", "Optimizer", "Learning rate", "Epochs", "LR schedule"]
-    display = _with_notes(pd.DataFrame(disp, columns=headers), reasons)
-    notes = [f"From each method's recorded run config; {DASH} = not recorded."]
-    raw = pd.DataFrame(raws, columns=["method", "status", *HYPERPARAMS])
-    return Table(spec.name, spec.title, display, raw, notes)

@@ -1,6 +1,7 @@
 """The paper's tables, regenerated from result files only (no cell is ever typed by hand).
 
-Each table is one declarative ``TableSpec``; ``build_tables`` loads ``R/<method>/fold_K.json``,
+Each table is one declarative ``TableSpec`` (``mtl_bench.table_specs``, which also declares the
+paper's tables in ``DEFAULT_SPECS``); ``build_tables`` loads ``R/<method>/fold_K.json``,
 checks that the methods of each table ran on the same fold manifest, builds the tables and writes
 ``R/tables/<name>.{md,tex,csv}``. Display conventions (stated in each table's notes): metrics in
 percent with 2 decimals, AUC as a fraction with 3 decimals (as the paper prints it); "Mean ± SD"
@@ -13,16 +14,17 @@ The CLI only needs: ``frames = build_tables(dir, formats=(fmt,))`` then
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from mtl_bench import table_kinds
+from mtl_bench import table_hyperparams, table_kinds
 from mtl_bench.data.types import DataError
-from mtl_bench.results_io import METRICS, check_same_manifest, load_results, per_image
-from mtl_bench.table_kinds import IMAGE_METRICS, Table
+from mtl_bench.results_io import check_same_manifest, load_results, per_image
+from mtl_bench.table_kinds import Table
+from mtl_bench.table_specs import DEFAULT_SPECS, TableSpec
 
 __all__ = [
     "DEFAULT_SPECS",
@@ -36,90 +38,7 @@ __all__ = [
     "render_markdown",
 ]
 
-KINDS = ("per_fold", "comparison", "hyperparams")
 FORMAT_ALIASES = {"md": "md", "markdown": "md", "tex": "tex", "latex": "tex", "csv": "csv"}
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """One table. ``name`` is the file stem ("table4"); ``title`` the line printed above it
-    ("{method}" in it is replaced by the method of a per_fold table).
-
-    kind: per_fold | comparison | hyperparams. task: segmentation | classification (which metric
-    block of the result files). methods: rows, in order (per_fold: at most one; empty = the
-    reference method). metrics: columns (empty = all of the task's metrics). main_metrics:
-    comparison columns that also get a bootstrap CI and an image-level p (empty = DC, JSI or
-    ACC, AUC, where shown). fixed_rows: {method: reason} for methods that cannot be reproduced;
-    the reason is shown instead of numbers (if results exist after all, the results are shown).
-    """
-
-    name: str
-    title: str
-    kind: str
-    task: str = "segmentation"
-    methods: tuple[str, ...] = ()
-    metrics: tuple[str, ...] = ()
-    main_metrics: tuple[str, ...] = ()
-    fixed_rows: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        where = f"table spec {self.name!r}"
-        if self.kind not in KINDS:
-            raise ValueError(f"{where}: unknown kind {self.kind!r}; choose one of {KINDS}")
-        if self.task not in METRICS:
-            raise ValueError(f"{where}: unknown task {self.task!r}; choose one of {tuple(METRICS)}")
-        for m in self.metrics:
-            if m not in METRICS[self.task]:
-                raise ValueError(f"{where}: {m!r} is not a {self.task} metric {METRICS[self.task]}")
-        for m in self.main_metrics:
-            if m not in IMAGE_METRICS[self.task] or m not in self.columns:
-                raise ValueError(
-                    f"{where}: main metric {m!r} must be a shown metric with a per-image form "
-                    f"{IMAGE_METRICS[self.task]}"
-                )
-        if self.kind == "per_fold" and len(self.methods) > 1:
-            raise ValueError(f"{where}: a per_fold table shows one method, got {self.methods}")
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """The metric columns shown."""
-        return self.metrics or METRICS[self.task]
-
-    @property
-    def main(self) -> tuple[str, ...]:
-        """The metrics that get a CI and an image-level test (comparison tables)."""
-        return self.main_metrics or tuple(m for m in IMAGE_METRICS[self.task] if m in self.columns)
-
-    def row_methods(self, reference: str) -> list[str]:
-        """Row methods in order; fixed-reason methods not listed in ``methods`` come last."""
-        if self.kind == "per_fold":
-            return [self.methods[0] if self.methods else reference]
-        return list(self.methods) + [m for m in self.fixed_rows if m not in self.methods]
-
-    def compared(self, reference: str) -> list[str]:
-        """Methods whose results are compared, hence must share one fold manifest.
-
-        Hyper-parameter tables compare configs, not results, so they need no shared manifest.
-        """
-        if self.kind == "hyperparams":
-            return []
-        return list(dict.fromkeys([*self.row_methods(reference), reference]))
-
-
-DEFAULT_SPECS: tuple[TableSpec, ...] = (
-    TableSpec(
-        "table1",
-        "Table 1: Segmentation results of the proposed model ({method}) per fold",
-        "per_fold",
-        task="segmentation",
-    ),
-    TableSpec(
-        "table2",
-        "Table 2: Classification results of the proposed model ({method}) per fold",
-        "per_fold",
-        task="classification",
-    ),
-)
 
 
 def build_table(
@@ -130,12 +49,19 @@ def build_table(
     n_boot: int = 1000,
     seed: int = 0,
 ) -> Table:
-    """Build one table from loaded ``results`` (see ``load_results``); writes nothing."""
+    """Build one table from loaded ``results`` (see ``load_results``); writes nothing.
+
+    ``reference`` is the build's reference method; a spec with its own ``reference`` (the
+    three-class table) resolves it from this one.
+    """
+    # Resolve the spec's own reference once; the builders then see a single reference method.
+    reference = spec.reference_for(reference)
+    spec = dataclasses.replace(spec, reference="")
     if spec.kind == "per_fold":
         return table_kinds.per_fold(spec, results, reference)
     if spec.kind == "comparison":
         return table_kinds.comparison(spec, results, reference, n_boot, seed)
-    return table_kinds.hyperparams(spec, results, reference)
+    return table_hyperparams.hyperparams(spec, results, reference)
 
 
 def normalise_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
@@ -164,7 +90,8 @@ def build_tables(
     n_boot: int = 1000,
     seed: int = 0,
 ) -> dict[str, pd.DataFrame]:
-    """Build the tables of ``table_specs`` (default: Tables 1 and 2) from ``results_dir``.
+    """Build the tables of ``table_specs`` (default: ``DEFAULT_SPECS``, the paper's Tables 1-7 and
+    the three-class table) from ``results_dir``.
 
     Writes ``results_dir/tables/<name>.<fmt>`` for each format and returns {name: display frame}
     (its ``attrs`` carry title and notes for ``render_markdown``). Every table is checked before

@@ -24,8 +24,9 @@ import numpy as np
 import optax
 from flax import nnx
 
+from mtl_bench import parallel as par
 from mtl_bench.config import RunConfig
-from mtl_bench.data.augment import AugmentConfig, augment_batch
+from mtl_bench.data.augment import AugmentConfig, augment_with_keys
 from mtl_bench.losses import joint_loss
 from mtl_bench.metrics import confusion_counts
 
@@ -87,7 +88,12 @@ def gather_batch(data: dict[str, jax.Array], idx: jax.Array) -> dict[str, jax.Ar
 
 
 class Engine:
-    """Builds the pure train/eval steps for one model and runs epochs over device arrays."""
+    """Builds the pure train/eval steps for one model and runs epochs over device arrays.
+
+    ``cfg.parallel`` picks the data-parallel strategy (``none``, ``jit``, ``pmap``; see
+    ``mtl_bench.parallel``). Callers place arrays with :meth:`place_data` / :meth:`place_state`
+    and get a single, host-saveable copy of the state back with :meth:`canonical_state`.
+    """
 
     def __init__(
         self,
@@ -99,6 +105,12 @@ class Engine:
         class_alpha: np.ndarray | None,
     ) -> None:
         self.cfg = cfg
+        self.parallel = cfg.parallel
+        self.devices = par.select_devices(cfg.devices) if cfg.parallel != "none" else None
+        par.check_strategy(cfg.parallel, cfg.batch_size, len(self.devices or [None]))
+        if cfg.parallel == "pmap":
+            par.sync_batchnorm(model, par.DATA_AXIS)
+        self.mesh = par.data_mesh(self.devices) if cfg.parallel == "jit" else None
         self.graphdef, params, rest = nnx.split(model, nnx.Param, ...)
         self.tx = make_optimizer(cfg, steps_per_epoch)
         self.steps_per_epoch = steps_per_epoch
@@ -119,9 +131,37 @@ class Engine:
             "step": jnp.zeros((), jnp.int32),
         }
         # donate_argnums=0: the old state's buffers are reused for the new one (no 2× memory).
-        self._train_indexed = jax.jit(self._train_indexed_impl, donate_argnums=0)
+        if self.parallel == "pmap":
+            self._train_indexed = jax.pmap(
+                self._train_indexed_pmap,
+                axis_name=par.DATA_AXIS,
+                devices=self.devices,
+                donate_argnums=0,
+            )
+        else:
+            self._train_indexed = jax.jit(self._train_indexed_impl, donate_argnums=0)
         self._eval = jax.jit(self._eval_impl)
         self.train_step = jax.jit(self.train_step_impl, donate_argnums=0)
+
+    # ---- placement -------------------------------------------------------------------------
+    def place_data(self, arrays: dict[str, Any], *, for_eval: bool = False) -> dict[str, Any]:
+        """Put a fold's arrays where the strategy needs them (once per fold)."""
+        if self.parallel == "jit":
+            return par.replicate(arrays, self.mesh)
+        if self.parallel == "pmap" and not for_eval:
+            return par.stack_for_pmap(arrays, self.devices)
+        return jax.device_put(arrays)
+
+    def place_state(self, state: State) -> State:
+        if self.parallel == "jit":
+            return par.replicate(state, self.mesh)
+        if self.parallel == "pmap":
+            return par.stack_for_pmap(state, self.devices)
+        return state
+
+    def canonical_state(self, state: State) -> State:
+        """One copy of the state (pmap keeps one per device) for saving and evaluation."""
+        return par.unstack(state) if self.parallel == "pmap" else state
 
     # ---- pure functions --------------------------------------------------------------------
     def train_step_impl(
@@ -132,12 +172,25 @@ class Engine:
         ``batch`` holds "image" (B,H,W,C), "mask" (B,H,W,1), "label" (B,) and optionally
         "weight" (B,) (0 for padding). Augmentation happens here, from ``rng``.
         """
-        s = self.static
         aug_key, drop_key = jax.random.split(rng)
+        sample_keys = jax.random.split(aug_key, batch["image"].shape[0])
+        return self._step(state, batch, sample_keys, drop_key)
+
+    def _step(
+        self,
+        state: State,
+        batch: dict[str, jax.Array],
+        sample_keys: jax.Array,
+        drop_key: jax.Array,
+        axis_name: str | None = None,
+    ) -> tuple[State, dict[str, jax.Array]]:
+        s = self.static
         masks = batch["mask"] if "mask" in s.tasks else None
-        images, masks = augment_batch(aug_key, batch["image"], masks, s.augment)
+        images, masks = augment_with_keys(sample_keys, batch["image"], masks, s.augment)
         batch = {**batch, "image": images, "mask": masks}
         weight = batch.get("weight")
+        if self.mesh is not None:  # sharded jit: every device computes its slice of the batch
+            batch = jax.lax.with_sharding_constraint(batch, par.batch_sharding(self.mesh))
 
         def loss_fn(params):
             # copy=True: fresh Variables at this (grad) trace level, so BatchNorm may update them.
@@ -153,10 +206,19 @@ class Engine:
                 smooth=s.dice_smooth,
                 sample_weight=weight,
             )
+            if axis_name is not None:
+                # This device's weighted mean times its share of the global weight: summing
+                # over devices (psum below) gives the global weighted mean exactly.
+                local = jnp.sum(weight) if weight is not None else jnp.float32(images.shape[0])
+                share = local / jnp.maximum(jax.lax.psum(local, axis_name), 1e-12)
+                loss = loss * share
+                aux = {k: v * share for k, v in aux.items()}
             _, _, new_rest = nnx.split(model, nnx.Param, ...)
             return loss, (aux, new_rest)
 
         (loss, (aux, new_rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+        if axis_name is not None:
+            grads, aux = jax.lax.psum((grads, aux), axis_name)
         updates, opt_state = self.tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         new_state = {
@@ -182,10 +244,34 @@ class Engine:
         batch = {**gather_batch(data, idx), "weight": w}
         return self.train_step_impl(state, batch, jax.random.fold_in(key, state["step"]))
 
+    def _train_indexed_pmap(
+        self,
+        state: State,
+        data: dict[str, jax.Array],
+        table: jax.Array,
+        weights: jax.Array,
+        key: jax.Array,
+    ) -> tuple[State, dict[str, jax.Array]]:
+        # Same global batch, keys and order as the single-device step; each device takes its
+        # contiguous slice. Dropout keys differ per device (the only difference from ``none``).
+        row = state["step"] % table.shape[0]
+        size = table.shape[1] // len(self.devices)
+        start = jax.lax.axis_index(par.DATA_AXIS) * size
+        idx = jax.lax.dynamic_slice_in_dim(table[row], start, size)
+        w = jax.lax.dynamic_slice_in_dim(weights[row], start, size)
+        aug_key, drop_key = jax.random.split(jax.random.fold_in(key, state["step"]))
+        keys = jax.random.split(aug_key, table.shape[1])
+        keys = jax.lax.dynamic_slice_in_dim(keys, start, size)
+        drop_key = jax.random.fold_in(drop_key, jax.lax.axis_index(par.DATA_AXIS))
+        batch = {**gather_batch(data, idx), "weight": w}
+        return self._step(state, batch, keys, drop_key, axis_name=par.DATA_AXIS)
+
     def _eval_impl(
         self, state: State, data: dict[str, jax.Array], idx: jax.Array
     ) -> dict[str, jax.Array]:
         batch = gather_batch(data, idx)
+        if self.mesh is not None and idx.shape[0] % len(self.devices) == 0:
+            batch = jax.lax.with_sharding_constraint(batch, par.batch_sharding(self.mesh))
         model = nnx.merge(self.graphdef, state["params"], state["rest"])
         out = model(batch["image"], train=False)
         res: dict[str, jax.Array] = {}
@@ -198,7 +284,13 @@ class Engine:
 
     # ---- host-side drivers -----------------------------------------------------------------
     def epoch_table(self, n: int, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        return _epoch_table(key, n, self.cfg.batch_size, self.steps_per_epoch)
+        """This epoch's (steps, batch) index table and weights, placed for the strategy."""
+        table, weights = _epoch_table(key, n, self.cfg.batch_size, self.steps_per_epoch)
+        if self.parallel == "jit":
+            return par.replicate((table, weights), self.mesh)
+        if self.parallel == "pmap":
+            return par.stack_for_pmap((table, weights), self.devices)
+        return table, weights
 
     def run_epoch(
         self,
@@ -208,22 +300,32 @@ class Engine:
         on_step: Callable[[int], None] | None = None,
     ) -> tuple[State, dict[str, np.ndarray]]:
         """One epoch; returns the new state and per-step metrics fetched once at the end."""
-        n = int(data["labels"].shape[0])
+        n = int(data["labels"].shape[-1])
         table, weights = self.epoch_table(n, jax.random.fold_in(epoch_key, 0))
         step_key = jax.random.fold_in(epoch_key, 1)
+        if self.parallel == "pmap":
+            step_key = par.stack_for_pmap(step_key, self.devices)
+        elif self.parallel == "jit":
+            step_key = par.replicate(jax.random.key_data(step_key), self.mesh)
+            step_key = jax.random.wrap_key_data(step_key)
         collected = []
         for i in range(self.steps_per_epoch):
             state, m = self._train_indexed(state, data, table, weights, step_key)
             collected.append(m)
             if on_step is not None:
                 on_step(i)
-        stacked = jax.device_get(jax.tree.map(lambda *xs: jnp.stack(xs), *collected))
+        stacked = par.fetch(jax.tree.map(lambda *xs: jnp.stack(xs), *collected))
+        if self.parallel == "pmap":  # identical on every device after psum
+            stacked = {k: v[:, 0] for k, v in stacked.items()}
         return state, {k: np.asarray(v) for k, v in stacked.items()}
 
     def evaluate(
         self, state: State, data: dict[str, jax.Array], index: np.ndarray | None = None
     ) -> dict[str, np.ndarray]:
-        """Probabilities (N, C) and per-image confusion counts (N, 4) for rows ``index``."""
+        """Probabilities (N, C) and per-image confusion counts (N, 4) for rows ``index``.
+
+        ``state`` is the canonical (single-copy) state; ``data`` placed with ``for_eval=True``.
+        """
         n = int(data["labels"].shape[0])
         index = np.arange(n) if index is None else np.asarray(index)
         bs = self.cfg.eval_batch_size
@@ -231,12 +333,11 @@ class Engine:
         for start in range(0, len(index), bs):
             chunk = index[start : start + bs]
             # Pad to a fixed batch so one compiled program serves every chunk.
-            padded = (
-                np.concatenate([chunk, np.full(bs - len(chunk), chunk[0])])
-                if len(chunk) < bs
-                else chunk
-            )
-            out = jax.device_get(self._eval(state, data, jnp.asarray(padded, jnp.int32)))
+            pad = np.full(bs - len(chunk), chunk[0])
+            idx = jnp.asarray(np.concatenate([chunk, pad]), jnp.int32)
+            if self.parallel == "jit":
+                idx = par.replicate(idx, self.mesh)
+            out = par.fetch(self._eval(state, data, idx))
             pieces.append({k: np.asarray(v)[: len(chunk)] for k, v in out.items()})
         return {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]} if pieces else {}
 
@@ -252,12 +353,10 @@ def _epoch_table(key: jax.Array, n: int, batch: int, steps: int) -> tuple[jax.Ar
     return flat.reshape(steps, batch), weight.reshape(steps, batch)
 
 
-def device_arrays(
-    images: np.ndarray, masks: np.ndarray, labels: np.ndarray
-) -> dict[str, jax.Array]:
-    """Put a fold's uint8 arrays on the default device once."""
+def fold_arrays(images: np.ndarray, masks: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """A fold's host arrays in the dtypes the steps expect (placed by ``Engine.place_data``)."""
     return {
-        "images": jax.device_put(np.ascontiguousarray(images, dtype=np.uint8)),
-        "masks": jax.device_put(np.ascontiguousarray(masks, dtype=np.uint8)),
-        "labels": jax.device_put(np.asarray(labels, dtype=np.int32)),
+        "images": np.ascontiguousarray(images, dtype=np.uint8),
+        "masks": np.ascontiguousarray(masks, dtype=np.uint8),
+        "labels": np.asarray(labels, dtype=np.int32),
     }

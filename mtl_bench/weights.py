@@ -118,6 +118,12 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
         for wrapper in ("state_dict", "model"):
             if isinstance(raw, dict) and isinstance(raw.get(wrapper), dict):
                 raw = raw[wrapper]
+        if not isinstance(raw, dict):
+            raise WeightPortError(f"weights file {p} holds a {type(raw).__name__}, not a dict")
+        bad = [k for k, v in raw.items() if not isinstance(v, torch.Tensor)]
+        if bad:
+            raise WeightPortError(f"weights file {p}: entries that are not tensors: {bad[:8]}")
+        # bf16/fp16 checkpoints become fp32 numpy (numpy has no bfloat16).
         raw = {
             k: v.detach().float().numpy() if v.is_floating_point() else v.numpy()
             for k, v in raw.items()
@@ -128,8 +134,7 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
         )
     if not isinstance(raw, Mapping) or not raw:
         raise WeightPortError(f"weights file {p} holds no tensors")
-    out = {k.removeprefix("module."): np.asarray(v) for k, v in raw.items()}
-    return out
+    return {k.removeprefix("module."): np.asarray(v) for k, v in raw.items()}
 
 
 def _resolve(model: nnx.Module, path: FlaxPath) -> nnx.Variable:
@@ -217,8 +222,8 @@ def port_state_dict(
 
 def adapt_first_conv(weight: np.ndarray, in_channels: int) -> np.ndarray:
     """smp's ``patch_first_conv`` for pretrained weights: an RGB (O,3,kh,kw) kernel for
-    ``in_channels`` inputs — summed over RGB for 1 channel, else channels cycled and scaled by
-    3/in_channels (so a grey image replicated to any width gives the RGB response)."""
+    ``in_channels`` inputs — summed over RGB for 1 channel (a grey image then gives the response
+    of the same grey RGB image), else channels cycled R,G,B,R,… and scaled by 3/in_channels."""
     if weight.shape[1] == in_channels:
         return weight
     if weight.shape[1] != 3:

@@ -71,10 +71,10 @@ def test_eval_batching_does_not_change_results(data):
     train, test = _split(len(data))
     cfg = dataclasses.replace(TINY, epochs=1, checkpoint_every=0)
     run = fit_fold(cfg, data, train, test, quiet=True, keep_state=True)
-    from mtl_bench.train import device_arrays
+    from mtl_bench.train import fold_arrays
 
-    arrays = device_arrays(data.images, data.masks, data.labels)
     engine = run.engine
+    arrays = engine.place_data(fold_arrays(data.images, data.masks, data.labels), for_eval=True)
     a = engine.evaluate(run.state, arrays, test)
     engine.cfg = dataclasses.replace(cfg, eval_batch_size=3)  # 8 = 3 + 3 + 2 (padded)
     engine._eval = jax.jit(engine._eval_impl)

@@ -142,9 +142,19 @@ def augment_batch(
         raise ValueError(
             f"masks must be (B, H, W, 1) = {(*images.shape[:3], 1)}, got shape {masks.shape}"
         )
+    return augment_with_keys(jax.random.split(key, images.shape[0]), images, masks, cfg)
+
+
+def augment_with_keys(
+    keys: jax.Array,
+    images: jax.Array,
+    masks: jax.Array | None,
+    cfg: AugmentConfig = AugmentConfig(),
+) -> tuple[jax.Array, jax.Array | None]:
+    """As ``augment_batch`` with one key per sample: a device holding a slice of a global batch
+    draws exactly the transforms the single-device step would (``keys`` sliced alike)."""
     if not cfg.enabled:
         return images, masks
-    keys = jax.random.split(key, images.shape[0])
     if masks is None:
         return jax.vmap(lambda k, im: augment_one(k, im, None, cfg)[0])(keys, images), None
     return jax.vmap(lambda k, im, m: augment_one(k, im, m, cfg))(keys, images, masks)

@@ -1,0 +1,101 @@
+"""Transfer-learning classification baselines (the paper's Table 7): Flax NNX networks that match
+torchvision 0.29 (``resnet50``, ``vgg16``, ``vgg19``, ``densenet201``, ``inception_v3``,
+``mobilenet_v2``) and timm 1.0 (``mobilenet`` = ``mobilenetv1_100``, ``inception_resnet_v2``)
+layer for layer, so that a reference ImageNet checkpoint ports exactly (``port.py``).
+
+All are registered with ``tasks=("label",)``, ``family="classification"`` and their native input
+size as the ``image_size`` default (224; 299 for the Inception family). Builders take
+``in_channels`` (1: grey replicated to RGB, see ``base``), ``num_classes`` (2, the paper's
+n_units), ``image_size`` (checked against each network's minimum), ``dtype``, ``weights`` (an
+imported folder or a .pth/.safetensors file; None trains from scratch), ``input_norm`` and
+``freeze_backbone_epochs``.
+
+Freezing lives in the optimiser, not the forward pass: ``freeze_backbone(tx, model, steps)``
+wraps the run's optax transformation so backbone parameters get zero updates (and their
+optimiser state does not advance) for the first ``steps`` steps, while the head (the model's
+``head_attrs``) trains from the start. BatchNorm statistics of the backbone still update in
+training mode, as in PyTorch when parameters are frozen with ``requires_grad=False``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from baselines.classifiers import (  # noqa: F401  (importing registers the models)
+    densenet,
+    inception_resnet_v2,
+    inception_v3,
+    mobilenet,
+    resnet,
+    vgg,
+)
+
+CLASSIFIERS: tuple[str, ...] = (
+    "resnet50",
+    "vgg16",
+    "vgg19",
+    "densenet201",
+    "inception_v3",
+    "mobilenet_v2",
+    "mobilenet",
+    "inception_resnet_v2",
+)
+
+
+def _top(path: tuple) -> Any:
+    first = path[0]
+    return getattr(first, "key", getattr(first, "name", first))
+
+
+def _labels(head_attrs: tuple[str, ...], params: Any) -> Any:
+    return jax.tree_util.tree_map_with_path(
+        lambda p, _: "head" if _top(p) in head_attrs else "backbone", params
+    )
+
+
+def backbone_mask(model: nnx.Module) -> Any:
+    """``nnx.state(model, nnx.Param)``-shaped pytree of bools: True for head parameters (the
+    layers sized by ``num_classes``), False for the backbone."""
+    heads = tuple(model.head_attrs)
+    return jax.tree_util.tree_map_with_path(
+        lambda p, _: _top(p) in heads, nnx.state(model, nnx.Param)
+    )
+
+
+def _frozen_for(inner: optax.GradientTransformation, steps: int) -> optax.GradientTransformation:
+    """``inner`` whose updates are zero, and whose state is held at its initial value, for the
+    first ``steps`` updates: after unfreezing, Adam's moments and step count start fresh, as
+    Keras' recompile after ``trainable = True`` does."""
+
+    def init(params):
+        return (jnp.zeros((), jnp.int32), inner.init(params))
+
+    def update(updates, state, params=None):
+        count, inner_state = state
+        new_updates, new_state = inner.update(updates, inner_state, params)
+        frozen = count < steps
+        new_updates = jax.tree.map(lambda u: jnp.where(frozen, jnp.zeros_like(u), u), new_updates)
+        new_state = jax.tree.map(lambda a, b: jnp.where(frozen, a, b), inner_state, new_state)
+        return new_updates, (jnp.minimum(count + 1, steps), new_state)
+
+    return optax.GradientTransformation(init, update)
+
+
+def freeze_backbone(
+    tx: optax.GradientTransformation, model: nnx.Module, steps: int
+) -> optax.GradientTransformation:
+    """``tx`` for the head from step 0 and for the backbone from step ``steps`` (``steps`` <= 0:
+    ``tx`` unchanged). The label function follows ``Engine``'s params pytree (``nnx.split(model,
+    nnx.Param, ...)``), so the result drops into ``Engine.tx``."""
+    if steps <= 0:
+        return tx
+    heads = tuple(model.head_attrs)
+    return optax.multi_transform(
+        {"head": tx, "backbone": _frozen_for(tx, int(steps))},
+        lambda params: _labels(heads, params),
+    )

@@ -1,0 +1,225 @@
+"""``moon_features``: Moon et al.'s feature-based classifier, on the same folds as every method.
+
+Moon et al. (the paper's ref. 27) classify a lesion from hand-crafted texture, intensity
+("descriptor") and morphology features of the radiologist's delineation with a logistic
+regression. Here: the features of ``moon_features_extract`` (48 per image), then a scikit-learn
+``Pipeline(SimpleImputer(median), StandardScaler, classifier)`` where the classifier — logistic
+regression, or an RBF SVM with Platt-scaled probabilities — and its C are chosen by an inner
+stratified k-fold grid search (``GridSearchCV``, scoring ROC AUC, seeded) on the training fold
+only; the test fold is seen once, for the reported probabilities.
+
+Settings (``cfg.model_kwargs``, all optional; see ``mtl_bench/configs/moon_features.py``):
+``classifiers`` ("logreg", "svc"), ``C_grid``, ``inner_folds`` (5), ``mask_source``.
+``cfg.class_weights`` "inverse_frequency" maps to ``class_weight="balanced"`` (the same
+imbalance policy as the proposed model's loss); "none" to unweighted. ``cfg.seed`` seeds the inner
+folds and the SVM.
+
+Mask source: ``"ground_truth"`` (default) uses the dataset's masks for training and test images,
+as the original, which used the radiologist's outline. ``"predicted"`` keeps ground-truth masks
+for training but uses predicted masks for the test images — the deployment setting, where only a
+segmentation model's output exists — taken from ``model_kwargs["predicted_masks"]``: a path to an
+``.npz`` with ``ids`` (str) and ``masks`` ((N, H, W) in {0, 1}) — the format ``mtl-bench predict``
+is to write, so ``--set model_kwargs.predicted_masks=PATH`` already works from the CLI — or, from
+Python, a {id: mask} mapping or a callable ``ids -> (n, H, W) masks``. The masks must be
+out-of-fold predictions (each image predicted by the model of the fold that tests it).
+
+Empty masks (normal images in three-class mode; a predicted mask that found nothing): features of
+a central box, flagged by ``mask_empty`` (see ``moon_features_extract``). With ground-truth masks
+in three-class mode an empty mask *is* the "normal" label, so that class is trivially separable —
+an inherent property of classifying from the true outline, stated with its three-class results.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from mtl_bench.config import RunConfig
+from mtl_bench.data.types import DataError, Dataset
+from mtl_bench.fit import FoldRun
+from mtl_bench.progress import log
+from mtl_bench.registry import register_model
+
+MASK_SOURCES = ("ground_truth", "predicted")
+CLASSIFIERS = ("logreg", "svc")
+DEFAULTS: dict[str, Any] = {
+    "classifiers": CLASSIFIERS,
+    "C_grid": (0.01, 0.1, 1.0, 10.0, 100.0),
+    "inner_folds": 5,
+    "mask_source": "ground_truth",
+    "predicted_masks": None,
+}
+
+
+def moon_settings(cfg: RunConfig) -> dict[str, Any]:
+    """``DEFAULTS`` updated by ``cfg.model_kwargs``; a bad key or value is a one-line ValueError."""
+    unknown = sorted(set(cfg.model_kwargs) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(
+            f"moon_features does not take model_kwargs {', '.join(unknown)}; "
+            f"it takes {', '.join(DEFAULTS)}"
+        )
+    s = {**DEFAULTS, **cfg.model_kwargs}
+    clfs = (s["classifiers"],) if isinstance(s["classifiers"], str) else tuple(s["classifiers"])
+    if not clfs or set(clfs) - set(CLASSIFIERS):
+        raise ValueError(f"moon_features classifiers must be among {CLASSIFIERS}, got {clfs}")
+    grid = (s["C_grid"],) if isinstance(s["C_grid"], int | float) else tuple(s["C_grid"])
+    if not grid or any(
+        isinstance(c, bool) or not isinstance(c, int | float) or c <= 0 for c in grid
+    ):
+        raise ValueError(f"moon_features C_grid must be positive numbers, got {s['C_grid']!r}")
+    k = s["inner_folds"]
+    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+        raise ValueError(f"moon_features inner_folds must be an integer >= 2, got {k!r}")
+    if s["mask_source"] not in MASK_SOURCES:
+        raise ValueError(
+            f"moon_features mask_source must be one of {MASK_SOURCES}, got {s['mask_source']!r}"
+        )
+    if s["mask_source"] == "predicted" and s["predicted_masks"] is None:
+        raise ValueError(
+            "moon_features mask_source='predicted' needs model_kwargs.predicted_masks "
+            "(an .npz of ids and masks, a {id: mask} mapping or a callable)"
+        )
+    return {**s, "classifiers": clfs, "C_grid": tuple(float(c) for c in grid)}
+
+
+def _search(
+    settings: dict[str, Any], labels: np.ndarray, n_classes: int, cfg: RunConfig, fold: int
+):
+    """The inner grid search of (classifier, C), given the training labels."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    counts = np.bincount(labels, minlength=n_classes)
+    if counts.min() < 2:
+        raise DataError(
+            f"moon_features fold {fold}: the training fold has {counts.min()} image(s) of class "
+            f"{int(counts.argmin())}; the inner cross-validation needs at least 2 per class"
+        )
+    k = int(min(settings["inner_folds"], counts.min()))
+    weight = "balanced" if cfg.class_weights == "inverse_frequency" else None
+    grid: list[dict[str, Any]] = []
+    if "logreg" in settings["classifiers"]:
+        logreg = LogisticRegression(max_iter=10_000, class_weight=weight)
+        grid.append({"clf": [logreg], "clf__C": list(settings["C_grid"])})
+    # Platt scaling on an inner-inner split (sklearn's replacement for SVC(probability=True));
+    # it needs 2+ images per class in each of its splits, so tiny folds drop the SVM.
+    per_class_inner = int(counts.min() - np.ceil(counts.min() / k))
+    if "svc" in settings["classifiers"] and per_class_inner >= 2:
+        svc = SVC(kernel="rbf", gamma="scale", class_weight=weight, random_state=cfg.seed)
+        platt = CalibratedClassifierCV(
+            svc, method="sigmoid", cv=min(3, per_class_inner), ensemble=False
+        )
+        grid.append({"clf": [platt], "clf__estimator__C": list(settings["C_grid"])})
+    if not grid:
+        raise DataError(
+            f"moon_features fold {fold}: the training fold is too small for an SVM-only grid"
+        )
+    pipe = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median")),
+            ("scale", StandardScaler()),
+            ("clf", grid[0]["clf"][0]),
+        ]
+    )
+    return GridSearchCV(
+        pipe,
+        grid,
+        scoring="roc_auc" if n_classes == 2 else "roc_auc_ovr",
+        cv=StratifiedKFold(n_splits=k, shuffle=True, random_state=cfg.seed),
+        refit=True,
+        error_score="raise",
+    )
+
+
+def _n_fitted(pipe) -> int:
+    """Fitted numbers of the selected pipeline (imputer, scaler, classifier) for ``params``."""
+    clf = pipe.named_steps["clf"]
+    n = pipe.named_steps["impute"].statistics_.size + 2 * pipe.named_steps["scale"].mean_.size
+    if hasattr(clf, "coef_"):
+        return n + clf.coef_.size + clf.intercept_.size
+    for cal in clf.calibrated_classifiers_:
+        svc = cal.estimator
+        n += svc.support_vectors_.size + svc.dual_coef_.size + svc.intercept_.size
+        n += sum(2 for _ in cal.calibrators)  # each Platt sigmoid has a slope and an offset
+    return n
+
+
+def fit_moon(
+    cfg: RunConfig,
+    dataset: Dataset,
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    *,
+    fold: int = 0,
+    quiet: bool = False,
+) -> FoldRun:
+    """Features, inner-CV model selection on ``train_idx``, class probabilities on ``test_idx``."""
+    from threadpoolctl import threadpool_limits
+
+    from baselines.moon_features_extract import FEATURE_NAMES, extract_all, predicted_masks
+
+    t0 = time.perf_counter()
+    settings = moon_settings(cfg)
+    n_classes = len(dataset.class_names)
+    test_masks = dataset.masks[test_idx]
+    if settings["mask_source"] == "predicted":
+        ids = [dataset.ids[i] for i in test_idx]
+        test_masks = predicted_masks(settings["predicted_masks"], ids, dataset.image_size)
+    x_train = extract_all(dataset.images[train_idx], dataset.masks[train_idx])
+    x_test = extract_all(dataset.images[test_idx], test_masks)
+    y_train = dataset.labels[train_idx].astype(np.int64)
+    search = _search(settings, y_train, n_classes, cfg, fold)
+    # A 600 × 48 problem gains nothing from BLAS threads, and on a busy CPU they oversubscribe
+    # the cores (measured: 8 s vs 1.6 s per fold on 2 shared cores), so fit single-threaded.
+    with threadpool_limits(limits=1):
+        search.fit(x_train, y_train)
+    train_s = time.perf_counter() - t0
+    proba = search.predict_proba(x_test)
+    prob = np.zeros((len(test_idx), n_classes))
+    prob[:, search.classes_] = proba  # columns in label order, whatever sklearn's order
+    best = search.best_params_
+    name = "logreg" if "clf__C" in best else "svc"
+    c_value = best.get("clf__C", best.get("clf__estimator__C"))
+    log(
+        f"moon_features fold {fold}: {len(FEATURE_NAMES)} features, {name} C={c_value:g} "
+        f"(inner AUC {search.best_score_:.3f}), masks: {settings['mask_source']}",
+        quiet=quiet,
+    )
+    return FoldRun(
+        tasks=("label",),
+        test_eval={"prob": prob},
+        curve=[],
+        wall_time_s=time.perf_counter() - t0,
+        train_img_per_s=len(train_idx) / train_s,
+        epochs_run=0,  # not trained by gradient descent: no epochs
+        params=_n_fitted(search.best_estimator_),
+        extras={
+            "selected_classifier": name,
+            "selected_C": float(c_value),
+            "inner_cv_auc": float(search.best_score_),
+            "inner_folds": int(search.n_splits_),
+            "n_features": len(FEATURE_NAMES),
+            "mask_source": settings["mask_source"],
+            "n_empty_test_masks": int(
+                (test_masks.reshape(len(test_idx), -1).max(axis=1) == 0).sum()
+            ),
+        },
+    )
+
+
+@register_model("moon_features", tasks=("label",), family="classification", fit=fit_moon)
+def build_moon_features(*, rngs: Any = None, **kwargs: Any):
+    """Not a network: there is no forward pass to build; ``fit_fold`` calls ``fit_moon``."""
+    raise ValueError(
+        "moon_features is a scikit-learn feature classifier without a forward pass: "
+        "train and test it with `mtl-bench cv --model moon_features` (its own fit), "
+        "not create_model"
+    )

@@ -1,0 +1,125 @@
+"""Correctness checks that only an accelerator can answer, run by ``benchmarks/gpu_check.sh``.
+
+``python -m benchmarks.gpu_checks [--dry-run]``:
+
+1. backend — JAX sees a GPU (dry run: reports the CPU it runs on instead);
+2. bf16 step — three bf16 training steps of ``mtl_resunet`` on the default device give finite
+   losses and finite, changed parameters;
+3. parity — the same ``mtl_resunet`` weights give the same eval-mode outputs on the default
+   device and on the CPU: at ``highest`` matmul precision within ``PARITY_TOL`` (relative to the
+   output's largest magnitude); at default precision (TF32 on NVIDIA) the error is reported only.
+
+Each check prints one line ``PASS|FAIL name: detail``; the exit status is the number of failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+import jax
+import numpy as np
+from flax import nnx
+
+PARITY_TOL = 1e-4
+TINY = (4, 8, 16, 32, 64)
+
+
+def check_backend(dry_run: bool) -> str:
+    d = jax.devices()[0]
+    if dry_run:
+        return f"dry run on {d.platform} ({d.device_kind})"
+    if d.platform != "gpu":
+        raise AssertionError(f"JAX's default device is {d.platform}, not a GPU: is jax[cuda] in?")
+    return f"{len(jax.devices())} × {d.device_kind}"
+
+
+def check_bf16_step(size: int, widths: tuple[int, ...] | None) -> str:
+    from mtl_bench.config import RunConfig
+    from mtl_bench.fit import build_model
+    from mtl_bench.train import Engine, device_arrays
+
+    kwargs = {"widths": widths} if widths else {}
+    cfg = RunConfig(image_size=size, batch_size=4, precision="bf16", model_kwargs=kwargs)
+    model = build_model(cfg, 2)
+    engine = Engine(model, ("mask", "label"), cfg, steps_per_epoch=2, class_alpha=None)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (8, size, size), dtype=np.uint8)
+    masks = (rng.random((8, size, size)) < 0.3).astype(np.uint8)
+    data = device_arrays(images, masks, rng.integers(0, 2, 8).astype(np.int32))
+    before = jax.device_get(engine.initial_state["params"])
+    state = engine.initial_state
+    losses = []
+    for epoch in range(2):  # 2 epochs × 2 steps
+        state, m = engine.run_epoch(state, data, jax.random.key(epoch))
+        losses += list(m["loss"])
+    after = jax.device_get(state["params"])
+    leaves_b, leaves_a = jax.tree.leaves(before), jax.tree.leaves(after)
+    if not np.all(np.isfinite(losses)):
+        raise AssertionError(f"non-finite bf16 losses {losses}")
+    if not all(np.all(np.isfinite(a)) for a in leaves_a):
+        raise AssertionError("non-finite parameters after bf16 steps")
+    moved = sum(not np.array_equal(a, b) for a, b in zip(leaves_a, leaves_b, strict=True))
+    if moved < len(leaves_a) // 2:
+        raise AssertionError(f"only {moved}/{len(leaves_a)} parameter arrays changed")
+    return f"losses {', '.join(f'{x:.4f}' for x in losses)}; {moved}/{len(leaves_a)} arrays moved"
+
+
+def _outputs_on(device, graphdef, state, x) -> dict[str, np.ndarray]:
+    state, x = jax.device_put((state, x), device)
+
+    @jax.jit
+    def forward(s, x):
+        return nnx.merge(graphdef, s)(x, train=False)
+
+    return {k: np.asarray(v, np.float64) for k, v in forward(state, x).items()}
+
+
+def _rel_err(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    return max(float(np.max(np.abs(a[k] - b[k])) / (np.max(np.abs(b[k])) + 1e-12)) for k in b)
+
+
+def check_parity(size: int, widths: tuple[int, ...] | None) -> str:
+    from mtl_bench.registry import create_model
+
+    kwargs = {"widths": widths} if widths else {}
+    graphdef, state = nnx.split(create_model("mtl_resunet", seed=3, **kwargs))
+    x = jax.random.uniform(jax.random.key(0), (2, size, size, 1))
+    cpu, dev = jax.devices("cpu")[0], jax.devices()[0]
+    with jax.default_matmul_precision("highest"):
+        exact = _rel_err(_outputs_on(dev, graphdef, state, x), _outputs_on(cpu, graphdef, state, x))
+    default = _rel_err(_outputs_on(dev, graphdef, state, x), _outputs_on(cpu, graphdef, state, x))
+    detail = f"{dev.device_kind} vs CPU: rel err {exact:.2e} (highest), {default:.2e} (default)"
+    if not exact < PARITY_TOL:
+        raise AssertionError(f"{detail} exceeds {PARITY_TOL:g}")
+    return detail
+
+
+def run(checks: list[tuple[str, Callable[[], str]]]) -> int:
+    failures = 0
+    for name, fn in checks:
+        try:
+            print(f"PASS {name}: {fn()}", flush=True)
+        except Exception as e:  # every check reports; one failure does not hide the others
+            failures += 1
+            print(f"FAIL {name}: {type(e).__name__}: {' '.join(str(e).split())}", flush=True)
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="benchmarks.gpu_checks", description=__doc__.split("\n")[0])
+    p.add_argument("--dry-run", action="store_true", help="CPU, tiny widths and sizes")
+    args = p.parse_args(argv)
+    size, widths = (32, TINY) if args.dry_run else (64, None)
+    return run(
+        [
+            ("backend", lambda: check_backend(args.dry_run)),
+            ("bf16 step", lambda: check_bf16_step(size, widths)),
+            ("parity", lambda: check_parity(size, widths)),
+        ]
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""Throughput suite: ``python -m benchmarks.throughput`` (or ``mtl-bench bench``).
+
+For each selected model × batch size × precision: training and inference images/s, ms/step,
+cold and warm compile time, trainable parameters, GFLOPs per image (``benchmarks.flops``), MFU
+against ``benchmarks.peaks``, compiled and peak device memory, the input stall, out-of-memory
+back-off — one CSV row each (``timing.py`` measures, this file drives, records and prints).
+With ``--peer torch`` each model's PyTorch twin is timed in a subprocess
+(``benchmarks.torch_peer``) at the same settings and the JAX / PyTorch ratios join the row.
+
+Rows go to ``OUT/throughput/<device-kind>-<YYYYMMDD-HHMMSS>.csv`` (or ``--csv FILE``, whose
+existing rows are kept); the whole file is rewritten atomically after every row, so an
+interrupted run keeps what it measured. Only one device and no parallel strategy are measured
+here (columns ``devices``, ``strategy``); multi-device runs belong to the parallel module.
+
+Nothing heavy is imported at import time: ``add_bench_arguments`` serves the CLI cheaply.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.throughput_io import format_table, read_csv, write_csv
+
+
+def _csv_list(kind: type) -> Any:
+    def parse(text: str) -> list:
+        try:
+            return [kind(x.strip()) for x in text.split(",") if x.strip()]
+        except ValueError:
+            msg = f"expected a comma-separated list, got {text!r}"
+            raise argparse.ArgumentTypeError(msg) from None
+
+    return parse
+
+
+def add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    """The bench options (shared by ``mtl-bench bench`` and ``python -m benchmarks.throughput``)."""
+    p.add_argument("--models", default="mtl_resunet", help="all | NAME[,NAME...]")
+    p.add_argument("--batch-sizes", type=_csv_list(int), default=[16, 64], help="e.g. 16,64")
+    p.add_argument("--precision", type=_csv_list(str), default=["bf16"], help="fp32,bf16")
+    p.add_argument("--image-size", type=int, default=256)
+    p.add_argument("--parallel", type=_csv_list(str), default=["none"], help="none,jit,pmap")
+    p.add_argument("--devices", type=_csv_list(int), default=[1], help="device counts, e.g. 1,8")
+    p.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps after compiling")
+    p.add_argument(
+        "--set",
+        dest="model_kwargs",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model kwarg for every model (KEY=VALUE) or one (MODEL:KEY=VALUE), e.g. "
+        "--set mtl_resunet:widths=(8,16,32,64,128)",
+    )
+    p.add_argument("--out", default="results", help="CSV under OUT/throughput/ (default results)")
+    p.add_argument("--csv", default=None, help="write/extend this CSV file instead")
+    p.add_argument("--peer", choices=("none", "torch"), default="none")
+    p.add_argument("--peer-timeout", type=float, default=300.0, help="seconds per model")
+    p.add_argument("--peer-compile", choices=("on", "off"), default="on", help="torch.compile")
+    p.add_argument(
+        "--compile-cache",
+        default="fresh",
+        help="fresh (a new temporary persistent cache: cold then warm compile) | off | DIR",
+    )
+
+
+def parse_model_kwargs(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``KEY=VALUE`` (every model) and ``MODEL:KEY=VALUE`` (one model) → {model or "*": kwargs}."""
+    from mtl_bench.config import parse_value
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        model, _, key = key.strip().rpartition(":")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects [MODEL:]KEY=VALUE, got {item!r}")
+        out.setdefault(model or "*", {})[key.strip()] = parse_value(raw)
+    return out
+
+
+def kwargs_for(kwargs: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+    """The model kwargs that apply to ``name`` (its own over the shared ones)."""
+    return {**kwargs.get("*", {}), **kwargs.get(name, {})}
+
+
+def select_models(spec: str) -> list[str]:
+    """``all`` or a comma list of registered names (an unknown name is a one-line error)."""
+    from mtl_bench.registry import list_models, model_info
+
+    if spec.strip() == "all":
+        return list_models()
+    names = [m.strip() for m in spec.split(",") if m.strip()]
+    for name in names:
+        model_info(name)  # KeyError naming the registered models
+    if not names:
+        raise ValueError("--models is empty: give all or NAME[,NAME...]")
+    return names
+
+
+def _setup_compile_cache(mode: str) -> str:
+    """Point JAX's persistent cache where asked, before anything compiles; returns a label."""
+    import jax
+
+    if mode == "off":
+        return "off"
+    path = tempfile.mkdtemp(prefix="mtl_bench_bench_cache_") if mode == "fresh" else mode
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return "fresh" if mode == "fresh" else path
+
+
+def _environment(cache_label: str, steps: int, warmup: int) -> dict[str, Any]:
+    import jax
+
+    from mtl_bench.provenance import device_kind, git_commit, versions
+
+    v = versions()
+    try:
+        from importlib.metadata import version
+
+        torch_version = version("torch")
+    except Exception:  # not installed: the peer column stays empty
+        torch_version = ""
+    return {
+        "device_kind": device_kind(),
+        "platform": jax.devices()[0].platform,
+        "jax_version": v.get("jax"),
+        "jaxlib_version": v.get("jaxlib"),
+        "flax_version": v.get("flax"),
+        "torch_version": torch_version,
+        "git_commit": git_commit(),
+        "timed_steps": steps,
+        "warmup_steps": warmup,
+        "compile_cache": cache_label,
+    }
+
+
+def _finish(row: dict[str, Any], peak: float | None, label: str) -> dict[str, Any]:
+    from benchmarks.peaks import mfu_percent
+
+    row["peak_tflops"], row["peak_label"] = peak, label
+    if row.get("achieved_tflops") is not None:
+        row["mfu_pct"] = mfu_percent(row["achieved_tflops"] * 1e12, peak)
+    return row
+
+
+def measure_model(name: str, args: argparse.Namespace, env: dict, kwargs: dict) -> list[dict]:
+    """Rows of one model: precision × strategy/devices × batch (errors become rows, never raise)."""
+    from benchmarks.peaks import peak_tflops
+    from benchmarks.timing import BenchSpec, Skip, measure_with_backoff
+
+    rows = []
+    # "none" runs on one device; the strategies run at each requested device count.
+    layouts = [(s, n) for s in args.parallel for n in ([1] if s == "none" else args.devices)]
+    grid = itertools.product(args.precision, layouts, args.batch_sizes)
+    for precision, (strategy, n_dev), batch in grid:
+        peak, label = peak_tflops(env["device_kind"], precision)
+        row = {
+            "model": name, "batch_size": batch, "requested_batch_size": batch,
+            "precision": precision, "image_size": args.image_size, "strategy": strategy,
+            "devices": n_dev, "timestamp_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+            **env,
+        }  # fmt: skip
+        spec = BenchSpec(
+            name, batch, precision, args.image_size, kwargs_for(kwargs, name), args.steps,
+            args.warmup, parallel=strategy, devices=n_dev,
+        )  # fmt: skip
+        try:
+            measured, note = measure_with_backoff(spec)
+            row.update(measured, status="ok", note=note)
+        except Skip as e:
+            row["status"] = f"skipped: {e}"
+        except Exception as e:  # one failing model must not end the suite: record it
+            msg = " ".join(str(e).split())[:300] or type(e).__name__
+            row["status"] = f"error: {type(e).__name__}: {msg}"
+        rows.append(_finish(row, peak, label))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m benchmarks.throughput``."""
+    parser = argparse.ArgumentParser(prog="benchmarks.throughput", description=__doc__)
+    add_bench_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_from_args(args)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"benchmarks.throughput: error: {msg}", file=sys.stderr)
+        return 2
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run the suite for parsed ``args``; prints the table and the CSV path. Returns 0."""
+    if args.peer == "torch":
+        # The peer shares the accelerator: JAX must not grab 75 % of its memory up front.
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    for name, value in (("--steps", args.steps), ("--image-size", args.image_size)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if args.warmup < 0 or not args.batch_sizes or min(args.batch_sizes) < 1:
+        raise ValueError("--warmup must be >= 0 and --batch-sizes positive integers")
+    bad = [p for p in args.precision if p not in ("fp32", "bf16")]
+    if bad or not args.precision:
+        raise ValueError(f"--precision takes fp32 and/or bf16, got {','.join(args.precision)}")
+    models = select_models(args.models)
+    kwargs = parse_model_kwargs(args.model_kwargs)
+    unknown = sorted(set(kwargs) - {"*", *models})
+    if unknown:
+        raise ValueError(f"--set names model(s) not selected by --models: {', '.join(unknown)}")
+    bad = [s for s in args.parallel if s not in ("none", "jit", "pmap")]
+    if bad or not args.parallel:
+        raise ValueError(f"--parallel takes none, jit and/or pmap, got {','.join(args.parallel)}")
+    cache = _setup_compile_cache(args.compile_cache)
+    env = _environment(cache, args.steps, args.warmup)
+    from benchmarks.peaks import device_slug
+
+    if args.csv:
+        path = Path(args.csv)
+        rows = read_csv(path) if path.exists() else []
+    else:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = Path(args.out) / "throughput" / f"{device_slug(env['device_kind'])}-{stamp}.csv"
+        rows = []
+    for name in models:
+        t = time.perf_counter()
+        new = measure_model(name, args, env, kwargs)
+        rows += new
+        write_csv(path, rows)
+        if args.peer == "torch":
+            from benchmarks.torch_peer import attach_peer
+
+            attach_peer(new, kwargs_for(kwargs, name), args)
+            write_csv(path, rows)
+        print(f"[bench] {name}: {len(new)} rows in {time.perf_counter() - t:.0f} s", flush=True)
+    print(format_table(rows))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

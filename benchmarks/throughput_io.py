@@ -1,0 +1,80 @@
+"""The throughput CSV: its columns, atomic writing, reading, and the printed markdown table."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+COLUMNS: tuple[str, ...] = (
+    "model", "family", "status", "note", "batch_size", "requested_batch_size", "precision",
+    "image_size", "devices", "strategy",
+    "train_img_per_s", "train_ms", "infer_img_per_s", "infer_ms",
+    "compile_s", "compile_warm_s", "infer_compile_s",
+    "params", "gflops_per_img", "train_gflops_per_img", "achieved_tflops", "peak_tflops",
+    "peak_label", "mfu_pct",
+    "input_ms", "input_stall_pct", "host_ms", "loss_finite", "mem_compiled_gb", "peak_mem_gb",
+    "torch_eager_train_img_per_s", "torch_compile_train_img_per_s",
+    "torch_eager_infer_img_per_s", "torch_compile_infer_img_per_s",
+    "jax_over_torch_eager_train", "jax_over_torch_compile_train",
+    "jax_over_torch_eager_infer", "jax_over_torch_compile_infer", "torch_params", "torch_note",
+    "device_kind", "platform", "jax_version", "jaxlib_version", "flax_version", "torch_version",
+    "git_commit", "timed_steps", "warmup_steps", "compile_cache", "timestamp_utc",
+)  # fmt: skip
+
+# Columns of the printed markdown table (short names), in order.
+SUMMARY: tuple[tuple[str, str], ...] = (
+    ("model", "model"), ("strategy", "par"), ("devices", "dev"), ("batch_size", "batch"), ("precision", "prec"), ("image_size", "size"),
+    ("train_img_per_s", "train img/s"), ("train_ms", "ms/step"), ("infer_img_per_s", "infer img/s"),
+    ("compile_s", "compile s"), ("gflops_per_img", "GFLOP/img"), ("mfu_pct", "MFU %"),
+    ("input_stall_pct", "stall %"), ("jax_over_torch_eager_train", "×torch"),
+    ("jax_over_torch_compile_train", "×compile"), ("status", "status"),
+)  # fmt: skip
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """All rows under ``COLUMNS`` (missing values blank), written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: _cell(row.get(k)) for k in COLUMNS})
+    os.replace(tmp, path)
+
+
+def _cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return v
+
+
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of a throughput CSV (strings; blanks as '')."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The markdown summary (tabulate) of ``rows``."""
+    from tabulate import tabulate
+
+    def fmt(v: Any) -> Any:
+        if v in (None, ""):
+            return ""
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            return v
+        return f"{x:.3g}" if abs(x) < 100 else f"{x:.0f}"
+
+    def cell(row: dict[str, Any], key: str) -> Any:
+        v = row.get(key)
+        return str(v)[:60] if key in ("status", "model") else fmt(v)
+
+    body = [[cell(r, k) for k, _ in SUMMARY] for r in rows]
+    return tabulate(body, headers=[h for _, h in SUMMARY], tablefmt="github")

@@ -1,0 +1,246 @@
+"""Time one (model, batch size, precision, image size) configuration on the default device.
+
+What is timed is what ``mtl-bench cv`` runs: the Engine's jitted ``_train_indexed`` step (gather
+by index from device-resident uint8 arrays, augmentation, forward, loss, backward, Adam, state
+donation) and a jitted eval-mode forward pass. Each program is compiled ahead of time first
+(``.lower().compile()``), so compile time is measured apart from run time; then ``warmup`` calls,
+then ``steps`` calls each timed to ``jax.block_until_ready``; the median is reported.
+
+Input stall: the batch is gathered and converted inside the step, so the host does no data work;
+what remains is the device time of that gather, timed alone as a jitted ``gather_batch`` on the
+same arrays and reported as a share of the step (``input_stall_pct``). ``host_ms`` is the time a
+step call takes to return without blocking (Python dispatch); while it is below the step time the
+device never waits for the host.
+"""
+
+from __future__ import annotations
+
+import gc
+import inspect
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from benchmarks.flops import TRAIN_FACTOR, model_forward_flops
+from mtl_bench.config import RunConfig
+from mtl_bench.fit import build_model
+from mtl_bench.registry import count_params, model_info
+from mtl_bench.train import Engine, fold_arrays, gather_batch
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    """One configuration to measure."""
+
+    model: str
+    batch_size: int
+    precision: str = "fp32"  # fp32 | bf16
+    image_size: int = 256
+    model_kwargs: dict[str, Any] = field(default_factory=dict, hash=False)
+    steps: int = 10
+    warmup: int = 3
+    num_classes: int = 2
+    warm_compile: bool = True  # recompile once from the persistent cache (if it is on)
+    parallel: str = "none"  # the Engine's data-parallel strategy: none | jit | pmap
+    devices: int = 1  # devices the strategy spans (0: all)
+
+
+class Skip(Exception):
+    """The configuration cannot be measured for a stated reason (not an error of the bench)."""
+
+
+def accepts_kwarg(name: str, kwarg: str) -> bool:
+    """Whether the registered builder of ``name`` takes ``kwarg`` (or any keyword)."""
+    params = inspect.signature(model_info(name).builder).parameters
+    return kwarg in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def is_oom(err: BaseException) -> bool:
+    """An XLA out-of-memory error (compile- or run-time)."""
+    text = str(err)
+    return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or "out of memory" in text
+
+
+def _median_ms(fn: Callable[[], Any], warmup: int, steps: int) -> float:
+    for _ in range(warmup):
+        jax.block_until_ready(fn())
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(times)
+
+
+def _compiled_gb(compiled: Any) -> float | None:
+    """Device memory one executable needs (arguments + outputs − donated + temporaries)."""
+    try:
+        m = compiled.memory_analysis()
+    except (NotImplementedError, AttributeError, RuntimeError):
+        return None
+    if m is None:
+        return None
+    total = m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
+    return (total + m.temp_size_in_bytes) / 1e9
+
+
+def _peak_memory_gb() -> float | None:
+    stats = jax.devices()[0].memory_stats()  # None on CPU
+    return stats["peak_bytes_in_use"] / 1e9 if stats and "peak_bytes_in_use" in stats else None
+
+
+def _cache_dir() -> str | None:
+    return jax.config.jax_compilation_cache_dir or None
+
+
+def _synthetic_arrays(n: int, size: int, num_classes: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return fold_arrays(
+        rng.integers(0, 256, (n, size, size), dtype=np.uint8),
+        rng.integers(0, 2, (n, size, size), dtype=np.uint8),
+        rng.integers(0, num_classes, n),
+    )
+
+
+def _step_key(engine: Engine, key: jax.Array) -> jax.Array:
+    """The step key placed as ``Engine.run_epoch`` places it for the strategy."""
+    from mtl_bench import parallel as par
+
+    if engine.parallel == "pmap":
+        return par.stack_for_pmap(key, engine.devices)
+    if engine.parallel == "jit":
+        return jax.random.wrap_key_data(par.replicate(jax.random.key_data(key), engine.mesh))
+    return key
+
+
+def measure(spec: BenchSpec) -> dict[str, Any]:
+    """Measure ``spec``; raises ``Skip`` for unsupported configurations and XLA errors as is."""
+    info = model_info(spec.model)
+    if info.fit is not None:
+        raise Skip("not trained by gradient descent (no step to time)")
+    if spec.precision == "bf16" and not accepts_kwarg(spec.model, "dtype"):
+        raise Skip("bf16: the model's builder takes no dtype argument")
+    cfg = RunConfig(
+        model=spec.model,
+        model_kwargs=dict(spec.model_kwargs),
+        image_size=spec.image_size,
+        batch_size=spec.batch_size,
+        eval_batch_size=spec.batch_size,
+        precision=spec.precision,
+        parallel=spec.parallel,
+        devices=spec.devices,
+    )
+    try:
+        model = build_model(cfg, spec.num_classes)
+    except (ValueError, TypeError) as e:
+        raise Skip(f"cannot build at {spec.image_size}²: {e}") from None
+    if spec.parallel != "none":
+        from mtl_bench import parallel as par
+
+        try:
+            n_dev = len(par.select_devices(spec.devices))
+            par.check_strategy(spec.parallel, spec.batch_size, n_dev)
+        except ValueError as e:
+            raise Skip(str(e)) from None
+    row: dict[str, Any] = {"family": info.family, "params": count_params(model)}
+    fwd_flops = model_forward_flops(model, spec.image_size) / 1e9
+    row["gflops_per_img"] = fwd_flops
+    row["train_gflops_per_img"] = TRAIN_FACTOR * fwd_flops
+
+    n = 2 * spec.batch_size  # two batches' worth: the gather really selects rows
+    alpha = np.ones(spec.num_classes, np.float32) if "label" in info.tasks else None
+    engine = Engine(model, info.tasks, cfg, steps_per_epoch=2, class_alpha=alpha)
+    del model
+    host = _synthetic_arrays(n, spec.image_size, spec.num_classes)
+    data = engine.place_data(host)
+    table, weights = engine.epoch_table(n, jax.random.key(1))
+    key = _step_key(engine, jax.random.key(2))
+    state = engine.place_state(engine.initial_state)
+    row["devices"] = len(engine.devices or [None])
+
+    t = time.perf_counter()
+    step = engine._train_indexed.lower(state, data, table, weights, key).compile()
+    row["compile_s"] = time.perf_counter() - t
+    row["mem_compiled_gb"] = _compiled_gb(step)
+    row["compile_warm_s"] = None
+    if spec.warm_compile and _cache_dir():
+        # With the in-memory caches cleared, only the persistent cache can spare the compile.
+        jax.clear_caches()
+        t = time.perf_counter()
+        engine._train_indexed.lower(state, data, table, weights, key).compile()
+        row["compile_warm_s"] = time.perf_counter() - t
+
+    holder = {"state": state}
+
+    def train_once():
+        holder["state"], metrics = step(holder["state"], data, table, weights, key)
+        return holder["state"]["step"], metrics["loss"]
+
+    row["train_ms"] = _median_ms(train_once, spec.warmup, spec.steps)
+    loss = np.asarray(jax.device_get(train_once()[1]))  # one value per device under pmap
+    row["loss_finite"] = bool(np.all(np.isfinite(loss)))
+    # Dispatch-only time: calls return before the device finishes; block once at the end.
+    t_calls = []
+    for _ in range(spec.steps):
+        t = time.perf_counter()
+        out = train_once()
+        t_calls.append(time.perf_counter() - t)
+    jax.block_until_ready(out)
+    row["host_ms"] = 1e3 * statistics.median(t_calls)
+
+    # Input and inference are timed on one device (the first), whatever the strategy.
+    one = jax.device_put(host)
+    idx = jnp.arange(spec.batch_size, dtype=jnp.int32)
+    gather = jax.jit(gather_batch).lower(one, idx).compile()
+    row["input_ms"] = _median_ms(lambda: gather(one, idx), spec.warmup, spec.steps)
+    row["input_stall_pct"] = 100.0 * row["input_ms"] / row["train_ms"]
+
+    graphdef = engine.graphdef
+    final = jax.device_put(engine.canonical_state(holder["state"]), jax.devices()[0])
+
+    def forward(params, rest, x):
+        return nnx.merge(graphdef, params, rest)(x, train=False)
+
+    shape = (spec.batch_size, spec.image_size, spec.image_size, 1)
+    x = jax.random.uniform(jax.random.key(3), shape)
+    t = time.perf_counter()
+    infer = jax.jit(forward).lower(final["params"], final["rest"], x).compile()
+    row["infer_compile_s"] = time.perf_counter() - t
+    row["infer_ms"] = _median_ms(
+        lambda: infer(final["params"], final["rest"], x), spec.warmup, spec.steps
+    )
+    row["peak_mem_gb"] = _peak_memory_gb()
+    row["train_img_per_s"] = spec.batch_size / (row["train_ms"] / 1e3)
+    row["infer_img_per_s"] = spec.batch_size / (row["infer_ms"] / 1e3)
+    row["achieved_tflops"] = row["train_img_per_s"] * row["train_gflops_per_img"] / 1e3
+    return row
+
+
+def measure_with_backoff(spec: BenchSpec) -> tuple[dict[str, Any], str]:
+    """``measure``; on out-of-memory retry at half the batch (down to 1).
+
+    Returns (measured row, note); the note says which batch sizes ran out of memory, and the row
+    holds the batch size actually measured under ``batch_size``.
+    """
+    batch, failed = spec.batch_size, []
+    while True:
+        try:
+            row = measure(replace(spec, batch_size=batch))
+            row["batch_size"] = batch
+            if not failed:
+                return row, ""
+            return row, f"OOM at batch {', '.join(map(str, failed))}; measured at {batch}"
+        except Exception as e:  # XLA raises its own runtime error type for OOM
+            if not is_oom(e) or batch == 1:
+                raise
+            failed.append(batch)
+            batch //= 2
+            gc.collect()
+            jax.clear_caches()

@@ -1,0 +1,161 @@
+"""The PyTorch peer: time each model's PyTorch twin in a subprocess, beside the JAX rows.
+
+Twins (``twin_spec``): ``mtl_resunet`` → ``benchmarks.torch_mtl_resunet`` (same structure and
+parameter count); ``<arch>_<encoder>`` segmentation baselines → segmentation-models-pytorch
+(``Unet``, ``UnetPlusPlus``, ``FPN``, ``DeepLabV3Plus``; same encoder, in_channels, one class);
+classifiers → timm (``in_chans`` = 1) or else torchvision (grey repeated to RGB) of the registered
+name. Other models (``unet``, ``daf``, feature classifiers) have no twin and say so.
+
+Each model runs in one subprocess per mode (``eager``, then ``compile``), each with its own time
+box: a ``torch.compile`` that runs long is cut off and its rows say "skipped: ..." while the eager
+numbers stand. torch is imported only in the subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+SMP_ARCHS = {"unet": "Unet", "unetplusplus": "UnetPlusPlus", "fpn": "FPN",
+             "deeplabv3plus": "DeepLabV3Plus"}  # fmt: skip
+MTL_KWARGS = ("widths", "dense_units", "dropout", "merge", "shortcut_kernel", "downsample",
+              "upsample")  # fmt: skip
+# Model kwargs that only configure the JAX side (or are applied separately) and do not change
+# the architecture, so a twin still matches.
+NEUTRAL_KWARGS = ("dtype", "image_size", "in_channels", "num_classes", "encoder_weights")
+
+
+def twin_spec(name: str, kwargs: dict[str, Any] | None = None) -> dict[str, Any] | str:
+    """A JSON-able description of ``name``'s PyTorch twin, or the reason it has none."""
+    from mtl_bench.registry import model_info
+
+    info = model_info(name)
+    kwargs = {**info.defaults, **(kwargs or {})}
+    if name == "mtl_resunet":
+        extra = sorted(set(kwargs) - set(MTL_KWARGS) - set(NEUTRAL_KWARGS))
+        if extra:
+            return f"no twin for mtl_resunet kwargs {', '.join(extra)}"
+        mk = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kwargs.items()}
+        return {"kind": "mtl_resunet", "kwargs": {k: v for k, v in mk.items() if k in MTL_KWARGS}}
+    arch, _, enc = name.partition("_")
+    if info.family == "segmentation" and arch in SMP_ARCHS and enc:
+        extra = sorted(set(kwargs) - {"encoder", *NEUTRAL_KWARGS})
+        if extra:
+            return f"no smp twin for model kwargs {', '.join(extra)}"
+        return {"kind": "smp", "arch": SMP_ARCHS[arch], "encoder": kwargs.get("encoder", enc)}
+    if info.family == "classification" and info.fit is None:
+        # timm or torchvision is chosen in the subprocess: torch is never imported here.
+        return {"kind": "classifier", "name": name}
+    return f"no PyTorch twin for {name!r}"
+
+
+def run_peer(
+    name: str,
+    configs: list[dict[str, Any]],
+    *,
+    kwargs: dict[str, Any] | None = None,
+    steps: int = 10,
+    warmup: int = 3,
+    modes: tuple[str, ...] = ("eager", "compile"),
+    timeout: float = 300.0,
+    num_classes: int = 2,
+) -> list[dict[str, Any]]:
+    """Time ``name``'s twin for each config ({batch_size, precision, image_size}) and mode.
+
+    Returns one dict per (config, mode) with ``status`` "ok", "skipped: ..." or "error: ...".
+    """
+    spec = twin_spec(name, kwargs)
+    if isinstance(spec, str):
+        return [{**c, "mode": m, "status": f"skipped: {spec}"} for m in modes for c in configs]
+    results = []
+    for mode in modes:
+        job = {
+            "spec": spec,
+            "configs": [{**c, "mode": mode} for c in configs],
+            "in_channels": 1,
+            "num_classes": num_classes,
+            "steps": steps,
+            "warmup": warmup,
+        }
+        got = _run_child(job, timeout)
+        done = {(r["batch_size"], r["precision"], r["image_size"]) for r in got}
+        results += got
+        for c in configs:
+            if (c["batch_size"], c["precision"], c["image_size"]) not in done:
+                why = f"{mode} run exceeded its {timeout:.0f} s time box"
+                results.append({**c, "mode": mode, "status": f"skipped: {why}"})
+    return results
+
+
+def _run_child(job: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(job, f)
+    path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
+    cmd = [sys.executable, "-m", "benchmarks.torch_peer_child", f.name]
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=root
+        )
+        out, err, code = proc.stdout, proc.stderr, proc.returncode
+    except subprocess.TimeoutExpired as e:  # keep what finished before the time box
+        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        err, code = "", 0
+    finally:
+        Path(f.name).unlink(missing_ok=True)
+    rows = [json.loads(line[5:]) for line in out.splitlines() if line.startswith("PEER ")]
+    if code != 0 and not rows:
+        tail = " ".join(err.strip().splitlines()[-1:])[:300] or f"exit code {code}"
+        return [{**c, "status": f"error: peer process failed: {tail}"} for c in job["configs"]]
+    return rows
+
+
+def attach_peer(rows: list[dict[str, Any]], kwargs: dict[str, Any], args: Any) -> None:
+    """Time the twin of the model of ``rows`` (one model's JAX rows) and add the peer columns."""
+    if not rows:
+        return
+    name = rows[0]["model"]
+    ok = [r for r in rows if r.get("status") == "ok"]
+    configs = [
+        {"batch_size": int(r["batch_size"]), "precision": r["precision"],
+         "image_size": int(r["image_size"])}
+        for r in ok
+    ]  # fmt: skip
+    modes = ("eager", "compile") if args.peer_compile == "on" else ("eager",)
+    peer = run_peer(
+        name,
+        configs,
+        kwargs=kwargs,
+        steps=args.steps,
+        warmup=args.warmup,
+        modes=modes,
+        timeout=args.peer_timeout,
+    )
+    if not configs:
+        for r in rows:
+            r["torch_note"] = "no JAX measurement to compare"
+        return
+    for r in ok:
+        key = (int(r["batch_size"]), r["precision"], int(r["image_size"]))
+        notes = []
+        for p in peer:
+            if (p["batch_size"], p["precision"], p["image_size"]) != key:
+                continue
+            mode = p["mode"]
+            if p["status"] != "ok":
+                notes.append(f"{mode}: {p['status']}")
+                continue
+            for task in ("train", "infer"):
+                torch_ips = p[f"{task}_img_per_s"]
+                r[f"torch_{mode}_{task}_img_per_s"] = torch_ips
+                r[f"jax_over_torch_{mode}_{task}"] = r[f"{task}_img_per_s"] / torch_ips
+            r["torch_params"] = p["params"]
+            if mode == "compile" and p.get("compile_s") is not None:
+                notes.append(f"torch.compile {p['compile_s']:.0f} s")
+        r["torch_note"] = "; ".join(notes)
