@@ -161,6 +161,8 @@ class DAF(nnx.Module):
             aux = [p(s) for p, s in zip(self.predict_slf, slf, strict=True)]
             aux += [p(t) for p, t in zip(self.predict_alf, refined, strict=True)]
             out["mask_aux"] = jnp.stack([full(z) for z in aux])
+            # The engine's joint loss adds sum_k weight_k * Dice(aux_k) (see mtl_bench.losses).
+            out["mask_aux_weight"] = jnp.asarray(AUX_WEIGHTS, jnp.float32)
         return out
 
 

@@ -1,16 +1,17 @@
 """Throughput suite: ``python -m benchmarks.throughput`` (or ``mtl-bench bench``).
 
-For each selected model × batch size × precision: training and inference images/s, ms/step,
-cold and warm compile time, trainable parameters, GFLOPs per image (``benchmarks.flops``), MFU
-against ``benchmarks.peaks``, compiled and peak device memory, the input stall, out-of-memory
-back-off — one CSV row each (``timing.py`` measures, this file drives, records and prints).
-With ``--peer torch`` each model's PyTorch twin is timed in a subprocess
-(``benchmarks.torch_peer``) at the same settings and the JAX / PyTorch ratios join the row.
+For each selected model × precision × parallel strategy and device count × batch size:
+training and inference images/s, ms/step, cold and warm compile time, trainable parameters,
+GFLOPs per image (``benchmarks.flops``), MFU against ``benchmarks.peaks``, compiled and peak
+device memory, the input stall and out-of-memory back-off — one CSV row each (``timing.py``
+measures; this file drives, records and prints). With ``--peer torch`` each model's PyTorch
+twin is timed in a subprocess (``benchmarks.torch_peer``) at the same settings and the
+JAX / PyTorch ratios join the row.
 
 Rows go to ``OUT/throughput/<device-kind>-<YYYYMMDD-HHMMSS>.csv`` (or ``--csv FILE``, whose
-existing rows are kept); the whole file is rewritten atomically after every row, so an
-interrupted run keeps what it measured. Only one device and no parallel strategy are measured
-here (columns ``devices``, ``strategy``); multi-device runs belong to the parallel module.
+existing rows are kept); the whole file is rewritten atomically after every model, so an
+interrupted run keeps what it measured. Strategies are the Engine's (``none``, ``jit``, ``pmap``;
+``--devices`` counts); input gather and inference are timed on one device.
 
 Nothing heavy is imported at import time: ``add_bench_arguments`` serves the CLI cheaply.
 """
@@ -18,8 +19,10 @@ Nothing heavy is imported at import time: ``add_bench_arguments`` serves the CLI
 from __future__ import annotations
 
 import argparse
+import atexit
 import itertools
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -111,7 +114,11 @@ def _setup_compile_cache(mode: str) -> str:
 
     if mode == "off":
         return "off"
-    path = tempfile.mkdtemp(prefix="mtl_bench_bench_cache_") if mode == "fresh" else mode
+    if mode == "fresh":
+        path = tempfile.mkdtemp(prefix="mtl_bench_bench_cache_")
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+    else:
+        path = mode
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

@@ -25,7 +25,8 @@ COLUMNS: tuple[str, ...] = (
 
 # Columns of the printed markdown table (short names), in order.
 SUMMARY: tuple[tuple[str, str], ...] = (
-    ("model", "model"), ("strategy", "par"), ("devices", "dev"), ("batch_size", "batch"), ("precision", "prec"), ("image_size", "size"),
+    ("model", "model"), ("strategy", "par"), ("devices", "dev"), ("batch_size", "batch"),
+    ("precision", "prec"), ("image_size", "size"),
     ("train_img_per_s", "train img/s"), ("train_ms", "ms/step"), ("infer_img_per_s", "infer img/s"),
     ("compile_s", "compile s"), ("gflops_per_img", "GFLOP/img"), ("mfu_pct", "MFU %"),
     ("input_stall_pct", "stall %"), ("jax_over_torch_eager_train", "×torch"),
@@ -54,9 +55,14 @@ def _cell(v: Any) -> Any:
 
 
 def read_csv(path: Path) -> list[dict[str, Any]]:
-    """Rows of a throughput CSV (strings; blanks as '')."""
+    """Rows of a throughput CSV (strings; blanks as ''); a file of another layout is an error."""
     with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        have = reader.fieldnames or []
+        missing = [c for c in ("model", "batch_size", "status") if c not in have]
+        if missing:
+            raise ValueError(f"{path}: not a throughput CSV (no column {', '.join(missing)})")
+        return list(reader)
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

@@ -122,11 +122,8 @@ def attach_peer(rows: list[dict[str, Any]], kwargs: dict[str, Any], args: Any) -
         return
     name = rows[0]["model"]
     ok = [r for r in rows if r.get("status") == "ok"]
-    configs = [
-        {"batch_size": int(r["batch_size"]), "precision": r["precision"],
-         "image_size": int(r["image_size"])}
-        for r in ok
-    ]  # fmt: skip
+    keys = dict.fromkeys((int(r["batch_size"]), r["precision"], int(r["image_size"])) for r in ok)
+    configs = [{"batch_size": b, "precision": p, "image_size": s} for b, p, s in keys]
     modes = ("eager", "compile") if args.peer_compile == "on" else ("eager",)
     peer = run_peer(
         name,

@@ -86,6 +86,10 @@ def parse_value(text: str) -> Any:
         return text
 
 
+# Model options common enough to be set without the "model_kwargs." prefix.
+MODEL_KWARG_ALIASES = ("encoder_weights", "weights")
+
+
 def apply_overrides(cfg: RunConfig, assignments: list[str]) -> RunConfig:
     """Apply ``key=value`` strings; ``model_kwargs.widths=(8,16,32,64,128)`` sets a model kwarg.
 
@@ -100,8 +104,8 @@ def apply_overrides(cfg: RunConfig, assignments: list[str]) -> RunConfig:
         if not sep or not key:
             raise ValueError(f"--set expects key=value, got {item!r}")
         value = parse_value(raw)
-        if key.startswith("model_kwargs."):
-            model_kwargs[key.split(".", 1)[1]] = value
+        if key.startswith("model_kwargs.") or key in MODEL_KWARG_ALIASES:
+            model_kwargs[key.split(".", 1)[-1]] = value
             continue
         if key not in fields:
             raise ValueError(

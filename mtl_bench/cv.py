@@ -162,7 +162,9 @@ def fold_result(
         "git_commit": git_commit(),
         "versions": versions(),
         "device_kind": device_kind(),
-        "from_scratch": not bool(cfg.model_kwargs.get("encoder_weights")),
+        "from_scratch": not (
+            cfg.model_kwargs.get("encoder_weights") or cfg.model_kwargs.get("weights")
+        ),
         "wall_time_s": time.time() - started,
         "train_img_per_s": run.train_img_per_s,
         "epochs_run": run.epochs_run,

@@ -161,6 +161,9 @@ def joint_loss(
 
     Uses ``outputs["mask"]`` with ``batch["mask"]`` when the model has a mask head and
     ``outputs["label"]`` with ``batch["label"]`` when it has a label head; a missing term is 0.
+    Deep supervision: a model may add ``"mask_aux"`` (K, N, H, W, 1) logits and
+    ``"mask_aux_weight"`` (K,) (default 1 each); the Dice term is then
+    ``dice(mask) + sum_k weight_k * dice(aux_k)``, as DAF trains.
     Returns (loss, {"loss", "dice_loss", "focal_loss"}).
     """
     zero = jnp.zeros((), jnp.float32)
@@ -176,6 +179,14 @@ def joint_loss(
         if has_mask
         else zero
     )
+    if has_mask and outputs.get("mask_aux") is not None:
+        aux = outputs["mask_aux"]
+        weights = outputs.get("mask_aux_weight")
+        weights = jnp.ones(aux.shape[0]) if weights is None else jnp.asarray(weights)
+        aux_dice = jax.vmap(
+            lambda z: dice_loss(z, batch["mask"], smooth=smooth, sample_weight=sample_weight)
+        )(aux)
+        dice = dice + jnp.sum(weights * aux_dice)
     focal = (
         focal_loss(
             outputs["label"], batch["label"], alpha=alpha, gamma=gamma, sample_weight=sample_weight

@@ -22,6 +22,9 @@ def test_overrides_apply_and_validate():
     # String fields keep the text: "none" is a pre-processing method, not Python's None.
     assert apply_overrides(RunConfig(), ["preprocess=none"]).preprocess == "none"
     assert apply_overrides(RunConfig(), ["synthetic_n=none"]).synthetic_n is None
+    # Pretrained-weight paths are model options; the short form is accepted.
+    got = apply_overrides(RunConfig(), ["encoder_weights=/w/resnet34.pth"])
+    assert got.model_kwargs == {"encoder_weights": "/w/resnet34.pth"}
     with pytest.raises(ValueError, match="unknown config key 'epoch'"):
         apply_overrides(RunConfig(), ["epoch=3"])
     with pytest.raises(ValueError, match="key=value"):

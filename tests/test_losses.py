@@ -220,3 +220,19 @@ def test_gradients_finite_at_extreme_logits(gamma):
     for g in jax.tree.leaves(grads):
         assert np.isfinite(np.asarray(g)).all()
     assert float(jnp.abs(grads["label"]).max()) > 0  # the wrong rows still push back
+
+
+def test_joint_loss_adds_weighted_deep_supervision():
+    key = jax.random.key(0)
+    mask = (jax.random.uniform(key, (2, 8, 8, 1)) > 0.5).astype(jnp.float32)
+    main = jax.random.normal(jax.random.key(1), (2, 8, 8, 1))
+    aux = jax.random.normal(jax.random.key(2), (3, 2, 8, 8, 1))
+    w = jnp.asarray([0.5, 1.0, 2.0])
+    plain, _ = joint_loss({"mask": main}, {"mask": mask})
+    deep, _ = joint_loss({"mask": main, "mask_aux": aux, "mask_aux_weight": w}, {"mask": mask})
+    expected = plain + sum(float(w[k]) * dice_loss(aux[k], mask) for k in range(3))
+    np.testing.assert_allclose(deep, expected, rtol=1e-6)
+    unweighted, _ = joint_loss({"mask": main, "mask_aux": aux}, {"mask": mask})
+    np.testing.assert_allclose(
+        unweighted, plain + sum(dice_loss(aux[k], mask) for k in range(3)), rtol=1e-6
+    )

@@ -85,7 +85,9 @@ class MobileNetV2Classifier(Classifier):
         blocks, ch = [], 32
         for t, c, n, s in V2_SETTING:
             for i in range(n):
-                blocks.append(InvertedResidual(ch, c, s if i == 0 else 1, t, dtype=dtype, rngs=rngs))
+                blocks.append(
+                    InvertedResidual(ch, c, s if i == 0 else 1, t, dtype=dtype, rngs=rngs)
+                )
                 ch = c
         self.blocks = nnx.List(blocks)
         self.last = ConvBN(ch, 1280, 1, **kw)
