@@ -82,11 +82,15 @@ def moon_settings(cfg: RunConfig) -> dict[str, Any]:
             "moon_features mask_source='predicted' needs model_kwargs.predicted_masks "
             "(an .npz of ids and masks, a {id: mask} mapping or a callable)"
         )
+    if cfg.class_weights not in ("inverse_frequency", "none"):
+        raise ValueError(
+            f"class_weights must be inverse_frequency or none, got {cfg.class_weights!r}"
+        )
     return {**s, "classifiers": clfs, "C_grid": tuple(float(c) for c in grid)}
 
 
 def _search(
-    settings: dict[str, Any], labels: np.ndarray, n_classes: int, cfg: RunConfig, fold: int
+    settings: dict[str, Any], labels: np.ndarray, names: tuple[str, ...], cfg: RunConfig, fold: int
 ):
     """The inner grid search of (classifier, C), given the training labels."""
     from sklearn.calibration import CalibratedClassifierCV
@@ -97,11 +101,12 @@ def _search(
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
+    n_classes = len(names)
     counts = np.bincount(labels, minlength=n_classes)
     if counts.min() < 2:
         raise DataError(
             f"moon_features fold {fold}: the training fold has {counts.min()} image(s) of class "
-            f"{int(counts.argmin())}; the inner cross-validation needs at least 2 per class"
+            f"{names[int(counts.argmin())]!r}; inner cross-validation needs at least 2 per class"
         )
     k = int(min(settings["inner_folds"], counts.min()))
     weight = "balanced" if cfg.class_weights == "inverse_frequency" else None
@@ -176,7 +181,7 @@ def fit_moon(
     x_train = extract_all(dataset.images[train_idx], dataset.masks[train_idx])
     x_test = extract_all(dataset.images[test_idx], test_masks)
     y_train = dataset.labels[train_idx].astype(np.int64)
-    search = _search(settings, y_train, n_classes, cfg, fold)
+    search = _search(settings, y_train, tuple(dataset.class_names), cfg, fold)
     # A 600 × 48 problem gains nothing from BLAS threads, and on a busy CPU they oversubscribe
     # the cores (measured: 8 s vs 1.6 s per fold on 2 shared cores), so fit single-threaded.
     with threadpool_limits(limits=1):

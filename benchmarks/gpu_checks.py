@@ -38,7 +38,7 @@ def check_backend(dry_run: bool) -> str:
 def check_bf16_step(size: int, widths: tuple[int, ...] | None) -> str:
     from mtl_bench.config import RunConfig
     from mtl_bench.fit import build_model
-    from mtl_bench.train import Engine, device_arrays
+    from mtl_bench.train import Engine, fold_arrays
 
     kwargs = {"widths": widths} if widths else {}
     cfg = RunConfig(image_size=size, batch_size=4, precision="bf16", model_kwargs=kwargs)
@@ -47,9 +47,9 @@ def check_bf16_step(size: int, widths: tuple[int, ...] | None) -> str:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (8, size, size), dtype=np.uint8)
     masks = (rng.random((8, size, size)) < 0.3).astype(np.uint8)
-    data = device_arrays(images, masks, rng.integers(0, 2, 8).astype(np.int32))
+    data = engine.place_data(fold_arrays(images, masks, rng.integers(0, 2, 8)))
     before = jax.device_get(engine.initial_state["params"])
-    state = engine.initial_state
+    state = engine.place_state(engine.initial_state)
     losses = []
     for epoch in range(2):  # 2 epochs × 2 steps
         state, m = engine.run_epoch(state, data, jax.random.key(epoch))

@@ -179,7 +179,8 @@ def measure_model(name: str, args: argparse.Namespace, env: dict, kwargs: dict) 
         }  # fmt: skip
         spec = BenchSpec(
             name, batch, precision, args.image_size, kwargs_for(kwargs, name), args.steps,
-            args.warmup, parallel=strategy, devices=n_dev,
+            args.warmup, warm_compile=env["compile_cache"] != "off", parallel=strategy,
+            devices=n_dev,
         )  # fmt: skip
         try:
             measured, note = measure_with_backoff(spec)
@@ -221,9 +222,10 @@ def run_from_args(args: argparse.Namespace) -> int:
         raise ValueError(f"--precision takes fp32 and/or bf16, got {','.join(args.precision)}")
     models = select_models(args.models)
     kwargs = parse_model_kwargs(args.model_kwargs)
-    unknown = sorted(set(kwargs) - {"*", *models})
-    if unknown:
-        raise ValueError(f"--set names model(s) not selected by --models: {', '.join(unknown)}")
+    from mtl_bench.registry import model_info
+
+    for name in set(kwargs) - {"*"}:
+        model_info(name)  # MODEL:KEY=VALUE must name a registered model (not necessarily selected)
     bad = [s for s in args.parallel if s not in ("none", "jit", "pmap")]
     if bad or not args.parallel:
         raise ValueError(f"--parallel takes none, jit and/or pmap, got {','.join(args.parallel)}")

@@ -55,6 +55,7 @@ class RunConfig:
     # Scale (see mtl_bench/parallel.py): data parallelism over `devices` (0 = all).
     parallel: str = "none"  # none | jit | pmap
     devices: int = 0
+    fold_parallel: bool = False  # all folds in one vmapped program (mtl_bench/fold_parallel.py)
     # Bookkeeping.
     checkpoint_every: int = 10  # epochs; 0 saves only at the end
     seed: int = 0

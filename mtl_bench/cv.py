@@ -198,6 +198,8 @@ def run_cv(
     if bad:
         raise ValueError(f"--folds {bad} out of range: the manifest has folds 0..{manifest.k - 1}")
     written: dict[int, Path] = {}
+    if cfg.fold_parallel:
+        return _run_fold_parallel(cfg, out, method, dataset, manifest, chosen, resume, quiet)
     for fold in chosen:
         path = out / method / f"fold_{fold}.json"
         ckpt = out / method / f"ckpt_fold_{fold}"
@@ -235,6 +237,53 @@ def run_cv(
             quiet=quiet,
         )
     return written
+
+
+def _run_fold_parallel(
+    cfg: RunConfig,
+    out: Path,
+    method: str,
+    dataset: Dataset,
+    manifest: FoldManifest,
+    chosen: list[int],
+    resume: bool,
+    quiet: bool,
+) -> dict[int, Path]:
+    """The chosen folds side by side in one program; finished folds are skipped on resume."""
+    from mtl_bench.fold_parallel import fit_folds_parallel
+
+    paths = {f: out / method / f"fold_{f}.json" for f in chosen}
+    todo = [f for f in chosen if not (resume and paths[f].exists())]
+    for f in sorted(set(chosen) - set(todo)):
+        log(f"{method} fold {f}: done already ({paths[f]}), skipped", quiet=quiet)
+    if not todo:
+        return paths
+    ckpt = out / method / ("ckpt_folds_" + "_".join(map(str, todo)))
+    if not resume and ckpt.exists():
+        shutil.rmtree(ckpt)
+    check = _same_pixels(manifest, cfg)
+    splits = [fold_indices(manifest, dataset, f, check_fingerprint=check) for f in todo]
+    started = time.time()
+    log(
+        f"{method} folds {todo}: trained side by side, {cfg.epochs} epochs, batch "
+        f"{cfg.batch_size} per fold",
+        quiet=quiet,
+    )
+    runs = fit_folds_parallel(
+        cfg,
+        dataset,
+        splits,
+        folds=todo,
+        ckpt_dir=ckpt,
+        resume=resume,
+        quiet=quiet,
+        curve_paths=[out / method / f"fold_{f}_curve.csv" for f in todo],
+    )
+    for f, (_, test_idx), run in zip(todo, splits, runs, strict=True):
+        record = fold_result(cfg, method, f, manifest, dataset, test_idx, run, started)
+        write_json_atomic(paths[f], record)
+        log(f"{method} fold {f}: {_summary(record)} → {paths[f]}", quiet=quiet)
+    return paths
 
 
 def _same_pixels(manifest: FoldManifest, cfg: RunConfig) -> bool:

@@ -91,7 +91,8 @@ def hyperparams(spec: TableSpec, res: pd.DataFrame, reference: str) -> Table:
         raw_vals = {k: cfgs[0].get(k) if " / " not in vals[k] else vals[k] for k in HYPERPARAMS}
         # A method fitted without gradient descent (every fold ran 0 epochs: the feature
         # classifier) has no batch size, optimiser or learning rate; its config's are unused.
-        gradient = not (rows.get("epochs_run", pd.Series(dtype=object)) == 0).all()
+        ran = rows["epochs_run"] if "epochs_run" in rows else pd.Series([None] * len(rows))
+        gradient = not (ran == 0).all()
         scratch = rows["from_scratch"] if "from_scratch" in rows else [None] * len(rows)
         keys = ("batch_size", "optimizer", "lr", "epochs")
         cells = [vals[k] for k in keys] + [joined(_schedule(c) for c in cfgs)]

@@ -50,27 +50,28 @@ class StepConfig:
     dice_smooth: float
 
 
-def make_optimizer(cfg: RunConfig, steps_per_epoch: int) -> optax.GradientTransformation:
-    """Adam (default) with the paper's staircase decay: lr × factor every N epochs.
+def make_optimizer(cfg: RunConfig) -> optax.GradientTransformation:
+    """The update direction of Adam (default), AdamW or SGD-momentum, without the learning rate.
 
-    (The decay counts epochs; optax counts steps, hence ``steps_per_epoch``.)
+    The engine multiplies the result by ``-lr_at(step, steps_per_epoch)``. Keeping the schedule
+    outside optax lets fold-parallel training give each fold its own steps per epoch (a traced
+    value) while computing exactly what ``optax.adam(schedule)`` computes.
     """
-    if cfg.lr_decay_every > 0:
-        lr: Any = optax.exponential_decay(
-            cfg.lr,
-            transition_steps=cfg.lr_decay_every * steps_per_epoch,
-            decay_rate=cfg.lr_decay_factor,
-            staircase=True,
-        )
-    else:
-        lr = cfg.lr
     if cfg.optimizer == "adam":
-        return optax.adam(lr)
+        return optax.scale_by_adam()
     if cfg.optimizer == "adamw":
-        return optax.adamw(lr, weight_decay=cfg.weight_decay)
+        return optax.chain(optax.scale_by_adam(), optax.add_decayed_weights(cfg.weight_decay))
     if cfg.optimizer == "sgd":
-        return optax.sgd(lr, momentum=0.9)
+        return optax.trace(decay=0.9)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}: use adam, adamw or sgd")
+
+
+def lr_at(cfg: RunConfig, step: jax.Array, steps_per_epoch: jax.Array | int) -> jax.Array:
+    """The paper's staircase: ``lr × factor^(epoch // lr_decay_every)``, epoch = step // spe."""
+    if cfg.lr_decay_every <= 0:
+        return jnp.float32(cfg.lr)
+    epoch = step // steps_per_epoch
+    return cfg.lr * jnp.power(jnp.float32(cfg.lr_decay_factor), epoch // cfg.lr_decay_every)
 
 
 def to_input(images_u8: jax.Array) -> jax.Array:
@@ -112,7 +113,7 @@ class Engine:
             par.sync_batchnorm(model, par.DATA_AXIS)
         self.mesh = par.data_mesh(self.devices) if cfg.parallel == "jit" else None
         self.graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-        self.tx = make_optimizer(cfg, steps_per_epoch)
+        self.tx = make_optimizer(cfg)
         self.steps_per_epoch = steps_per_epoch
         self.alpha = None if class_alpha is None else jnp.asarray(class_alpha, jnp.float32)
         self.static = StepConfig(
@@ -183,8 +184,15 @@ class Engine:
         sample_keys: jax.Array,
         drop_key: jax.Array,
         axis_name: str | None = None,
+        *,
+        alpha: jax.Array | None = None,
+        steps_per_epoch: jax.Array | int | None = None,
     ) -> tuple[State, dict[str, jax.Array]]:
+        # alpha / steps_per_epoch are arguments (not only attributes) so fold-parallel training
+        # can vmap over folds whose class weights and epoch lengths differ.
         s = self.static
+        alpha = self.alpha if alpha is None else alpha
+        spe = self.steps_per_epoch if steps_per_epoch is None else steps_per_epoch
         masks = batch["mask"] if "mask" in s.tasks else None
         images, masks = augment_with_keys(sample_keys, batch["image"], masks, s.augment)
         batch = {**batch, "image": images, "mask": masks}
@@ -201,7 +209,7 @@ class Engine:
                 batch,
                 w_seg=s.w_seg,
                 w_cls=s.w_cls,
-                alpha=self.alpha,
+                alpha=alpha,
                 gamma=s.focal_gamma,
                 smooth=s.dice_smooth,
                 sample_weight=weight,
@@ -220,6 +228,8 @@ class Engine:
         if axis_name is not None:
             grads, aux = jax.lax.psum((grads, aux), axis_name)
         updates, opt_state = self.tx.update(grads, state["opt_state"], state["params"])
+        lr = lr_at(self.cfg, state["step"], spe)
+        updates = jax.tree.map(lambda u: -lr * u, updates)
         params = optax.apply_updates(state["params"], updates)
         new_state = {
             "params": params,

@@ -151,6 +151,8 @@ def test_settings_validation():
     for kwargs, msg in bad:
         with pytest.raises(ValueError, match=msg):
             moon_settings(RunConfig(model_kwargs=kwargs))
+    with pytest.raises(ValueError, match="class_weights must be inverse_frequency or none"):
+        moon_settings(RunConfig(class_weights="balanced"))
 
 
 def test_registered_without_a_forward_pass():
@@ -225,7 +227,7 @@ def test_three_class_and_too_small_folds():
     one_malignant = np.concatenate(
         [np.flatnonzero(ds.labels != 1), np.flatnonzero(ds.labels == 1)[:1]]
     )
-    with pytest.raises(DataError, match="fold 3: the training fold has 1 image"):
+    with pytest.raises(DataError, match="fold 3: the training fold has 1 image.*'malignant'"):
         fit_moon(_cfg(class_set="three_class"), ds, one_malignant, idx[:4], fold=3, quiet=True)
 
 

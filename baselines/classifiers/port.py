@@ -89,8 +89,10 @@ def port_with_head(
         if fits:
             continue
         if present:
-            w = next((k for k in present if table.entries[k].kind == "linear"), present[0])
-            dropped[attr] = f"replaced (file: {np.shape(sd[w])[0]} classes)"
+            # A head's bias has one entry per class in torch and Flax layouts alike.
+            biases = [k for k in present if table.entries[k].path[-1] == "bias"]
+            n = np.shape(sd[biases[0]])[0] if biases else "?"
+            dropped[attr] = f"replaced (file: {n} classes)"
         else:
             dropped[attr] = "initialised (the file has no head)"
     tb = TorchTable(
@@ -146,10 +148,17 @@ def weights_note(model: nnx.Module) -> str:
     return f"{model.arch}: initialised from {src}"
 
 
-def head_paths(model: nnx.Module) -> list[FlaxPath]:
-    """Flax paths of the head parameters (trained while the backbone is frozen)."""
-    return [
-        tuple(p)
-        for p, v in nnx.iter_graph(model)
-        if isinstance(v, nnx.Param) and p and p[0] in model.head_attrs
-    ]
+def export_state_dict(model: nnx.Module) -> dict[str, np.ndarray]:
+    """The model's variables under the reference's torch names and layouts (the port's inverse):
+    what ``torch_model.load_state_dict`` would accept, e.g. to check a port or hand weights back."""
+    variables = {tuple(p): v for p, v in nnx.iter_graph(model) if isinstance(v, nnx.Variable)}
+    out = {}
+    for key, t in model.torch_table().entries.items():
+        v = np.asarray(variables[t.path][...])
+        if t.kind == "conv":
+            v = np.transpose(v, (3, 2, 0, 1))
+        elif t.kind == "linear":
+            v = v.T
+        # Contiguous: safetensors.numpy.save_file writes a transposed view's buffer unpermuted.
+        out[key] = np.ascontiguousarray(v)
+    return out
