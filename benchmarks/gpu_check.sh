@@ -11,9 +11,12 @@
 #   bash benchmarks/gpu_check.sh                      # on the GPU machine, from anywhere
 #   GPU_CHECK_DRY_RUN=1 bash benchmarks/gpu_check.sh  # the same steps on CPU at tiny sizes
 #
-# Environment: GPU_CHECK_MODELS (space-separated; default below), GPU_CHECK_FULL_MODELS (models
-# that also get torch.compile and a warm-compile measurement; default mtl_resunet unet_resnet34),
-# GPU_CHECK_OUT (results folder; default results/, dry run: a temporary folder), PYTHON.
+# Environment: GPU_CHECK_GROUP=segmentation (default: mtl_resunet, the resnet34 smp-style
+# baselines, unet, daf) | classification (every gradient-trained classifier: a second call, as
+# both groups do not fit 8 minutes); GPU_CHECK_MODELS (space-separated, overrides the group);
+# GPU_CHECK_FULL_MODELS (also torch.compile and warm compile; default mtl_resunet unet_resnet34,
+# resnet50 for classifiers); GPU_CHECK_BUDGET_S; GPU_CHECK_OUT (results folder; default results/,
+# dry run: a temporary folder); PYTHON.
 # Exit status: 0 when every correctness check passed and the CSV has rows, else 1.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -34,15 +37,20 @@ if [[ $DRY == 1 ]]; then
   FULL=${GPU_CHECK_FULL_MODELS:-mtl_resunet}
 else
   BUDGET=${GPU_CHECK_BUDGET_S:-450}
-  SIZE=256 BATCHES=16,64 STEPS=20 WARMUP=5 MAX_BOX=150
+  SIZE=256 BATCHES=16,64 STEPS=10 WARMUP=3 MAX_BOX=200
   OUT=${GPU_CHECK_OUT:-results}
-  CLASSIFIERS=$(timeout 120 "$PY" -c "from mtl_bench.registry import list_models, model_info
-print(' '.join(m for m in list_models('classification') if model_info(m).fit is None))")
-  DEFAULT_MODELS="mtl_resunet unet_resnet34 unetplusplus_resnet34 fpn_resnet34"
-  DEFAULT_MODELS="$DEFAULT_MODELS deeplabv3plus_resnet34 unet daf $CLASSIFIERS"
+  if [[ ${GPU_CHECK_GROUP:-segmentation} == classification ]]; then
+    DEFAULT_MODELS=$(timeout 120 "$PY" -c "from mtl_bench.registry import list_models, model_info
+print(' '.join(m for m in list_models('classification') if model_info(m).fit is None))") ||
+      DEFAULT_MODELS=""
+    FULL=${GPU_CHECK_FULL_MODELS:-resnet50}
+  else
+    DEFAULT_MODELS="mtl_resunet unet_resnet34 unetplusplus_resnet34 fpn_resnet34"
+    DEFAULT_MODELS="$DEFAULT_MODELS deeplabv3plus_resnet34 unet daf"
+    FULL=${GPU_CHECK_FULL_MODELS:-mtl_resunet unet_resnet34}
+  fi
   SETS=()
   CHECK_ARGS=()
-  FULL=${GPU_CHECK_FULL_MODELS:-mtl_resunet unet_resnet34}
 fi
 read -r -a MODELS <<<"${GPU_CHECK_MODELS:-$DEFAULT_MODELS}"
 
@@ -63,21 +71,26 @@ if ! timeout --kill-after=10 240 "$PY" -m benchmarks.gpu_checks "${CHECK_ARGS[@]
 fi
 
 SLUG=$(timeout 120 "$PY" -c "from benchmarks.peaks import device_slug
-from mtl_bench.provenance import device_kind; print(device_slug(device_kind()))")
+from mtl_bench.provenance import device_kind; print(device_slug(device_kind()))") || SLUG=unknown-device
 CSV="$OUT/throughput/$SLUG-$(date -u +%Y%m%d-%H%M%S).csv"
 log "step 2/3: throughput of ${#MODELS[@]} models → $CSV"
 NOT_MEASURED=()
-for i in "${!MODELS[@]}"; do
-  model=${MODELS[$i]}
+# Time boxes: a "full" model (torch.compile peer, warm-compile measurement) weighs 2.5 shares.
+weight() { [[ " $FULL " == *" $1 "* ]] && echo 5 || echo 2; }
+shares=0
+for model in "${MODELS[@]}"; do shares=$((shares + $(weight "$model"))); done
+for model in "${MODELS[@]}"; do
   left=$((BUDGET - (SECONDS - START)))
-  box=$((left / (${#MODELS[@]} - i)))
+  w=$(weight "$model")
+  box=$((left * w / shares))
+  shares=$((shares - w))
   ((box > MAX_BOX)) && box=$MAX_BOX
   if ((box < 20)); then
     NOT_MEASURED+=("$model (time budget spent)")
     continue
   fi
   extra=(--peer-compile off --compile-cache off)
-  [[ " $FULL " == *" $model "* ]] && extra=(--peer-compile on --compile-cache fresh)
+  ((w == 5)) && extra=(--peer-compile on --compile-cache fresh)
   log "$model: time box ${box}s (${extra[*]})"
   rc=0
   timeout --kill-after=10 "$box" "$PY" -m benchmarks.throughput --models "$model" \

@@ -11,6 +11,11 @@ what remains is the device time of that gather, timed alone as a jitted ``gather
 same arrays and reported as a share of the step (``input_stall_pct``). ``host_ms`` is the time a
 step call takes to return without blocking (Python dispatch); while it is below the step time the
 device never waits for the host.
+
+Memory: ``mem_compiled_gb`` is what the compiled training step needs (arguments + outputs −
+donated buffers + temporaries, from XLA's memory analysis; also on CPU); ``peak_mem_gb`` is the
+device allocator's peak so far in this process (``memory_stats()``; blank on CPU) — JAX cannot
+reset it, so within one process it is the largest configuration measured up to that row.
 """
 
 from __future__ import annotations
@@ -150,9 +155,11 @@ def measure(spec: BenchSpec) -> dict[str, Any]:
         except ValueError as e:
             raise Skip(str(e)) from None
     row: dict[str, Any] = {"family": info.family, "params": count_params(model)}
-    fwd_flops = model_forward_flops(model, spec.image_size) / 1e9
-    row["gflops_per_img"] = fwd_flops
-    row["train_gflops_per_img"] = TRAIN_FACTOR * fwd_flops
+    # Inference counts the eval-mode graph; training the train-mode one (deep-supervision heads
+    # and the like run only there), times 3 for the backward pass.
+    row["gflops_per_img"] = model_forward_flops(model, spec.image_size) / 1e9
+    train_fwd = model_forward_flops(model, spec.image_size, train=True) / 1e9
+    row["train_gflops_per_img"] = TRAIN_FACTOR * train_fwd
 
     n = 2 * spec.batch_size  # two batches' worth: the gather really selects rows
     alpha = np.ones(spec.num_classes, np.float32) if "label" in info.tasks else None

@@ -3,8 +3,9 @@
 Twins (``twin_spec``): ``mtl_resunet`` → ``benchmarks.torch_mtl_resunet`` (same structure and
 parameter count); ``<arch>_<encoder>`` segmentation baselines → segmentation-models-pytorch
 (``Unet``, ``UnetPlusPlus``, ``FPN``, ``DeepLabV3Plus``; same encoder, in_channels, one class);
-classifiers → timm (``in_chans`` = 1) or else torchvision (grey repeated to RGB) of the registered
-name. Other models (``unet``, ``daf``, feature classifiers) have no twin and say so.
+classifiers → the torchvision model of the registered name, else timm's (``mobilenet`` →
+``mobilenetv1_100``), RGB stems fed the grey image repeated, as our classifiers do inside.
+Other models (``unet``, ``daf``, feature classifiers) have no twin and say so.
 
 Each model runs in one subprocess per mode (``eager``, then ``compile``), each with its own time
 box: a ``torch.compile`` that runs long is cut off and its rows say "skipped: ..." while the eager

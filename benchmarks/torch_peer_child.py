@@ -25,6 +25,11 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+# The references our classifiers were ported from (baselines/classifiers): torchvision by name,
+# else timm; Inception-v3 without its auxiliary head (our default), MobileNet v1 from timm.
+TORCHVISION_KWARGS = {"inception_v3": {"aux_logits": False, "init_weights": False}}
+TIMM_NAMES = {"mobilenet": "mobilenetv1_100"}
+
 
 class NoTwin(Exception):
     """The model has no PyTorch twin (reported as a skip, not an error)."""
@@ -47,19 +52,25 @@ def build_twin(spec: dict[str, Any], in_channels: int, num_classes: int):
         )
         return model, ("mask",), in_channels
     if kind == "classifier":
+        # Our classifiers keep their reference's RGB stem and replicate a grey input inside the
+        # call; the twin gets the grey image repeated to 3 channels, the same work.
         import timm
         import torchvision
 
         name = spec["name"]
-        if timm.is_model(name):
-            model = timm.create_model(
-                name, pretrained=False, in_chans=in_channels, num_classes=num_classes
-            )
-            return model, ("label",), in_channels
         if name in torchvision.models.list_models():
-            model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
-            return model, ("label",), 3  # torchvision stems take RGB: the grey image is repeated
-        raise NoTwin(f"no timm or torchvision model named {name!r}")
+            extra = TORCHVISION_KWARGS.get(name, {})
+            model = torchvision.models.get_model(
+                name, weights=None, num_classes=num_classes, **extra
+            )
+            return model, ("label",), 3
+        timm_name = TIMM_NAMES.get(name, name)
+        if timm.is_model(timm_name):
+            model = timm.create_model(
+                timm_name, pretrained=False, in_chans=3, num_classes=num_classes
+            )
+            return model, ("label",), 3
+        raise NoTwin(f"no torchvision or timm model named {name!r}")
     raise ValueError(f"unknown twin kind {kind!r}")
 
 

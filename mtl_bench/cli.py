@@ -43,6 +43,29 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         help="override a config field, e.g. --set epochs=50 --set lr=3e-4",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    scale = p.add_argument_group("scale (see README: GPUs, TPUs, clusters)")
+    scale.add_argument(
+        "--parallel",
+        choices=("none", "jit", "pmap"),
+        default=None,
+        help="data parallelism over the devices (default: the config's, none)",
+    )
+    scale.add_argument("--devices", type=int, default=None, help="how many devices (0 = all)")
+    scale.add_argument(
+        "--fold-parallel",
+        action="store_true",
+        help="train all chosen folds side by side in one program",
+    )
+    scale.add_argument("--precision", choices=("fp32", "bf16"), default=None)
+    scale.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 (multi-host)")
+    scale.add_argument("--num-processes", type=int, default=None)
+    scale.add_argument("--process-id", type=int, default=None)
+    scale.add_argument(
+        "--distributed",
+        choices=("off", "auto"),
+        default="off",
+        help="auto: let JAX read SLURM / TPU pod / Kubernetes settings",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,7 +117,14 @@ def _config(args: argparse.Namespace):
     cfg = get_config(args.model, args.preset)
     if getattr(args, "data", None):
         cfg = dataclasses.replace(cfg, data=args.data)
-    return apply_overrides(cfg, args.overrides)
+    cfg = apply_overrides(cfg, args.overrides)
+    flags = {
+        "parallel": getattr(args, "parallel", None),
+        "devices": getattr(args, "devices", None),
+        "precision": getattr(args, "precision", None),
+        "fold_parallel": True if getattr(args, "fold_parallel", False) else None,
+    }
+    return dataclasses.replace(cfg, **{k: v for k, v in flags.items() if v is not None})
 
 
 def _enable_compile_cache() -> None:
@@ -122,7 +152,11 @@ def _run(args: argparse.Namespace) -> int:
         return _run_data(args)
     if args.command in ("cv", "train"):
         from mtl_bench.cv import run_cv
+        from mtl_bench.distributed import init_distributed
 
+        init_distributed(
+            args.coordinator, args.num_processes, args.process_id, auto=args.distributed == "auto"
+        )
         _enable_compile_cache()
         cfg = _config(args)
         folds = [args.fold] if args.command == "train" else args.folds

@@ -29,6 +29,7 @@ from mtl_bench.data.folds import (
 )
 from mtl_bench.data.prepare import load_dataset
 from mtl_bench.data.types import DataError, Dataset
+from mtl_bench.distributed import is_writer
 from mtl_bench.fit import FoldRun, fit_fold
 from mtl_bench.metrics import (
     classification_metrics,
@@ -83,6 +84,8 @@ def shared_manifest(
             )
         return manifest
     manifest = manifest_for(dataset, k=cfg.folds, seed=cfg.fold_seed, preprocess=cfg.preprocess)
+    if not is_writer():  # other processes made the identical manifest; process 0 writes it
+        return manifest
     write_manifest(manifest, path)
     log(f"folds: wrote {path} (k={manifest.k}, hash {manifest.hash()[:12]})", quiet=quiet)
     return manifest
@@ -101,7 +104,12 @@ def _json_safe(x: Any) -> Any:
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON via a temporary file and ``os.replace``: a reader never sees half a file."""
+    """Write JSON via a temporary file and ``os.replace``: a reader never sees half a file.
+
+    In a multi-process run only process 0 writes.
+    """
+    if not is_writer():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

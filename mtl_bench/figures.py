@@ -18,6 +18,7 @@ import dataclasses
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mtl_bench.data.types import DataError, Dataset
@@ -44,13 +45,12 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def roc_figure(results: pd.DataFrame, path: Path) -> Path | None:
-    """ROC curves (pooled over folds) of every method with class probabilities."""
+def pooled_roc(results: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+    """{method: (fpr, tpr, AUC)} from test probabilities pooled over folds (malignant positive;
+    methods without probabilities, or whose pooled labels hold one class, are left out)."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    drawn = 0
+    out = {}
     for method in sorted(results["method"].unique()):
         rows = per_image(results, method)
         if "prob_0" not in rows:
@@ -63,14 +63,22 @@ def roc_figure(results: pd.DataFrame, path: Path) -> Path | None:
             log(f"figures: ROC of {method} skipped (one class only)")
             continue
         fpr, tpr, _ = roc_curve(y, score)
-        ax.plot(fpr, tpr, lw=1.4, label=f"{method} (AUC {roc_auc_score(y, score):.3f})")
-        drawn += 1
-    if not drawn:
-        plt.close(fig)
+        out[method] = (fpr, tpr, float(roc_auc_score(y, score)))
+    return out
+
+
+def roc_figure(results: pd.DataFrame, path: Path) -> Path | None:
+    """ROC curves (pooled over folds) of every method with class probabilities."""
+    curves = pooled_roc(results)
+    if not curves:
         return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for method, (fpr, tpr, auc) in curves.items():
+        ax.plot(fpr, tpr, lw=1.4, label=f"{method} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (pooled folds)")
-    ax.legend(fontsize=7 if drawn > 6 else 8, loc="lower right")
+    ax.legend(fontsize=7 if len(curves) > 6 else 8, loc="lower right")
     return _save(fig, path)
 
 

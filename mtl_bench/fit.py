@@ -203,6 +203,8 @@ def _describe(bar: Bar, fold: int, epoch: int, epochs: int, row: dict) -> None:
 
 
 def _write_curve(path: Path, rows: list[dict]) -> None:
+    if jax.process_index() != 0:  # multi-process: process 0 writes
+        return
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=CURVE_FIELDS)

@@ -290,6 +290,8 @@ class Engine:
         if "mask" in out:
             pred = out["mask"][..., 0] > 0
             res["counts"] = confusion_counts(pred, batch["mask"][..., 0] > 0.5)
+        if self.mesh is not None:  # every process can then read the whole batch's results
+            res = jax.lax.with_sharding_constraint(res, par.replicated(self.mesh))
         return res
 
     # ---- host-side drivers -----------------------------------------------------------------

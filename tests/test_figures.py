@@ -9,8 +9,9 @@ from PIL import Image
 from benchmarks.throughput_io import write_csv
 from mtl_bench.data.types import DataError, Dataset
 from mtl_bench.figure_overlays import select_cases
-from mtl_bench.figures import build_figures
+from mtl_bench.figures import build_figures, pooled_roc
 from mtl_bench.pred_masks import load_method_masks, load_predicted_masks, save_predicted_masks
+from mtl_bench.results_io import load_results
 
 METHODS = {
     "mtl_resunet": {"seg_quality": 0.85},
@@ -82,6 +83,20 @@ def test_build_figures_writes_every_figure(results):
     # 4 case rows (typical + hard, per class) × 4 columns (image, truth, 2 methods with masks):
     # 1.9 in per column, 2 in per row, at 110 dpi.
     assert sizes["segmentation_overlays.png"] == (round(4 * 1.9 * 110), 4 * 2 * 110)
+
+
+def test_pooled_roc_is_the_auc_of_all_folds_together(results):
+    from sklearn.metrics import roc_auc_score
+
+    root, records = results
+    curves = pooled_roc(load_results(root))
+    assert sorted(curves) == ["mtl_resunet", "vgg16"]  # unet_resnet34 has no probabilities
+    for method, (fpr, tpr, auc) in curves.items():
+        per = [records[method][f]["per_image"] for f in sorted(records[method])]
+        labels = [y for p in per for y in p["label"]]
+        scores = [pr[1] for p in per for pr in p["prob"]]
+        assert auc == pytest.approx(roc_auc_score(labels, scores))
+        assert fpr[0] == tpr[0] == 0 and fpr[-1] == tpr[-1] == 1
 
 
 def test_overlays_skipped_without_masks_others_still_drawn(results):

@@ -118,12 +118,13 @@ class Classifier(nnx.Module):
         self,
         arch: str,
         *,
-        in_channels: int,
-        input_norm: str,
         min_size: int,
         dtype: jnp.dtype,
-        freeze_backbone_epochs: int,
+        in_channels: int = 1,
+        input_norm: str = "imagenet",
+        freeze_backbone_epochs: int = 0,
     ) -> None:
+        """Record the shell's settings; subclasses pass their ``**shell`` keywords through."""
         self.arch = arch
         self.in_channels = in_channels
         self.input_norm = input_norm

@@ -11,6 +11,7 @@ legacy names ``norm.1``/``conv.2``; ``port.normalise_keys`` renames them as torc
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -62,23 +63,14 @@ class Transition(nnx.Module):
 class DenseNetClassifier(Classifier):
     def __init__(
         self,
-        arch: str = "densenet201",
+        arch: str,
         *,
-        in_channels: int = 1,
-        num_classes: int = 2,
-        input_norm: str = "imagenet",
-        dtype: jnp.dtype = jnp.float32,
-        freeze_backbone_epochs: int = 0,
+        num_classes: int,
+        dtype: jnp.dtype,
         rngs: nnx.Rngs,
+        **shell: Any,
     ) -> None:
-        self._shell(
-            arch,
-            in_channels=in_channels,
-            input_norm=input_norm,
-            min_size=MIN_SIZE,
-            dtype=dtype,
-            freeze_backbone_epochs=freeze_backbone_epochs,
-        )
+        self._shell(arch, min_size=MIN_SIZE, dtype=dtype, **shell)
         c = dict(bias=False, init=KAIMING_FAN_IN, dtype=dtype, rngs=rngs)
         self.conv0 = conv(3, INIT_FEATURES, 7, stride=2, padding=3, **c)
         self.norm0 = batch_norm(INIT_FEATURES, dtype=dtype, rngs=rngs)

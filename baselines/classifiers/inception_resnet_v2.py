@@ -12,6 +12,7 @@ so every layer has torch's default: U(±1/√fan_in) for weights and biases.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -27,8 +28,9 @@ MIN_SIZE = 75  # the 3×3/2 convs of mixed_7a need a 3×3 map
 
 
 def _cbr(cin: int, cout: int, k, s: int = 1, p=0, *, dtype, rngs) -> ConvBN:
-    return ConvBN(cin, cout, k, stride=s, padding=p, eps=1e-3, init=TORCH_DEFAULT, dtype=dtype,
-                  rngs=rngs)  # fmt: skip
+    return ConvBN(
+        cin, cout, k, stride=s, padding=p, eps=1e-3, init=TORCH_DEFAULT, dtype=dtype, rngs=rngs
+    )
 
 
 class _Branches(nnx.Module):
@@ -70,11 +72,13 @@ class _Branches(nnx.Module):
 class _Residual(nnx.Module):
     """Block35/17/8: branches → 1×1 ``conv2d`` (bias) → ×scale + input → ReLU (unless last)."""
 
-    def __init__(self, mixed: _Branches, cin: int, cmix: int, scale: float, relu: bool, *, dtype,
-                 rngs) -> None:  # fmt: skip
+    def __init__(
+        self, mixed: _Branches, cin: int, cmix: int, scale: float, relu: bool, *, dtype, rngs
+    ) -> None:
         self.mixed = mixed
-        self.conv2d = conv(cmix, cin, 1, init=TORCH_DEFAULT, bias_init=default_bias(cmix),
-                           dtype=dtype, rngs=rngs)  # fmt: skip
+        self.conv2d = conv(
+            cmix, cin, 1, init=TORCH_DEFAULT, bias_init=default_bias(cmix), dtype=dtype, rngs=rngs
+        )
         self.scale, self.relu = scale, relu
 
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -87,41 +91,55 @@ class _Residual(nnx.Module):
 
 
 def block35(kw) -> _Residual:
-    m = _Branches([_cbr(320, 32, 1, **kw),
-                   [_cbr(320, 32, 1, **kw), _cbr(32, 32, 3, p=1, **kw)],
-                   [_cbr(320, 32, 1, **kw), _cbr(32, 48, 3, p=1, **kw),
-                    _cbr(48, 64, 3, p=1, **kw)]])  # fmt: skip
+    m = _Branches(
+        [
+            _cbr(320, 32, 1, **kw),
+            [_cbr(320, 32, 1, **kw), _cbr(32, 32, 3, p=1, **kw)],
+            [_cbr(320, 32, 1, **kw), _cbr(32, 48, 3, p=1, **kw), _cbr(48, 64, 3, p=1, **kw)],
+        ]
+    )
     return _Residual(m, 320, 128, 0.17, True, **kw)
 
 
 def block17(kw) -> _Residual:
-    m = _Branches([_cbr(1088, 192, 1, **kw),
-                   [_cbr(1088, 128, 1, **kw), _cbr(128, 160, (1, 7), p=(0, 3), **kw),
-                    _cbr(160, 192, (7, 1), p=(3, 0), **kw)]])  # fmt: skip
+    m = _Branches(
+        [
+            _cbr(1088, 192, 1, **kw),
+            [
+                _cbr(1088, 128, 1, **kw),
+                _cbr(128, 160, (1, 7), p=(0, 3), **kw),
+                _cbr(160, 192, (7, 1), p=(3, 0), **kw),
+            ],
+        ]
+    )
     return _Residual(m, 1088, 384, 0.10, True, **kw)
 
 
 def block8(kw, scale: float = 0.20, relu: bool = True) -> _Residual:
-    m = _Branches([_cbr(2080, 192, 1, **kw),
-                   [_cbr(2080, 192, 1, **kw), _cbr(192, 224, (1, 3), p=(0, 1), **kw),
-                    _cbr(224, 256, (3, 1), p=(1, 0), **kw)]])  # fmt: skip
+    m = _Branches(
+        [
+            _cbr(2080, 192, 1, **kw),
+            [
+                _cbr(2080, 192, 1, **kw),
+                _cbr(192, 224, (1, 3), p=(0, 1), **kw),
+                _cbr(224, 256, (3, 1), p=(1, 0), **kw),
+            ],
+        ]
+    )
     return _Residual(m, 2080, 448, scale, relu, **kw)
 
 
 class InceptionResNetV2Classifier(Classifier):
     def __init__(
         self,
-        arch: str = "inception_resnet_v2",
+        arch: str,
         *,
-        in_channels: int = 1,
-        num_classes: int = 2,
-        input_norm: str = "inception",
-        dtype: jnp.dtype = jnp.float32,
-        freeze_backbone_epochs: int = 0,
+        num_classes: int,
+        dtype: jnp.dtype,
         rngs: nnx.Rngs,
+        **shell: Any,
     ) -> None:
-        self._shell(arch, in_channels=in_channels, input_norm=input_norm, min_size=MIN_SIZE,
-                    dtype=dtype, freeze_backbone_epochs=freeze_backbone_epochs)  # fmt: skip
+        self._shell(arch, min_size=MIN_SIZE, dtype=dtype, **shell)
         kw = dict(dtype=dtype, rngs=rngs)
         self.conv2d_1a = _cbr(3, 32, 3, 2, **kw)
         self.conv2d_2a = _cbr(32, 32, 3, **kw)
@@ -129,21 +147,37 @@ class InceptionResNetV2Classifier(Classifier):
         self.conv2d_3b = _cbr(64, 80, 1, **kw)
         self.conv2d_4a = _cbr(80, 192, 3, **kw)
         self.mixed_5b = _Branches(
-            [_cbr(192, 96, 1, **kw),
-             [_cbr(192, 48, 1, **kw), _cbr(48, 64, 5, p=2, **kw)],
-             [_cbr(192, 64, 1, **kw), _cbr(64, 96, 3, p=1, **kw), _cbr(96, 96, 3, p=1, **kw)],
-             [_cbr(192, 64, 1, **kw)]], pool={3: "avg"})  # fmt: skip
+            [
+                _cbr(192, 96, 1, **kw),
+                [_cbr(192, 48, 1, **kw), _cbr(48, 64, 5, p=2, **kw)],
+                [_cbr(192, 64, 1, **kw), _cbr(64, 96, 3, p=1, **kw), _cbr(96, 96, 3, p=1, **kw)],
+                [_cbr(192, 64, 1, **kw)],
+            ],
+            pool={3: "avg"},
+        )
         self.repeat = nnx.List([block35(kw) for _ in range(10)])
         self.mixed_6a = _Branches(
-            [_cbr(320, 384, 3, 2, **kw),
-             [_cbr(320, 256, 1, **kw), _cbr(256, 256, 3, p=1, **kw), _cbr(256, 384, 3, 2, **kw)],
-             []], pool={2: "max"})  # fmt: skip
+            [
+                _cbr(320, 384, 3, 2, **kw),
+                [_cbr(320, 256, 1, **kw), _cbr(256, 256, 3, p=1, **kw), _cbr(256, 384, 3, 2, **kw)],
+                [],
+            ],
+            pool={2: "max"},
+        )
         self.repeat_1 = nnx.List([block17(kw) for _ in range(20)])
         self.mixed_7a = _Branches(
-            [[_cbr(1088, 256, 1, **kw), _cbr(256, 384, 3, 2, **kw)],
-             [_cbr(1088, 256, 1, **kw), _cbr(256, 288, 3, 2, **kw)],
-             [_cbr(1088, 256, 1, **kw), _cbr(256, 288, 3, p=1, **kw), _cbr(288, 320, 3, 2, **kw)],
-             []], pool={3: "max"})  # fmt: skip
+            [
+                [_cbr(1088, 256, 1, **kw), _cbr(256, 384, 3, 2, **kw)],
+                [_cbr(1088, 256, 1, **kw), _cbr(256, 288, 3, 2, **kw)],
+                [
+                    _cbr(1088, 256, 1, **kw),
+                    _cbr(256, 288, 3, p=1, **kw),
+                    _cbr(288, 320, 3, 2, **kw),
+                ],
+                [],
+            ],
+            pool={3: "max"},
+        )
         self.repeat_2 = nnx.List([block8(kw) for _ in range(9)])
         self.block8 = block8(kw, scale=1.0, relu=False)
         self.conv2d_7b = _cbr(2080, 1536, 1, **kw)
@@ -164,8 +198,18 @@ class InceptionResNetV2Classifier(Classifier):
         return self.fc(jnp.mean(x, axis=(1, 2)))
 
     def add_torch(self, tb: TorchTable) -> None:
-        for name in ("conv2d_1a", "conv2d_2a", "conv2d_2b", "conv2d_3b", "conv2d_4a", "mixed_5b",
-                     "mixed_6a", "mixed_7a", "block8", "conv2d_7b"):  # fmt: skip
+        for name in (
+            "conv2d_1a",
+            "conv2d_2a",
+            "conv2d_2b",
+            "conv2d_3b",
+            "conv2d_4a",
+            "mixed_5b",
+            "mixed_6a",
+            "mixed_7a",
+            "block8",
+            "conv2d_7b",
+        ):
             getattr(self, name).torch_table(tb, name, (name,))
         for name in ("repeat", "repeat_1", "repeat_2"):
             for i, block in enumerate(getattr(self, name)):

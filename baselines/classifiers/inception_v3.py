@@ -15,6 +15,7 @@ of 299 px inputs, so it needs ``image_size >= 299``; the main network needs 75.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -36,8 +37,17 @@ class _Block(nnx.Module):
     def _convs(self, specs, *, dtype, rngs) -> None:
         for name, cin, cout, k, s, p in specs:
             std = getattr(self, "stds", {}).get(name, 0.1)
-            conv = ConvBN(cin, cout, k, stride=s, padding=p, eps=1e-3, init=normal(std),
-                          dtype=dtype, rngs=rngs)  # fmt: skip
+            conv = ConvBN(
+                cin,
+                cout,
+                k,
+                stride=s,
+                padding=p,
+                eps=1e-3,
+                init=normal(std),
+                dtype=dtype,
+                rngs=rngs,
+            )
             setattr(self, name, conv)
         self.names = tuple(spec[0] for spec in specs)
 
@@ -51,11 +61,19 @@ class _Block(nnx.Module):
 
 class InceptionA(_Block):
     def __init__(self, cin: int, pool: int, *, dtype, rngs) -> None:
-        self._convs([("branch1x1", cin, 64, 1, 1, 0),
-                     ("branch5x5_1", cin, 48, 1, 1, 0), ("branch5x5_2", 48, 64, 5, 1, 2),
-                     ("branch3x3dbl_1", cin, 64, 1, 1, 0), ("branch3x3dbl_2", 64, 96, 3, 1, 1),
-                     ("branch3x3dbl_3", 96, 96, 3, 1, 1), ("branch_pool", cin, pool, 1, 1, 0)],
-                    dtype=dtype, rngs=rngs)  # fmt: skip
+        self._convs(
+            [
+                ("branch1x1", cin, 64, 1, 1, 0),
+                ("branch5x5_1", cin, 48, 1, 1, 0),
+                ("branch5x5_2", 48, 64, 5, 1, 2),
+                ("branch3x3dbl_1", cin, 64, 1, 1, 0),
+                ("branch3x3dbl_2", 64, 96, 3, 1, 1),
+                ("branch3x3dbl_3", 96, 96, 3, 1, 1),
+                ("branch_pool", cin, pool, 1, 1, 0),
+            ],
+            dtype=dtype,
+            rngs=rngs,
+        )
 
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         b1 = self.branch1x1(x, train)
@@ -66,9 +84,16 @@ class InceptionA(_Block):
 
 class InceptionB(_Block):
     def __init__(self, cin: int, *, dtype, rngs) -> None:
-        self._convs([("branch3x3", cin, 384, 3, 2, 0),
-                     ("branch3x3dbl_1", cin, 64, 1, 1, 0), ("branch3x3dbl_2", 64, 96, 3, 1, 1),
-                     ("branch3x3dbl_3", 96, 96, 3, 2, 0)], dtype=dtype, rngs=rngs)  # fmt: skip
+        self._convs(
+            [
+                ("branch3x3", cin, 384, 3, 2, 0),
+                ("branch3x3dbl_1", cin, 64, 1, 1, 0),
+                ("branch3x3dbl_2", 64, 96, 3, 1, 1),
+                ("branch3x3dbl_3", 96, 96, 3, 2, 0),
+            ],
+            dtype=dtype,
+            rngs=rngs,
+        )
 
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         b3 = self.branch3x3(x, train)
@@ -79,15 +104,22 @@ class InceptionB(_Block):
 class InceptionC(_Block):
     def __init__(self, cin: int, c7: int, *, dtype, rngs) -> None:
         h, v = ((1, 7), (0, 3)), ((7, 1), (3, 0))  # (kernel, padding) of the 1×7 and 7×1 convs
-        self._convs([("branch1x1", cin, 192, 1, 1, 0),
-                     ("branch7x7_1", cin, c7, 1, 1, 0), ("branch7x7_2", c7, c7, h[0], 1, h[1]),
-                     ("branch7x7_3", c7, 192, v[0], 1, v[1]),
-                     ("branch7x7dbl_1", cin, c7, 1, 1, 0),
-                     ("branch7x7dbl_2", c7, c7, v[0], 1, v[1]),
-                     ("branch7x7dbl_3", c7, c7, h[0], 1, h[1]),
-                     ("branch7x7dbl_4", c7, c7, v[0], 1, v[1]),
-                     ("branch7x7dbl_5", c7, 192, h[0], 1, h[1]),
-                     ("branch_pool", cin, 192, 1, 1, 0)], dtype=dtype, rngs=rngs)  # fmt: skip
+        self._convs(
+            [
+                ("branch1x1", cin, 192, 1, 1, 0),
+                ("branch7x7_1", cin, c7, 1, 1, 0),
+                ("branch7x7_2", c7, c7, h[0], 1, h[1]),
+                ("branch7x7_3", c7, 192, v[0], 1, v[1]),
+                ("branch7x7dbl_1", cin, c7, 1, 1, 0),
+                ("branch7x7dbl_2", c7, c7, v[0], 1, v[1]),
+                ("branch7x7dbl_3", c7, c7, h[0], 1, h[1]),
+                ("branch7x7dbl_4", c7, c7, v[0], 1, v[1]),
+                ("branch7x7dbl_5", c7, 192, h[0], 1, h[1]),
+                ("branch_pool", cin, 192, 1, 1, 0),
+            ],
+            dtype=dtype,
+            rngs=rngs,
+        )
 
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         b7 = x
@@ -102,11 +134,18 @@ class InceptionC(_Block):
 
 class InceptionD(_Block):
     def __init__(self, cin: int, *, dtype, rngs) -> None:
-        self._convs([("branch3x3_1", cin, 192, 1, 1, 0), ("branch3x3_2", 192, 320, 3, 2, 0),
-                     ("branch7x7x3_1", cin, 192, 1, 1, 0),
-                     ("branch7x7x3_2", 192, 192, (1, 7), 1, (0, 3)),
-                     ("branch7x7x3_3", 192, 192, (7, 1), 1, (3, 0)),
-                     ("branch7x7x3_4", 192, 192, 3, 2, 0)], dtype=dtype, rngs=rngs)  # fmt: skip
+        self._convs(
+            [
+                ("branch3x3_1", cin, 192, 1, 1, 0),
+                ("branch3x3_2", 192, 320, 3, 2, 0),
+                ("branch7x7x3_1", cin, 192, 1, 1, 0),
+                ("branch7x7x3_2", 192, 192, (1, 7), 1, (0, 3)),
+                ("branch7x7x3_3", 192, 192, (7, 1), 1, (3, 0)),
+                ("branch7x7x3_4", 192, 192, 3, 2, 0),
+            ],
+            dtype=dtype,
+            rngs=rngs,
+        )
 
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         b3 = self.branch3x3_2(self.branch3x3_1(x, train), train)
@@ -118,14 +157,21 @@ class InceptionD(_Block):
 
 class InceptionE(_Block):
     def __init__(self, cin: int, *, dtype, rngs) -> None:
-        self._convs([("branch1x1", cin, 320, 1, 1, 0),
-                     ("branch3x3_1", cin, 384, 1, 1, 0),
-                     ("branch3x3_2a", 384, 384, (1, 3), 1, (0, 1)),
-                     ("branch3x3_2b", 384, 384, (3, 1), 1, (1, 0)),
-                     ("branch3x3dbl_1", cin, 448, 1, 1, 0), ("branch3x3dbl_2", 448, 384, 3, 1, 1),
-                     ("branch3x3dbl_3a", 384, 384, (1, 3), 1, (0, 1)),
-                     ("branch3x3dbl_3b", 384, 384, (3, 1), 1, (1, 0)),
-                     ("branch_pool", cin, 192, 1, 1, 0)], dtype=dtype, rngs=rngs)  # fmt: skip
+        self._convs(
+            [
+                ("branch1x1", cin, 320, 1, 1, 0),
+                ("branch3x3_1", cin, 384, 1, 1, 0),
+                ("branch3x3_2a", 384, 384, (1, 3), 1, (0, 1)),
+                ("branch3x3_2b", 384, 384, (3, 1), 1, (1, 0)),
+                ("branch3x3dbl_1", cin, 448, 1, 1, 0),
+                ("branch3x3dbl_2", 448, 384, 3, 1, 1),
+                ("branch3x3dbl_3a", 384, 384, (1, 3), 1, (0, 1)),
+                ("branch3x3dbl_3b", 384, 384, (3, 1), 1, (1, 0)),
+                ("branch_pool", cin, 192, 1, 1, 0),
+            ],
+            dtype=dtype,
+            rngs=rngs,
+        )
 
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         b3 = self.branch3x3_1(x, train)
@@ -143,8 +189,9 @@ class InceptionAux(_Block):
     stds = {"conv1": 0.01}
 
     def __init__(self, cin: int, *, dtype, rngs) -> None:
-        self._convs([("conv0", cin, 128, 1, 1, 0), ("conv1", 128, 768, 5, 1, 0)],
-                    dtype=dtype, rngs=rngs)  # fmt: skip
+        self._convs(
+            [("conv0", cin, 128, 1, 1, 0), ("conv1", 128, 768, 5, 1, 0)], dtype=dtype, rngs=rngs
+        )
 
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         h = self.conv1(self.conv0(avg_pool(x, 5, 3), train), train)
@@ -179,20 +226,16 @@ class InceptionV3Classifier(Classifier):
 
     def __init__(
         self,
-        arch: str = "inception_v3",
+        arch: str,
         *,
-        in_channels: int = 1,
-        num_classes: int = 2,
-        input_norm: str = "inception",
-        dtype: jnp.dtype = jnp.float32,
-        freeze_backbone_epochs: int = 0,
+        num_classes: int,
+        dtype: jnp.dtype,
         aux_logits: bool = False,
         dropout_rate: float = 0.5,
         rngs: nnx.Rngs,
+        **shell: Any,
     ) -> None:
-        self._shell(arch, in_channels=in_channels, input_norm=input_norm,
-                    min_size=MIN_SIZE_AUX if aux_logits else MIN_SIZE, dtype=dtype,
-                    freeze_backbone_epochs=freeze_backbone_epochs)  # fmt: skip
+        self._shell(arch, min_size=MIN_SIZE_AUX if aux_logits else MIN_SIZE, dtype=dtype, **shell)
         for entry in _LAYOUT:
             if entry is not None:
                 name, cls, args, kw = entry

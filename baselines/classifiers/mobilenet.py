@@ -14,6 +14,7 @@ Linear U(±1/√out), biases 0. Both: BatchNorm eps 1e-5, symmetric padding 1 fo
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -48,8 +49,9 @@ class InvertedResidual(nnx.Module):
         self.expand = ConvBN(inp, hidden, 1, **kw) if expand != 1 else None
         self.dw = ConvBN(hidden, hidden, 3, stride=stride, padding=1, groups=hidden, **kw)
         i = 2 if expand != 1 else 1  # index of the projection conv; its BN follows
-        self.project = ConvBN(hidden, oup, 1, act=None, names=(str(i), str(i + 1)),
-                              dtype=dtype, rngs=rngs)  # fmt: skip
+        self.project = ConvBN(
+            hidden, oup, 1, act=None, names=(str(i), str(i + 1)), dtype=dtype, rngs=rngs
+        )
         self.residual = stride == 1 and inp == oup
 
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -68,18 +70,15 @@ class InvertedResidual(nnx.Module):
 class MobileNetV2Classifier(Classifier):
     def __init__(
         self,
-        arch: str = "mobilenet_v2",
+        arch: str,
         *,
-        in_channels: int = 1,
-        num_classes: int = 2,
-        input_norm: str = "imagenet",
-        dtype: jnp.dtype = jnp.float32,
-        freeze_backbone_epochs: int = 0,
+        num_classes: int,
+        dtype: jnp.dtype,
         dropout_rate: float = 0.2,
         rngs: nnx.Rngs,
+        **shell: Any,
     ) -> None:
-        self._shell(arch, in_channels=in_channels, input_norm=input_norm, min_size=MIN_SIZE,
-                    dtype=dtype, freeze_backbone_epochs=freeze_backbone_epochs)  # fmt: skip
+        self._shell(arch, min_size=MIN_SIZE, dtype=dtype, **shell)
         kw = dict(act="relu6", names=("0", "1"), init=KAIMING_FAN_OUT, dtype=dtype, rngs=rngs)
         self.stem = ConvBN(3, 32, 3, stride=2, padding=1, **kw)
         blocks, ch = [], 32
@@ -92,8 +91,9 @@ class MobileNetV2Classifier(Classifier):
         self.blocks = nnx.List(blocks)
         self.last = ConvBN(ch, 1280, 1, **kw)
         self.drop = nnx.Dropout(dropout_rate)
-        self.fc = linear(1280, num_classes, init=normal(0.01), bias_init=ZEROS, dtype=dtype,
-                         rngs=rngs)  # fmt: skip
+        self.fc = linear(
+            1280, num_classes, init=normal(0.01), bias_init=ZEROS, dtype=dtype, rngs=rngs
+        )
 
     def forward(self, x: jax.Array, train: bool, rng: jax.Array | None) -> jax.Array:
         h = self.stem(x, train)
@@ -114,8 +114,18 @@ class DepthwiseSeparable(nnx.Module):
     """timm ``DepthwiseSeparableConv`` with ``pw_act=True, noskip=True`` (block type ``dsa``)."""
 
     def __init__(self, inp: int, oup: int, stride: int, *, dtype, rngs) -> None:
-        self.dw = ConvBN(inp, inp, 3, stride=stride, padding=1, groups=inp, act="relu6",
-                         init=goog_conv_init(inp), dtype=dtype, rngs=rngs)  # fmt: skip
+        self.dw = ConvBN(
+            inp,
+            inp,
+            3,
+            stride=stride,
+            padding=1,
+            groups=inp,
+            act="relu6",
+            init=goog_conv_init(inp),
+            dtype=dtype,
+            rngs=rngs,
+        )
         self.pw = ConvBN(inp, oup, 1, act="relu6", init=goog_conv_init(), dtype=dtype, rngs=rngs)
 
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -133,19 +143,25 @@ class MobileNetV1Classifier(Classifier):
 
     def __init__(
         self,
-        arch: str = "mobilenet",
+        arch: str,
         *,
-        in_channels: int = 1,
-        num_classes: int = 2,
-        input_norm: str = "inception",
-        dtype: jnp.dtype = jnp.float32,
-        freeze_backbone_epochs: int = 0,
+        num_classes: int,
+        dtype: jnp.dtype,
         rngs: nnx.Rngs,
+        **shell: Any,
     ) -> None:
-        self._shell(arch, in_channels=in_channels, input_norm=input_norm, min_size=MIN_SIZE,
-                    dtype=dtype, freeze_backbone_epochs=freeze_backbone_epochs)  # fmt: skip
-        self.stem = ConvBN(3, 32, 3, stride=2, padding=1, act="relu6", init=goog_conv_init(),
-                           dtype=dtype, rngs=rngs)  # fmt: skip
+        self._shell(arch, min_size=MIN_SIZE, dtype=dtype, **shell)
+        self.stem = ConvBN(
+            3,
+            32,
+            3,
+            stride=2,
+            padding=1,
+            act="relu6",
+            init=goog_conv_init(),
+            dtype=dtype,
+            rngs=rngs,
+        )
         stages, ch = [], 32
         for n, s, c in V1_STAGES:
             stage = []
@@ -155,8 +171,9 @@ class MobileNetV1Classifier(Classifier):
             stages.append(nnx.List(stage))
         self.stages = nnx.List(stages)
         bound = 1.0 / num_classes**0.5  # timm: U(±1/√fan_out), fan_out = out_features
-        self.fc = linear(ch, num_classes, init=uniform(bound), bias_init=ZEROS, dtype=dtype,
-                         rngs=rngs)  # fmt: skip
+        self.fc = linear(
+            ch, num_classes, init=uniform(bound), bias_init=ZEROS, dtype=dtype, rngs=rngs
+        )
 
     def forward(self, x: jax.Array, train: bool, rng: jax.Array | None) -> jax.Array:
         h = self.stem(x, train)

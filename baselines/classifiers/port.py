@@ -23,11 +23,13 @@ from pathlib import Path
 import numpy as np
 from flax import nnx
 
-from mtl_bench.weights import FlaxPath, TorchTable, load_state_dict, port_state_dict
+from mtl_bench.weights import TorchTable, WeightPortError, load_state_dict, port_state_dict
 
-# torchvision.models.densenet._load_state_dict: old checkpoints name "norm.1" what is now "norm1".
+# torchvision.models.densenet._load_state_dict: old checkpoints name "norm.1" what is now "norm1"
+# (its pattern, plus num_batches_tracked, which a re-saved legacy file may carry).
 _DENSENET_LEGACY = re.compile(
-    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\."
+    r"((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$"
 )
 
 
@@ -103,7 +105,13 @@ def port_with_head(
     )
     top = dict.fromkeys(p[0] for p in variables)
     view = _View({a: getattr(model, a) for a in top if a not in dropped})
-    n = port_state_dict(view, sd, tb, ignore_prefixes=skip, source=source)
+    try:
+        n = port_state_dict(view, sd, tb, ignore_prefixes=skip, source=source)
+    except WeightPortError as e:  # name the model, not the view, in the one-line message
+        msg = str(e).replace(
+            f"does not fit {_View.__name__}", f"does not fit {type(model).__name__}"
+        )
+        raise WeightPortError(msg) from None
     head = "loaded" if not dropped else "; ".join(f"{a} {why}" for a, why in dropped.items())
     return PortReport(source, n, head)
 

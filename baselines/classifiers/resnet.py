@@ -7,6 +7,7 @@ torch names: ``conv1``, ``bn1``, ``layer1..4``, ``fc``; Flax: ``body`` (the enco
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -26,23 +27,14 @@ class ResNetClassifier(Classifier):
 
     def __init__(
         self,
-        arch: str = "resnet50",
+        arch: str,
         *,
-        in_channels: int = 1,
-        num_classes: int = 2,
-        input_norm: str = "imagenet",
-        dtype: jnp.dtype = jnp.float32,
-        freeze_backbone_epochs: int = 0,
+        num_classes: int,
+        dtype: jnp.dtype,
         rngs: nnx.Rngs,
+        **shell: Any,
     ) -> None:
-        self._shell(
-            arch,
-            in_channels=in_channels,
-            input_norm=input_norm,
-            min_size=MIN_SIZE,
-            dtype=dtype,
-            freeze_backbone_epochs=freeze_backbone_epochs,
-        )
+        self._shell(arch, min_size=MIN_SIZE, dtype=dtype, **shell)
         self.body = ResNetEncoder(arch, in_channels=3, dtype=dtype, rngs=rngs)
         self.fc = linear(self.body.out_channels[-1], num_classes, dtype=dtype, rngs=rngs)
 

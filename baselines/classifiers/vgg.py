@@ -12,6 +12,7 @@ Only ``fc`` is the replaceable head: ``fc6``/``fc7`` keep their ImageNet weights
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -30,24 +31,15 @@ class VGGClassifier(Classifier):
 
     def __init__(
         self,
-        arch: str = "vgg16",
+        arch: str,
         *,
-        in_channels: int = 1,
-        num_classes: int = 2,
-        input_norm: str = "imagenet",
-        dtype: jnp.dtype = jnp.float32,
-        freeze_backbone_epochs: int = 0,
+        num_classes: int,
+        dtype: jnp.dtype,
         dropout_rate: float = 0.5,
         rngs: nnx.Rngs,
+        **shell: Any,
     ) -> None:
-        self._shell(
-            arch,
-            in_channels=in_channels,
-            input_norm=input_norm,
-            min_size=MIN_SIZE,
-            dtype=dtype,
-            freeze_backbone_epochs=freeze_backbone_epochs,
-        )
+        self._shell(arch, min_size=MIN_SIZE, dtype=dtype, **shell)
         self.body = VGGEncoder(arch, in_channels=3, dtype=dtype, rngs=rngs)
         dense = dict(init=normal(0.01), bias_init=ZEROS, dtype=dtype, rngs=rngs)
         self.fc6 = linear(512 * 7 * 7, 4096, **dense)

@@ -13,8 +13,9 @@ Rules, the same for every baseline:
   otherwise). Augmentation too: the paper trained every method with flips and ±30° rotations.
 - ``paper``: the recipe as stated, at the paper's 256² (segmentation) or the network's native
   input size (classifiers: 224², 299² for the Inception family).
-- ``phantom`` (CPU, the 780-image phantom at 64²): the recipe's optimiser, batch size and learning
-  rate, for ``PHANTOM_EPOCHS`` epochs with the decay schedule compressed in proportion.
+- ``phantom`` (the 780-image phantom at 64²): the recipe's optimiser, batch size and learning
+  rate, for ``PHANTOM_EPOCHS`` epochs with the decay schedule compressed in proportion. Each
+  module states its cost: the ResNet-34 networks take many hours of a 2-core CPU (see there).
 - ``smoke`` (CPU, minutes): the same, for ``SMOKE_EPOCHS`` epochs at a constant rate — it checks
   that the method runs end to end, not how well it learns.
 - ``cpu_model_kwargs`` (smoke/phantom only) shrink a network whose full width a 2-core CPU cannot

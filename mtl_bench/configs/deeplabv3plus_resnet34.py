@@ -14,9 +14,11 @@ DeepLabV3+'s own recipe (SGD with a poly schedule from 0.007, batch 16, for Imag
 data) is not used: the engine has staircase decay only, and one recipe keeps the four
 encoder-decoder baselines comparable.
 
-Cost: smoke {SMOKE} (measured, 2 shared CPU cores, first run incl. compilation). Phantom:
-5 folds × 30 epochs × ~520 images at 64², roughly an hour or more on 2 cores
-(estimate). Paper: 5 folds × 100 epochs × ~520 images at 256², a GPU job (see the benchmark).
+Cost: smoke 131 s for 2 folds × 2 epochs (measured on 2 CPU cores shared with other jobs, load ~9,
+so an idle machine is faster; first run, compilation included). Phantom: ~78 k training images (5
+folds × 30 epochs × ~520 at 64²): at the smoke's 5.4 img/s on those loaded cores, ~4 h — a GPU job
+in practice, or shorten it (``--set epochs=N``). Paper: 5 folds × 100 epochs × ~520 images at 256²,
+a GPU job (see the benchmark).
 """
 
 from __future__ import annotations

@@ -19,9 +19,10 @@ itself, which histogram equalisation would reshape; ``--set preprocess=mpghe`` g
 proposed model's input instead. Inverse-frequency class weights (``class_weight="balanced"``),
 the proposed model's imbalance policy.
 
-Cost (measured on 2 shared CPU cores): smoke {SMOKE}; on 40 synthetic 64² images a fold takes
-~2 s, mostly the inner grid search. Feature extraction is ~10 ms per 64² image; the paper preset
-(647 images at 256², 5 folds) takes minutes on a CPU and needs no accelerator.
+Cost (measured on 2 CPU cores shared with other jobs, load ~5-9): smoke 7 s (2 folds of the
+96-image phantom); phantom 110 s (5 folds, 647 images, phantom generation included; ~10-17 s per
+fold, mostly the inner grid search). Feature extraction takes ~10 ms per 64² image and ~20 ms per
+256² image, so the paper preset runs in minutes on a CPU and needs no accelerator.
 """
 
 from __future__ import annotations

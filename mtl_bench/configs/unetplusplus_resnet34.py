@@ -12,9 +12,11 @@ values (its Table 3) are missing from our copy of its text. Dice loss on the mas
 Without ``encoder_weights`` the encoder trains from scratch (``from_scratch: true``).
 No deep supervision (smp's UNet++ has none).
 
-Cost: smoke {SMOKE} (measured, 2 shared CPU cores, first run incl. compilation). Phantom:
-5 folds × 30 epochs × ~520 images at 64², roughly an hour or more on 2 cores
-(estimate). Paper: 5 folds × 100 epochs × ~520 images at 256², a GPU job (see the benchmark).
+Cost: smoke 264 s for 2 folds × 2 epochs (measured on 2 CPU cores shared with other jobs, load ~9,
+so an idle machine is faster; first run, compilation included). Phantom: ~78 k training images (5
+folds × 30 epochs × ~520 at 64²): at the smoke's 1.4 img/s on those loaded cores, ~15 h — a GPU job
+in practice, or shorten it (``--set epochs=N``). Paper: 5 folds × 100 epochs × ~520 images at 256²,
+a GPU job (see the benchmark).
 """
 
 from __future__ import annotations

@@ -1,0 +1,54 @@
+"""Multi-process (multi-host) start-up: ``jax.distributed.initialize`` from flags or environment.
+
+Every process runs the same command. With ``parallel=jit`` the mesh spans every process's devices;
+each process holds the (small) fold arrays and feeds its own devices, and results, manifests and
+curves are written by process 0 only (orbax checkpoints are written collectively).
+
+- explicit: ``--coordinator HOST:PORT --num-processes N --process-id I``
+- cluster environment: ``--distributed auto`` lets JAX detect SLURM, Open MPI, TPU pods, or
+  Kubernetes (the ``JAX_COORDINATOR_ADDRESS``/``JAX_NUM_PROCESSES``/``JAX_PROCESS_ID`` variables).
+"""
+
+from __future__ import annotations
+
+import jax
+
+
+def init_distributed(
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    *,
+    auto: bool = False,
+) -> bool:
+    """Join the process group if asked to; returns whether this is a multi-process run."""
+    if not auto and coordinator is None:
+        return False
+    if not auto and (num_processes is None or process_id is None):
+        raise ValueError("--coordinator needs --num-processes and --process-id as well")
+    if _cpu_only():
+        # CPU collectives across processes go over gloo (loopback or a LAN). Decided from the
+        # installed plugins: calling jax.devices() before initialize() would start the backend.
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    if auto:
+        jax.distributed.initialize()
+    else:
+        jax.distributed.initialize(
+            coordinator_address=coordinator, num_processes=num_processes, process_id=process_id
+        )
+    return jax.process_count() > 1
+
+
+def is_writer() -> bool:
+    """Whether this process writes results (process 0 of a multi-process run, or the only one)."""
+    return jax.process_index() == 0
+
+
+def _cpu_only() -> bool:
+    import importlib.util
+
+    # No accelerator plugin installed: the run will be on CPU.
+    return not any(
+        importlib.util.find_spec(name) is not None
+        for name in ("jax_cuda12_plugin", "jax_cuda13_plugin", "libtpu")
+    )

@@ -1,0 +1,43 @@
+"""Run by tests/test_multiprocess.py: one tiny training run, printed as JSON.
+
+``multiprocess_train.py single`` trains on this process's devices; ``multiprocess_train.py
+PORT PID`` joins a 2-process group on 127.0.0.1:PORT first. Both use parallel=jit with one
+global batch, so the losses must agree.
+"""
+
+import json
+import sys
+
+import numpy as np
+
+from mtl_bench.distributed import init_distributed
+
+
+def main() -> None:
+    if sys.argv[1] != "single":
+        init_distributed(f"127.0.0.1:{sys.argv[1]}", 2, int(sys.argv[2]))
+    import jax
+
+    from mtl_bench.config import RunConfig
+    from mtl_bench.data.phantom import synth_phantom
+    from mtl_bench.fit import fit_fold
+
+    ds = synth_phantom(24, image_size=32, seed=4, class_set="binary")
+    idx = np.random.default_rng(0).permutation(len(ds))
+    cfg = RunConfig(
+        model_kwargs={"widths": (4, 8, 16, 32, 64), "dense_units": 16, "dropout": 0.0},
+        image_size=32, epochs=2, batch_size=8, lr=3e-3, lr_decay_every=0, preprocess="none",
+        checkpoint_every=0, eval_batch_size=8, parallel="jit",
+    )  # fmt: skip
+    run = fit_fold(cfg, ds, np.sort(idx[:16]), np.sort(idx[16:]), quiet=True)
+    out = {
+        "devices": len(jax.devices()),
+        "processes": jax.process_count(),
+        "loss": [r["loss"] for r in run.curve],
+        "prob": run.test_eval["prob"].tolist(),
+    }
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()

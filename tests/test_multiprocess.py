@@ -1,0 +1,45 @@
+"""Two local CPU processes (gloo over loopback) train exactly like one process, same batch."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = str(Path(__file__).parent / "scripts" / "multiprocess_train.py")
+
+
+def _result(stdout: str) -> dict:
+    line = next(ln for ln in stdout.splitlines() if ln.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one():
+    import portpicker
+
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    port = portpicker.pick_unused_port()
+    procs = [
+        subprocess.Popen([sys.executable, SCRIPT, str(port), str(pid)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for pid in (0, 1)
+    ]  # fmt: skip
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=900)
+        assert p.returncode == 0, err[-3000:]
+        outs.append(_result(out))
+    single_env = {**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    single = subprocess.run([sys.executable, SCRIPT, "single"], env=single_env,
+                            capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert single.returncode == 0, single.stderr[-3000:]
+    ref = _result(single.stdout)
+    assert ref["devices"] == 2 and ref["processes"] == 1
+    for got in outs:
+        assert got["devices"] == 2 and got["processes"] == 2
+        np.testing.assert_allclose(got["loss"], ref["loss"], rtol=1e-5)
+        np.testing.assert_allclose(got["prob"], ref["prob"], rtol=1e-4, atol=1e-5)

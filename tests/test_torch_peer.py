@@ -1,0 +1,72 @@
+"""The PyTorch peer: the mtl_resunet twin matches ours, twins are resolved, timing runs."""
+
+import pytest
+from flax import nnx
+
+pytestmark = pytest.mark.torch
+torch = pytest.importorskip("torch")
+
+from benchmarks.torch_mtl_resunet import TorchMTLResUNet, count_trainable  # noqa: E402
+from benchmarks.torch_peer import run_peer, twin_spec  # noqa: E402
+from mtl_bench.registry import count_params, create_model  # noqa: E402
+
+TINY = (4, 8, 16, 32, 64)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},  # the paper's widths, 64…1024
+        {"widths": TINY, "num_classes": 3, "dense_units": 16},
+        {"widths": TINY, "merge": "add", "shortcut_kernel": 3},
+        {"widths": TINY, "downsample": "stride", "upsample": "nearest"},
+    ],
+)
+def test_twin_has_our_parameter_count(kwargs):
+    ours = count_params(nnx.eval_shape(lambda: create_model("mtl_resunet", **kwargs)))
+    assert count_trainable(TorchMTLResUNet(**kwargs)) == ours
+
+
+def test_twin_outputs_follow_the_contract():
+    model = TorchMTLResUNet(widths=TINY, num_classes=3).eval()
+    out = model(torch.rand(2, 1, 32, 32))
+    assert out["mask"].shape == (2, 1, 32, 32) and out["label"].shape == (2, 3)
+
+
+def test_twin_specs():
+    spec = twin_spec("mtl_resunet", {"widths": TINY, "dtype": "bf16"})
+    assert spec == {"kind": "mtl_resunet", "kwargs": {"widths": list(TINY)}}
+    assert twin_spec("unet_resnet34") == {"kind": "smp", "arch": "Unet", "encoder": "resnet34"}
+    assert twin_spec("deeplabv3plus_resnet50")["arch"] == "DeepLabV3Plus"
+    assert twin_spec("unet").startswith("no PyTorch twin")
+    assert "no twin for mtl_resunet kwargs" in twin_spec("mtl_resunet", {"bogus": 1})
+
+
+def test_peer_times_two_steps_on_cpu_and_time_boxes_compile():
+    configs = [{"batch_size": 2, "precision": "fp32", "image_size": 32}]
+    got = run_peer(
+        "mtl_resunet", configs, kwargs={"widths": TINY}, steps=2, warmup=1, modes=("eager",)
+    )
+    assert len(got) == 1 and got[0]["status"] == "ok", got
+    assert got[0]["params"] == count_params(
+        nnx.eval_shape(lambda: create_model("mtl_resunet", widths=TINY))
+    )
+    assert got[0]["train_img_per_s"] > 0 and got[0]["infer_img_per_s"] > 0
+    assert got[0]["loss_finite"] is True
+    # A 1-second box cannot fit even the interpreter start: the row says so, nothing hangs.
+    boxed = run_peer("mtl_resunet", configs, kwargs={"widths": TINY}, modes=("compile",), timeout=1)
+    assert boxed[0]["status"] == "skipped: compile run exceeded its 1 s time box"
+    skipped = run_peer("unet", configs)
+    assert {r["status"] for r in skipped} == {"skipped: no PyTorch twin for 'unet'"}
+    assert {r["mode"] for r in skipped} == {"eager", "compile"}
+
+
+@pytest.mark.parametrize("name", ["resnet50", "inception_v3", "mobilenet", "mobilenet_v2"])
+def test_classifier_twins_have_our_parameter_count(name):
+    from benchmarks.torch_peer_child import build_twin
+
+    spec = twin_spec(name)
+    assert spec == {"kind": "classifier", "name": name}
+    twin, tasks, in_ch = build_twin(spec, 1, 2)
+    ours = count_params(nnx.eval_shape(lambda: create_model(name, num_classes=2)))
+    assert (tasks, in_ch) == (("label",), 3) and count_trainable(twin) == ours
