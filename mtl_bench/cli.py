@@ -137,7 +137,8 @@ def _enable_compile_cache() -> None:
         Path.home() / ".cache" / "mtl_bench" / "jax_compile"
     )
     jax.config.update("jax_compilation_cache_dir", path)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    min_secs = float(os.environ.get("MTL_BENCH_COMPILE_CACHE_MIN_SECS", "1.0"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", min_secs)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -224,8 +224,12 @@ class _Checkpoints:
     """orbax CheckpointManager keyed by completed epochs, plus the best-validation weights."""
 
     def __init__(self, directory: Path, every: int) -> None:
+        import logging
+
         import orbax.checkpoint as ocp
 
+        # orbax logs every save's wait at WARNING through absl; keep run logs to our own lines.
+        logging.getLogger("absl").setLevel(logging.ERROR)
         self._ocp = ocp
         self.every = every
         directory = Path(directory).absolute()

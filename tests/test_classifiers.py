@@ -94,6 +94,7 @@ def test_bad_arguments_are_one_line_errors():
         (dict(input_norm="caffe"), "unknown input_norm 'caffe'"),
         (dict(freeze_backbone_epochs=-1), "freeze_backbone_epochs must be >= 0, got -1"),
         (dict(image_size=64, aux_logits=True), "needs image_size >= 299, got 64"),
+        (dict(dropout_rate=1.0), "dropout_rate must be in \\[0, 1\\), got 1.0"),
     ]
     for kw, msg in cases:
         with pytest.raises(ValueError, match=msg) as err:
@@ -115,6 +116,11 @@ def test_grey_input_is_replicated_and_normalised(mobilenet):
     )
     with pytest.raises(ValueError, match="expects NHWC input with 1 channel"):
         mobilenet(jnp.zeros((1, 40, 40, 3)))
+    # bf16 compute (the engine's precision="bf16"): float32 logits near the fp32 ones.
+    half = create_model("mobilenet", num_classes=1000, seed=1, dtype="bf16")
+    out = half(x)["label"]
+    assert out.dtype == jnp.float32
+    np.testing.assert_allclose(out, mobilenet(x)["label"], atol=0.1 * float(jnp.abs(out).max()))
 
 
 def test_densenet_legacy_names_are_renamed():

@@ -121,3 +121,16 @@ def test_cv_writes_schema_and_resume_skips(tmp_path, monkeypatch):
     mtime = paths[0].stat().st_mtime_ns
     run_cv(cfg, tmp_path / "res", resume=True, quiet=True)  # finished folds are not rerun
     assert paths[0].stat().st_mtime_ns == mtime
+
+
+def test_bf16_trains_with_fp32_master_weights(data):
+    train, test = _split(len(data))
+    cfg = dataclasses.replace(TINY, epochs=1, checkpoint_every=0, precision="bf16")
+    run = fit_fold(cfg, data, train, test, quiet=True, keep_state=True)
+    assert np.isfinite(run.curve[0]["loss"])
+    dtypes = {x.dtype for x in jax.tree.leaves(run.state["params"])}
+    assert dtypes == {np.dtype("float32")}  # master weights stay fp32
+    stats = {x.dtype for x in jax.tree.leaves(run.state["rest"])}
+    assert stats == {np.dtype("float32")}  # BatchNorm statistics too
+    assert run.test_eval["prob"].dtype == np.float32
+    assert np.isfinite(run.test_eval["prob"]).all()

@@ -69,8 +69,10 @@ def backbone_mask(model: nnx.Module) -> Any:
 
 def _frozen_for(inner: optax.GradientTransformation, steps: int) -> optax.GradientTransformation:
     """``inner`` whose updates are zero, and whose state is held at its initial value, for the
-    first ``steps`` updates: after unfreezing, Adam's moments and step count start fresh, as
-    Keras' recompile after ``trainable = True`` does."""
+    first ``steps`` updates: after unfreezing, Adam's moments and bias correction start fresh,
+    as torch's Adam creates a parameter's state at its first gradient (``requires_grad`` turned
+    back on). A learning-rate schedule applied outside (``Engine`` uses the global step) is not
+    delayed."""
 
     def init(params):
         return (jnp.zeros((), jnp.int32), inner.init(params))

@@ -183,6 +183,9 @@ def build(
         input_norm=input_norm,
         freeze_backbone_epochs=freeze_backbone_epochs,
     )
+    rate = extra.get("dropout_rate", 0.0)
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1:
+        raise ValueError(f"{arch}: dropout_rate must be in [0, 1), got {rate!r}")
     model = cls(
         arch,
         in_channels=in_channels,

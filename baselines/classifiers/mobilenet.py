@@ -139,8 +139,6 @@ class DepthwiseSeparable(nnx.Module):
 
 
 class MobileNetV1Classifier(Classifier):
-    head_attrs = ("fc",)
-
     def __init__(
         self,
         arch: str,

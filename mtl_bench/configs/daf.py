@@ -5,12 +5,12 @@
     mtl-bench cv --model daf --preset phantom
     mtl-bench cv --model daf --preset smoke
 
-Recipe: Adam, lr 1e-3, batch 8, 100 epochs, lr ×0.1 after 50. Adam at 1e-3 is the public DAF
-code's (wulalago/DAF3D ``Train.py``: Adam 1e-3, batch 1 volume, 20 epochs of 3D TRUS); 2D images
-carry far fewer voxels each, hence batch 8 and the other baselines' 100 epochs. Loss: the
-engine's Dice loss (the reference sums BCE and Dice over its deep-supervision outputs; see
-``baselines/daf.py`` for the outputs and weights). The paper's own values (its Table 3) are
-missing from our copy of its text.
+Recipe: Adam, lr 1e-3, batch 8, 100 epochs, lr ×0.1 after 50. Adam at 1e-3 is the public DAF code's
+(wulalago/DAF3D ``Train.py``: Adam 1e-3, batch 1 volume, 20 epochs of 3D TRUS); 2D images carry far
+fewer voxels each, hence batch 8 and the other baselines' 100 epochs. Loss: Dice on the final mask
+plus the reference's weighted deep-supervision terms, each a Dice loss here (the reference adds BCE
+to each term; see ``baselines/daf.py`` and ``losses.joint_loss``). The paper's own values (its
+Table 3) are missing from our copy of its text.
 
 Cost: smoke 278 s for 2 folds × 2 epochs (measured on 2 CPU cores shared with other jobs, load ~9,
 so an idle machine is faster; first run, compilation included). Phantom: ~78 k training images (5

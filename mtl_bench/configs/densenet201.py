@@ -16,8 +16,11 @@ for ``paper``, 64² on the CPU presets. Without ``weights`` it trains from scrat
 (``from_scratch: true`` in the result file). Three-class runs (benign / malignant / normal) need
 their own results folder: the binary fold manifest has no normal images.
 
-Cost: smoke {SMOKE}. Phantom: 5 folds × 30 epochs × ~520 images at 64² on 2 CPU cores, not
-measured. Paper: 5 folds × 50 epochs × ~520 images at 224², a GPU job.
+Cost: smoke 402 s for 2 folds × 2 epochs at 64² (measured on 2 CPU cores shared with other jobs,
+load ~6-9, so an idle machine is faster; first run, compilation included; 6.5 training img/s).
+Phantom: ~78 k training images (5 folds × 30 epochs × ~520 at 64²), ~3 h at that rate — a GPU job
+in practice, or shorten it (``--set epochs=N``). Paper: 5 folds × 50 epochs × ~520 images at 224²,
+a GPU job.
 """
 
 from __future__ import annotations
