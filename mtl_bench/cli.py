@@ -103,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.add_argument("--fold", type=int, required=True)
 
+    w = sub.add_parser("weights", help="pretrained-weights tools").add_subparsers(
+        dest="weights_cmd", required=True
+    )
+    p = w.add_parser("import", help="port a local torchvision/timm checkpoint to an orbax folder")
+    p.add_argument("--arch", required=True, help="classifier name, e.g. resnet50, inception_v3")
+    p.add_argument("--file", required=True, help="local .pth/.safetensors (never downloaded)")
+    p.add_argument("--out", required=True, help="folder to create")
+
     p = sub.add_parser("tables", help="build the paper's tables from result files")
     p.add_argument("--results", default=DEFAULT_RESULTS)
     p.add_argument("--format", default="md,latex,csv", help="md, latex, csv (comma-separated)")
@@ -166,6 +174,11 @@ def _run(args: argparse.Namespace) -> int:
         )
         for fold, path in written.items():
             print(f"fold {fold}: {path}")
+        return 0
+    if args.command == "weights":
+        from mtl_bench.weights_cli import import_weights
+
+        print(json.dumps(import_weights(args.arch, args.file, args.out), indent=2))
         return 0
     if args.command == "tables":
         from mtl_bench.tables import build_tables, render_markdown
@@ -233,7 +246,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return _run(args)
-    except (DataError, TrainingDiverged, ValueError, KeyError, TypeError, FileNotFoundError) as e:
+    except (
+        DataError, TrainingDiverged, ValueError, KeyError, TypeError, FileNotFoundError,
+        ImportError,
+    ) as e:  # fmt: skip
         if os.environ.get("MTL_BENCH_DEBUG"):
             raise
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e

@@ -100,6 +100,13 @@ def fit_fold(
     num_classes = len(dataset.class_names)
     model = build_model(cfg, num_classes)
     n_params = count_params(model)
+    weights_extras: dict[str, Any] = {}
+    if hasattr(model, "weights_source"):  # transfer-learning classifiers say where they start
+        from baselines.classifiers.port import weights_note
+
+        note = weights_note(model)
+        log(note, quiet=quiet)
+        weights_extras = {"weights": note, "from_scratch": model.weights_source is None}
     fit_idx, val_idx = _split_validation(cfg, dataset.labels, np.asarray(train_idx))
     alpha = None
     if "label" in info.tasks and cfg.class_weights != "none":
@@ -167,6 +174,7 @@ def fit_fold(
         epochs_run=cfg.epochs,
         params=n_params,
         extras={
+            **weights_extras,
             "selected_by_validation": best[1] is not None,
             "best_val_score": best[0] if best[1] is not None else None,
         },

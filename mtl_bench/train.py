@@ -114,6 +114,11 @@ class Engine:
         self.mesh = par.data_mesh(self.devices) if cfg.parallel == "jit" else None
         self.graphdef, params, rest = nnx.split(model, nnx.Param, ...)
         self.tx = make_optimizer(cfg)
+        freeze = int(getattr(model, "freeze_backbone_epochs", 0) or 0)
+        if freeze:  # fine-tuning: only the new head learns for the first epochs
+            from baselines.classifiers import freeze_backbone
+
+            self.tx = freeze_backbone(self.tx, model, freeze * steps_per_epoch)
         self.steps_per_epoch = steps_per_epoch
         self.alpha = None if class_alpha is None else jnp.asarray(class_alpha, jnp.float32)
         self.static = StepConfig(

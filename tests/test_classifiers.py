@@ -256,3 +256,22 @@ def test_fit_fold_mobilenet():
 @pytest.mark.parametrize("name", ["resnet50", "mobilenet_v2"])
 def test_fit_fold_other_networks(name):
     _fit(name)
+
+
+def test_engine_freezes_the_backbone_for_the_configured_epochs():
+    data = synth_phantom(12, image_size=64, seed=2, class_set="binary")
+    cfg = RunConfig(
+        model="mobilenet", model_kwargs={"freeze_backbone_epochs": 1}, image_size=64, epochs=1,
+        batch_size=4, eval_batch_size=4, lr_decay_every=0, preprocess="none", checkpoint_every=0,
+    )  # fmt: skip
+    idx = np.random.default_rng(0).permutation(12)
+    run = fit_fold(cfg, data, np.sort(idx[:8]), np.sort(idx[8:]), quiet=True, keep_state=True)
+    assert run.extras["from_scratch"] is True and "from scratch" in run.extras["weights"]
+    fresh = create_model("mobilenet", image_size=64)  # the same seed: the run's initial weights
+    start, end = nnx.state(fresh, nnx.Param), run.state["params"]
+    mask = backbone_mask(fresh)
+    moved = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))), end, start)
+    heads = [m for m, head in zip(jax.tree.leaves(moved), jax.tree.leaves(mask)) if head]
+    body = [m for m, head in zip(jax.tree.leaves(moved), jax.tree.leaves(mask)) if not head]
+    assert heads and all(heads)  # the new head learned
+    assert body and not any(body)  # the backbone did not move during the frozen epoch
