@@ -271,7 +271,8 @@ def test_engine_freezes_the_backbone_for_the_configured_epochs():
     start, end = nnx.state(fresh, nnx.Param), run.state["params"]
     mask = backbone_mask(fresh)
     moved = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))), end, start)
-    heads = [m for m, head in zip(jax.tree.leaves(moved), jax.tree.leaves(mask)) if head]
-    body = [m for m, head in zip(jax.tree.leaves(moved), jax.tree.leaves(mask)) if not head]
+    pairs = list(zip(jax.tree.leaves(moved), jax.tree.leaves(mask), strict=True))
+    heads = [m for m, head in pairs if head]
+    body = [m for m, head in pairs if not head]
     assert heads and all(heads)  # the new head learned
     assert body and not any(body)  # the backbone did not move during the frozen epoch
