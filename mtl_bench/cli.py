@@ -111,6 +111,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", required=True, help="local .pth/.safetensors (never downloaded)")
     p.add_argument("--out", required=True, help="folder to create")
 
+    from benchmarks.throughput import add_bench_arguments  # light: no jax at import
+
+    p = sub.add_parser("bench", help="throughput: img/s, compile, GFLOPs, MFU, PyTorch peer")
+    add_bench_arguments(p)
+    p = sub.add_parser("figures", help="figures (PNG) from result files")
+    p.add_argument("--results", default=DEFAULT_RESULTS)
+    p.add_argument(
+        "--throughput", default=None, help="throughput CSVs (default RESULTS/throughput)"
+    )
+    p.add_argument("--max-methods", type=int, default=8, help="methods in the overlay figure")
+    p = sub.add_parser("predict", help="masks and class probabilities of new images")
+    p.add_argument("inputs", metavar="IMAGE_OR_DIR")
+    p.add_argument(
+        "--checkpoint", required=True, help="RESULTS/<method>/ckpt_fold_K or fold_K.json"
+    )
+    p.add_argument("--out", default="predictions", help="output folder (default predictions/)")
+
     p = sub.add_parser("tables", help="build the paper's tables from result files")
     p.add_argument("--results", default=DEFAULT_RESULTS)
     p.add_argument("--format", default="md,latex,csv", help="md, latex, csv (comma-separated)")
@@ -175,6 +192,32 @@ def _run(args: argparse.Namespace) -> int:
         for fold, path in written.items():
             print(f"fold {fold}: {path}")
         return 0
+    if args.command == "bench":  # the bench manages its own compilation cache
+        from benchmarks.throughput import run_from_args
+
+        return run_from_args(args)
+    if args.command == "figures":
+        from mtl_bench.figures import build_figures
+
+        paths = build_figures(
+            args.results, throughput_dir=args.throughput, max_methods=args.max_methods
+        )
+        for path in paths:
+            print(path)
+        return 0
+    if args.command == "predict":
+        from mtl_bench.predict import predict
+
+        _enable_compile_cache()
+        report = predict(args.inputs, args.checkpoint, args.out)
+        ok = sum(r["status"] == "ok" for r in report.rows)
+        for r in report.failed:
+            print(f"{r['file']}: {r['status']}", file=sys.stderr)
+        skipped = len(report.rows) - ok - len(report.failed)
+        print(
+            f"{ok} predicted, {len(report.failed)} unreadable, {skipped} skipped → {report.table}"
+        )
+        return 1 if report.failed else 0
     if args.command == "weights":
         from mtl_bench.weights_cli import import_weights
 

@@ -236,7 +236,9 @@ def run_cv(
             curve_path=out / method / f"fold_{fold}_curve.csv",
             resume=resume,
             quiet=quiet,
+            keep_state=True,
         )
+        _save_masks(run, out / method / f"fold_{fold}_masks.npz", dataset, test_idx, cfg)
         record = fold_result(cfg, method, fold, manifest, dataset, test_idx, run, started)
         write_json_atomic(path, record)
         written[fold] = path
@@ -292,6 +294,21 @@ def _run_fold_parallel(
         write_json_atomic(paths[f], record)
         log(f"{method} fold {f}: {_summary(record)} → {paths[f]}", quiet=quiet)
     return paths
+
+
+def _save_masks(run: FoldRun, path: Path, dataset: Dataset, test_idx, cfg: RunConfig) -> None:
+    """The fold's predicted test masks (for the overlay figure and feature methods), written
+    before the result JSON so a finished fold always has them; then the device copy is freed."""
+    import jax
+
+    from mtl_bench.pred_masks import predicted_masks, save_predicted_masks
+
+    if run.engine is not None and "mask" in run.tasks and is_writer() and jax.process_count() == 1:
+        masks = predicted_masks(
+            run.engine, run.state, dataset.images[test_idx], cfg.eval_batch_size
+        )
+        save_predicted_masks(path, [dataset.ids[i] for i in test_idx], masks)
+    run.state = run.engine = None
 
 
 def _same_pixels(manifest: FoldManifest, cfg: RunConfig) -> bool:
