@@ -36,9 +36,10 @@ def check_backend(dry_run: bool) -> str:
 
 
 def check_bf16_step(size: int, widths: tuple[int, ...] | None) -> str:
+    from mtl_bench.batches import fold_arrays
     from mtl_bench.config import RunConfig
     from mtl_bench.fit import build_model
-    from mtl_bench.train import Engine, fold_arrays
+    from mtl_bench.train import Engine
 
     kwargs = {"widths": widths} if widths else {}
     cfg = RunConfig(image_size=size, batch_size=4, precision="bf16", model_kwargs=kwargs)

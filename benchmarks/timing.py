@@ -34,10 +34,11 @@ import numpy as np
 from flax import nnx
 
 from benchmarks.flops import TRAIN_FACTOR, model_forward_flops
+from mtl_bench.batches import fold_arrays, gather_batch
 from mtl_bench.config import RunConfig
 from mtl_bench.fit import build_model
 from mtl_bench.registry import count_params, model_info
-from mtl_bench.train import Engine, fold_arrays, gather_batch
+from mtl_bench.train import Engine
 
 
 @dataclass(frozen=True)

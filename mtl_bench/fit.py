@@ -14,13 +14,14 @@ from typing import Any
 import jax
 import numpy as np
 
+from mtl_bench.batches import fold_arrays
 from mtl_bench.config import RunConfig
 from mtl_bench.data.types import Dataset
 from mtl_bench.losses import class_weights
 from mtl_bench.parallel import fetch
 from mtl_bench.progress import Bar, log, progress_bar
 from mtl_bench.registry import count_params, create_model, model_info
-from mtl_bench.train import Engine, State, TrainingDiverged, fold_arrays
+from mtl_bench.train import Engine, State, TrainingDiverged
 
 CURVE_FIELDS = ("epoch", "loss", "dice_loss", "focal_loss", "lr", "img_per_s", "val_score")
 

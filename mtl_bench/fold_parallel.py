@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mtl_bench.batches import _epoch_table, fold_arrays, gather_batch
 from mtl_bench.config import RunConfig
 from mtl_bench.data.types import Dataset
 from mtl_bench.fit import (
@@ -36,7 +37,7 @@ from mtl_bench.fit import (
 from mtl_bench.losses import class_weights
 from mtl_bench.progress import log, progress_bar
 from mtl_bench.registry import count_params, model_info
-from mtl_bench.train import Engine, State, _epoch_table, fold_arrays, gather_batch
+from mtl_bench.train import Engine, State
 
 
 def _check(cfg: RunConfig) -> None:

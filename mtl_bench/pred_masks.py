@@ -96,7 +96,7 @@ def predicted_masks(engine: Any, state: dict, images: np.ndarray, batch_size: in
     import jax
     from flax import nnx
 
-    from mtl_bench.train import to_input
+    from mtl_bench.batches import to_input
 
     graphdef = engine.graphdef
 

@@ -160,7 +160,7 @@ def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> Pred
     import jax
     from flax import nnx
 
-    from mtl_bench.train import to_input
+    from mtl_bench.batches import to_input
 
     inputs, out = Path(inputs).expanduser(), Path(out)
     files, skipped = _list_inputs(inputs)

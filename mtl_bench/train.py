@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import jax
@@ -25,10 +24,12 @@ import optax
 from flax import nnx
 
 from mtl_bench import parallel as par
+from mtl_bench.batches import _epoch_table, gather_batch
 from mtl_bench.config import RunConfig
 from mtl_bench.data.augment import AugmentConfig, augment_with_keys
 from mtl_bench.losses import joint_loss
 from mtl_bench.metrics import confusion_counts
+from mtl_bench.optim import lr_at, make_optimizer
 
 State = dict[str, Any]
 
@@ -48,44 +49,6 @@ class StepConfig:
     w_cls: float
     focal_gamma: float
     dice_smooth: float
-
-
-def make_optimizer(cfg: RunConfig) -> optax.GradientTransformation:
-    """The update direction of Adam (default), AdamW or SGD-momentum, without the learning rate.
-
-    The engine multiplies the result by ``-lr_at(step, steps_per_epoch)``. Keeping the schedule
-    outside optax lets fold-parallel training give each fold its own steps per epoch (a traced
-    value) while computing exactly what ``optax.adam(schedule)`` computes.
-    """
-    if cfg.optimizer == "adam":
-        return optax.scale_by_adam()
-    if cfg.optimizer == "adamw":
-        return optax.chain(optax.scale_by_adam(), optax.add_decayed_weights(cfg.weight_decay))
-    if cfg.optimizer == "sgd":
-        return optax.trace(decay=0.9)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}: use adam, adamw or sgd")
-
-
-def lr_at(cfg: RunConfig, step: jax.Array, steps_per_epoch: jax.Array | int) -> jax.Array:
-    """The paper's staircase: ``lr × factor^(epoch // lr_decay_every)``, epoch = step // spe."""
-    if cfg.lr_decay_every <= 0:
-        return jnp.float32(cfg.lr)
-    epoch = step // steps_per_epoch
-    return cfg.lr * jnp.power(jnp.float32(cfg.lr_decay_factor), epoch // cfg.lr_decay_every)
-
-
-def to_input(images_u8: jax.Array) -> jax.Array:
-    """(B, H, W) uint8 → (B, H, W, 1) float32 in [0, 1]."""
-    return (images_u8.astype(jnp.float32) / 255.0)[..., None]
-
-
-def gather_batch(data: dict[str, jax.Array], idx: jax.Array) -> dict[str, jax.Array]:
-    """Rows ``idx`` of the device-resident fold arrays, as model-ready float tensors."""
-    return {
-        "image": to_input(data["images"][idx]),
-        "mask": data["masks"][idx].astype(jnp.float32)[..., None],
-        "label": data["labels"][idx],
-    }
 
 
 class Engine:
@@ -357,23 +320,3 @@ class Engine:
             out = par.fetch(self._eval(state, data, idx))
             pieces.append({k: np.asarray(v)[: len(chunk)] for k, v in out.items()})
         return {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]} if pieces else {}
-
-
-@partial(jax.jit, static_argnums=(1, 2, 3))
-def _epoch_table(key: jax.Array, n: int, batch: int, steps: int) -> tuple[jax.Array, jax.Array]:
-    """A (steps, batch) table of a fresh permutation of 0..n-1, padded with weight-0 repeats."""
-    perm = jax.random.permutation(key, n)
-    total = steps * batch
-    reps = -(-total // n)
-    flat = jnp.tile(perm, reps)[:total].astype(jnp.int32)
-    weight = (jnp.arange(total) < n).astype(jnp.float32)
-    return flat.reshape(steps, batch), weight.reshape(steps, batch)
-
-
-def fold_arrays(images: np.ndarray, masks: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """A fold's host arrays in the dtypes the steps expect (placed by ``Engine.place_data``)."""
-    return {
-        "images": np.ascontiguousarray(images, dtype=np.uint8),
-        "masks": np.ascontiguousarray(masks, dtype=np.uint8),
-        "labels": np.asarray(labels, dtype=np.int32),
-    }

@@ -7,12 +7,13 @@ import jax
 import numpy as np
 import pytest
 
+from mtl_bench.batches import _epoch_table
 from mtl_bench.config import RunConfig
 from mtl_bench.cv import run_cv
 from mtl_bench.data.phantom import synth_phantom
 from mtl_bench.fit import fit_fold
 from mtl_bench.metrics import segmentation_metrics_from_counts
-from mtl_bench.train import TrainingDiverged, _epoch_table
+from mtl_bench.train import TrainingDiverged
 
 TINY = RunConfig(
     model_kwargs={"widths": (4, 8, 16, 32, 64), "dense_units": 16},
@@ -71,7 +72,7 @@ def test_eval_batching_does_not_change_results(data):
     train, test = _split(len(data))
     cfg = dataclasses.replace(TINY, epochs=1, checkpoint_every=0)
     run = fit_fold(cfg, data, train, test, quiet=True, keep_state=True)
-    from mtl_bench.train import fold_arrays
+    from mtl_bench.batches import fold_arrays
 
     engine = run.engine
     arrays = engine.place_data(fold_arrays(data.images, data.masks, data.labels), for_eval=True)

@@ -1,0 +1,33 @@
+"""Optimisers and the learning-rate staircase shared by every model the engine trains."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from mtl_bench.config import RunConfig
+
+
+def make_optimizer(cfg: RunConfig) -> optax.GradientTransformation:
+    """The update direction of Adam (default), AdamW or SGD-momentum, without the learning rate.
+
+    The engine multiplies the result by ``-lr_at(step, steps_per_epoch)``. Keeping the schedule
+    outside optax lets fold-parallel training give each fold its own steps per epoch (a traced
+    value) while computing exactly what ``optax.adam(schedule)`` computes.
+    """
+    if cfg.optimizer == "adam":
+        return optax.scale_by_adam()
+    if cfg.optimizer == "adamw":
+        return optax.chain(optax.scale_by_adam(), optax.add_decayed_weights(cfg.weight_decay))
+    if cfg.optimizer == "sgd":
+        return optax.trace(decay=0.9)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}: use adam, adamw or sgd")
+
+
+def lr_at(cfg: RunConfig, step: jax.Array, steps_per_epoch: jax.Array | int) -> jax.Array:
+    """The paper's staircase: ``lr × factor^(epoch // lr_decay_every)``, epoch = step // spe."""
+    if cfg.lr_decay_every <= 0:
+        return jnp.float32(cfg.lr)
+    epoch = step // steps_per_epoch
+    return cfg.lr * jnp.power(jnp.float32(cfg.lr_decay_factor), epoch // cfg.lr_decay_every)
