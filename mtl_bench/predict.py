@@ -126,11 +126,10 @@ def _list_inputs(inputs: Path) -> tuple[list[Path], list[dict[str, Any]]]:
 def _prepare(path: Path, size: int, method: str) -> tuple[np.ndarray, np.ndarray]:
     """(original grey image, model input (size, size) uint8): the training pipeline."""
     from mtl_bench.data.preprocess import preprocess
-    from mtl_bench.data.reader import load_grey_png
+    from mtl_bench.data.reader import load_grey_png, resize_image
 
     grey = load_grey_png(path)
-    # As the reader's _resize: Pillow bilinear (anti-aliased when shrinking).
-    small = np.asarray(Image.fromarray(grey).resize((size, size), Image.Resampling.BILINEAR))
+    small = resize_image(grey, (size, size))  # the reader's own resize
     return grey, preprocess(small[None], method)[0]
 
 

@@ -215,14 +215,21 @@ def parallel_map(fn: Callable, items: Iterable) -> Iterator:
         yield from pool.map(fn, items)
 
 
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A grey uint8 image at ``size`` (H, W) exactly as training data is made (also for predict)."""
+    if image.shape == size:
+        return image
+    # Pillow's bilinear widens its support when shrinking: downsizing is anti-aliased.
+    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.Resampling.BILINEAR))
+
+
 def _resize(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple:
     if image.shape == size:
         return image, mask
-    wh = (size[1], size[0])
-    # Pillow's bilinear widens its support when shrinking: downsizing is anti-aliased.
-    img = np.asarray(Image.fromarray(image).resize(wh, Image.Resampling.BILINEAR))
-    m = Image.fromarray(mask.astype(np.uint8) * 255).resize(wh, Image.Resampling.NEAREST)
-    return img, np.asarray(m) > 127
+    m = Image.fromarray(mask.astype(np.uint8) * 255).resize(
+        (size[1], size[0]), Image.Resampling.NEAREST
+    )
+    return resize_image(image, size), np.asarray(m) > 127
 
 
 def _warn(kind: str, items: list[str]) -> None:
