@@ -11,7 +11,9 @@ JAX / PyTorch ratios join the row.
 Rows go to ``OUT/throughput/<device-kind>-<YYYYMMDD-HHMMSS>.csv`` (or ``--csv FILE``, whose
 existing rows are kept); the whole file is rewritten atomically after every model, so an
 interrupted run keeps what it measured. Strategies are the Engine's (``none``, ``jit``, ``pmap``;
-``--devices`` counts); input gather and inference are timed on one device.
+``--devices`` counts) and ``fold`` (``--folds`` folds trained side by side in one program,
+``timing_folds.py``; its ``x_sequential`` is its images/s over the ``none`` row's); input gather
+and inference are timed on one device.
 
 Nothing heavy is imported at import time: ``add_bench_arguments`` serves the CLI cheaply.
 """
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +53,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-sizes", type=_csv_list(int), default=[16, 64], help="e.g. 16,64")
     p.add_argument("--precision", type=_csv_list(str), default=["bf16"], help="fp32,bf16")
     p.add_argument("--image-size", type=int, default=256)
-    p.add_argument("--parallel", type=_csv_list(str), default=["none"], help="none,jit,pmap")
+    p.add_argument("--parallel", type=_csv_list(str), default=["none"], help="none,jit,pmap,fold")
+    p.add_argument("--folds", type=int, default=5, help="folds side by side for --parallel fold")
     p.add_argument("--devices", type=_csv_list(int), default=[1], help="device counts, e.g. 1,8")
     p.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps after compiling")
@@ -164,10 +168,12 @@ def measure_model(name: str, args: argparse.Namespace, env: dict, kwargs: dict) 
     """Rows of one model: precision × strategy/devices × batch (errors become rows, never raise)."""
     from benchmarks.peaks import peak_tflops
     from benchmarks.timing import BenchSpec, Skip, measure_with_backoff
+    from benchmarks.timing_folds import measure_folds
 
     rows = []
-    # "none" runs on one device; the strategies run at each requested device count.
-    layouts = [(s, n) for s in args.parallel for n in ([1] if s == "none" else args.devices)]
+    # "none" and "fold" run on one device; jit/pmap at each requested device count.
+    one = ("none", "fold")
+    layouts = [(s, n) for s in args.parallel for n in ([1] if s in one else args.devices)]
     grid = itertools.product(args.precision, layouts, args.batch_sizes)
     for precision, (strategy, n_dev), batch in grid:
         peak, label = peak_tflops(env["device_kind"], precision)
@@ -182,8 +188,9 @@ def measure_model(name: str, args: argparse.Namespace, env: dict, kwargs: dict) 
             args.warmup, warm_compile=env["compile_cache"] != "off", parallel=strategy,
             devices=n_dev,
         )  # fmt: skip
+        fn = partial(measure_folds, folds=args.folds) if strategy == "fold" else None
         try:
-            measured, note = measure_with_backoff(spec)
+            measured, note = measure_with_backoff(spec, fn)
             row.update(measured, status="ok", note=note)
         except Skip as e:
             row["status"] = f"skipped: {e}"
@@ -191,7 +198,22 @@ def measure_model(name: str, args: argparse.Namespace, env: dict, kwargs: dict) 
             msg = " ".join(str(e).split())[:300] or type(e).__name__
             row["status"] = f"error: {type(e).__name__}: {msg}"
         rows.append(_finish(row, peak, label))
+    _fold_speedups(rows)
     return rows
+
+
+def _fold_speedups(rows: list[dict]) -> None:
+    """``x_sequential`` of each fold row: its images/s over the ``none`` row's (same batch per
+    fold, precision) — how much faster k folds train side by side than one after another."""
+    base = {
+        (r["batch_size"], r["precision"]): r["train_img_per_s"]
+        for r in rows
+        if r["strategy"] == "none" and r.get("status") == "ok"
+    }
+    for r in rows:
+        ref = base.get((r["batch_size"], r["precision"]))
+        if r["strategy"] == "fold" and r.get("status") == "ok" and ref:
+            r["x_sequential"] = r["train_img_per_s"] / ref
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,9 +248,12 @@ def run_from_args(args: argparse.Namespace) -> int:
 
     for name in set(kwargs) - {"*"}:
         model_info(name)  # MODEL:KEY=VALUE must name a registered model (not necessarily selected)
-    bad = [s for s in args.parallel if s not in ("none", "jit", "pmap")]
+    bad = [s for s in args.parallel if s not in ("none", "jit", "pmap", "fold")]
     if bad or not args.parallel:
-        raise ValueError(f"--parallel takes none, jit and/or pmap, got {','.join(args.parallel)}")
+        msg = f"--parallel takes none, jit, pmap and/or fold, got {','.join(args.parallel)}"
+        raise ValueError(msg)
+    if "fold" in args.parallel and args.folds < 2:
+        raise ValueError(f"--folds must be >= 2 for --parallel fold, got {args.folds}")
     cache = _setup_compile_cache(args.compile_cache)
     env = _environment(cache, args.steps, args.warmup)
     from benchmarks.peaks import device_slug

@@ -9,7 +9,7 @@ from typing import Any
 
 COLUMNS: tuple[str, ...] = (
     "model", "family", "status", "note", "batch_size", "requested_batch_size", "precision",
-    "image_size", "devices", "strategy",
+    "image_size", "devices", "strategy", "folds", "x_sequential",
     "train_img_per_s", "train_ms", "infer_img_per_s", "infer_ms",
     "compile_s", "compile_warm_s", "infer_compile_s",
     "params", "gflops_per_img", "train_gflops_per_img", "achieved_tflops", "peak_tflops",
@@ -29,7 +29,8 @@ SUMMARY: tuple[tuple[str, str], ...] = (
     ("precision", "prec"), ("image_size", "size"),
     ("train_img_per_s", "train img/s"), ("train_ms", "ms/step"), ("infer_img_per_s", "infer img/s"),
     ("compile_s", "compile s"), ("gflops_per_img", "GFLOP/img"), ("mfu_pct", "MFU %"),
-    ("input_stall_pct", "stall %"), ("jax_over_torch_eager_train", "×torch"),
+    ("input_stall_pct", "stall %"), ("x_sequential", "×seq"),
+    ("jax_over_torch_eager_train", "×torch"),
     ("jax_over_torch_compile_train", "×compile"), ("status", "status"),
 )  # fmt: skip
 
@@ -84,3 +85,27 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
     body = [[cell(r, k) for k, _ in SUMMARY] for r in rows]
     return tabulate(body, headers=[h for _, h in SUMMARY], tablefmt="github")
+
+
+def protocol_minutes(rows: list[dict[str, Any]], images: int = 647, folds: int = 5,
+                     epochs: int = 500) -> list[str]:  # fmt: skip
+    """Lines estimating the paper protocol's training time (``folds`` × ``epochs`` epochs of
+    the ``(folds−1)/folds`` training share of ``images``) from each mtl_resunet row's train rate:
+    sequential folds at the ``none`` rate, all folds at once at the ``fold`` rate. Evaluation and
+    compilation are not included (seconds, against minutes of training)."""
+    total = epochs * images * (folds - 1)  # every image trains in folds−1 of the folds
+    out = []
+    for r in rows:
+        if r.get("model") != "mtl_resunet" or r.get("status") != "ok":
+            continue
+        if r.get("strategy") not in ("none", "fold") or str(r.get("devices")) != "1":
+            continue
+        rate = float(r["train_img_per_s"])
+        how = "folds side by side" if r["strategy"] == "fold" else "folds one after another"
+        out.append(
+            f"paper protocol ({folds} folds × {epochs} epochs × {images} images): "
+            f"{total / rate / 60:.1f} min training at {r['image_size']}², "
+            f"batch {r['batch_size']}/fold, {r['precision']}, {how} "
+            f"({rate:.0f} img/s on {r.get('device_kind', '?')})"
+        )
+    return out

@@ -54,7 +54,7 @@ class BenchSpec:
     warmup: int = 3
     num_classes: int = 2
     warm_compile: bool = True  # recompile once from the persistent cache (if it is on)
-    parallel: str = "none"  # the Engine's data-parallel strategy: none | jit | pmap
+    parallel: str = "none"  # none | jit | pmap (the Engine's) | fold (``timing_folds``)
     devices: int = 1  # devices the strategy spans (0: all)
 
 
@@ -231,8 +231,10 @@ def measure(spec: BenchSpec) -> dict[str, Any]:
     return row
 
 
-def measure_with_backoff(spec: BenchSpec) -> tuple[dict[str, Any], str]:
-    """``measure``; on out-of-memory retry at half the batch (down to 1).
+def measure_with_backoff(
+    spec: BenchSpec, fn: Callable[[BenchSpec], dict[str, Any]] | None = None
+) -> tuple[dict[str, Any], str]:
+    """``fn`` (default ``measure``); on out-of-memory retry at half the batch (down to 1).
 
     Returns (measured row, note); the note says which batch sizes ran out of memory, and the row
     holds the batch size actually measured under ``batch_size``.
@@ -240,7 +242,7 @@ def measure_with_backoff(spec: BenchSpec) -> tuple[dict[str, Any], str]:
     batch, failed = spec.batch_size, []
     while True:
         try:
-            row = measure(replace(spec, batch_size=batch))
+            row = (fn or measure)(replace(spec, batch_size=batch))
             row["batch_size"] = batch
             if not failed:
                 return row, ""

@@ -1,11 +1,12 @@
 """The PyTorch peer: time each model's PyTorch twin in a subprocess, beside the JAX rows.
 
-Twins (``twin_spec``): ``mtl_resunet`` → ``benchmarks.torch_mtl_resunet`` (same structure and
-parameter count); ``<arch>_<encoder>`` segmentation baselines → segmentation-models-pytorch
-(``Unet``, ``UnetPlusPlus``, ``FPN``, ``DeepLabV3Plus``; same encoder, in_channels, one class);
-classifiers → the torchvision model of the registered name, else timm's (``mobilenet`` →
-``mobilenetv1_100``), RGB stems fed the grey image repeated, as our classifiers do inside.
-Other models (``unet``, ``daf``, feature classifiers) have no twin and say so.
+Twins (``twin_spec``): ``mtl_resunet`` → ``benchmarks.torch_mtl_resunet`` and ``unet`` →
+``benchmarks.torch_classic_unet`` (same structure and parameter count); ``<arch>_<encoder>``
+segmentation baselines → segmentation-models-pytorch (``Unet``, ``UnetPlusPlus``, ``FPN``,
+``DeepLabV3Plus``; same encoder, in_channels, one class); classifiers → the torchvision model of
+the registered name, else timm's (``mobilenet`` → ``mobilenetv1_100``), RGB stems fed the grey
+image repeated, as our classifiers do inside. Other models (``daf``, feature classifiers) have no
+twin and say so.
 
 Each model runs in one subprocess per mode (``eager``, then ``compile``), each with its own time
 box: a ``torch.compile`` that runs long is cut off and its rows say "skipped: ..." while the eager
@@ -26,6 +27,7 @@ SMP_ARCHS = {"unet": "Unet", "unetplusplus": "UnetPlusPlus", "fpn": "FPN",
              "deeplabv3plus": "DeepLabV3Plus"}  # fmt: skip
 MTL_KWARGS = ("widths", "dense_units", "dropout", "merge", "shortcut_kernel", "downsample",
               "upsample")  # fmt: skip
+UNET_KWARGS = ("base_width", "batch_norm", "dropout")
 # Model kwargs that only configure the JAX side (or are applied separately) and do not change
 # the architecture, so a twin still matches.
 NEUTRAL_KWARGS = ("dtype", "image_size", "in_channels", "num_classes", "encoder_weights")
@@ -43,6 +45,14 @@ def twin_spec(name: str, kwargs: dict[str, Any] | None = None) -> dict[str, Any]
             return f"no twin for mtl_resunet kwargs {', '.join(extra)}"
         mk = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kwargs.items()}
         return {"kind": "mtl_resunet", "kwargs": {k: v for k, v in mk.items() if k in MTL_KWARGS}}
+    if name == "unet":
+        extra = sorted(set(kwargs) - set(UNET_KWARGS) - set(NEUTRAL_KWARGS))
+        if extra:
+            return f"no twin for unet kwargs {', '.join(extra)}"
+        return {
+            "kind": "classic_unet",
+            "kwargs": {k: kwargs[k] for k in UNET_KWARGS if k in kwargs},
+        }
     arch, _, enc = name.partition("_")
     if info.family == "segmentation" and arch in SMP_ARCHS and enc:
         extra = sorted(set(kwargs) - {"encoder", *NEUTRAL_KWARGS})
@@ -122,7 +132,8 @@ def attach_peer(rows: list[dict[str, Any]], kwargs: dict[str, Any], args: Any) -
     if not rows:
         return
     name = rows[0]["model"]
-    ok = [r for r in rows if r.get("status") == "ok"]
+    # A fold row trains k folds per step: its peer is k sequential runs, i.e. the none row's.
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("strategy") != "fold"]
     keys = dict.fromkeys((int(r["batch_size"]), r["precision"], int(r["image_size"])) for r in ok)
     configs = [{"batch_size": b, "precision": p, "image_size": s} for b, p, s in keys]
     modes = ("eager", "compile") if args.peer_compile == "on" else ("eager",)

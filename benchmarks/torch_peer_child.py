@@ -43,6 +43,10 @@ def build_twin(spec: dict[str, Any], in_channels: int, num_classes: int):
 
         model = TorchMTLResUNet(in_channels=in_channels, num_classes=num_classes, **spec["kwargs"])
         return model, ("mask", "label"), in_channels
+    if kind == "classic_unet":
+        from benchmarks.torch_classic_unet import TorchClassicUNet
+
+        return TorchClassicUNet(in_channels=in_channels, **spec["kwargs"]), ("mask",), in_channels
     if kind == "smp":
         import segmentation_models_pytorch as smp
 

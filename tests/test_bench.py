@@ -213,3 +213,25 @@ def test_bench_rejects_bad_arguments(capsys):
     assert "unknown model 'no_such_model'" in capsys.readouterr().err
     assert main(["--models", "mtl_resunet", "--precision", "fp16"]) == 2
     assert "--precision" in capsys.readouterr().err
+
+
+def test_bench_fold_strategy_times_k_folds_in_one_step(tmp_path, monkeypatch):
+    registry.list_models()
+    info = ModelInfo("bench_tiny", _tiny_builder, ("mask", "label"), "proposed", {})
+    monkeypatch.setitem(registry._REGISTRY, "bench_tiny", info)
+    csv_path = tmp_path / "t.csv"
+    argv = ["--models", "bench_tiny", "--batch-sizes", "2", "--precision", "fp32",
+            "--image-size", "16", "--steps", "2", "--warmup", "1", "--csv", str(csv_path),
+            "--compile-cache", "off", "--parallel", "none,fold", "--folds", "3"]  # fmt: skip
+    assert main(argv) == 0
+    with open(csv_path, newline="") as f:
+        none, fold = list(csv.DictReader(f))
+    assert (none["strategy"], fold["strategy"]) == ("none", "fold")
+    assert fold["status"] == "ok" and fold["folds"] == "3" and fold["loss_finite"] == "True"
+    # One step trains 3 folds × batch 2: six images per step.
+    step_s = float(fold["train_ms"]) / 1e3
+    assert float(fold["train_img_per_s"]) == pytest.approx(6 / step_s, 1e-3)
+    ratio = float(fold["train_img_per_s"]) / float(none["train_img_per_s"])
+    assert float(fold["x_sequential"]) == pytest.approx(ratio, rel=1e-4)
+    assert none["x_sequential"] == "" and fold["infer_img_per_s"] == ""
+    assert main(argv[:-2] + ["--folds", "1"]) == 2  # one fold is not fold-parallel

@@ -38,7 +38,11 @@ def test_twin_specs():
     assert spec == {"kind": "mtl_resunet", "kwargs": {"widths": list(TINY)}}
     assert twin_spec("unet_resnet34") == {"kind": "smp", "arch": "Unet", "encoder": "resnet34"}
     assert twin_spec("deeplabv3plus_resnet50")["arch"] == "DeepLabV3Plus"
-    assert twin_spec("unet").startswith("no PyTorch twin")
+    assert twin_spec("unet", {"base_width": 8}) == {
+        "kind": "classic_unet",
+        "kwargs": {"base_width": 8},
+    }
+    assert twin_spec("daf").startswith("no PyTorch twin")
     assert "no twin for mtl_resunet kwargs" in twin_spec("mtl_resunet", {"bogus": 1})
 
 
@@ -56,8 +60,8 @@ def test_peer_times_two_steps_on_cpu_and_time_boxes_compile():
     # A 1-second box cannot fit even the interpreter start: the row says so, nothing hangs.
     boxed = run_peer("mtl_resunet", configs, kwargs={"widths": TINY}, modes=("compile",), timeout=1)
     assert boxed[0]["status"] == "skipped: compile run exceeded its 1 s time box"
-    skipped = run_peer("unet", configs)
-    assert {r["status"] for r in skipped} == {"skipped: no PyTorch twin for 'unet'"}
+    skipped = run_peer("daf", configs)
+    assert {r["status"] for r in skipped} == {"skipped: no PyTorch twin for 'daf'"}
     assert {r["mode"] for r in skipped} == {"eager", "compile"}
 
 
@@ -70,3 +74,15 @@ def test_classifier_twins_have_our_parameter_count(name):
     twin, tasks, in_ch = build_twin(spec, 1, 2)
     ours = count_params(nnx.eval_shape(lambda: create_model(name, num_classes=2)))
     assert (tasks, in_ch) == (("label",), 3) and count_trainable(twin) == ours
+
+
+@pytest.mark.parametrize("kwargs", [{"base_width": 4}, {"base_width": 4, "batch_norm": False}])
+def test_classic_unet_twin_has_our_parameter_count(kwargs):
+    from benchmarks.torch_peer_child import build_twin
+
+    twin, tasks, in_ch = build_twin(twin_spec("unet", kwargs), 1, 2)
+    ours = count_params(nnx.eval_shape(lambda: create_model("unet", **kwargs)))
+    assert (tasks, in_ch) == (("mask",), 1) and count_trainable(twin) == ours
+    assert twin.eval()(torch.rand(2, 1, 32, 32))["mask"].shape == (2, 1, 32, 32)
+    full = count_params(nnx.eval_shape(lambda: create_model("unet")))
+    assert count_trainable(build_twin(twin_spec("unet"), 1, 2)[0]) == full
