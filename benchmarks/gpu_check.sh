@@ -2,23 +2,34 @@
 # Everything GPU-side in one call, for an H100/H200 with JAX's CUDA plugin and torch installed:
 #   1. GPU-only correctness (benchmarks.gpu_checks): JAX sees the GPU, a bf16 training step is
 #      finite, mtl_resunet gives the same outputs on the GPU and the CPU;
-#   2. throughput jobs (benchmarks.throughput) at 256², most important first, all rows into one
-#      CSV: mtl_resunet bf16 batch 16/64 sequential (none) vs fold-parallel with the PyTorch peer
-#      (eager + torch.compile) and cold/warm compile; plain U-Net-64 with its peer (the reference
-#      figures); mtl_resunet under jit/pmap and in fp32 (issue #4's measure); the smp-style
-#      ResNet-34 baselines and DAF with their peers;
+#   2. throughput jobs (benchmarks.throughput) at 256², bf16, batch 16 and 64, all rows into one
+#      CSV (rewritten after every configuration, so a job stopped by its time box keeps them);
 #   3. a compact table of the CSV and the paper-protocol time it implies, printed last.
-# Target: under 8 minutes. GPU_CHECK_BUDGET_S (default 420 s) bounds the whole script; each job
-# has its own time box, cut to what is left; a job whose box runs out keeps the rows it finished
-# (the CSV is rewritten after every model), the rest are listed as not measured.
+# One call must stay under 8 minutes, and on an H100 one mtl_resunet configuration costs about a
+# minute (XLA compile with cuDNN autotuning 42-62 s, measured 2026-11-26), its PyTorch peer about
+# as much again, so the jobs come in groups, one group per call (GPU_CHECK_GROUP):
+#   proposed (default): mtl_resunet sequential (none) with the PyTorch peer (eager +
+#       torch.compile) and fold-parallel (5 folds) at batch 16;
+#   reference: the plain U-Net-64 (``unet``) and smp-style Unet-ResNet34, each with its peer
+#       (eager + torch.compile): the brief's reference figures;
+#   scale: mtl_resunet under jit and pmap, fp32, fold-parallel at 64, compile cold and warm
+#       (issue #4's measure);
+#   segmentation: UNet++/FPN/DeepLabV3+ (ResNet-34) and DAF with the eager peer;
+#   classification: every gradient-trained classifier with its peer (resnet50 also compiled);
+#   all: every group in turn (a machine without the 8-minute limit).
+# GPU_CHECK_BUDGET_S (default 450 s) bounds the whole script; each job has its own time box, cut
+# to what is left; what could not be measured is listed at the end.
 #
 #   bash benchmarks/gpu_check.sh                      # on the GPU machine, from anywhere
+#   GPU_CHECK_GROUP=reference bash benchmarks/gpu_check.sh
 #   GPU_CHECK_DRY_RUN=1 bash benchmarks/gpu_check.sh  # the same steps on CPU at tiny sizes
 #
-# Environment: GPU_CHECK_GROUP=segmentation (default, the list above) | classification (every
-# gradient-trained classifier with its peer: a second call, as both do not fit 8 minutes);
-# GPU_CHECK_BUDGET_S; GPU_CHECK_OUT (results folder; default results/, dry run: a temporary
-# folder); PYTHON (default python3 where there is one).
+# Environment: GPU_CHECK_GROUP; GPU_CHECK_BUDGET_S; GPU_CHECK_OUT (results folder; default
+# results/, dry run: a temporary folder); GPU_CHECK_SKIP_CHECKS=1 skips step 1's correctness
+# checks (75 s on an H100) in a second call on the same machine; PYTHON (default python3).
+# The GPU machines have the JAX/torch stack but not segmentation-models-pytorch: carry its wheel
+# (``pip download --no-deps segmentation_models_pytorch==0.6.0``) and put it on PYTHONPATH; do
+# NOT carry flax (flax 0.12.8 fails to import on their jax 0.11.2; their own flax 0.12.10 works).
 # Exit status: 0 when every correctness check passed and the CSV has rows, else 1.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -36,12 +47,14 @@ if [[ $DRY == 1 ]]; then
   OUT=${GPU_CHECK_OUT:-$(mktemp -d)}
   TINY=(--set "mtl_resunet:widths=(4,8,16,32,64)" --set "unet:base_width=4")
   CHECK_ARGS=(--dry-run)
+  PEER_COMPILE=off # torch.compile on 2 CPU cores takes minutes
 else
-  BUDGET=${GPU_CHECK_BUDGET_S:-420}
+  BUDGET=${GPU_CHECK_BUDGET_S:-450}
   SIZE=256 STEPS=10 WARMUP=3 B1=16 B2=64
   OUT=${GPU_CHECK_OUT:-results}
   TINY=()
   CHECK_ARGS=()
+  PEER_COMPILE=on
 fi
 
 log() { printf '[gpu_check %4ds] %s\n' "$((SECONDS - START))" "$*"; }
@@ -55,7 +68,9 @@ timeout 120 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda',
 torch.cuda.is_available())" || log "torch not importable: the peer columns will say why"
 
 log "step 1/3: correctness checks"
-if ! timeout --kill-after=10 150 "$PY" -m benchmarks.gpu_checks "${CHECK_ARGS[@]}"; then
+if [[ ${GPU_CHECK_SKIP_CHECKS:-0} == 1 ]]; then
+  log "skipped (GPU_CHECK_SKIP_CHECKS=1)"
+elif ! timeout --kill-after=10 150 "$PY" -m benchmarks.gpu_checks "${CHECK_ARGS[@]}"; then
   log "FAILED: a correctness check failed or timed out (see the lines above)"
   STATUS=1
 fi
@@ -87,32 +102,49 @@ job() {
 }
 
 log "step 2/3: throughput → $CSV"
-if [[ ${GPU_CHECK_GROUP:-segmentation} == classification ]]; then
+GROUP=${GPU_CHECK_GROUP:-proposed}
+BOTH="$B1,$B2"
+in_group() { [[ $GROUP == all || $GROUP == "$1" ]]; }
+case $GROUP in
+  all | proposed | reference | scale | segmentation | classification) ;;
+  *)
+    log "FAILED: GPU_CHECK_GROUP=$GROUP is not one of proposed, reference, scale, segmentation, classification, all"
+    exit 1
+    ;;
+esac
+if in_group proposed; then
+  job 300 "mtl_resunet none (+torch.compile)" --models mtl_resunet --batch-sizes "$BOTH" \
+    --precision bf16 --parallel none --peer torch --peer-compile "$PEER_COMPILE" --compile-cache off
+  job 110 "mtl_resunet fold-parallel" --models mtl_resunet --batch-sizes "$B1" \
+    --precision bf16 --parallel fold --compile-cache off
+fi
+if in_group reference; then
+  job 240 "unet (+torch.compile)" --models unet --batch-sizes "$BOTH" --precision bf16 \
+    --peer torch --peer-compile "$PEER_COMPILE" --compile-cache off
+  job 240 "unet_resnet34 (+torch.compile)" --models unet_resnet34 --batch-sizes "$BOTH" \
+    --precision bf16 --peer torch --peer-compile "$PEER_COMPILE" --compile-cache off
+fi
+if in_group scale; then
+  job 200 "mtl_resunet jit/pmap, cold/warm compile" --models mtl_resunet \
+    --batch-sizes "$BOTH" --precision bf16 --parallel jit,pmap --compile-cache fresh
+  job 150 "mtl_resunet fp32" --models mtl_resunet --batch-sizes "$BOTH" --precision fp32 \
+    --parallel none --compile-cache off
+  job 110 "mtl_resunet fold-parallel at $B2" --models mtl_resunet --batch-sizes "$B2" \
+    --precision bf16 --parallel fold --compile-cache off
+fi
+if in_group segmentation && [[ $DRY != 1 ]]; then
+  job 450 "segmentation baselines" --batch-sizes "$BOTH" --precision bf16 \
+    --models unetplusplus_resnet34,fpn_resnet34,deeplabv3plus_resnet34,daf \
+    --peer torch --peer-compile off --compile-cache off
+fi
+if in_group classification && [[ $DRY != 1 ]]; then
   CLASSIFIERS=$(timeout 120 "$PY" -c "from mtl_bench.registry import list_models, model_info
 print(','.join(m for m in list_models('classification')
                if model_info(m).fit is None and m != 'resnet50'))")
-  job 150 "resnet50 (+torch.compile)" --models resnet50 --batch-sizes "$B1,$B2" \
-    --precision bf16 --peer torch --peer-compile on --compile-cache off
-  job 400 "classifiers" --models "$CLASSIFIERS" --batch-sizes "$B1,$B2" \
+  job 200 "resnet50 (+torch.compile)" --models resnet50 --batch-sizes "$BOTH" \
+    --precision bf16 --peer torch --peer-compile "$PEER_COMPILE" --compile-cache off
+  job 900 "classifiers" --models "$CLASSIFIERS" --batch-sizes "$BOTH" \
     --precision bf16 --peer torch --peer-compile off --compile-cache off
-else
-  BOTH="$B1,$B2"
-  job 200 "mtl_resunet none/fold (+torch.compile, cold/warm)" --models mtl_resunet \
-    --batch-sizes "$BOTH" --precision bf16 --parallel none,fold --peer torch \
-    --peer-compile on --compile-cache fresh
-  job 100 "unet (+torch.compile)" --models unet --batch-sizes "$BOTH" --precision bf16 \
-    --peer torch --peer-compile on --compile-cache off
-  job 100 "mtl_resunet jit/pmap" --models mtl_resunet --batch-sizes "$BOTH" --precision bf16 \
-    --parallel jit,pmap --compile-cache off
-  job 60 "mtl_resunet fp32 none/fold" --models mtl_resunet --batch-sizes "$BOTH" \
-    --precision fp32 --parallel none,fold --peer torch --peer-compile off --compile-cache off
-  if [[ $DRY != 1 ]]; then
-    job 90 "unet_resnet34 (+torch.compile)" --models unet_resnet34 --batch-sizes "$BOTH" \
-      --precision bf16 --peer torch --peer-compile on --compile-cache off
-    job 150 "other segmentation baselines" --batch-sizes "$BOTH" --precision bf16 \
-      --models unetplusplus_resnet34,fpn_resnet34,deeplabv3plus_resnet34,daf \
-      --peer torch --peer-compile off --compile-cache off
-  fi
 fi
 
 log "step 3/3: summary"

@@ -9,7 +9,7 @@ twin is timed in a subprocess (``benchmarks.torch_peer``) at the same settings a
 JAX / PyTorch ratios join the row.
 
 Rows go to ``OUT/throughput/<device-kind>-<YYYYMMDD-HHMMSS>.csv`` (or ``--csv FILE``, whose
-existing rows are kept); the whole file is rewritten atomically after every model, so an
+existing rows are kept); the whole file is rewritten atomically after every configuration, so an
 interrupted run keeps what it measured. Strategies are the Engine's (``none``, ``jit``, ``pmap``;
 ``--devices`` counts) and ``fold`` (``--folds`` folds trained side by side in one program,
 ``timing_folds.py``; its ``x_sequential`` is its images/s over the ``none`` row's); input gather
@@ -28,12 +28,13 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks.throughput_io import format_table, read_csv, write_csv
+from benchmarks.throughput_io import fold_speedups, format_table, read_csv, write_csv
 
 
 def _csv_list(kind: type) -> Any:
@@ -164,8 +165,17 @@ def _finish(row: dict[str, Any], peak: float | None, label: str) -> dict[str, An
     return row
 
 
-def measure_model(name: str, args: argparse.Namespace, env: dict, kwargs: dict) -> list[dict]:
-    """Rows of one model: precision × strategy/devices × batch (errors become rows, never raise)."""
+def measure_model(
+    name: str,
+    args: argparse.Namespace,
+    env: dict,
+    kwargs: dict,
+    on_row: Callable[[list[dict]], None] | None = None,
+) -> list[dict]:
+    """Rows of one model: precision × strategy/devices × batch (errors become rows, never raise).
+
+    ``on_row(rows so far)`` runs after every configuration: on a GPU one configuration's compile
+    alone takes about a minute, so a time-boxed run must keep each finished row."""
     from benchmarks.peaks import peak_tflops
     from benchmarks.timing import BenchSpec, Skip, measure_with_backoff
     from benchmarks.timing_folds import measure_folds
@@ -198,22 +208,9 @@ def measure_model(name: str, args: argparse.Namespace, env: dict, kwargs: dict) 
             msg = " ".join(str(e).split())[:300] or type(e).__name__
             row["status"] = f"error: {type(e).__name__}: {msg}"
         rows.append(_finish(row, peak, label))
-    _fold_speedups(rows)
+        if on_row is not None:
+            on_row(rows)
     return rows
-
-
-def _fold_speedups(rows: list[dict]) -> None:
-    """``x_sequential`` of each fold row: its images/s over the ``none`` row's (same batch per
-    fold, precision) — how much faster k folds train side by side than one after another."""
-    base = {
-        (r["batch_size"], r["precision"]): r["train_img_per_s"]
-        for r in rows
-        if r["strategy"] == "none" and r.get("status") == "ok"
-    }
-    for r in rows:
-        ref = base.get((r["batch_size"], r["precision"]))
-        if r["strategy"] == "fold" and r.get("status") == "ok" and ref:
-            r["x_sequential"] = r["train_img_per_s"] / ref
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,8 +264,11 @@ def run_from_args(args: argparse.Namespace) -> int:
         rows = []
     for name in models:
         t = time.perf_counter()
-        new = measure_model(name, args, env, kwargs)
-        rows += new
+        done = list(rows)
+        new = measure_model(
+            name, args, env, kwargs, lambda r, d=done: write_csv(path, fold_speedups(d + r))
+        )
+        rows = fold_speedups(rows + new)
         write_csv(path, rows)
         if args.peer == "torch":
             from benchmarks.torch_peer import attach_peer

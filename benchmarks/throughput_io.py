@@ -109,3 +109,24 @@ def protocol_minutes(rows: list[dict[str, Any]], images: int = 647, folds: int =
             f"({rate:.0f} img/s on {r.get('device_kind', '?')})"
         )
     return out
+
+
+def fold_speedups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Set ``x_sequential`` on each fold row: its images/s over the ``none`` row's of the same
+    model, image size, per-fold batch, precision and device (earlier runs in the CSV count) —
+    how much faster k folds train side by side than one after another. Returns ``rows``."""
+
+    def key(r: dict[str, Any]) -> tuple:
+        return tuple(str(r.get(k)) for k in ("model", "image_size", "batch_size", "precision",
+                                              "device_kind"))  # fmt: skip
+
+    base = {
+        key(r): float(r["train_img_per_s"])
+        for r in rows
+        if r.get("strategy") == "none" and r.get("status") == "ok"
+    }
+    for r in rows:
+        ref = base.get(key(r))
+        if r.get("strategy") == "fold" and r.get("status") == "ok" and ref:
+            r["x_sequential"] = float(r["train_img_per_s"]) / ref
+    return rows

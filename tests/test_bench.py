@@ -222,8 +222,10 @@ def test_bench_fold_strategy_times_k_folds_in_one_step(tmp_path, monkeypatch):
     csv_path = tmp_path / "t.csv"
     argv = ["--models", "bench_tiny", "--batch-sizes", "2", "--precision", "fp32",
             "--image-size", "16", "--steps", "2", "--warmup", "1", "--csv", str(csv_path),
-            "--compile-cache", "off", "--parallel", "none,fold", "--folds", "3"]  # fmt: skip
-    assert main(argv) == 0
+            "--compile-cache", "off", "--folds", "3"]  # fmt: skip
+    # Two invocations, as gpu_check.sh runs them: the fold row finds its none row in the CSV.
+    assert main(argv + ["--parallel", "none"]) == 0
+    assert main(argv + ["--parallel", "fold"]) == 0
     with open(csv_path, newline="") as f:
         none, fold = list(csv.DictReader(f))
     assert (none["strategy"], fold["strategy"]) == ("none", "fold")
@@ -234,4 +236,25 @@ def test_bench_fold_strategy_times_k_folds_in_one_step(tmp_path, monkeypatch):
     ratio = float(fold["train_img_per_s"]) / float(none["train_img_per_s"])
     assert float(fold["x_sequential"]) == pytest.approx(ratio, rel=1e-4)
     assert none["x_sequential"] == "" and fold["infer_img_per_s"] == ""
-    assert main(argv[:-2] + ["--folds", "1"]) == 2  # one fold is not fold-parallel
+    assert main(argv[:-2] + ["--folds", "1", "--parallel", "fold"]) == 2  # not fold-parallel
+
+
+def test_bench_keeps_each_finished_configuration(tmp_path, monkeypatch):
+    # A time box may kill the bench mid-model: rows measured before that must be on disk.
+    calls = []
+
+    def fake_measure(spec):
+        calls.append(spec.batch_size)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # stands in for the time box's SIGTERM
+        return {"train_img_per_s": 1.0, "status": "ok"}
+
+    monkeypatch.setattr(timing, "measure", fake_measure)
+    csv_path = tmp_path / "t.csv"
+    argv = ["--models", "mtl_resunet", "--batch-sizes", "2,4", "--precision", "fp32",
+            "--image-size", "32", "--csv", str(csv_path), "--compile-cache", "off"]  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        main(argv)
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["batch_size"], r["status"]) for r in rows] == [("2", "ok")]
