@@ -130,3 +130,27 @@ def fold_speedups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if r.get("strategy") == "fold" and r.get("status") == "ok" and ref:
             r["x_sequential"] = float(r["train_img_per_s"]) / ref
     return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.throughput_io CSV...``: the summary table and protocol estimate."""
+    import sys
+
+    paths = sys.argv[1:] if argv is None else argv
+    if not paths:
+        print("usage: python -m benchmarks.throughput_io CSV [CSV...]", file=sys.stderr)
+        return 2
+    rows = []
+    for p in paths:
+        if not Path(p).is_file():
+            print(f"benchmarks.throughput_io: error: no such file {p}", file=sys.stderr)
+            return 2
+        rows += read_csv(Path(p))
+    print(format_table(rows))
+    for line in protocol_minutes(rows):
+        print(f"- {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
