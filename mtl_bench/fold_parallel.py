@@ -12,9 +12,10 @@ Supported with ``parallel=none`` (one device); an inner validation split is not 
 
 Measured on a GPU (results/README.md): on an H100 at 256², bf16, batch 16 per fold, the five
 folds side by side ran at 0.18× the images/s of one fold alone. ``vmap`` over the folds' own
-kernels turns every convolution into a grouped one (``feature_group_count = folds``), which the
-GPU runs far slower than the plain ones; on GPUs run the folds sequentially until that changes.
-On a 2-core CPU at 32² with tiny widths it measured 1.38× (``benchmarks.bench_fold_parallel``).
+kernels turns every convolution into a grouped one (``feature_group_count = folds``), whose
+backward pass is slow on CUDA (jax-ml/jax#13800, open); on GPUs run the folds sequentially
+until that changes. On a 2-core CPU at 32² with tiny widths it measured 1.38×
+(``benchmarks.bench_fold_parallel``).
 """
 
 from __future__ import annotations
