@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 from mtl_bench.data.types import DataError
+from mtl_bench.data_cli import add_data_parser, run_data
+from mtl_bench.reproduce import add_reproduce_arguments, run_reproduce
 
 DEFAULT_RESULTS = "results/runs/latest"
 
@@ -74,27 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list registered models")
 
-    data = sub.add_parser("data", help="data tools").add_subparsers(dest="data_cmd", required=True)
-    p = data.add_parser("check", help="integrity check and duplicate audit of a BUSI folder")
-    p.add_argument("root")
-    p.add_argument("--json", action="store_true", help="machine-readable report")
-    p.add_argument("--class-set", default="three_class")
-    p = data.add_parser("synth", help="write the synthetic phantom in the BUSI folder layout")
-    p.add_argument("--out", required=True)
-    p.add_argument("--n", type=int, default=None, help="images in all (default 780, BUSI's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--difficulty", type=float, default=0.5)
-    p.add_argument("--image-size", type=int, default=256)
-    p = data.add_parser("prepare", help="build a TFDS array_record dataset (no TensorFlow)")
-    p.add_argument("--dataset", required=True, choices=("busi", "busi_synthetic"))
-    p.add_argument("--manual-dir", default=None, help="folder holding Dataset_BUSI_with_GT")
-    p.add_argument("--data-dir", default=None, help="TFDS data dir (default ~/tensorflow_datasets)")
-    p.add_argument("--image-size", type=int, default=256)
-    p = data.add_parser("folds", help="write the fold manifest of a results folder")
-    p.add_argument("--data", default="synthetic")
-    p.add_argument("--preset", default="smoke")
-    p.add_argument("--out", default=DEFAULT_RESULTS)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_data_parser(sub, DEFAULT_RESULTS)
 
     p = sub.add_parser("cv", help="cross-validate a model on the shared folds")
     _add_run_options(p)
@@ -132,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default=DEFAULT_RESULTS)
     p.add_argument("--format", default="md,latex,csv", help="md, latex, csv (comma-separated)")
     p.add_argument("--reference", default="mtl_resunet")
+    p = sub.add_parser("reproduce", help="every method on the same folds, then all tables/figures")
+    add_reproduce_arguments(p)
     return parser
 
 
@@ -175,7 +159,9 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{name:28s} {info.family:15s} outputs: {', '.join(info.tasks)}")
         return 0
     if args.command == "data":
-        return _run_data(args)
+        return run_data(args)
+    if args.command == "reproduce":
+        return run_reproduce(args)
     if args.command in ("cv", "train"):
         from mtl_bench.cv import run_cv
         from mtl_bench.distributed import init_distributed
@@ -236,51 +222,6 @@ def _run(args: argparse.Namespace) -> int:
         print(render_markdown(tables))
         return 0
     raise AssertionError(args.command)
-
-
-def _run_data(args: argparse.Namespace) -> int:
-    if args.data_cmd == "check":
-        from mtl_bench.data.check import check_busi
-
-        report = check_busi(args.root, class_set=args.class_set)
-        print(json.dumps(report.to_dict(), indent=1) if args.json else report.format())
-        return 0 if report.ok else 1
-    if args.data_cmd == "synth":
-        from mtl_bench.data.phantom import write_phantom
-
-        out = write_phantom(
-            args.out, args.n, image_size=args.image_size, seed=args.seed, difficulty=args.difficulty
-        )
-        print(f"wrote the phantom to {out}")
-        return 0
-    if args.data_cmd == "prepare":
-        from mtl_bench.data.tfds import prepare_tfds
-
-        path = prepare_tfds(
-            args.dataset,
-            data_dir=args.data_dir,
-            manual_dir=args.manual_dir,
-            image_size=args.image_size,
-        )
-        print(f"prepared {args.dataset} at {path}")
-        return 0
-    if args.data_cmd == "folds":
-        from mtl_bench.config import apply_overrides
-        from mtl_bench.configs import get_config
-        from mtl_bench.cv import MANIFEST_NAME, dataset_for, shared_manifest
-
-        cfg = apply_overrides(
-            dataclasses.replace(get_config("mtl_resunet", args.preset), data=args.data),
-            args.overrides,
-        )
-        manifest = shared_manifest(cfg, dataset_for(cfg), Path(args.out))
-        sizes = ", ".join(str(len(ids)) for ids in manifest.fold_ids)
-        print(
-            f"{Path(args.out) / MANIFEST_NAME}: k={manifest.k}, test sizes {sizes}, "
-            f"hash {manifest.hash()}"
-        )
-        return 0
-    raise AssertionError(args.data_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,279 @@
+"""``mtl-bench reproduce``: data, folds, the proposed model and the baselines on the same folds,
+then every table and figure — one command, one progress display, resumable.
+
+    mtl-bench reproduce --preset smoke                      # minutes on 2 CPU cores
+    mtl-bench reproduce --preset phantom --methods all      # every registered method, ~1 h on CPU
+    mtl-bench reproduce --preset paper --data PATH/Dataset_BUSI_with_GT   # a GPU job
+
+What runs is planned by ``mtl_bench.reproduce_plan``. Each (method, fold) is one unit of the
+progress bar; a finished fold (its ``fold_K.json`` exists) is skipped on ``--resume``, an
+interrupted one continues from its checkpoint. A method that fails is recorded and the others
+go on; the failures are listed at the end and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mtl_bench.progress import log, progress_bar
+from mtl_bench.reproduce_plan import PRESETS, PROPOSED, THREE_CLASS_DIR, Job, plan
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+RECORD = "reproduce.json"  # what a reproduction folder was started with (checked on --resume)
+
+
+def add_reproduce_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``reproduce`` subcommand's options."""
+    costs = "; ".join(f"{p.name}: {p.cost}" for p in PRESETS.values())
+    p.add_argument("--preset", default="smoke", choices=tuple(PRESETS), help=f"({costs})")
+    p.add_argument(
+        "--methods",
+        default="default",
+        help="default (the preset's), all (every registered method) or NAME[,NAME...]",
+    )
+    p.add_argument("--data", default=None, help="'synthetic' (default) or a BUSI-layout folder")
+    p.add_argument("--out", default=None, help="results folder (default results/reproduce-PRESET)")
+    p.add_argument("--resume", action="store_true", help="continue OUT; finished folds are kept")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="[METHOD:]KEY=VALUE",
+        help="override a config field of every method (or of METHOD only)",
+    )
+    p.add_argument(
+        "--three-class",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also run the three-class table's methods in OUT/three_class (default: paper only)",
+    )
+    p.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep every method's fold checkpoints (default: the proposed model's only)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+@dataclass
+class Report:
+    """What a reproduction produced: tables per folder, figures, failures, seconds per method."""
+
+    out: Path
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: list[Path] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _record(preset: str, data: str | None, overrides: list[str], jobs: list[Job]) -> dict:
+    return {
+        "preset": preset,
+        "data": data or "synthetic",
+        "overrides": list(overrides),
+        "methods": [j.method for j in jobs],
+    }
+
+
+def _check_out(out: Path, resume: bool, record: dict) -> None:
+    """A fresh folder, or with ``resume`` one started with the same preset, data and --set."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not resume:
+        raise ValueError(f"{out} is not empty: pass --resume to continue it, or a new --out")
+    path = out / RECORD
+    if not path.exists():
+        raise ValueError(f"{out} holds no {RECORD}: not a reproduce folder; choose a new --out")
+    try:
+        old = json.loads(path.read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: unreadable ({e}); choose a new --out") from None
+    for key in ("preset", "data", "overrides"):
+        if old.get(key) != record[key]:
+            raise ValueError(
+                f"{out} was started with {key} {old.get(key)!r}, not {record[key]!r}: resume "
+                "with the same --preset/--data/--set, or choose a new --out"
+            )
+
+
+def _summary(path: Path) -> str:
+    rec = json.loads(path.read_text("utf-8"))
+    seg, cls = rec["metrics"]["segmentation"], rec["metrics"]["classification"]
+    parts = [f"DC {seg['DC']:.3f}"] if seg else []
+    if cls:
+        auc = cls["AUC"]
+        parts.append(f"ACC {cls['ACC']:.3f} AUC {'—' if auc is None else f'{auc:.3f}'}")
+    return f"{', '.join(parts)} [{rec['wall_time_s']:.0f} s]"
+
+
+def _prepare(jobs: list[Job], out: Path, record: dict, quiet: bool) -> dict[str, int]:
+    """Data preparation, then the fold manifest of each folder, from its first job (the proposed
+    model's config when it runs); {subdir: number of folds}. Bad data fails here, once, before
+    anything is written."""
+    from mtl_bench.cv import dataset_for, shared_manifest
+
+    first: dict[str, Job] = {}
+    for job in jobs:
+        first.setdefault(job.subdir, job)
+    data = {sub: dataset_for(job.cfg, quiet=quiet) for sub, job in first.items()}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RECORD).write_text(json.dumps(record, indent=1) + "\n", "utf-8")
+    return {
+        sub: shared_manifest(first[sub].cfg, ds, out / sub, quiet=quiet).k
+        for sub, ds in data.items()
+    }
+
+
+def _run_jobs(
+    jobs: list[Job], out: Path, folds: dict[str, int], report: Report, keep: bool, quiet: bool
+) -> None:
+    from mtl_bench.cv import run_cv
+
+    units = [(j, k) for j in jobs for k in range(folds[j.subdir])]
+    done = {(j.method, k) for j, k in units if _fold_file(out, j, k).exists()}
+    failed: set[str] = set()
+    with progress_bar(len(units), "reproduce", quiet=quiet) as bar:
+        bar.set_total(len(units), len(done))
+        for i, (job, k) in enumerate(units, 1):
+            if (job.method, k) in done:
+                continue
+            if job.method in failed:  # its other folds would fail alike: count them as handled
+                bar.advance()
+                continue
+            fold = f"fold {k + 1}/{folds[job.subdir]}"  # 1-based, as the tables print folds
+            what = f"{job.method} {fold}"
+            bar.describe(f"[{i}/{len(units)}] {what}")
+            try:
+                run_cv(job.cfg, out / job.subdir, folds=[k], resume=True, tag=job.tag, quiet=True)
+            except Exception as e:  # one method's failure must not stop the others
+                if os.environ.get("MTL_BENCH_DEBUG"):
+                    raise
+                failed.add(job.method)
+                report.failures.append((job.method, f"{fold}: {type(e).__name__}: {e}"))
+                log(f"{what}: FAILED — {type(e).__name__}: {e}", quiet=quiet)
+            else:
+                log(f"{what}: {_summary(_fold_file(out, job, k))}", quiet=quiet)
+                # Baselines' checkpoints are large (a VGG's: over 1 GB a fold); predict wants ours.
+                if not keep and job.cfg.model != PROPOSED:
+                    shutil.rmtree(out / job.subdir / job.method / f"ckpt_fold_{k}", True)
+            bar.advance()
+
+
+def _fold_file(out: Path, job: Job, k: int) -> Path:
+    return out / job.subdir / job.method / f"fold_{k}.json"
+
+
+def _outputs(jobs: list[Job], out: Path, report: Report) -> None:
+    """Tables and figures of each folder, from its result files (failures are recorded)."""
+    from mtl_bench.cv import dataset_for
+    from mtl_bench.figures import build_figures
+    from mtl_bench.table_specs import DEFAULT_SPECS, THREE_CLASS_TAG
+    from mtl_bench.tables import build_tables
+
+    three = [s for s in DEFAULT_SPECS if THREE_CLASS_TAG in s.reference]
+    for subdir in dict.fromkeys(j.subdir for j in jobs):
+        folder = out / subdir
+        specs = three if subdir == THREE_CLASS_DIR else [s for s in DEFAULT_SPECS if s not in three]
+        try:
+            report.tables.update(build_tables(folder, reference=PROPOSED, table_specs=specs))
+        except Exception as e:  # still draw the figures, and report it at the end
+            report.failures.append((f"tables of {folder}", f"{type(e).__name__}: {e}"))
+        # Overlays need the images the masks were predicted on: a segmenting job's dataset.
+        seg = [j for j in jobs if j.subdir == subdir and "mask" in _tasks(j)]
+        try:
+            ds = dataset_for(seg[0].cfg, quiet=True) if seg else None
+            report.figures += build_figures(folder, dataset=ds)
+        except Exception as e:
+            report.failures.append((f"figures of {folder}", f"{type(e).__name__}: {e}"))
+
+
+def _tasks(job: Job) -> tuple[str, ...]:
+    from mtl_bench.registry import model_info
+
+    return model_info(job.cfg.model).tasks
+
+
+def _seconds(jobs: list[Job], out: Path) -> dict[str, float]:
+    """Training wall time per method, summed over its finished folds (from the result files)."""
+    secs = {}
+    for job in jobs:
+        files = sorted((out / job.subdir / job.method).glob("fold_*.json"))
+        if files:
+            secs[job.method] = sum(json.loads(f.read_text("utf-8"))["wall_time_s"] for f in files)
+    return secs
+
+
+def reproduce(
+    preset: str = "smoke",
+    methods: str = "default",
+    *,
+    data: str | None = None,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    overrides: list[str] | tuple[str, ...] = (),
+    three_class: bool | None = None,
+    keep_checkpoints: bool = False,
+    quiet: bool = False,
+) -> Report:
+    """Run the reproduction ``preset`` into ``out`` (default ``results/reproduce-<preset>``) and
+    build its tables (``OUT/tables/``) and figures (``OUT/figures/``); see the module docstring.
+
+    Bad options, a non-empty ``out`` without ``resume`` and unreadable data raise a one-line
+    ValueError/DataError before any training; a method's failure is recorded in the report.
+    """
+    jobs = plan(preset, methods, data=data, overrides=overrides, three_class=three_class)
+    out = Path(out if out is not None else f"results/reproduce-{preset}")
+    record = _record(preset, data, list(overrides), jobs)
+    _check_out(out, resume, record)
+    report = Report(out)
+    folds = _prepare(jobs, out, record, quiet)
+    _run_jobs(jobs, out, folds, report, keep_checkpoints, quiet)
+    _outputs(jobs, out, report)
+    report.seconds = _seconds(jobs, out)
+    return report
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    """The CLI handler: run, print the tables (stdout) and a summary (stderr); 1 on failures."""
+    from mtl_bench.cli import _enable_compile_cache
+    from mtl_bench.tables import render_markdown
+
+    _enable_compile_cache()
+    t0 = time.perf_counter()
+    report = reproduce(
+        args.preset,
+        args.methods,
+        data=args.data,
+        out=args.out,
+        resume=args.resume,
+        overrides=args.overrides,
+        three_class=args.three_class,
+        keep_checkpoints=args.keep_checkpoints,
+        quiet=args.quiet,
+    )
+    if report.tables:
+        print(render_markdown(report.tables))
+    for method, secs in report.seconds.items():
+        log(f"  {method:28s} {secs:7.0f} s", quiet=args.quiet)
+    tables = sorted({str(p) for p in report.out.glob("**/tables")})
+    log(f"tables: {', '.join(tables) or 'none'} (md, tex, csv)", quiet=args.quiet)
+    figures = sorted({str(p.parent) for p in report.figures if p.parent.name == "figures"})
+    log(f"figures: {len(report.figures)} PNG in {', '.join(figures) or '-'}", quiet=args.quiet)
+    log(f"reproduce: {time.perf_counter() - t0:.0f} s in all", quiet=args.quiet)
+    for what, msg in report.failures:
+        log(f"FAILED {what}: {msg}")
+    if report.failures:
+        log(f"{len(report.failures)} failure(s); rerun with --resume after fixing them")
+    return 1 if report.failures else 0

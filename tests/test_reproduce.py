@@ -1,0 +1,138 @@
+"""``mtl-bench reproduce``: the plan of each preset, and one tiny reproduction end to end
+(tables and figures written, a failing method reported while the others are kept, resume)."""
+
+import json
+
+import pytest
+
+from mtl_bench.cli import main
+from mtl_bench.registry import list_models
+from mtl_bench.reproduce_plan import PROPOSED, THREE_CLASS_DIR, plan
+from mtl_bench.table_specs import DEFAULT_SPECS, THREE_CLASS_TAG
+
+# Two folds of ~20 binary phantom images at 32², one epoch, the proposed model at tiny widths.
+TINY = [
+    "--set", "synthetic_n=24", "--set", "epochs=1", "--set", "batch_size=8",
+    "--set", "mtl_resunet:model_kwargs.widths=(4,8,16,32,64)", "--quiet",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MTL_BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MTL_BENCH_COMPILE_CACHE", "0")  # conftest already set one up
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mtl-bench: error: "), err
+    return err[0]
+
+
+def test_smoke_plan_feeds_every_table_on_shared_folds():
+    jobs = plan("smoke")
+    methods = [j.method for j in jobs]
+    assert methods[0] == PROPOSED  # the first run of the folder makes its fold manifest
+    for spec in DEFAULT_SPECS:
+        if THREE_CLASS_TAG in spec.reference:
+            continue
+        rows = set(spec.row_methods(PROPOSED)) - set(spec.fixed_rows)
+        assert rows & set(methods), f"{spec.name} gets no method from the smoke preset"
+    shared = {(j.cfg.data, j.cfg.synthetic_n, j.cfg.folds, j.cfg.fold_seed) for j in jobs}
+    assert shared == {("synthetic", 96, 2, 0)}
+    assert {j.cfg.image_size for j in jobs} == {32}
+    moon = next(j for j in jobs if j.method == "moon_features")
+    assert moon.cfg.epochs == 0 and moon.cfg.preprocess == "none"  # its own settings stay
+    assert next(j for j in jobs if j.method == "unet").cfg.model_kwargs["base_width"] == 8
+
+
+def test_all_methods_and_per_method_overrides():
+    jobs = plan("phantom", "all", overrides=["epochs=4", "unet:model_kwargs.base_width=4"])
+    by = {j.method: j.cfg for j in jobs}
+    assert set(by) == set(list_models()) and jobs[0].method == PROPOSED
+    assert by["inception_v3"].image_size == 75 and by["unet"].image_size == 32
+    assert by["unet"].model_kwargs["base_width"] == 4
+    assert by["mtl_resunet"].epochs == 4 and by["moon_features"].epochs == 0
+    assert all(j.subdir == "" for j in jobs)
+
+
+def test_paper_plan_adds_the_three_class_runs():
+    jobs = plan("paper", "mtl_resunet,resnet50,unet")
+    three = [j for j in jobs if j.subdir == THREE_CLASS_DIR]
+    assert [j.method for j in three] == ["mtl_resunet@3class", "resnet50@3class"]
+    assert {j.cfg.class_set for j in three} == {"three_class"}
+    assert next(j for j in jobs if j.method == "unet").cfg.image_size == 256
+    assert not any(j.subdir for j in plan("paper", "unet", three_class=False))
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--methods", "mtl_resunet,nope"], "unknown method 'nope' in --methods"),
+        (["--set", "unet:epochs=1"], "'unet' is not a method of this reproduction"),
+        (["--set", "epoch=1"], "unknown config key 'epoch'"),
+        (["--data", "/nonexistent/busi"], "/nonexistent/busi"),
+    ],
+)
+def test_bad_options_are_one_line(tmp_path, capsys, argv, expected):
+    out = tmp_path / "r"
+    assert main(["reproduce", "--methods", "mtl_resunet", "--out", str(out), *argv]) == 2
+    assert expected in _one_line_error(capsys)
+    assert not out.exists()  # nothing is written before the options are valid
+
+
+def test_reproduce_end_to_end_failure_and_resume(tmp_path, capsys):
+    out = tmp_path / "r"
+    # unet gets a keyword it does not take: it fails, the two other methods still finish.
+    argv = ["reproduce", "--methods", "mtl_resunet,moon_features,unet", "--out", str(out), *TINY]
+    argv += ["--set", "unet:model_kwargs.no_such_option=1"]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert "FAILED unet: fold 1/2: TypeError" in captured.err
+    assert "no_such_option" in captured.err
+    assert "Table 1" in captured.out and "Table 6" in captured.out
+    folds = sorted(out.glob("*/fold_*.json"))  # the binary runs
+    assert [f.relative_to(out).as_posix() for f in folds] == [
+        "moon_features/fold_0.json",
+        "moon_features/fold_1.json",
+        "mtl_resunet/fold_0.json",
+        "mtl_resunet/fold_1.json",
+    ]
+    hashes = {json.loads(f.read_text())["fold_manifest_hash"] for f in folds}
+    assert len(hashes) == 1  # one shared fold manifest
+    table6 = (out / "tables" / "table6.md").read_text()
+    moon_row = next(line for line in table6.splitlines() if line.startswith("| moon_features"))
+    assert "not run" not in moon_row
+    assert "| unet " in (out / "tables" / "table4.md").read_text()  # a "not run" row, no number
+    assert (out / "tables" / "table1.csv").exists() and (out / "tables" / "table7.tex").exists()
+    assert (out / "figures" / "roc.png").stat().st_size > 0
+    assert (out / "figures" / "segmentation_overlays.png").stat().st_size > 0
+    assert (out / "mtl_resunet" / "ckpt_fold_0").is_dir()  # the proposed model's are kept
+    assert not (out / "tables" / "table_3class.md").exists()  # no three-class runs asked for
+
+    # Without --resume a used folder is refused; with it, finished folds are not rerun.
+    assert main(argv) == 2
+    assert "pass --resume" in _one_line_error(capsys)
+    mtimes = {f: f.stat().st_mtime_ns for f in folds}
+    assert main([*argv, "--resume"]) == 1  # unet fails again, nothing else runs
+    assert {f: f.stat().st_mtime_ns for f in folds} == mtimes
+    assert "FAILED unet" in capsys.readouterr().err
+
+    # Resuming with other settings would mix protocols in one folder: refused.
+    assert main([*argv[:-2], "--resume"]) == 2
+    assert "was started with overrides" in _one_line_error(capsys)
+
+
+@pytest.mark.slow
+def test_three_class_runs_get_their_own_folder_and_table(tmp_path, capsys):
+    out = tmp_path / "r"
+    argv = ["reproduce", "--methods", "mtl_resunet", "--three-class", "--out", str(out), *TINY]
+    assert main(argv) == 0
+    binary = json.loads((out / "mtl_resunet" / "fold_0.json").read_text())
+    three = json.loads((out / "three_class" / "mtl_resunet@3class" / "fold_0.json").read_text())
+    assert three["class_names"] == ["benign", "malignant", "normal"]
+    assert three["fold_manifest_hash"] != binary["fold_manifest_hash"]  # its own manifest
+    table = (out / "three_class" / "tables" / "table_3class.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| mtl_resunet@3class"))
+    assert "not run" not in row and "ref." in row
+    assert "Three-class" in capsys.readouterr().out
