@@ -136,7 +136,7 @@ def _config(args: argparse.Namespace):
     return dataclasses.replace(cfg, **{k: v for k, v in flags.items() if v is not None})
 
 
-def _enable_compile_cache() -> None:
+def enable_compile_cache() -> None:
     """JAX's persistent compilation cache, on by default: a second identical run skips compiling."""
     if os.environ.get("MTL_BENCH_COMPILE_CACHE", "1") == "0":
         return
@@ -169,7 +169,7 @@ def _run(args: argparse.Namespace) -> int:
         init_distributed(
             args.coordinator, args.num_processes, args.process_id, auto=args.distributed == "auto"
         )
-        _enable_compile_cache()
+        enable_compile_cache()
         cfg = _config(args)
         folds = [args.fold] if args.command == "train" else args.folds
         written = run_cv(
@@ -194,7 +194,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "predict":
         from mtl_bench.predict import predict
 
-        _enable_compile_cache()
+        enable_compile_cache()
         report = predict(args.inputs, args.checkpoint, args.out)
         ok = sum(r["status"] == "ok" for r in report.rows)
         for r in report.failed:

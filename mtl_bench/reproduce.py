@@ -247,10 +247,10 @@ def reproduce(
 
 def run_reproduce(args: argparse.Namespace) -> int:
     """The CLI handler: run, print the tables (stdout) and a summary (stderr); 1 on failures."""
-    from mtl_bench.cli import _enable_compile_cache
+    from mtl_bench.cli import enable_compile_cache
     from mtl_bench.tables import render_markdown
 
-    _enable_compile_cache()
+    enable_compile_cache()
     t0 = time.perf_counter()
     report = reproduce(
         args.preset,
