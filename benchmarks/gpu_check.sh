@@ -16,6 +16,8 @@
 #       (issue #4's measure);
 #   segmentation: UNet++/FPN/DeepLabV3+ (ResNet-34) and DAF with the eager peer;
 #   classification: every gradient-trained classifier with its peer (resnet50 also compiled);
+#   tuning: mtl_resunet at batch 16 and 64 under XLA flag variants (TUNING_FLAGS below; the
+#       CSV's xla_flags column tells the rows apart): the "profile and fix" attempts of issue #7;
 #   all: every group in turn (a machine without the 8-minute limit).
 # GPU_CHECK_BUDGET_S (default 450 s) bounds the whole script; each job has its own time box, cut
 # to what is left; what could not be measured is listed at the end.
@@ -106,9 +108,9 @@ GROUP=${GPU_CHECK_GROUP:-proposed}
 BOTH="$B1,$B2"
 in_group() { [[ $GROUP == all || $GROUP == "$1" ]]; }
 case $GROUP in
-  all | proposed | reference | scale | segmentation | classification) ;;
+  all | proposed | reference | scale | segmentation | classification | tuning) ;;
   *)
-    log "FAILED: GPU_CHECK_GROUP=$GROUP is not one of proposed, reference, scale, segmentation, classification, all"
+    log "FAILED: GPU_CHECK_GROUP=$GROUP is not one of proposed, reference, scale, segmentation, classification, tuning, all"
     exit 1
     ;;
 esac
@@ -145,6 +147,16 @@ print(','.join(m for m in list_models('classification')
     --precision bf16 --peer torch --peer-compile "$PEER_COMPILE" --compile-cache off
   job 900 "classifiers" --models "$CLASSIFIERS" --batch-sizes "$BOTH" \
     --precision bf16 --peer torch --peer-compile off --compile-cache off
+fi
+if in_group tuning; then
+  # Each variant against the default in the same call: autotuning off (compile time vs speed),
+  # CUDA-graph command buffers off, and the latency-hiding scheduler on.
+  TUNING_FLAGS=("" "--xla_gpu_autotune_level=0" "--xla_gpu_enable_command_buffer="
+    "--xla_gpu_enable_latency_hiding_scheduler=true")
+  for flags in "${TUNING_FLAGS[@]}"; do
+    XLA_FLAGS="${XLA_FLAGS:-} $flags" job 130 "mtl_resunet, XLA_FLAGS='$flags'" \
+      --models mtl_resunet --batch-sizes "$BOTH" --precision bf16 --compile-cache off
+  done
 fi
 
 log "step 3/3: summary"

@@ -153,6 +153,7 @@ def _environment(cache_label: str, steps: int, warmup: int) -> dict[str, Any]:
         "timed_steps": steps,
         "warmup_steps": warmup,
         "compile_cache": cache_label,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),  # tuning runs differ only here
     }
 
 
