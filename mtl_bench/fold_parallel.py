@@ -14,8 +14,8 @@ Measured on a GPU (results/README.md): on an H100 at 256², bf16, batch 16 per f
 folds side by side ran at 0.18× the images/s of one fold alone. ``vmap`` over the folds' own
 kernels turns every convolution into a grouped one (``feature_group_count = folds``), whose
 backward pass is slow on CUDA (jax-ml/jax#13800, open); on GPUs run the folds sequentially
-until that changes. On a 2-core CPU at 32² with tiny widths it measured 1.38×
-(``benchmarks.bench_fold_parallel``).
+until that changes. On a 2-core CPU it measured 1.38× at 32² with widths 4…64
+(``benchmarks.bench_fold_parallel``) but 0.37× at 64² with widths 8…128 (``--parallel fold``).
 """
 
 from __future__ import annotations
