@@ -97,7 +97,7 @@ job() {
     --steps "$STEPS" --warmup "$WARMUP" --csv "$CSV" --peer-timeout $((box / 2)) \
     ${TINY[@]+"${TINY[@]}"} "$@" | grep '^\[bench\]' || rc=${PIPESTATUS[0]}
   if ((rc == 124 || rc == 137)); then
-    NOT_MEASURED+=("$label (stopped at its ${box}s time box; finished models kept)")
+    NOT_MEASURED+=("$label (stopped at its ${box}s time box; finished rows kept)")
   elif ((rc != 0)); then
     NOT_MEASURED+=("$label (failed with exit code $rc)")
   fi
@@ -154,7 +154,8 @@ if in_group tuning; then
   TUNING_FLAGS=("" "--xla_gpu_autotune_level=0" "--xla_gpu_enable_command_buffer="
     "--xla_gpu_enable_latency_hiding_scheduler=true")
   for flags in "${TUNING_FLAGS[@]}"; do
-    XLA_FLAGS="${XLA_FLAGS:-} $flags" job 130 "mtl_resunet, XLA_FLAGS='$flags'" \
+    # No stray space: XLA reads a value not starting with "--" as a file name.
+    XLA_FLAGS="${XLA_FLAGS:-}${XLA_FLAGS:+${flags:+ }}$flags" job 130 "mtl_resunet, XLA_FLAGS='$flags'" \
       --models mtl_resunet --batch-sizes "$BOTH" --precision bf16 --compile-cache off
   done
 fi
