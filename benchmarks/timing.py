@@ -26,6 +26,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import jax
@@ -126,6 +127,39 @@ def _step_key(engine: Engine, key: jax.Array) -> jax.Array:
     return key
 
 
+def compile_cold_warm(lower: Callable[[], Any], warm: bool) -> tuple[Any, dict[str, Any]]:
+    """Compile ``lower()`` ahead of time: (executable, {compile_s, mem_compiled_gb,
+    compile_warm_s}); the warm figure is a second compile with the in-memory caches cleared, so
+    only the persistent cache (when on) can spare it."""
+    t = time.perf_counter()
+    compiled = lower().compile()
+    row = {"compile_s": time.perf_counter() - t, "mem_compiled_gb": _compiled_gb(compiled)}
+    row["compile_warm_s"] = None
+    if warm and _cache_dir():
+        jax.clear_caches()
+        t = time.perf_counter()
+        lower().compile()
+        row["compile_warm_s"] = time.perf_counter() - t
+    return compiled, row
+
+
+def time_train(train_once: Callable[[], tuple[Any, Any]], warmup: int, steps: int) -> dict:
+    """{train_ms (median, blocked), loss_finite, host_ms (dispatch only)} of a training step;
+    ``train_once()`` runs one step and returns (something to block on, the loss)."""
+    row: dict[str, Any] = {"train_ms": _median_ms(train_once, warmup, steps)}
+    loss = np.asarray(jax.device_get(train_once()[1]))  # one value per device/fold when stacked
+    row["loss_finite"] = bool(np.all(np.isfinite(loss)))
+    # Dispatch-only time: calls return before the device finishes; block once at the end.
+    t_calls = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        out = train_once()
+        t_calls.append(time.perf_counter() - t)
+    jax.block_until_ready(out)
+    row["host_ms"] = 1e3 * statistics.median(t_calls)
+    return row
+
+
 def measure(spec: BenchSpec) -> dict[str, Any]:
     """Measure ``spec``; raises ``Skip`` for unsupported configurations and XLA errors as is."""
     info = model_info(spec.model)
@@ -173,35 +207,16 @@ def measure(spec: BenchSpec) -> dict[str, Any]:
     state = engine.place_state(engine.initial_state)
     row["devices"] = len(engine.devices or [None])
 
-    t = time.perf_counter()
-    step = engine._train_indexed.lower(state, data, table, weights, key).compile()
-    row["compile_s"] = time.perf_counter() - t
-    row["mem_compiled_gb"] = _compiled_gb(step)
-    row["compile_warm_s"] = None
-    if spec.warm_compile and _cache_dir():
-        # With the in-memory caches cleared, only the persistent cache can spare the compile.
-        jax.clear_caches()
-        t = time.perf_counter()
-        engine._train_indexed.lower(state, data, table, weights, key).compile()
-        row["compile_warm_s"] = time.perf_counter() - t
-
+    lower = partial(engine._train_indexed.lower, state, data, table, weights, key)
+    step, compiled = compile_cold_warm(lower, spec.warm_compile)
+    row.update(compiled)
     holder = {"state": state}
 
     def train_once():
         holder["state"], metrics = step(holder["state"], data, table, weights, key)
         return holder["state"]["step"], metrics["loss"]
 
-    row["train_ms"] = _median_ms(train_once, spec.warmup, spec.steps)
-    loss = np.asarray(jax.device_get(train_once()[1]))  # one value per device under pmap
-    row["loss_finite"] = bool(np.all(np.isfinite(loss)))
-    # Dispatch-only time: calls return before the device finishes; block once at the end.
-    t_calls = []
-    for _ in range(spec.steps):
-        t = time.perf_counter()
-        out = train_once()
-        t_calls.append(time.perf_counter() - t)
-    jax.block_until_ready(out)
-    row["host_ms"] = 1e3 * statistics.median(t_calls)
+    row.update(time_train(train_once, spec.warmup, spec.steps))
 
     # Input and inference are timed on one device (the first), whatever the strategy.
     one = jax.device_put(host)

@@ -12,23 +12,20 @@ Inference is not timed here (it is the ``none`` row's: evaluation runs one fold 
 
 from __future__ import annotations
 
-import time
 from functools import partial
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from benchmarks.flops import TRAIN_FACTOR, model_forward_flops
 from benchmarks.timing import (
     BenchSpec,
     Skip,
-    _cache_dir,
-    _compiled_gb,
-    _median_ms,
     _peak_memory_gb,
     _synthetic_arrays,
+    compile_cold_warm,
+    time_train,
 )
 from mtl_bench.config import RunConfig
 from mtl_bench.fit import build_model
@@ -78,33 +75,15 @@ def measure_folds(spec: BenchSpec, folds: int = DEFAULT_FOLDS) -> dict[str, Any]
     args = (data, table, weights, step_keys, spe, alphas)
 
     fn = jax.jit(partial(_parallel_step, engine), donate_argnums=0)
-    t = time.perf_counter()
-    step = fn.lower(state, *args).compile()
-    row["compile_s"] = time.perf_counter() - t
-    row["mem_compiled_gb"] = _compiled_gb(step)
-    row["compile_warm_s"] = None
-    if spec.warm_compile and _cache_dir():
-        jax.clear_caches()  # only the persistent cache can spare this compile
-        t = time.perf_counter()
-        fn.lower(state, *args).compile()
-        row["compile_warm_s"] = time.perf_counter() - t
-
+    step, compiled = compile_cold_warm(partial(fn.lower, state, *args), spec.warm_compile)
+    row.update(compiled)
     holder = {"state": state}
 
     def train_once():
         holder["state"], metrics = step(holder["state"], *args)
         return holder["state"]["tick"], metrics["loss"]
 
-    row["train_ms"] = _median_ms(train_once, spec.warmup, spec.steps)
-    loss = np.asarray(jax.device_get(train_once()[1]))
-    row["loss_finite"] = bool(np.all(np.isfinite(loss)))
-    t_calls = []
-    for _ in range(spec.steps):
-        t = time.perf_counter()
-        out = train_once()
-        t_calls.append(time.perf_counter() - t)
-    jax.block_until_ready(out)
-    row["host_ms"] = 1e3 * float(np.median(t_calls))
+    row.update(time_train(train_once, spec.warmup, spec.steps))
     row["peak_mem_gb"] = _peak_memory_gb()
     row["train_img_per_s"] = folds * spec.batch_size / (row["train_ms"] / 1e3)
     row["achieved_tflops"] = row["train_img_per_s"] * row["train_gflops_per_img"] / 1e3
