@@ -23,6 +23,8 @@ from flax import nnx
 
 from baselines.heads import check_image_size, check_num_classes
 from baselines.layers import batch_norm, check_spatial, conv2d, max_pool
+from mtl_bench.fold_conv import conv_general_dilated
+from mtl_bench.layers import up_conv2x2
 from mtl_bench.model import resolve_dtype
 from mtl_bench.registry import register_model
 
@@ -79,24 +81,21 @@ class ClassicUNet(nnx.Module):
         self.down = nnx.List(down)
         ups, dec = [], []
         for w in reversed(widths[:-1]):
-            ups.append(
-                nnx.ConvTranspose(
-                    prev,
-                    w,
-                    (2, 2),
-                    strides=(2, 2),
-                    padding="VALID",
-                    kernel_init=HE_NORMAL,
-                    dtype=dt,
-                    rngs=rngs,
-                )
-            )
+            ups.append(up_conv2x2(prev, w, kernel_init=HE_NORMAL, dtype=dt, rngs=rngs))
             dec.append(DoubleConv(2 * w, w, batch_norm, **kw))
             prev = w
         self.ups = nnx.List(ups)
         self.up_convs = nnx.List(dec)
         self.drop = nnx.Dropout(dropout)
-        self.head = nnx.Conv(prev, 1, (1, 1), kernel_init=HE_NORMAL, dtype=dt, rngs=rngs)
+        self.head = nnx.Conv(
+            prev,
+            1,
+            (1, 1),
+            kernel_init=HE_NORMAL,
+            dtype=dt,
+            conv_general_dilated=conv_general_dilated,
+            rngs=rngs,
+        )
 
     def __call__(
         self, x: jax.Array, train: bool = False, rng: jax.Array | None = None

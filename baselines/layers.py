@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from mtl_bench.fold_conv import conv_general_dilated
 from mtl_bench.weights import FlaxPath, TorchTable, sub
 
 Init = jax.nn.initializers.Initializer
@@ -70,6 +71,7 @@ def conv2d(
         kernel_init=init,
         bias_init=bias_init,
         dtype=dtype,
+        conv_general_dilated=conv_general_dilated,
         rngs=rngs,
     )
 

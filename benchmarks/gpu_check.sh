@@ -9,7 +9,9 @@
 # minute (XLA compile with cuDNN autotuning 42-62 s, measured 2026-11-26), its PyTorch peer about
 # as much again, so the jobs come in groups, one group per call (GPU_CHECK_GROUP):
 #   proposed (default): mtl_resunet sequential (none) with the PyTorch peer (eager +
-#       torch.compile) and fold-parallel (5 folds) at batch 16;
+#       torch.compile) and fold-parallel (5 folds, default fold_conv) at batch 16;
+#   fold: mtl_resunet at batch 16, sequential (none) against fold-parallel with each way of
+#       batching its convolutions (fold_conv unrolled, split_wgrad, grouped: mtl_bench/fold_conv.py);
 #   reference: the plain U-Net-64 (``unet``) and smp-style Unet-ResNet34, each with its peer
 #       (eager + torch.compile): the brief's reference figures;
 #   scale: mtl_resunet under jit and pmap, fp32, fold-parallel at 64, compile cold and warm
@@ -108,9 +110,9 @@ GROUP=${GPU_CHECK_GROUP:-proposed}
 BOTH="$B1,$B2"
 in_group() { [[ $GROUP == all || $GROUP == "$1" ]]; }
 case $GROUP in
-  all | proposed | reference | scale | segmentation | classification | tuning) ;;
+  all | proposed | fold | reference | scale | segmentation | classification | tuning) ;;
   *)
-    log "FAILED: GPU_CHECK_GROUP=$GROUP is not one of proposed, reference, scale, segmentation, classification, tuning, all"
+    log "FAILED: GPU_CHECK_GROUP=$GROUP is not one of proposed, fold, reference, scale, segmentation, classification, tuning, all"
     exit 1
     ;;
 esac
@@ -119,6 +121,16 @@ if in_group proposed; then
     --precision bf16 --parallel none --peer torch --peer-compile "$PEER_COMPILE" --compile-cache off
   job 110 "mtl_resunet fold-parallel" --models mtl_resunet --batch-sizes "$B1" \
     --precision bf16 --parallel fold --compile-cache off
+fi
+if in_group fold; then
+  # The none row first: x_sequential of each fold row is against it. Grouped (the 0.18× of the
+  # first H100 run) last: it is the baseline the other two must beat.
+  job 90 "mtl_resunet none at $B1" --models mtl_resunet --batch-sizes "$B1" --precision bf16 \
+    --parallel none --compile-cache off
+  for mode in unrolled split_wgrad grouped; do
+    job 130 "mtl_resunet fold-parallel, fold_conv=$mode" --models mtl_resunet \
+      --batch-sizes "$B1" --precision bf16 --parallel fold --fold-conv "$mode" --compile-cache off
+  done
 fi
 if in_group reference; then
   job 240 "unet (+torch.compile)" --models unet --batch-sizes "$BOTH" --precision bf16 \

@@ -1,4 +1,4 @@
-"""Dense peak TFLOP/s per accelerator, for model-FLOPs utilisation (MFU).
+"""Dense peak TFLOP/s and memory bandwidth per accelerator, for MFU and the roofline.
 
 Numbers are vendor datasheet peaks *without* structured sparsity (NVIDIA quotes "with sparsity"
 figures that are twice the dense ones; those are halved here). For fp32 training on NVIDIA GPUs
@@ -6,8 +6,9 @@ the TF32 tensor-core peak is used, because XLA runs fp32 convolutions and matmul
 default there; on TPUs fp32 matmuls at JAX's default precision are single bf16 passes, so the bf16
 peak applies. CPUs have no entry: MFU is left blank rather than guessed.
 
-Sources: NVIDIA H100 / H200 / A100 / L4 product datasheets; Google Cloud TPU system architecture
-pages (v4, v5e, v5p, v6e "Trillium").
+Bandwidths are the datasheets' HBM/GDDR figures (A100: the 80 GB SXM part's 2.04 TB/s; the 40 GB
+part has 1.56). Sources: NVIDIA H100 / H200 / A100 / L4 product datasheets; Google Cloud TPU system
+architecture pages (v4, v5e, v5p, v6e "Trillium").
 """
 
 from __future__ import annotations
@@ -22,20 +23,21 @@ class Peak:
     bf16: float  # dense bf16 TFLOP/s
     fp32: float  # the peak fp32 *training* runs against (TF32 tensor cores, TPU bf16 passes)
     fp32_kind: str  # what ``fp32`` is: "tf32 dense" or "bf16 passes"
+    hbm_tb_s: float  # device memory bandwidth, TB/s
 
 
 # Matched in order against the lower-cased ``device_kind``; specific variants come first.
 _TABLE: tuple[tuple[str, Peak], ...] = (
-    (r"h100.*pcie", Peak("H100 PCIe", 756.0, 378.0, "tf32 dense")),
-    (r"h100.*nvl", Peak("H100 NVL", 835.5, 417.5, "tf32 dense")),
-    (r"h100", Peak("H100 SXM", 989.4, 494.7, "tf32 dense")),
-    (r"h200", Peak("H200", 989.4, 494.7, "tf32 dense")),
-    (r"a100", Peak("A100", 312.0, 156.0, "tf32 dense")),
-    (r"\bl4\b", Peak("L4", 121.0, 60.0, "tf32 dense")),
-    (r"tpu v4", Peak("TPU v4", 275.0, 275.0, "bf16 passes")),
-    (r"tpu v5 ?lite|tpu v5e", Peak("TPU v5e", 197.0, 197.0, "bf16 passes")),
-    (r"tpu v5p|tpu v5$", Peak("TPU v5p", 459.0, 459.0, "bf16 passes")),
-    (r"tpu v6 ?lite|tpu v6e|trillium", Peak("TPU v6e", 918.0, 918.0, "bf16 passes")),
+    (r"h100.*pcie", Peak("H100 PCIe", 756.0, 378.0, "tf32 dense", 2.0)),
+    (r"h100.*nvl", Peak("H100 NVL", 835.5, 417.5, "tf32 dense", 3.9)),
+    (r"h100", Peak("H100 SXM", 989.4, 494.7, "tf32 dense", 3.35)),
+    (r"h200", Peak("H200", 989.4, 494.7, "tf32 dense", 4.8)),
+    (r"a100", Peak("A100", 312.0, 156.0, "tf32 dense", 2.039)),
+    (r"\bl4\b", Peak("L4", 121.0, 60.0, "tf32 dense", 0.3)),
+    (r"tpu v4", Peak("TPU v4", 275.0, 275.0, "bf16 passes", 1.2)),
+    (r"tpu v5 ?lite|tpu v5e", Peak("TPU v5e", 197.0, 197.0, "bf16 passes", 0.819)),
+    (r"tpu v5p|tpu v5$", Peak("TPU v5p", 459.0, 459.0, "bf16 passes", 2.765)),
+    (r"tpu v6 ?lite|tpu v6e|trillium", Peak("TPU v6e", 918.0, 918.0, "bf16 passes", 1.64)),
 )
 
 

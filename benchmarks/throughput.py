@@ -56,6 +56,12 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=int, default=256)
     p.add_argument("--parallel", type=_csv_list(str), default=["none"], help="none,jit,pmap,fold")
     p.add_argument("--folds", type=int, default=5, help="folds side by side for --parallel fold")
+    p.add_argument(
+        "--fold-conv",
+        type=_csv_list(str),
+        default=["unrolled"],
+        help="--parallel fold convolutions: grouped,split_wgrad,unrolled (mtl_bench/fold_conv.py)",
+    )
     p.add_argument("--devices", type=_csv_list(int), default=[1], help="device counts, e.g. 1,8")
     p.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps after compiling")
@@ -183,15 +189,22 @@ def measure_model(
 
     rows = []
     # "none" and "fold" run on one device; jit/pmap at each requested device count.
-    one = ("none", "fold")
-    layouts = [(s, n) for s in args.parallel for n in ([1] if s in one else args.devices)]
+    # "none" and "fold" run on one device; jit/pmap at each requested device count; fold once
+    # per convolution mode.
+    layouts = [
+        (s, n, mode)
+        for s in args.parallel
+        for n in ([1] if s in ("none", "fold") else args.devices)
+        for mode in (args.fold_conv if s == "fold" else [None])
+    ]
     grid = itertools.product(args.precision, layouts, args.batch_sizes)
-    for precision, (strategy, n_dev), batch in grid:
+    for precision, (strategy, n_dev, fold_conv), batch in grid:
         peak, label = peak_tflops(env["device_kind"], precision)
         row = {
             "model": name, "batch_size": batch, "requested_batch_size": batch,
             "precision": precision, "image_size": args.image_size, "strategy": strategy,
-            "devices": n_dev, "timestamp_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+            "devices": n_dev, "fold_conv": fold_conv,
+            "timestamp_utc": datetime.now(UTC).isoformat(timespec="seconds"),
             **env,
         }  # fmt: skip
         spec = BenchSpec(
@@ -199,7 +212,9 @@ def measure_model(
             args.warmup, warm_compile=env["compile_cache"] != "off", parallel=strategy,
             devices=n_dev,
         )  # fmt: skip
-        fn = partial(measure_folds, folds=args.folds) if strategy == "fold" else None
+        fn = None
+        if strategy == "fold":
+            fn = partial(measure_folds, folds=args.folds, fold_conv=fold_conv)
         try:
             measured, note = measure_with_backoff(spec, fn)
             row.update(measured, status="ok", note=note)
@@ -252,6 +267,10 @@ def run_from_args(args: argparse.Namespace) -> int:
         raise ValueError(msg)
     if "fold" in args.parallel and args.folds < 2:
         raise ValueError(f"--folds must be >= 2 for --parallel fold, got {args.folds}")
+    from mtl_bench.fold_conv import check_mode
+
+    for mode in args.fold_conv or [""]:
+        check_mode(mode)  # one-line error naming the mode
     cache = _setup_compile_cache(args.compile_cache)
     env = _environment(cache, args.steps, args.warmup)
     from benchmarks.peaks import device_slug

@@ -9,7 +9,7 @@ from typing import Any
 
 COLUMNS: tuple[str, ...] = (
     "model", "family", "status", "note", "batch_size", "requested_batch_size", "precision",
-    "image_size", "devices", "strategy", "folds", "x_sequential",
+    "image_size", "devices", "strategy", "folds", "fold_conv", "x_sequential",
     "train_img_per_s", "train_ms", "infer_img_per_s", "infer_ms",
     "compile_s", "compile_warm_s", "infer_compile_s",
     "params", "gflops_per_img", "train_gflops_per_img", "achieved_tflops", "peak_tflops",
@@ -81,6 +81,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
     def cell(row: dict[str, Any], key: str) -> Any:
         v = row.get(key)
+        if key == "strategy" and v == "fold" and row.get("fold_conv"):
+            return f"fold:{row['fold_conv']}"  # older CSVs have no fold_conv: their folds grouped
         return str(v)[:60] if key in ("status", "model") else fmt(v)
 
     body = [[cell(r, k) for k, _ in SUMMARY] for r in rows]
@@ -114,7 +116,8 @@ def protocol_minutes(rows: list[dict[str, Any]], images: int = 647, folds: int =
 def fold_speedups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Set ``x_sequential`` on each fold row: its images/s over the ``none`` row's of the same
     model, image size, per-fold batch, precision and device (earlier runs in the CSV count) —
-    how much faster k folds train side by side than one after another. Returns ``rows``."""
+    how much faster k folds train side by side than one after another (whatever the fold row's
+    ``fold_conv``). Returns ``rows``."""
 
     def key(r: dict[str, Any]) -> tuple:
         return tuple(str(r.get(k)) for k in ("model", "image_size", "batch_size", "precision",

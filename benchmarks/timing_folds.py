@@ -36,8 +36,11 @@ from mtl_bench.train import Engine
 DEFAULT_FOLDS = 5
 
 
-def measure_folds(spec: BenchSpec, folds: int = DEFAULT_FOLDS) -> dict[str, Any]:
-    """Measure ``folds`` folds side by side at ``spec.batch_size`` per fold (one device)."""
+def measure_folds(
+    spec: BenchSpec, folds: int = DEFAULT_FOLDS, fold_conv: str = "unrolled"
+) -> dict[str, Any]:
+    """Measure ``folds`` folds side by side at ``spec.batch_size`` per fold (one device), their
+    convolutions batched as ``fold_conv`` says (``mtl_bench/fold_conv.py``)."""
     info = model_info(spec.model)
     if info.fit is not None:
         raise Skip("not trained by gradient descent (no step to time)")
@@ -48,13 +51,14 @@ def measure_folds(spec: BenchSpec, folds: int = DEFAULT_FOLDS) -> dict[str, Any]
     cfg = RunConfig(
         model=spec.model, model_kwargs=dict(spec.model_kwargs), image_size=spec.image_size,
         batch_size=spec.batch_size, eval_batch_size=spec.batch_size, precision=spec.precision,
+        fold_conv=fold_conv,
     )  # fmt: skip
     try:
         model = build_model(cfg, spec.num_classes)
     except (ValueError, TypeError) as e:
         raise Skip(f"cannot build at {spec.image_size}²: {e}") from None
     row: dict[str, Any] = {"family": info.family, "params": count_params(model), "devices": 1}
-    row["folds"] = folds
+    row["folds"], row["fold_conv"] = folds, fold_conv
     row["gflops_per_img"] = model_forward_flops(model, spec.image_size) / 1e9
     train_fwd = model_forward_flops(model, spec.image_size, train=True) / 1e9
     row["train_gflops_per_img"] = TRAIN_FACTOR * train_fwd

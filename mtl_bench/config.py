@@ -56,6 +56,7 @@ class RunConfig:
     parallel: str = "none"  # none | jit | pmap
     devices: int = 0
     fold_parallel: bool = False  # all folds in one vmapped program (mtl_bench/fold_parallel.py)
+    fold_conv: str = "unrolled"  # grouped | split_wgrad | unrolled (mtl_bench/fold_conv.py)
     # Bookkeeping.
     checkpoint_every: int = 10  # epochs; 0 saves only at the end
     seed: int = 0

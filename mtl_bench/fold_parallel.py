@@ -10,12 +10,13 @@ five side by side fill it.
 
 Supported with ``parallel=none`` (one device); an inner validation split is not supported here.
 
-Measured on a GPU (results/README.md): on an H100 at 256², bf16, batch 16 per fold, the five
-folds side by side ran at 0.18× the images/s of one fold alone. ``vmap`` over the folds' own
-kernels turns every convolution into a grouped one (``feature_group_count = folds``), whose
-backward pass is slow on CUDA (jax-ml/jax#13800, open); on GPUs run the folds sequentially
-until that changes. On a 2-core CPU it measured 1.38× at 32² with widths 4…64
-(``benchmarks.bench_fold_parallel``) but 0.37× at 64² with widths 8…128 (``--parallel fold``).
+How the convolutions are batched over folds is ``fold_conv`` (``mtl_bench/fold_conv.py``). Plain
+``vmap`` (``grouped``) turns each into one grouped convolution, whose backward pass is slow: on
+an H100 at 256², bf16, batch 16 per fold, five folds side by side ran at 0.18× the images/s of
+one fold alone (results/README.md; jax-ml/jax#13800), and on a 2-core CPU at 64² with widths
+8…128 at 0.39×. ``unrolled`` (the default) gives each fold its own dense convolutions and keeps
+the rest of the step batched: 1.04× on that CPU. On a GPU ``unrolled`` is not measured yet
+(``GPU_CHECK_GROUP=fold bash benchmarks/gpu_check.sh`` does it).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from mtl_bench.fit import (
     _write_curve,
     build_model,
 )
+from mtl_bench.fold_conv import check_mode, fold_conv_mode
 from mtl_bench.losses import class_weights
 from mtl_bench.progress import log, progress_bar
 from mtl_bench.registry import count_params, model_info
@@ -55,6 +57,7 @@ def _check(cfg: RunConfig) -> None:
         )
     if cfg.val_fraction > 0:
         raise ValueError("fold_parallel does not support val_fraction > 0 (best-epoch selection)")
+    check_mode(cfg.fold_conv)
 
 
 def _stack(trees: list) -> State:
@@ -75,11 +78,12 @@ def fit_folds_parallel(
     """Train ``len(splits)`` folds side by side; returns one FoldRun per fold, in order."""
     _check(cfg)
     if jax.default_backend() == "gpu":
-        log(
-            "fold_parallel: measured 0.18× the speed of sequential folds on an H100 (vmapped "
-            "convolutions become grouped ones); sequential folds are faster on GPUs",
-            quiet=quiet,
+        measured = (
+            "measured 0.18× sequential folds on an H100"
+            if cfg.fold_conv == "grouped"
+            else "unmeasured on GPUs: first compare with `mtl-bench bench --parallel none,fold`"
         )
+        log(f"fold_parallel with fold_conv={cfg.fold_conv}: {measured}", quiet=quiet)
     t0 = time.perf_counter()
     info = model_info(cfg.model)
     if info.fit is not None:
@@ -196,5 +200,7 @@ def _parallel_step(engine: Engine, state, data, table, weights, keys, spe, alpha
         new = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, st)
         return new, m
 
-    new, m = jax.vmap(one)(inner, table, weights, keys, spe, alphas)
+    # The convolutions' batching over folds is chosen while this is traced (fold_conv.py).
+    with fold_conv_mode(engine.cfg.fold_conv):
+        new, m = jax.vmap(one)(inner, table, weights, keys, spe, alphas)
     return {**new, "tick": tick + 1}, m

@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from mtl_bench.fold_conv import conv_general_dilated
+
 Merge = Literal["concat", "add"]
 
 
@@ -32,6 +34,7 @@ class ConvBNReLU(nnx.Module):
             padding="SAME",
             use_bias=False,
             dtype=dtype,
+            conv_general_dilated=conv_general_dilated,
             rngs=rngs,
         )
         # BN statistics and scale stay fp32 whatever the compute dtype (bf16 training keeps
@@ -97,9 +100,7 @@ class Upsample(nnx.Module):
             raise ValueError(f"upsample must be 'transpose' or 'nearest', got {mode!r}")
         self.mode = mode
         if mode == "transpose":
-            self.up = nnx.ConvTranspose(
-                in_ch, out_ch, (2, 2), strides=(2, 2), padding="VALID", dtype=dtype, rngs=rngs
-            )
+            self.up = up_conv2x2(in_ch, out_ch, dtype=dtype, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         if self.mode == "transpose":
@@ -108,6 +109,32 @@ class Upsample(nnx.Module):
         n, h, w, c = x.shape
         x = jnp.broadcast_to(x[:, :, None, :, None, :], (n, h, 2, w, 2, c))
         return x.reshape(n, 2 * h, 2 * w, c)
+
+
+def up_conv2x2(
+    in_ch: int,
+    out_ch: int,
+    *,
+    kernel_init: nnx.Initializer | None = None,
+    dtype: jnp.dtype = jnp.float32,
+    rngs: nnx.Rngs,
+) -> nnx.Conv:
+    """A 2×2 stride-2 transposed convolution (``nnx.ConvTranspose(..., padding="VALID")``) as the
+    ``nnx.Conv`` it lowers to: input dilated by 2, padded by 1, unflipped kernel — same parameters,
+    same values, same program. ``nnx.ConvTranspose`` cannot take a convolution function, and
+    fold-parallel training needs every convolution to be :mod:`mtl_bench.fold_conv`'s."""
+    return nnx.Conv(
+        in_ch,
+        out_ch,
+        (2, 2),
+        strides=(1, 1),
+        padding=((1, 1), (1, 1)),
+        input_dilation=(2, 2),
+        kernel_init=kernel_init or nnx.initializers.lecun_normal(),  # ConvTranspose's default
+        dtype=dtype,
+        conv_general_dilated=conv_general_dilated,
+        rngs=rngs,
+    )
 
 
 def max_pool2(x: jax.Array) -> jax.Array:

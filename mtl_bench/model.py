@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from mtl_bench.fold_conv import conv_general_dilated
 from mtl_bench.layers import Merge, ResidualUnit, Upsample, global_avg_pool, max_pool2
 from mtl_bench.registry import register_model
 
@@ -95,7 +96,9 @@ class MTLResUNet(nnx.Module):
             prev = w
         self.ups = nnx.List(ups)
         self.decoder = nnx.List(dec)
-        self.seg_head = nnx.Conv(prev, 1, (1, 1), dtype=dt, rngs=rngs)
+        self.seg_head = nnx.Conv(
+            prev, 1, (1, 1), dtype=dt, conv_general_dilated=conv_general_dilated, rngs=rngs
+        )
 
         gap_ch = widths[3] + widths[4] + widths[3]
         self.fc1 = nnx.Linear(gap_ch, dense_units, rngs=rngs)

@@ -225,10 +225,16 @@ def test_bench_fold_strategy_times_k_folds_in_one_step(tmp_path, monkeypatch):
             "--compile-cache", "off", "--folds", "3"]  # fmt: skip
     # Two invocations, as gpu_check.sh runs them: the fold row finds its none row in the CSV.
     assert main(argv + ["--parallel", "none"]) == 0
-    assert main(argv + ["--parallel", "fold"]) == 0
+    assert main(argv + ["--parallel", "fold", "--fold-conv", "grouped,unrolled"]) == 0
     with open(csv_path, newline="") as f:
-        none, fold = list(csv.DictReader(f))
+        none, grouped, fold = list(csv.DictReader(f))
     assert (none["strategy"], fold["strategy"]) == ("none", "fold")
+    assert (none["fold_conv"], grouped["fold_conv"], fold["fold_conv"]) == (
+        "",
+        "grouped",
+        "unrolled",
+    )
+    assert grouped["status"] == "ok" and grouped["x_sequential"] != ""
     assert fold["status"] == "ok" and fold["folds"] == "3" and fold["loss_finite"] == "True"
     # One step trains 3 folds × batch 2: six images per step.
     step_s = float(fold["train_ms"]) / 1e3
@@ -237,6 +243,7 @@ def test_bench_fold_strategy_times_k_folds_in_one_step(tmp_path, monkeypatch):
     assert float(fold["x_sequential"]) == pytest.approx(ratio, rel=1e-4)
     assert none["x_sequential"] == "" and fold["infer_img_per_s"] == ""
     assert main(argv[:-2] + ["--folds", "1", "--parallel", "fold"]) == 2  # not fold-parallel
+    assert main(argv + ["--parallel", "fold", "--fold-conv", "dense"]) == 2  # unknown mode
 
 
 def test_bench_keeps_each_finished_configuration(tmp_path, monkeypatch):

@@ -25,12 +25,14 @@ CFG = RunConfig(
 
 
 @pytest.mark.slow
-def test_fold_parallel_matches_sequential():
+@pytest.mark.parametrize("fold_conv", ["grouped", "unrolled"])
+def test_fold_parallel_matches_sequential(fold_conv):
+    cfg = dataclasses.replace(CFG, fold_conv=fold_conv)
     ds = synth_phantom(40, image_size=32, seed=2, class_set="binary")
     idx = np.random.default_rng(1).permutation(len(ds))
     # Folds of different sizes: 2 and 3 steps per epoch (the shorter one idles on the last).
     splits = [(np.sort(idx[:12]), np.sort(idx[30:])), (np.sort(idx[10:30]), np.sort(idx[:10]))]
-    together = fit_folds_parallel(CFG, ds, splits, folds=[0, 1], quiet=True)
+    together = fit_folds_parallel(cfg, ds, splits, folds=[0, 1], quiet=True)
     for fold, (train, test) in enumerate(splits):
         alone = fit_fold(CFG, ds, train, test, fold=fold, quiet=True)
         got = together[fold]
@@ -49,3 +51,5 @@ def test_fold_parallel_rejects_unsupported_combinations():
         fit_folds_parallel(dataclasses.replace(CFG, parallel="jit"), ds, split, folds=[0])
     with pytest.raises(ValueError, match="val_fraction"):
         fit_folds_parallel(dataclasses.replace(CFG, val_fraction=0.2), ds, split, folds=[0])
+    with pytest.raises(ValueError, match="fold_conv must be one of"):
+        fit_folds_parallel(dataclasses.replace(CFG, fold_conv="dense"), ds, split, folds=[0])

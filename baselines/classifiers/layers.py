@@ -19,6 +19,7 @@ import numpy as np
 from flax import nnx
 
 from baselines.layers import KAIMING_FAN_OUT, TORCH_DEFAULT, torch_default_bias
+from mtl_bench.fold_conv import conv_general_dilated
 from mtl_bench.weights import FlaxPath, TorchTable, sub
 
 Init = jax.nn.initializers.Initializer
@@ -101,6 +102,7 @@ def conv(
         kernel_init=init,
         bias_init=bias_init,
         dtype=dtype,
+        conv_general_dilated=conv_general_dilated,
         rngs=rngs,
     )
 

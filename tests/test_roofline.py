@@ -1,0 +1,58 @@
+"""The roofline ceiling: layer costs of a small conv net checked by hand, and the arithmetic."""
+
+import jax
+import pytest
+from flax import nnx
+
+from benchmarks.roofline import ConvCost, conv_costs, main, roofline
+from mtl_bench import registry
+from mtl_bench.registry import ModelInfo
+
+
+class ConvBNNet(nnx.Module):
+    def __init__(self, rngs):
+        self.conv = nnx.Conv(1, 4, (3, 3), use_bias=False, rngs=rngs)
+        self.bn = nnx.BatchNorm(4, rngs=rngs)
+        self.head = nnx.Conv(4, 2, (1, 1), rngs=rngs)
+
+    def __call__(self, x, train=False, rng=None):
+        h = jax.nn.relu(self.bn(self.conv(x), use_running_average=not train))
+        return {"mask": self.head(h), "label": h.mean(axis=(1, 2))[:, :2]}
+
+
+def test_conv_costs_by_hand():
+    first, head = conv_costs(ConvBNNet(nnx.Rngs(0)), 8, dtype_bytes=2)
+    px = 8 * 8
+    assert first.train_flops == 3 * 2 * px * 4 * 9  # 3 × (2 × MACs)
+    assert first.act_bytes == (px * 1 + px * 4) * 2 and first.out_bytes == px * 4 * 2
+    assert first.kernel_bytes == 9 * 4 * 2 and first.resolution == 8
+    assert first.batchnorm and not head.batchnorm  # the head's output is never normalised
+    assert head.train_flops == 3 * 2 * px * 2 * 4
+
+
+def test_roofline_arithmetic():
+    # Peak 1 TFLOP/s, 1 TB/s: one compute-bound and one memory-bound layer (+ BN), 1e6 params.
+    costs = [
+        ConvCost(32, train_flops=4e6, act_bytes=1e3, out_bytes=5e2, kernel_bytes=0, batchnorm=0),
+        ConvCost(64, train_flops=1e6, act_bytes=1e6, out_bytes=1e5, kernel_bytes=0, batchnorm=1),
+    ]  # fmt: skip
+    r = roofline(costs, params=1_000_000, batch=28, peak_tflops=1.0, hbm_tb_s=1.0)
+    # Layer 1: 4 µs of compute; layer 2: 3 MB → 3 µs; BN 0.8 µs; Adam 28 MB / 28 images → 1 µs.
+    assert r["conv_only"]["us_per_img"] == pytest.approx(7.0)
+    assert r["with_bn_adam"]["us_per_img"] == pytest.approx(8.8)
+    assert r["conv_only"]["mfu_pct"] == pytest.approx(100 * 5 / 7)
+    assert r["with_bn_adam"]["img_s"] == pytest.approx(1e6 / 8.8)
+    assert [lv["resolution"] for lv in r["levels"]] == [64, 32]
+    assert r["levels"][1]["pct_of_peak"] == pytest.approx(100.0)
+
+
+def test_cli_prints_ceilings_and_rejects_unknown_device(monkeypatch, capsys):
+    registry.list_models()
+    info = ModelInfo("roof_tiny", lambda rngs, **_: ConvBNNet(rngs), ("mask",), "proposed", {})
+    monkeypatch.setitem(registry._REGISTRY, "roof_tiny", info)
+    argv = ["--models", "roof_tiny", "--image-size", "16", "--precision", "fp32"]
+    assert main(argv + ["--device", "NVIDIA H200"]) == 0
+    out = capsys.readouterr().out
+    assert "on H200" in out and "ceiling, convolutions only:" in out and "% MFU" in out
+    assert main(argv + ["--device", "cpu"]) == 2
+    assert "no peak/bandwidth known for device 'cpu'" in capsys.readouterr().err
