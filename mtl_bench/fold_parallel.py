@@ -14,8 +14,8 @@ How the convolutions are batched over folds is ``fold_conv`` (``mtl_bench/fold_c
 ``vmap`` (``grouped``) turns each into one grouped convolution, whose backward pass is slow: on
 an H100 at 256², bf16, batch 16 per fold, five folds side by side ran at 0.18× the images/s of
 one fold alone (results/README.md; jax-ml/jax#13800), and on a 2-core CPU at 64² with widths
-8…128 at 0.39×. ``unrolled`` (the default) gives each fold its own dense convolutions and keeps
-the rest of the step batched: 1.04× on that CPU. On a GPU ``unrolled`` is not measured yet
+8…128 at 0.38× (fp32). ``unrolled`` (the default) gives each fold its own dense convolutions and
+keeps the rest of the step batched: 0.96× (fp32) / 1.09× (bf16) on that CPU. On a GPU ``unrolled`` is not measured yet
 (``GPU_CHECK_GROUP=fold bash benchmarks/gpu_check.sh`` does it).
 """
 
