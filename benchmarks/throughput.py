@@ -105,6 +105,11 @@ def kwargs_for(kwargs: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
     return {**kwargs.get("*", {}), **kwargs.get(name, {})}
 
 
+def _kwargs_cell(kwargs: dict[str, Any]) -> str:
+    """The CSV's model_kwargs cell: ``widths=(8, 16)`` style, blank for the registered defaults."""
+    return " ".join(f"{k}={v!r}" for k, v in sorted(kwargs.items()))
+
+
 def select_models(spec: str) -> list[str]:
     """``all`` or a comma list of registered names (an unknown name is a one-line error)."""
     from mtl_bench.registry import list_models, model_info
@@ -204,6 +209,7 @@ def measure_model(
             "model": name, "batch_size": batch, "requested_batch_size": batch,
             "precision": precision, "image_size": args.image_size, "strategy": strategy,
             "devices": n_dev, "fold_conv": fold_conv,
+            "model_kwargs": _kwargs_cell(kwargs_for(kwargs, name)),
             "timestamp_utc": datetime.now(UTC).isoformat(timespec="seconds"),
             **env,
         }  # fmt: skip

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 COLUMNS: tuple[str, ...] = (
-    "model", "family", "status", "note", "batch_size", "requested_batch_size", "precision",
-    "image_size", "devices", "strategy", "folds", "fold_conv", "x_sequential",
+    "model", "model_kwargs", "family", "status", "note", "batch_size", "requested_batch_size",
+    "precision", "image_size", "devices", "strategy", "folds", "fold_conv", "x_sequential",
     "train_img_per_s", "train_ms", "infer_img_per_s", "infer_ms",
     "compile_s", "compile_warm_s", "infer_compile_s",
     "params", "gflops_per_img", "train_gflops_per_img", "achieved_tflops", "peak_tflops",
@@ -103,7 +103,11 @@ def protocol_minutes(rows: list[dict[str, Any]], images: int = 647, folds: int =
         if r.get("strategy") not in ("none", "fold") or str(r.get("devices")) != "1":
             continue
         rate = float(r["train_img_per_s"])
-        how = "folds side by side" if r["strategy"] == "fold" else "folds one after another"
+        how = "folds one after another"
+        if r["strategy"] == "fold":
+            how = f"folds side by side, fold_conv={r.get('fold_conv') or 'grouped'}"
+        if r.get("model_kwargs"):
+            how += f", model {r['model_kwargs']}"  # not the paper's network: say so
         out.append(
             f"paper protocol ({folds} folds × {epochs} epochs × {images} images): "
             f"{total / rate / 60:.1f} min training at {r['image_size']}², "

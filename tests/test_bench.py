@@ -11,8 +11,8 @@ from flax import nnx
 from benchmarks import timing
 from benchmarks.flops import count_flops, gflops_per_image, model_forward_flops
 from benchmarks.peaks import device_slug, find_peak, mfu_percent, peak_tflops
-from benchmarks.throughput import main, parse_model_kwargs
-from benchmarks.throughput_io import COLUMNS
+from benchmarks.throughput import _kwargs_cell, main, parse_model_kwargs
+from benchmarks.throughput_io import COLUMNS, protocol_minutes
 from mtl_bench import registry
 from mtl_bench.registry import ModelInfo, count_params, create_model
 
@@ -265,3 +265,22 @@ def test_bench_keeps_each_finished_configuration(tmp_path, monkeypatch):
     with open(csv_path, newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["batch_size"], r["status"]) for r in rows] == [("2", "ok")]
+
+
+def test_protocol_estimate_names_fold_conv_and_non_paper_networks():
+    base = {"model": "mtl_resunet", "status": "ok", "devices": "1", "image_size": "64",
+            "batch_size": "16", "precision": "fp32", "device_kind": "cpu"}  # fmt: skip
+    cell = _kwargs_cell({"widths": (8, 16), "dense_units": 4})
+    assert cell == "dense_units=4 widths=(8, 16)" and _kwargs_cell({}) == ""
+    rows = [
+        {**base, "strategy": "none", "train_img_per_s": "100", "model_kwargs": cell},
+        {**base, "strategy": "fold", "train_img_per_s": "200", "fold_conv": "unrolled"},
+        {**base, "strategy": "fold", "train_img_per_s": "50"},  # a CSV from before fold_conv
+        {**base, "strategy": "jit", "train_img_per_s": "50"},  # not a one-device protocol
+    ]
+    got = protocol_minutes(rows)
+    # 500 epochs × 647 images × 4 training folds = 1,294,000 images.
+    assert got[0].startswith("paper protocol (5 folds × 500 epochs × 647 images): 215.7 min")
+    assert "folds one after another, model dense_units=4 widths=(8, 16)" in got[0]
+    assert "107.8 min" in got[1] and "folds side by side, fold_conv=unrolled (" in got[1]
+    assert "fold_conv=grouped" in got[2] and len(got) == 3
