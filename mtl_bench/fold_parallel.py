@@ -15,8 +15,8 @@ How the convolutions are batched over folds is ``fold_conv`` (``mtl_bench/fold_c
 an H100 at 256², bf16, batch 16 per fold, five folds side by side ran at 0.18× the images/s of
 one fold alone (results/README.md; jax-ml/jax#13800), and on a 2-core CPU at 64² with widths
 8…128 at 0.38× (fp32). ``unrolled`` (the default) gives each fold its own dense convolutions and
-keeps the rest of the step batched: 0.96× (fp32) / 1.09× (bf16) on that CPU. On a GPU ``unrolled`` is not measured yet
-(``GPU_CHECK_GROUP=fold bash benchmarks/gpu_check.sh`` does it).
+keeps the rest of the step batched: 0.97× (fp32) / 1.04× (bf16) on that CPU. On a GPU
+``unrolled`` is not measured yet (``GPU_CHECK_GROUP=fold bash benchmarks/gpu_check.sh``).
 """
 
 from __future__ import annotations
