@@ -12,6 +12,8 @@
 #       torch.compile) and fold-parallel (5 folds, default fold_conv) at batch 16;
 #   fold: mtl_resunet at batch 16, sequential (none) against fold-parallel with each way of
 #       batching its convolutions (fold_conv unrolled, split_wgrad, grouped: mtl_bench/fold_conv.py);
+#   profile: mtl_resunet at batch 16 and 64 with a device trace of 3 steps each
+#       (OUT/trace-<configuration>.json.gz) and its summary (benchmarks/profile_trace.py: kernel time by category, device idle %);
 #   reference: the plain U-Net-64 (``unet``) and smp-style Unet-ResNet34, each with its peer
 #       (eager + torch.compile): the brief's reference figures;
 #   scale: mtl_resunet under jit and pmap, fp32, fold-parallel at 64, compile cold and warm
@@ -110,9 +112,9 @@ GROUP=${GPU_CHECK_GROUP:-proposed}
 BOTH="$B1,$B2"
 in_group() { [[ $GROUP == all || $GROUP == "$1" ]]; }
 case $GROUP in
-  all | proposed | fold | reference | scale | segmentation | classification | tuning) ;;
+  all | proposed | fold | profile | reference | scale | segmentation | classification | tuning) ;;
   *)
-    log "FAILED: GPU_CHECK_GROUP=$GROUP is not one of proposed, fold, reference, scale, segmentation, classification, tuning, all"
+    log "FAILED: GPU_CHECK_GROUP=$GROUP is not one of proposed, fold, profile, reference, scale, segmentation, classification, tuning, all"
     exit 1
     ;;
 esac
@@ -131,6 +133,25 @@ if in_group fold; then
     job 130 "mtl_resunet fold-parallel, fold_conv=$mode" --models mtl_resunet \
       --batch-sizes "$B1" --precision bf16 --parallel fold --fold-conv "$mode" --compile-cache off
   done
+fi
+if in_group profile; then
+  job 200 "mtl_resunet traced" --models mtl_resunet --batch-sizes "$BOTH" --precision bf16 \
+    --parallel none --compile-cache off --profile "$OUT/profiles"
+  # Traces sit five folders down; a lent machine returns files at most two down: flatten them.
+  for trace in "$OUT"/profiles/*/plugins/profile/*/perfetto_trace.json.gz; do
+    [[ -f $trace ]] || continue
+    config=${trace#"$OUT"/profiles/}
+    cp "$trace" "$OUT/trace-${config%%/*}.json.gz"
+  done
+  rm -rf "$OUT/profiles"
+  shopt -s nullglob
+  traces=("$OUT"/trace-*.json.gz)
+  shopt -u nullglob
+  if ((${#traces[@]})); then
+    timeout 60 "$PY" -m benchmarks.profile_trace "${traces[@]}" || NOT_MEASURED+=("trace summary")
+  else
+    NOT_MEASURED+=("device traces (none written)")
+  fi
 fi
 if in_group reference; then
   job 240 "unet (+torch.compile)" --models unet --batch-sizes "$BOTH" --precision bf16 \

@@ -15,7 +15,7 @@ interrupted run keeps what it measured. Strategies are the Engine's (``none``, `
 ``timing_folds.py``; its ``x_sequential`` is its images/s over the ``none`` row's); input gather
 and inference are timed on one device.
 
-Nothing heavy is imported at import time: ``add_bench_arguments`` serves the CLI cheaply.
+Nothing heavy is imported at import time; the options live in ``bench_args.py``.
 """
 
 from __future__ import annotations
@@ -34,80 +34,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bench_args import add_bench_arguments, kwargs_cell, kwargs_for, parse_model_kwargs
 from benchmarks.throughput_io import fold_speedups, format_table, read_csv, write_csv
-
-
-def _csv_list(kind: type) -> Any:
-    def parse(text: str) -> list:
-        try:
-            return [kind(x.strip()) for x in text.split(",") if x.strip()]
-        except ValueError:
-            msg = f"expected a comma-separated list, got {text!r}"
-            raise argparse.ArgumentTypeError(msg) from None
-
-    return parse
-
-
-def add_bench_arguments(p: argparse.ArgumentParser) -> None:
-    """The bench options (shared by ``mtl-bench bench`` and ``python -m benchmarks.throughput``)."""
-    p.add_argument("--models", default="mtl_resunet", help="all | NAME[,NAME...]")
-    p.add_argument("--batch-sizes", type=_csv_list(int), default=[16, 64], help="e.g. 16,64")
-    p.add_argument("--precision", type=_csv_list(str), default=["bf16"], help="fp32,bf16")
-    p.add_argument("--image-size", type=int, default=256)
-    p.add_argument("--parallel", type=_csv_list(str), default=["none"], help="none,jit,pmap,fold")
-    p.add_argument("--folds", type=int, default=5, help="folds side by side for --parallel fold")
-    p.add_argument(
-        "--fold-conv",
-        type=_csv_list(str),
-        default=["unrolled"],
-        help="--parallel fold convolutions: grouped,split_wgrad,unrolled (mtl_bench/fold_conv.py)",
-    )
-    p.add_argument("--devices", type=_csv_list(int), default=[1], help="device counts, e.g. 1,8")
-    p.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps after compiling")
-    p.add_argument(
-        "--set",
-        dest="model_kwargs",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="model kwarg for every model (KEY=VALUE) or one (MODEL:KEY=VALUE), e.g. "
-        "--set mtl_resunet:widths=(8,16,32,64,128)",
-    )
-    p.add_argument("--out", default="results", help="CSV under OUT/throughput/ (default results)")
-    p.add_argument("--csv", default=None, help="write/extend this CSV file instead")
-    p.add_argument("--peer", choices=("none", "torch"), default="none")
-    p.add_argument("--peer-timeout", type=float, default=300.0, help="seconds per model")
-    p.add_argument("--peer-compile", choices=("on", "off"), default="on", help="torch.compile")
-    p.add_argument(
-        "--compile-cache",
-        default="fresh",
-        help="fresh (a new temporary persistent cache: cold then warm compile) | off | DIR",
-    )
-
-
-def parse_model_kwargs(items: list[str]) -> dict[str, dict[str, Any]]:
-    """``KEY=VALUE`` (every model) and ``MODEL:KEY=VALUE`` (one model) → {model or "*": kwargs}."""
-    from mtl_bench.config import parse_value
-
-    out: dict[str, dict[str, Any]] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        model, _, key = key.strip().rpartition(":")
-        if not sep or not key.strip():
-            raise ValueError(f"--set expects [MODEL:]KEY=VALUE, got {item!r}")
-        out.setdefault(model or "*", {})[key.strip()] = parse_value(raw)
-    return out
-
-
-def kwargs_for(kwargs: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
-    """The model kwargs that apply to ``name`` (its own over the shared ones)."""
-    return {**kwargs.get("*", {}), **kwargs.get(name, {})}
-
-
-def _kwargs_cell(kwargs: dict[str, Any]) -> str:
-    """The CSV's model_kwargs cell: ``widths=(8, 16)`` style, blank for the registered defaults."""
-    return " ".join(f"{k}={v!r}" for k, v in sorted(kwargs.items()))
 
 
 def select_models(spec: str) -> list[str]:
@@ -209,14 +137,14 @@ def measure_model(
             "model": name, "batch_size": batch, "requested_batch_size": batch,
             "precision": precision, "image_size": args.image_size, "strategy": strategy,
             "devices": n_dev, "fold_conv": fold_conv,
-            "model_kwargs": _kwargs_cell(kwargs_for(kwargs, name)),
+            "model_kwargs": kwargs_cell(kwargs_for(kwargs, name)),
             "timestamp_utc": datetime.now(UTC).isoformat(timespec="seconds"),
             **env,
         }  # fmt: skip
         spec = BenchSpec(
             name, batch, precision, args.image_size, kwargs_for(kwargs, name), args.steps,
             args.warmup, warm_compile=env["compile_cache"] != "off", parallel=strategy,
-            devices=n_dev,
+            devices=n_dev, profile_dir=args.profile,
         )  # fmt: skip
         fn = None
         if strategy == "fold":

@@ -20,7 +20,8 @@ COLUMNS: tuple[str, ...] = (
     "jax_over_torch_eager_train", "jax_over_torch_compile_train",
     "jax_over_torch_eager_infer", "jax_over_torch_compile_infer", "torch_params", "torch_note",
     "device_kind", "platform", "jax_version", "jaxlib_version", "flax_version", "torch_version",
-    "git_commit", "timed_steps", "warmup_steps", "compile_cache", "xla_flags", "timestamp_utc",
+    "git_commit", "timed_steps", "warmup_steps", "compile_cache", "xla_flags", "profile_trace",
+    "timestamp_utc",
 )  # fmt: skip
 
 # Columns of the printed markdown table (short names), in order.

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -57,6 +58,14 @@ class BenchSpec:
     warm_compile: bool = True  # recompile once from the persistent cache (if it is on)
     parallel: str = "none"  # none | jit | pmap (the Engine's) | fold (``timing_folds``)
     devices: int = 1  # devices the strategy spans (0: all)
+    profile_dir: str | None = None  # trace a few steps after timing (benchmarks/profile_trace.py)
+
+    def profile_path(self, suffix: str = "") -> Path | None:
+        """This configuration's trace folder under ``profile_dir`` (None: no tracing)."""
+        if self.profile_dir is None:
+            return None
+        name = f"{self.model}-{self.image_size}px-b{self.batch_size}-{self.precision}"
+        return Path(self.profile_dir) / f"{name}-{self.parallel}{suffix}"
 
 
 class Skip(Exception):
@@ -143,9 +152,12 @@ def compile_cold_warm(lower: Callable[[], Any], warm: bool) -> tuple[Any, dict[s
     return compiled, row
 
 
-def time_train(train_once: Callable[[], tuple[Any, Any]], warmup: int, steps: int) -> dict:
+def time_train(
+    train_once: Callable[[], tuple[Any, Any]], warmup: int, steps: int, profile: Path | None = None
+) -> dict:
     """{train_ms (median, blocked), loss_finite, host_ms (dispatch only)} of a training step;
-    ``train_once()`` runs one step and returns (something to block on, the loss)."""
+    ``train_once()`` runs one step and returns (something to block on, the loss). With
+    ``profile``, three more steps are traced there afterwards (``profile_trace`` column)."""
     row: dict[str, Any] = {"train_ms": _median_ms(train_once, warmup, steps)}
     loss = np.asarray(jax.device_get(train_once()[1]))  # one value per device/fold when stacked
     row["loss_finite"] = bool(np.all(np.isfinite(loss)))
@@ -157,6 +169,10 @@ def time_train(train_once: Callable[[], tuple[Any, Any]], warmup: int, steps: in
         t_calls.append(time.perf_counter() - t)
     jax.block_until_ready(out)
     row["host_ms"] = 1e3 * statistics.median(t_calls)
+    if profile is not None:
+        from benchmarks.profile_trace import capture
+
+        row["profile_trace"] = str(capture(train_once, profile) or "")
     return row
 
 
@@ -216,7 +232,7 @@ def measure(spec: BenchSpec) -> dict[str, Any]:
         holder["state"], metrics = step(holder["state"], data, table, weights, key)
         return holder["state"]["step"], metrics["loss"]
 
-    row.update(time_train(train_once, spec.warmup, spec.steps))
+    row.update(time_train(train_once, spec.warmup, spec.steps, spec.profile_path()))
 
     # Input and inference are timed on one device (the first), whatever the strategy.
     one = jax.device_put(host)

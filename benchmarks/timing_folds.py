@@ -87,7 +87,9 @@ def measure_folds(
         holder["state"], metrics = step(holder["state"], *args)
         return holder["state"]["tick"], metrics["loss"]
 
-    row.update(time_train(train_once, spec.warmup, spec.steps))
+    row.update(
+        time_train(train_once, spec.warmup, spec.steps, spec.profile_path(f"{folds}-{fold_conv}"))
+    )
     row["peak_mem_gb"] = _peak_memory_gb()
     row["train_img_per_s"] = folds * spec.batch_size / (row["train_ms"] / 1e3)
     row["achieved_tflops"] = row["train_img_per_s"] * row["train_gflops_per_img"] / 1e3

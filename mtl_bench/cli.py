@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", required=True, help="local .pth/.safetensors (never downloaded)")
     p.add_argument("--out", required=True, help="folder to create")
 
-    from benchmarks.throughput import add_bench_arguments  # light: no jax at import
+    from benchmarks.bench_args import add_bench_arguments  # light: no jax at import
 
     p = sub.add_parser("bench", help="throughput: img/s, compile, GFLOPs, MFU, PyTorch peer")
     add_bench_arguments(p)

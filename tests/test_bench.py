@@ -2,6 +2,7 @@
 
 import csv
 import math
+import os
 
 import jax
 import jax.numpy as jnp
@@ -9,9 +10,10 @@ import pytest
 from flax import nnx
 
 from benchmarks import timing
+from benchmarks.bench_args import kwargs_cell, parse_model_kwargs
 from benchmarks.flops import count_flops, gflops_per_image, model_forward_flops
 from benchmarks.peaks import device_slug, find_peak, mfu_percent, peak_tflops
-from benchmarks.throughput import _kwargs_cell, main, parse_model_kwargs
+from benchmarks.throughput import main
 from benchmarks.throughput_io import COLUMNS, protocol_minutes
 from mtl_bench import registry
 from mtl_bench.registry import ModelInfo, count_params, create_model
@@ -270,8 +272,8 @@ def test_bench_keeps_each_finished_configuration(tmp_path, monkeypatch):
 def test_protocol_estimate_names_fold_conv_and_non_paper_networks():
     base = {"model": "mtl_resunet", "status": "ok", "devices": "1", "image_size": "64",
             "batch_size": "16", "precision": "fp32", "device_kind": "cpu"}  # fmt: skip
-    cell = _kwargs_cell({"widths": (8, 16), "dense_units": 4})
-    assert cell == "dense_units=4 widths=(8, 16)" and _kwargs_cell({}) == ""
+    cell = kwargs_cell({"widths": (8, 16), "dense_units": 4})
+    assert cell == "dense_units=4 widths=(8, 16)" and kwargs_cell({}) == ""
     rows = [
         {**base, "strategy": "none", "train_img_per_s": "100", "model_kwargs": cell},
         {**base, "strategy": "fold", "train_img_per_s": "200", "fold_conv": "unrolled"},
@@ -284,3 +286,22 @@ def test_protocol_estimate_names_fold_conv_and_non_paper_networks():
     assert "folds one after another, model dense_units=4 widths=(8, 16)" in got[0]
     assert "107.8 min" in got[1] and "folds side by side, fold_conv=unrolled (" in got[1]
     assert "fold_conv=grouped" in got[2] and len(got) == 3
+
+
+def test_bench_profile_traces_each_configuration(tmp_path, monkeypatch):
+    registry.list_models()
+    info = ModelInfo("bench_tiny", _tiny_builder, ("mask", "label"), "proposed", {})
+    monkeypatch.setitem(registry._REGISTRY, "bench_tiny", info)
+    csv_path, prof = tmp_path / "t.csv", tmp_path / "prof"
+    argv = ["--models", "bench_tiny", "--batch-sizes", "2", "--precision", "fp32",
+            "--image-size", "16", "--steps", "2", "--warmup", "1", "--csv", str(csv_path),
+            "--compile-cache", "off", "--folds", "2", "--parallel", "none,fold",
+            "--profile", str(prof)]  # fmt: skip
+    assert main(argv) == 0
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    traces = [r["profile_trace"] for r in rows]
+    assert "bench_tiny-16px-b2-fp32-none" in traces[0]
+    assert "bench_tiny-16px-b2-fp32-fold2-unrolled" in traces[1]
+    for t in traces:
+        assert t.endswith("perfetto_trace.json.gz") and os.path.getsize(t) > 0

@@ -1,0 +1,65 @@
+"""Device-time summary of a profiler trace: categories, busy vs idle, and a real CPU capture."""
+
+import gzip
+import json
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from benchmarks.profile_trace import capture, category, main, summarize
+
+
+def _trace(tmp_path, events):
+    meta = [
+        {"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "/host:CPU"}},
+        {"ph": "M", "name": "process_name", "pid": 2, "args": {"name": "/device:GPU:0 H100"}},
+    ]
+    path = tmp_path / "perfetto_trace.json.gz"
+    with gzip.open(path, "wt") as f:
+        json.dump({"traceEvents": meta + events}, f)
+    return path
+
+
+def _k(name, ts, dur, hlo="", pid=2, tid=7):
+    return {"ph": "X", "name": name, "pid": pid, "tid": tid, "ts": ts, "dur": dur,
+            "args": {"hlo_op": hlo}}  # fmt: skip
+
+
+def test_categories():
+    assert category("sm90_xmma_fprop_implicit_gemm_bf16") == "convolution"
+    assert category("cutlass_80_tensorop_gemm") == "matmul"
+    assert category("loop_multiply_fusion", "fusion.12") == "fusion"
+    assert category("input_reduce_fusion_3") == "reduction fusion"
+    assert category("kernel_42", "custom-call.3 cudnn$convBackwardFilter") == "convolution"
+    assert category("Memcpy DtoD") == "copy" and category("mystery") == "other"
+
+
+def test_summary_busy_idle_and_categories(tmp_path):
+    events = [
+        _k("sm90_xmma_fprop", 0, 40),  # conv
+        _k("loop_add_fusion", 30, 20),  # overlaps the conv on another stream: busy is a union
+        _k("input_reduce_fusion", 60, 10),
+        _k("sm90_xmma_fprop", 100, 40),  # gap 70..100 = idle (host launch)
+        _k("PjitFunction", 0, 500, pid=1),  # host event: not device time
+    ]
+    s = summarize(_trace(tmp_path, events), steps=2)
+    assert s["device_events"] == 4 and s["kernels_per_step"] == 2
+    assert s["window_us_per_step"] == pytest.approx(70)  # 0..140 over 2 steps
+    assert s["busy_pct"] == pytest.approx(100 * (50 + 10 + 40) / 140)
+    assert s["categories"]["convolution"] == pytest.approx((40.0, 80 / 110 * 100))
+    assert s["top"][0] == ("sm90_xmma_fprop", 40.0, 1.0)
+
+
+def test_cpu_capture_has_no_device_timeline(tmp_path, capsys):
+    f = jax.jit(lambda x: jnp.tanh(x @ x).sum())
+    x = jnp.ones((32, 32))
+    path = capture(lambda: f(x), tmp_path / "prof", steps=2)
+    assert path is not None and path.name == "perfetto_trace.json.gz" and path.stat().st_size > 0
+    s = summarize(path)
+    assert s["device_events"] == 0 and any("/host:CPU" in p for p in s["processes"])
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main([str(path), str(bad)]) == 2  # the bad file is reported, the good one summarised
+    out, err = capsys.readouterr()
+    assert "no device events" in out and "bad.json: cannot read a trace" in err
