@@ -121,7 +121,6 @@ def measure_model(
     from benchmarks.timing_folds import measure_folds
 
     rows = []
-    # "none" and "fold" run on one device; jit/pmap at each requested device count.
     # "none" and "fold" run on one device; jit/pmap at each requested device count; fold once
     # per convolution mode.
     layouts = [
