@@ -18,18 +18,20 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# (category, substrings of the lower-cased kernel name or HLO op), matched in order.
-CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("convolution", ("conv", "cudnn", "fprop", "dgrad", "wgrad", "implicit_gemm")),
-    ("matmul", ("gemm", "dot", "matmul", "cublas", "cutlass")),
-    ("copy", ("memcpy", "memset", "copy", "transpose")),
-    ("reduction fusion", ("reduce", "reduction")),
-    ("fusion", ("fusion", "loop_", "elementwise")),
+# (category, patterns searched in the lower-cased kernel name and HLO op), matched in order.
+# "conv" must not match XLA's "convert" fusions (bf16 casts are everywhere in a bf16 step).
+CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("convolution", r"conv(?!ert)|cudnn|fprop|dgrad|wgrad|implicit_gemm"),
+    ("matmul", r"gemm|\bdot|matmul|cublas|cutlass"),
+    ("copy", r"memcpy|memset|copy|transpose"),
+    ("reduction fusion", r"reduce|reduction"),
+    ("fusion", r"fusion|loop_|elementwise"),
 )
 
 
@@ -48,8 +50,8 @@ def capture(run_step: Callable[[], Any], out_dir: Path, steps: int = 3) -> Path 
 def category(name: str, hlo_op: str = "") -> str:
     """The category of one device event from its kernel name and HLO op."""
     text = f"{name} {hlo_op}".lower()
-    for label, keys in CATEGORIES:
-        if any(k in text for k in keys):
+    for label, pattern in CATEGORIES:
+        if re.search(pattern, text):
             return label
     return "other"
 

@@ -33,6 +33,9 @@ def test_categories():
     assert category("input_reduce_fusion_3") == "reduction fusion"
     assert category("kernel_42", "custom-call.3 cudnn$convBackwardFilter") == "convolution"
     assert category("Memcpy DtoD") == "copy" and category("mystery") == "other"
+    # bf16 casts: "convert" is not a convolution.
+    assert category("loop_convert_fusion", "convert_multiply_fusion.2") == "fusion"
+    assert category("triton_gemm_dot_3", "fusion.4") == "matmul"
 
 
 def test_summary_busy_idle_and_categories(tmp_path):
