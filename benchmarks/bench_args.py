@@ -44,6 +44,14 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
         help="model kwarg for every model (KEY=VALUE) or one (MODEL:KEY=VALUE), e.g. "
         "--set mtl_resunet:widths=(8,16,32,64,128)",
     )
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a training-config field for every configuration (mtl_bench/config.py), e.g. "
+        "--config optimizer_flatten=true; sizes, precision and strategy have their own options",
+    )
     p.add_argument("--out", default="results", help="CSV under OUT/throughput/ (default results)")
     p.add_argument("--csv", default=None, help="write/extend this CSV file instead")
     p.add_argument("--profile", default=None, help="trace 3 steps per configuration into DIR")
@@ -79,3 +87,19 @@ def kwargs_for(kwargs: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
 def kwargs_cell(kwargs: dict[str, Any]) -> str:
     """The CSV's model_kwargs cell: ``widths=(8, 16)`` style, blank for the registered defaults."""
     return " ".join(f"{k}={v!r}" for k, v in sorted(kwargs.items()))
+
+
+# RunConfig fields the bench sets from its own options (a --config for them would be ignored).
+BENCH_OWNED = ("model", "model_kwargs", "image_size", "batch_size", "eval_batch_size",
+               "precision", "parallel", "devices", "fold_conv", "fold_parallel")  # fmt: skip
+
+
+def check_config(items: list[str]) -> None:
+    """One-line errors for --config items that are unknown or set by the bench's own options."""
+    from mtl_bench.config import RunConfig, apply_overrides
+
+    for item in items:
+        key = item.partition("=")[0].strip()
+        if key in BENCH_OWNED:
+            raise ValueError(f"--config {item!r}: {key} is set by the bench's own options")
+    apply_overrides(RunConfig(), items)  # unknown key or bad value: a one-line ValueError

@@ -20,8 +20,9 @@
 #       (issue #4's measure);
 #   segmentation: UNet++/FPN/DeepLabV3+ (ResNet-34) and DAF with the eager peer;
 #   classification: every gradient-trained classifier with its peer (resnet50 also compiled);
-#   tuning: mtl_resunet at batch 16 and 64 under XLA flag variants (TUNING_FLAGS below; the
-#       CSV's xla_flags column tells the rows apart): the "profile and fix" attempts of issue #7;
+#   tuning: mtl_resunet at batch 16 and 64: default, the flattened optimizer update, and XLA flag
+#       variants (TUNING_FLAGS below; the CSV's config_overrides and xla_flags columns tell the
+#       rows apart): the "profile and fix" attempts of issue #7;
 #   all: every group in turn (a machine without the 8-minute limit).
 # GPU_CHECK_BUDGET_S (default 450 s) bounds the whole script; each job has its own time box, cut
 # to what is left; what could not be measured is listed at the end.
@@ -182,13 +183,18 @@ print(','.join(m for m in list_models('classification')
     --precision bf16 --peer torch --peer-compile off --compile-cache off
 fi
 if in_group tuning; then
-  # Each variant against the default in the same call: autotuning off (compile time vs speed),
-  # CUDA-graph command buffers off, and the latency-hiding scheduler on.
-  TUNING_FLAGS=("" "--xla_gpu_autotune_level=0" "--xla_gpu_enable_command_buffer="
+  # Each variant against the default in the same call: the flattened optimizer update (fewer
+  # kernels per step: launch overhead is what batch 16 pays), autotuning off (compile time vs
+  # speed), CUDA-graph command buffers off, and the latency-hiding scheduler on.
+  job 130 "mtl_resunet (default)" --models mtl_resunet --batch-sizes "$BOTH" --precision bf16 \
+    --compile-cache off
+  job 130 "mtl_resunet, optimizer_flatten" --models mtl_resunet --batch-sizes "$BOTH" \
+    --precision bf16 --compile-cache off --config optimizer_flatten=true
+  TUNING_FLAGS=("--xla_gpu_autotune_level=0" "--xla_gpu_enable_command_buffer="
     "--xla_gpu_enable_latency_hiding_scheduler=true")
   for flags in "${TUNING_FLAGS[@]}"; do
     # No stray space: XLA reads a value not starting with "--" as a file name.
-    XLA_FLAGS="${XLA_FLAGS:-}${XLA_FLAGS:+${flags:+ }}$flags" job 130 "mtl_resunet, XLA_FLAGS='$flags'" \
+    XLA_FLAGS="${XLA_FLAGS:-}${XLA_FLAGS:+ }$flags" job 130 "mtl_resunet, XLA_FLAGS='$flags'" \
       --models mtl_resunet --batch-sizes "$BOTH" --precision bf16 --compile-cache off
   done
 fi

@@ -34,7 +34,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_args import add_bench_arguments, kwargs_cell, kwargs_for, parse_model_kwargs
+from benchmarks.bench_args import (
+    add_bench_arguments,
+    check_config,
+    kwargs_cell,
+    kwargs_for,
+    parse_model_kwargs,
+)
 from benchmarks.throughput_io import fold_speedups, format_table, read_csv, write_csv
 
 
@@ -137,13 +143,14 @@ def measure_model(
             "precision": precision, "image_size": args.image_size, "strategy": strategy,
             "devices": n_dev, "fold_conv": fold_conv,
             "model_kwargs": kwargs_cell(kwargs_for(kwargs, name)),
+            "config_overrides": " ".join(args.config),
             "timestamp_utc": datetime.now(UTC).isoformat(timespec="seconds"),
             **env,
         }  # fmt: skip
         spec = BenchSpec(
             name, batch, precision, args.image_size, kwargs_for(kwargs, name), args.steps,
             args.warmup, warm_compile=env["compile_cache"] != "off", parallel=strategy,
-            devices=n_dev, profile_dir=args.profile,
+            devices=n_dev, profile_dir=args.profile, config=tuple(args.config),
         )  # fmt: skip
         fn = None
         if strategy == "fold":
@@ -204,6 +211,7 @@ def run_from_args(args: argparse.Namespace) -> int:
 
     for mode in args.fold_conv or [""]:
         check_mode(mode)  # one-line error naming the mode
+    check_config(args.config)
     cache = _setup_compile_cache(args.compile_cache)
     env = _environment(cache, args.steps, args.warmup)
     from benchmarks.peaks import device_slug

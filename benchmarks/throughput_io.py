@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 COLUMNS: tuple[str, ...] = (
-    "model", "model_kwargs", "family", "status", "note", "batch_size", "requested_batch_size",
-    "precision", "image_size", "devices", "strategy", "folds", "fold_conv", "x_sequential",
+    "model", "model_kwargs", "config_overrides", "family", "status", "note", "batch_size",
+    "requested_batch_size", "precision", "image_size", "devices", "strategy", "folds", "fold_conv",
+    "x_sequential",
     "train_img_per_s", "train_ms", "infer_img_per_s", "infer_ms",
     "compile_s", "compile_warm_s", "infer_compile_s",
     "params", "gflops_per_img", "train_gflops_per_img", "achieved_tflops", "peak_tflops",
@@ -109,6 +110,8 @@ def protocol_minutes(rows: list[dict[str, Any]], images: int = 647, folds: int =
             how = f"folds side by side, fold_conv={r.get('fold_conv') or 'grouped'}"
         if r.get("model_kwargs"):
             how += f", model {r['model_kwargs']}"  # not the paper's network: say so
+        if r.get("config_overrides"):
+            how += f", config {r['config_overrides']}"
         out.append(
             f"paper protocol ({folds} folds × {epochs} epochs × {images} images): "
             f"{total / rate / 60:.1f} min training at {r['image_size']}², "
@@ -120,13 +123,14 @@ def protocol_minutes(rows: list[dict[str, Any]], images: int = 647, folds: int =
 
 def fold_speedups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Set ``x_sequential`` on each fold row: its images/s over the ``none`` row's of the same
-    model, image size, per-fold batch, precision and device (earlier runs in the CSV count) —
-    how much faster k folds train side by side than one after another (whatever the fold row's
-    ``fold_conv``). Returns ``rows``."""
+    model (and model/config overrides), image size, per-fold batch, precision and device (earlier
+    runs in the CSV count) — how much faster k folds train side by side than one after another
+    (whatever the fold row's ``fold_conv``). Returns ``rows``."""
 
     def key(r: dict[str, Any]) -> tuple:
-        return tuple(str(r.get(k)) for k in ("model", "image_size", "batch_size", "precision",
-                                              "device_kind"))  # fmt: skip
+        # Blank and missing (a CSV from before a column existed) are the same: the defaults.
+        return tuple(str(r.get(k) or "") for k in ("model", "model_kwargs", "config_overrides",
+                     "image_size", "batch_size", "precision", "device_kind"))  # fmt: skip
 
     base = {
         key(r): float(r["train_img_per_s"])

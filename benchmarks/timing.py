@@ -37,7 +37,7 @@ from flax import nnx
 
 from benchmarks.flops import TRAIN_FACTOR, model_forward_flops
 from mtl_bench.batches import fold_arrays, gather_batch
-from mtl_bench.config import RunConfig
+from mtl_bench.config import RunConfig, apply_overrides
 from mtl_bench.fit import build_model
 from mtl_bench.registry import count_params, model_info
 from mtl_bench.train import Engine
@@ -59,6 +59,7 @@ class BenchSpec:
     parallel: str = "none"  # none | jit | pmap (the Engine's) | fold (``timing_folds``)
     devices: int = 1  # devices the strategy spans (0: all)
     profile_dir: str | None = None  # trace a few steps after timing (benchmarks/profile_trace.py)
+    config: tuple[str, ...] = ()  # RunConfig KEY=VALUE overrides (bench --config)
 
     def profile_path(self, suffix: str = "") -> Path | None:
         """This configuration's trace folder under ``profile_dir`` (None: no tracing)."""
@@ -193,6 +194,7 @@ def measure(spec: BenchSpec) -> dict[str, Any]:
         parallel=spec.parallel,
         devices=spec.devices,
     )
+    cfg = apply_overrides(cfg, list(spec.config))
     try:
         model = build_model(cfg, spec.num_classes)
     except (ValueError, TypeError) as e:

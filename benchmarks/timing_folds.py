@@ -27,7 +27,7 @@ from benchmarks.timing import (
     compile_cold_warm,
     time_train,
 )
-from mtl_bench.config import RunConfig
+from mtl_bench.config import RunConfig, apply_overrides
 from mtl_bench.fit import build_model
 from mtl_bench.fold_parallel import _parallel_step, _stack, _tables
 from mtl_bench.registry import count_params, model_info
@@ -53,6 +53,7 @@ def measure_folds(
         batch_size=spec.batch_size, eval_batch_size=spec.batch_size, precision=spec.precision,
         fold_conv=fold_conv,
     )  # fmt: skip
+    cfg = apply_overrides(cfg, list(spec.config))
     try:
         model = build_model(cfg, spec.num_classes)
     except (ValueError, TypeError) as e:

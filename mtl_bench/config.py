@@ -33,6 +33,7 @@ class RunConfig:
     batch_size: int = 16
     epochs: int = 500
     optimizer: str = "adam"  # adam | adamw | sgd
+    optimizer_flatten: bool = False  # one flat vector for the update: fewer kernels per step
     lr: float = 1e-4
     lr_decay_every: int = 20  # epochs; 0 keeps the rate constant
     lr_decay_factor: float = 0.1

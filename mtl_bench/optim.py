@@ -17,12 +17,18 @@ def make_optimizer(cfg: RunConfig) -> optax.GradientTransformation:
     value) while computing exactly what ``optax.adam(schedule)`` computes.
     """
     if cfg.optimizer == "adam":
-        return optax.scale_by_adam()
-    if cfg.optimizer == "adamw":
-        return optax.chain(optax.scale_by_adam(), optax.add_decayed_weights(cfg.weight_decay))
-    if cfg.optimizer == "sgd":
-        return optax.trace(decay=0.9)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}: use adam, adamw or sgd")
+        tx = optax.scale_by_adam()
+    elif cfg.optimizer == "adamw":
+        tx = optax.chain(optax.scale_by_adam(), optax.add_decayed_weights(cfg.weight_decay))
+    elif cfg.optimizer == "sgd":
+        tx = optax.trace(decay=0.9)
+    else:
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}: use adam, adamw or sgd")
+    # ``optimizer_flatten``: the same element-wise update on one concatenated vector. XLA then
+    # emits a few update kernels instead of one or more per parameter tensor (a step of the
+    # proposed model is ~1200 fusions on CPU, ~170 fewer flattened): launch overhead is what
+    # a small batch pays on a GPU. The state's layout differs, so checkpoints do not mix.
+    return optax.flatten(tx) if cfg.optimizer_flatten else tx
 
 
 def lr_at(cfg: RunConfig, step: jax.Array, steps_per_epoch: jax.Array | int) -> jax.Array:

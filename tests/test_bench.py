@@ -14,7 +14,7 @@ from benchmarks.bench_args import kwargs_cell, parse_model_kwargs
 from benchmarks.flops import count_flops, gflops_per_image, model_forward_flops
 from benchmarks.peaks import device_slug, find_peak, mfu_percent, peak_tflops
 from benchmarks.throughput import main
-from benchmarks.throughput_io import COLUMNS, protocol_minutes
+from benchmarks.throughput_io import COLUMNS, fold_speedups, protocol_minutes
 from mtl_bench import registry
 from mtl_bench.registry import ModelInfo, count_params, create_model
 
@@ -305,3 +305,40 @@ def test_bench_profile_traces_each_configuration(tmp_path, monkeypatch):
     assert "bench_tiny-16px-b2-fp32-fold2-unrolled" in traces[1]
     for t in traces:
         assert t.endswith("perfetto_trace.json.gz") and os.path.getsize(t) > 0
+
+
+def test_bench_config_overrides_reach_the_engine_and_the_row(tmp_path, monkeypatch, capsys):
+    registry.list_models()
+    info = ModelInfo("bench_tiny", _tiny_builder, ("mask", "label"), "proposed", {})
+    monkeypatch.setitem(registry._REGISTRY, "bench_tiny", info)
+    seen = []
+    real = timing.apply_overrides
+    monkeypatch.setattr(timing, "apply_overrides", lambda c, i: seen.append(i) or real(c, i))
+    csv_path = tmp_path / "t.csv"
+    argv = ["--models", "bench_tiny", "--batch-sizes", "2", "--precision", "fp32",
+            "--image-size", "16", "--steps", "2", "--warmup", "1", "--csv", str(csv_path),
+            "--compile-cache", "off"]  # fmt: skip
+    assert main(argv + ["--config", "optimizer_flatten=true", "--config", "hflip=false"]) == 0
+    assert seen == [["optimizer_flatten=true", "hflip=false"]]
+    with open(csv_path, newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["status"] == "ok" and row["config_overrides"] == "optimizer_flatten=true hflip=false"
+    capsys.readouterr()
+    assert main(argv + ["--config", "batch_size=4"]) == 2  # the bench's own option
+    assert "batch_size is set by the bench's own options" in capsys.readouterr().err
+    assert main(argv + ["--config", "no_such_field=1"]) == 2
+    assert "unknown config key 'no_such_field'" in capsys.readouterr().err
+
+
+def test_fold_speedup_compares_like_with_like():
+    base = {"model": "m", "image_size": "64", "batch_size": "16", "precision": "fp32",
+            "device_kind": "cpu", "status": "ok"}  # fmt: skip
+    rows = [
+        {**base, "strategy": "none", "train_img_per_s": "100"},  # an older CSV: no new columns
+        {**base, "strategy": "none", "train_img_per_s": "50", "model_kwargs": "widths=(4, 8)"},
+        {**base, "strategy": "fold", "train_img_per_s": "80", "model_kwargs": "", "folds": "5"},
+        {**base, "strategy": "fold", "train_img_per_s": "80", "model_kwargs": "widths=(4, 8)"},
+    ]
+    got = fold_speedups(rows)
+    assert got[2]["x_sequential"] == pytest.approx(0.8)
+    assert got[3]["x_sequential"] == pytest.approx(1.6)
