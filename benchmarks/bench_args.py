@@ -89,17 +89,20 @@ def kwargs_cell(kwargs: dict[str, Any]) -> str:
     return " ".join(f"{k}={v!r}" for k, v in sorted(kwargs.items()))
 
 
-# RunConfig fields the bench sets from its own options (a --config for them would be ignored).
+# RunConfig fields the bench sets from its own options: a --config for them would contradict the
+# row's own columns (model options go through --set, recorded in model_kwargs).
 BENCH_OWNED = ("model", "model_kwargs", "image_size", "batch_size", "eval_batch_size",
                "precision", "parallel", "devices", "fold_conv", "fold_parallel")  # fmt: skip
 
 
 def check_config(items: list[str]) -> None:
     """One-line errors for --config items that are unknown or set by the bench's own options."""
-    from mtl_bench.config import RunConfig, apply_overrides
+    from mtl_bench.config import MODEL_KWARG_ALIASES, RunConfig, apply_overrides
 
     for item in items:
         key = item.partition("=")[0].strip()
         if key in BENCH_OWNED:
             raise ValueError(f"--config {item!r}: {key} is set by the bench's own options")
+        if key.startswith("model_kwargs.") or key in MODEL_KWARG_ALIASES:
+            raise ValueError(f"--config {item!r}: a model option; give it with --set")
     apply_overrides(RunConfig(), items)  # unknown key or bad value: a one-line ValueError

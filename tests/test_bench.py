@@ -326,6 +326,8 @@ def test_bench_config_overrides_reach_the_engine_and_the_row(tmp_path, monkeypat
     capsys.readouterr()
     assert main(argv + ["--config", "batch_size=4"]) == 2  # the bench's own option
     assert "batch_size is set by the bench's own options" in capsys.readouterr().err
+    assert main(argv + ["--config", "model_kwargs.widths=(4,8)"]) == 2
+    assert "a model option; give it with --set" in capsys.readouterr().err
     assert main(argv + ["--config", "no_such_field=1"]) == 2
     assert "unknown config key 'no_such_field'" in capsys.readouterr().err
 
