@@ -2,12 +2,15 @@
 
 import gzip
 import json
+import subprocess
+import sys
+from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import pytest
 
-from benchmarks.profile_trace import capture, category, main, summarize
+from benchmarks.profile_trace import category, main, summarize
+
+ROOT = Path(__file__).resolve().parents[1]  # subprocesses import benchmarks from here
 
 
 def _trace(tmp_path, events):
@@ -54,11 +57,25 @@ def test_summary_busy_idle_and_categories(tmp_path):
     assert s["top"][0] == ("sm90_xmma_fprop", 40.0, 1.0)
 
 
+CAPTURE = """
+import sys
+from pathlib import Path
+import jax, jax.numpy as jnp
+from benchmarks.profile_trace import capture
+f = jax.jit(lambda x: jnp.tanh(x @ x).sum())
+x = jnp.ones((32, 32))
+print(capture(lambda: f(x), Path(sys.argv[1]), steps=2))
+"""
+
+
 def test_cpu_capture_has_no_device_timeline(tmp_path, capsys):
-    f = jax.jit(lambda x: jnp.tanh(x @ x).sum())
-    x = jnp.ones((32, 32))
-    path = capture(lambda: f(x), tmp_path / "prof", steps=2)
-    assert path is not None and path.name == "perfetto_trace.json.gz" and path.stat().st_size > 0
+    # In a subprocess: the profiler's threads keep a pytest-xdist worker from exiting cleanly.
+    out = subprocess.run(
+        [sys.executable, "-c", CAPTURE, str(tmp_path / "prof")],
+        capture_output=True, text=True, timeout=300, check=True, cwd=ROOT,
+    )  # fmt: skip
+    path = Path(out.stdout.strip().splitlines()[-1])
+    assert path.name == "perfetto_trace.json.gz" and path.stat().st_size > 0
     s = summarize(path)
     assert s["device_events"] == 0 and any("/host:CPU" in p for p in s["processes"])
     bad = tmp_path / "bad.json"
