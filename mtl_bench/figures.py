@@ -132,6 +132,15 @@ def throughput_figures(throughput_dir: Path, out: Path) -> list[Path]:
     for col, default in (("strategy", "none"), ("devices", 1), ("image_size", 0)):
         if col not in df:
             df[col] = default
+    # Rows that differ in how they ran (fold convolutions, model or config overrides, XLA flags)
+    # are separate lines, never one median.
+    variant_cols = [
+        c for c in ("fold_conv", "model_kwargs", "config_overrides", "xla_flags") if c in df
+    ]
+    df["line"] = df["model"].astype(str)
+    for c in variant_cols:
+        v = df[c].fillna("").astype(str)
+        df["line"] = df["line"].where(v == "", df["line"] + " [" + v + "]")
     plt = _plt()
     written = []
     for kind, dev in df.groupby("device_kind"):
@@ -140,7 +149,7 @@ def throughput_figures(throughput_dir: Path, out: Path) -> list[Path]:
             1, len(groups), figsize=(5 * len(groups), 4), squeeze=False, sharey=False
         )
         for ax, ((prec, size, strat, ndev), g) in zip(axes[0], groups, strict=True):
-            for i, (model, m) in enumerate(sorted(g.groupby("model"), key=lambda t: t[0])):
+            for i, (model, m) in enumerate(sorted(g.groupby("line"), key=lambda t: t[0])):
                 m = m.groupby("batch_size").median(numeric_only=True).sort_index()
                 color = f"C{i % 10}"
                 ax.plot(m.index, m["train_img_per_s"], "o-", c=color, label=model)

@@ -7,6 +7,7 @@ from fixtures_results import write_fixture_results
 from PIL import Image
 
 from benchmarks.throughput_io import write_csv
+from mtl_bench import figures
 from mtl_bench.data.types import DataError, Dataset
 from mtl_bench.figure_overlays import select_cases
 from mtl_bench.figures import build_figures, pooled_roc
@@ -157,3 +158,30 @@ def test_bad_throughput_csv_is_named(tmp_path):
     (tmp_path / "throughput" / "x.csv").write_text("a,b\n1,2\n")
     with pytest.raises(DataError, match="x.csv: not a throughput CSV"):
         build_figures(tmp_path)
+
+
+def test_throughput_lines_keep_run_variants_apart(tmp_path, monkeypatch):
+    base = {"model": "mtl_resunet", "batch_size": 16, "status": "ok", "precision": "bf16",
+            "image_size": 64, "devices": 1, "device_kind": "cpu", "folds": 5}  # fmt: skip
+    rows = [
+        {**base, "strategy": "fold", "fold_conv": "grouped", "train_img_per_s": 60.0},
+        {**base, "strategy": "fold", "fold_conv": "unrolled", "train_img_per_s": 160.0},
+        {**base, "strategy": "none", "train_img_per_s": 150.0},
+        {**base, "strategy": "none", "train_img_per_s": 155.0,
+         "config_overrides": "optimizer_flatten=true"},
+    ]  # fmt: skip
+    write_csv(tmp_path / "throughput" / "cpu-20260101-000000.csv", rows)
+    seen = {}
+
+    def keep(fig, path):
+        seen[path.name] = [
+            sorted(t.get_text() for t in ax.get_legend().get_texts()) for ax in fig.axes
+        ]
+        return path
+
+    monkeypatch.setattr(figures, "_save", keep)
+    figures.throughput_figures(tmp_path / "throughput", tmp_path / "fig")
+    assert seen["throughput_cpu.png"] == [
+        ["mtl_resunet [grouped]", "mtl_resunet [unrolled]"],  # the fold panel: two lines
+        ["mtl_resunet", "mtl_resunet [optimizer_flatten=true]"],
+    ]
