@@ -11,9 +11,11 @@
 #   proposed (default): mtl_resunet sequential (none) with the PyTorch peer (eager +
 #       torch.compile) and fold-parallel (5 folds, default fold_conv) at batch 16;
 #   fold: mtl_resunet at batch 16, sequential (none) against fold-parallel with each way of
-#       batching its convolutions (fold_conv unrolled, split_wgrad, grouped: mtl_bench/fold_conv.py);
+#       batching its convolutions (fold_conv unrolled, split_wgrad, grouped;
+#       mtl_bench/fold_conv.py);
 #   profile: mtl_resunet at batch 16 and 64 with a device trace of 3 steps each
-#       (OUT/trace-<configuration>.json.gz) and its summary (benchmarks/profile_trace.py: kernel time by category, device idle %);
+#       (OUT/trace-<configuration>.json.gz) and its summary (benchmarks/profile_trace.py:
+#       kernel time by category, device idle %);
 #   reference: the plain U-Net-64 (``unet``) and smp-style Unet-ResNet34, each with its peer
 #       (eager + torch.compile): the brief's reference figures;
 #   scale: mtl_resunet under jit and pmap, fp32, fold-parallel at 64, compile cold and warm
