@@ -95,17 +95,16 @@ def count_flops(fn: Callable[..., Any], *args: Any) -> int:
     return jaxpr_flops(jax.make_jaxpr(fn)(*args))
 
 
-def model_forward_flops(
+def forward_jaxpr(
     model: Any,
     image_size: int | tuple[int, int],
     *,
     in_channels: int = 1,
     batch: int = 1,
     train: bool = False,
-) -> int:
-    """Forward FLOPs of a registered-contract NNX model on a (batch, H, W, in_channels) input.
-
-    Only shapes are traced (the model's arrays are read for their shapes, not computed on).
+) -> Any:
+    """The jaxpr of a registered-contract NNX model's forward pass on a (batch, H, W, in_channels)
+    input. Only shapes are traced (the model's arrays are read for their shapes, not computed on).
     """
     from flax import nnx
 
@@ -117,7 +116,20 @@ def model_forward_flops(
         return nnx.merge(graphdef, s)(x, train=train)
 
     # make_jaxpr reads only the avals of ``state``: works for concrete and nnx.eval_shape models.
-    return count_flops(forward, state, x)
+    return jax.make_jaxpr(forward)(state, x)
+
+
+def model_forward_flops(
+    model: Any,
+    image_size: int | tuple[int, int],
+    *,
+    in_channels: int = 1,
+    batch: int = 1,
+    train: bool = False,
+) -> int:
+    """Forward FLOPs of a registered-contract NNX model (see :func:`forward_jaxpr`)."""
+    jaxpr = forward_jaxpr(model, image_size, in_channels=in_channels, batch=batch, train=train)
+    return jaxpr_flops(jaxpr)
 
 
 def gflops_per_image(model: Any, image_size: int, *, in_channels: int = 1) -> dict[str, float]:

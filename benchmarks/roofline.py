@@ -50,19 +50,10 @@ def conv_costs(
     model: Any, image_size: int, dtype_bytes: int, in_channels: int = 1
 ) -> list[ConvCost]:
     """The forward convolutions of ``model`` at ``image_size``² (one image), in trace order."""
-    import jax
-    import jax.numpy as jnp
-    from flax import nnx
+    from benchmarks.flops import TRAIN_FACTOR, _conv_macs, _sub_jaxprs, forward_jaxpr
 
-    from benchmarks.flops import TRAIN_FACTOR, _conv_macs, _sub_jaxprs
-
-    graphdef, state = nnx.split(model)
-    x = jax.ShapeDtypeStruct((1, image_size, image_size, in_channels), jnp.float32)
-
-    def forward(s, x):
-        return nnx.merge(graphdef, s)(x, train=True, rng=jax.random.key(0))
-
-    jaxpr = jax.make_jaxpr(forward)(state, x)
+    # The training forward (BatchNorm on batch statistics): what the step's convolutions see.
+    jaxpr = forward_jaxpr(model, image_size, in_channels=in_channels, train=True)
     convs, reduced = [], set()
 
     def walk(j: Any) -> None:
