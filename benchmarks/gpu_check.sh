@@ -10,12 +10,12 @@
 # as much again, so the jobs come in groups, one group per call (GPU_CHECK_GROUP):
 #   proposed (default): mtl_resunet sequential (none) with the PyTorch peer (eager +
 #       torch.compile) and fold-parallel (5 folds, default fold_conv) at batch 16;
-#   fold: mtl_resunet at batch 16, sequential (none) against fold-parallel with each way of
-#       batching its convolutions (fold_conv unrolled, split_wgrad, grouped;
-#       mtl_bench/fold_conv.py);
 #   profile: mtl_resunet at batch 16 and 64 with a device trace of 3 steps each
 #       (OUT/trace-<configuration>.json.gz) and its summary (benchmarks/profile_trace.py:
 #       kernel time by category, device idle %);
+#   fold: mtl_resunet at batch 16, sequential (none) against fold-parallel with each way of
+#       batching its convolutions (GPU_CHECK_FOLD_MODES, default "unrolled split_wgrad grouped";
+#       mtl_bench/fold_conv.py);
 #   reference: the plain U-Net-64 (``unet``) and smp-style Unet-ResNet34, each with its peer
 #       (eager + torch.compile): the brief's reference figures;
 #   scale: mtl_resunet under jit and pmap, fp32, fold-parallel at 64, compile cold and warm
@@ -26,6 +26,8 @@
 #       variants (TUNING_FLAGS below; the CSV's config_overrides and xla_flags columns tell the
 #       rows apart): the "profile and fix" attempts of issue #7;
 #   all: every group in turn (a machine without the 8-minute limit).
+# GPU_CHECK_GROUP=profile,fold,reference runs several groups in one call, in the order above,
+# into one CSV.
 # GPU_CHECK_BUDGET_S (default 450 s) bounds the whole script; each job has its own time box, cut
 # to what is left; what could not be measured is listed at the end.
 #
@@ -113,29 +115,32 @@ job() {
 log "step 2/3: throughput → $CSV"
 GROUP=${GPU_CHECK_GROUP:-proposed}
 BOTH="$B1,$B2"
-in_group() { [[ $GROUP == all || $GROUP == "$1" ]]; }
-case $GROUP in
-  all | proposed | fold | profile | reference | scale | segmentation | classification | tuning) ;;
-  *)
-    log "FAILED: GPU_CHECK_GROUP=$GROUP is not one of proposed, fold, profile, reference, scale, segmentation, classification, tuning, all"
-    exit 1
-    ;;
-esac
+# Several groups, comma-separated, run in the order of this script (one lease, one CSV).
+in_group() { [[ ,$GROUP, == *,all,* || ,$GROUP, == *,"$1",* ]]; }
+for g in ${GROUP//,/ }; do
+  case $g in
+    all | proposed | fold | profile | reference | scale | segmentation | classification | tuning) ;;
+    *)
+      log "FAILED: GPU_CHECK_GROUP: '$g' is not one of proposed, fold, profile, reference, scale, segmentation, classification, tuning, all"
+      exit 1
+      ;;
+  esac
+done
+FOLD_MODES=${GPU_CHECK_FOLD_MODES:-unrolled split_wgrad grouped}
+for m in $FOLD_MODES; do
+  case $m in
+    unrolled | split_wgrad | grouped) ;;
+    *)
+      log "FAILED: GPU_CHECK_FOLD_MODES: '$m' is not one of unrolled, split_wgrad, grouped"
+      exit 1
+      ;;
+  esac
+done
 if in_group proposed; then
   job 300 "mtl_resunet none (+torch.compile)" --models mtl_resunet --batch-sizes "$BOTH" \
     --precision bf16 --parallel none --peer torch --peer-compile "$PEER_COMPILE" --compile-cache off
   job 110 "mtl_resunet fold-parallel" --models mtl_resunet --batch-sizes "$B1" \
     --precision bf16 --parallel fold --compile-cache off
-fi
-if in_group fold; then
-  # The none row first: x_sequential of each fold row is against it. Grouped (the 0.18× of the
-  # first H100 run) last: it is the baseline the other two must beat.
-  job 90 "mtl_resunet none at $B1" --models mtl_resunet --batch-sizes "$B1" --precision bf16 \
-    --parallel none --compile-cache off
-  for mode in unrolled split_wgrad grouped; do
-    job 130 "mtl_resunet fold-parallel, fold_conv=$mode" --models mtl_resunet \
-      --batch-sizes "$B1" --precision bf16 --parallel fold --fold-conv "$mode" --compile-cache off
-  done
 fi
 if in_group profile; then
   job 200 "mtl_resunet traced" --models mtl_resunet --batch-sizes "$BOTH" --precision bf16 \
@@ -155,6 +160,17 @@ if in_group profile; then
   else
     NOT_MEASURED+=("device traces (none written)")
   fi
+fi
+if in_group fold; then
+  # The none row first: x_sequential of each fold row is against it (the profile group's traced
+  # batch-B1 row is that same configuration, so it serves when both run). Grouped (the 0.18× of
+  # the first H100 run) last: it is the baseline the other two must beat.
+  in_group profile || job 90 "mtl_resunet none at $B1" --models mtl_resunet \
+    --batch-sizes "$B1" --precision bf16 --parallel none --compile-cache off
+  for mode in $FOLD_MODES; do
+    job 130 "mtl_resunet fold-parallel, fold_conv=$mode" --models mtl_resunet \
+      --batch-sizes "$B1" --precision bf16 --parallel fold --fold-conv "$mode" --compile-cache off
+  done
 fi
 if in_group reference; then
   job 240 "unet (+torch.compile)" --models unet --batch-sizes "$BOTH" --precision bf16 \
