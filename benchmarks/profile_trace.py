@@ -11,7 +11,11 @@ steps, so it never disturbs a reported figure; the trace file is small enough to
 a lent GPU and read here with nothing but the standard library.
 
 Device events are those of trace processes named ``/device:...`` (GPU streams, TPU cores). A
-CPU trace has none: the summary says so instead of guessing from host threads.
+CPU trace has none: the summary says so instead of guessing from host threads. Beside the kernel
+categories and the costliest kernels by name, the summary lists the costliest HLO ops (with their
+JAX op path and launch grid, flagging low-occupancy ones) and splits each step's timeline into
+kernel time, idle gaps inside the step and the idle gap before it (host dispatch), with the host's
+argument parsing per step; ``benchmarks/profile_ops.py`` says how steps are found.
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.profile_ops import LOW_GRID_BLOCKS, op_table, step_split, union_us
+
+CAPTURE_STEPS = 3  # what capture() traces by default; the step count when a trace cannot tell
+
 # (category, patterns searched in the lower-cased kernel name and HLO op), matched in order.
 # "conv" must not match XLA's "convert" fusions (bf16 casts are everywhere in a bf16 step).
 CATEGORIES: tuple[tuple[str, str], ...] = (
@@ -35,7 +43,7 @@ CATEGORIES: tuple[tuple[str, str], ...] = (
 )
 
 
-def capture(run_step: Callable[[], Any], out_dir: Path, steps: int = 3) -> Path | None:
+def capture(run_step: Callable[[], Any], out_dir: Path, steps: int = CAPTURE_STEPS) -> Path | None:
     """Trace ``steps`` calls of ``run_step`` (each blocked) into ``out_dir``; the perfetto file."""
     import jax
 
@@ -63,17 +71,15 @@ def _events(path: Path) -> list[dict[str, Any]]:
     return data["traceEvents"] if isinstance(data, dict) else data
 
 
-def _union_us(intervals: list[tuple[float, float]]) -> float:
-    total, end = 0.0, float("-inf")
-    for a, b in sorted(intervals):
-        if b > end:
-            total += b - max(a, end)
-            end = b
-    return total
+def summarize(path: Path, steps: int | None = None) -> dict[str, Any]:
+    """Device time per category, busy vs idle span, costliest kernels and HLO ops, step timeline.
 
-
-def summarize(path: Path, steps: int = 3) -> dict[str, Any]:
-    """Device time per category, busy vs idle span, and the costliest kernels (µs per step)."""
+    Figures are per step: ``steps`` traced steps, or when None as many as the step split finds
+    (the host's dispatch events, else ``CAPTURE_STEPS``). ``ops`` is :func:`op_table`'s rows,
+    ``timeline`` :func:`step_split`'s result.
+    """
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be a positive number of traced steps, got {steps}")
     events = _events(Path(path))
     devices = {
         e["pid"]
@@ -90,9 +96,12 @@ def summarize(path: Path, steps: int = 3) -> dict[str, Any]:
             if e.get("ph") == "M" and e.get("name") == "process_name"
         ]
         return {"device_events": 0, "processes": names}
+    host = [e for e in events if e.get("ph") == "X" and e.get("pid") not in devices and "dur" in e]
+    timeline = step_split(kernels, host, steps or CAPTURE_STEPS)
+    steps = steps or len(timeline["steps"])
     spans = [(float(e["ts"]), float(e["ts"]) + float(e["dur"])) for e in kernels]
     window = max(b for _, b in spans) - min(a for a, _ in spans)
-    busy = _union_us(spans)
+    busy = union_us(spans)
     per_cat: dict[str, float] = {}
     per_kernel: dict[str, list[float]] = {}
     for e in kernels:
@@ -110,6 +119,8 @@ def summarize(path: Path, steps: int = 3) -> dict[str, Any]:
         "busy_pct": 100 * busy / window if window else 0.0,
         "categories": {k: (v / steps, 100 * v / total) for k, v in sorted(per_cat.items())},
         "top": [(name, t / steps, n / steps) for name, (t, n) in top],
+        "ops": op_table(kernels, steps),
+        "timeline": timeline,
     }
 
 
@@ -131,11 +142,61 @@ def format_summary(path: Path, s: dict[str, Any]) -> str:
     return (
         f"{path}: {s['kernels_per_step']:.0f} kernels per step, device busy "
         f"{s['busy_pct']:.1f} % of a {s['window_us_per_step'] / 1e3:.2f} ms step window\n"
-        f"{cats}\n{top}"
+        f"{cats}\n{top}\n{format_ops(s['ops'])}\n{format_timeline(s['timeline'])}"
     )
 
 
+def format_ops(rows: list[dict[str, Any]]) -> str:
+    """Printable table of :func:`~benchmarks.profile_ops.op_table`'s rows."""
+    from tabulate import tabulate
+
+    several = len({r["module"] for r in rows}) > 1  # name the module only when it is ambiguous
+    table = [
+        [
+            f"{r['op']} ({r['module']})" if several else r["op"],
+            r["us_per_step"],
+            r["calls_per_step"],
+            r["pct"],
+            r["path"] or f"[kernel] {r['kernel'][:38]}",
+            "×".join(map(str, r["grid"])) if r["grid"] else "?",
+            f"LOW-OCC {r['low_grid_pct']:.1f} %" if r["low_occupancy"] else "",
+        ]
+        for r in rows
+    ]
+    return tabulate(
+        table,
+        headers=["HLO op", "µs/step", "kernels/step", "% of kernel time",
+                 "JAX op (or longest kernel)", "grid",
+                 f"low occupancy (% in grids < {LOW_GRID_BLOCKS} blocks)"],
+        floatfmt=".1f", tablefmt="github",
+    )  # fmt: skip
+
+
+def format_timeline(t: dict[str, Any]) -> str:
+    """Printable per-step split of :func:`~benchmarks.profile_ops.step_split`'s result."""
+    from tabulate import tabulate
+
+    def ms(us: float | None) -> str:  # "–": no gap before the first traced step
+        return "–" if us is None else f"{us / 1e3:.2f}"
+
+    phases = list(t["median"]["host_us"])
+    labelled = [(str(i + 1), r) for i, r in enumerate(t["steps"])] + [("median", t["median"])]
+    rows = [
+        [label, ms(r["kernel_us"]), ms(r["in_step_idle_us"]), ms(r["pre_step_idle_us"])]
+        + [ms(r["host_us"][p]) for p in phases]
+        for label, r in labelled
+    ]
+    heads = ["step", "kernel ms", "in-step idle ms", "pre-step idle ms"]
+    heads += [f"host {p} ms" for p in phases]
+    table = tabulate(
+        rows, headers=heads, tablefmt="github", disable_numparse=True,
+        colalign=("left",) + ("right",) * (len(heads) - 1),
+    )  # fmt: skip
+    return f"{len(t['steps'])} steps of {t['module']}, split by {t['method']}\n{table}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Print the summary of each trace named in ``argv``; 2 if any could not be read."""
     paths = sys.argv[1:] if argv is None else argv
     if not paths:
         print("usage: python -m benchmarks.profile_trace TRACE.json[.gz] ...", file=sys.stderr)
