@@ -24,7 +24,7 @@ from flax import nnx
 from baselines.heads import check_image_size, check_num_classes
 from baselines.layers import batch_norm, check_spatial, conv2d, max_pool
 from mtl_bench.fold_conv import conv_general_dilated
-from mtl_bench.layers import up_conv2x2
+from mtl_bench.layers import UpConvImpl, up_conv2x2
 from mtl_bench.model import resolve_dtype
 from mtl_bench.registry import register_model
 
@@ -63,6 +63,7 @@ class ClassicUNet(nnx.Module):
         base_width: int = 64,
         batch_norm: bool = True,
         dropout: float = 0.0,
+        up_conv: UpConvImpl = "matmul",
         dtype: str | jnp.dtype = "float32",
         rngs: nnx.Rngs,
     ) -> None:
@@ -81,7 +82,9 @@ class ClassicUNet(nnx.Module):
         self.down = nnx.List(down)
         ups, dec = [], []
         for w in reversed(widths[:-1]):
-            ups.append(up_conv2x2(prev, w, kernel_init=HE_NORMAL, dtype=dt, rngs=rngs))
+            ups.append(
+                up_conv2x2(prev, w, impl=up_conv, kernel_init=HE_NORMAL, dtype=dt, rngs=rngs)
+            )
             dec.append(DoubleConv(2 * w, w, batch_norm, **kw))
             prev = w
         self.ups = nnx.List(ups)
@@ -125,6 +128,7 @@ def build_classic_unet(
     base_width: int = 64,
     batch_norm: bool = True,
     dropout: float = 0.0,
+    up_conv: UpConvImpl = "matmul",
 ) -> ClassicUNet:
     """Ronneberger U-Net (mask only); ``num_classes`` is accepted and unused."""
     check_num_classes(num_classes)
@@ -139,6 +143,7 @@ def build_classic_unet(
         base_width=base_width,
         batch_norm=batch_norm,
         dropout=dropout,
+        up_conv=up_conv,
         dtype=dtype,
         rngs=rngs,
     )

@@ -93,6 +93,7 @@ class Upsample(nnx.Module):
         out_ch: int,
         *,
         mode: Literal["transpose", "nearest"] = "transpose",
+        up_conv: UpConvImpl = "matmul",
         dtype: jnp.dtype = jnp.float32,
         rngs: nnx.Rngs,
     ) -> None:
@@ -100,7 +101,7 @@ class Upsample(nnx.Module):
             raise ValueError(f"upsample must be 'transpose' or 'nearest', got {mode!r}")
         self.mode = mode
         if mode == "transpose":
-            self.up = up_conv2x2(in_ch, out_ch, dtype=dtype, rngs=rngs)
+            self.up = up_conv2x2(in_ch, out_ch, impl=up_conv, dtype=dtype, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         if self.mode == "transpose":
@@ -111,30 +112,81 @@ class Upsample(nnx.Module):
         return x.reshape(n, 2 * h, 2 * w, c)
 
 
+UpConvImpl = Literal["matmul", "dilated_conv"]
+UP_CONV_IMPLS: tuple[str, ...] = ("matmul", "dilated_conv")
+
+
+class UpConv2x2(nnx.Module):
+    """A 2×2 stride-2 transposed convolution (``nnx.ConvTranspose(..., padding="VALID")``): the
+    same parameters (``kernel`` (2, 2, in, out), ``bias`` (out,)), initialisation and values,
+    computed one of two ways (``impl``):
+
+    - ``"matmul"`` (default): each input pixel's 2×2 output block is one matrix product,
+      ``y[n, 2i+a, 2j+b] = x[n, i, j] @ kernel[1-a, 1-b] + bias`` — the blocks do not overlap, so
+      this is the whole transposed convolution; forward and both gradients are plain GEMMs.
+    - ``"dilated_conv"``: the convolution ``ConvTranspose`` lowers to (input dilated by 2, padded
+      by 1, unflipped kernel). On an H100 (2026-11-26 device trace, results/profiles/) XLA gives
+      the *weight gradient* of that input-dilated convolution to cuDNN as a forward convolution
+      over the full-resolution gradient with a 4×2-block grid: 3.9 ms of a 21.8 ms batch-16 step
+      for the top up-conv alone, nearly independent of the batch. Kept to measure against.
+
+    The convolution goes through :mod:`mtl_bench.fold_conv` (fold-parallel batching); the matmul
+    needs nothing of it — ``vmap`` over folds makes it a batched GEMM.
+    """
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        *,
+        impl: UpConvImpl = "matmul",
+        kernel_init: nnx.Initializer | None = None,
+        dtype: jnp.dtype = jnp.float32,
+        rngs: nnx.Rngs,
+    ) -> None:
+        if impl not in UP_CONV_IMPLS:
+            raise ValueError(f"up_conv must be one of {', '.join(UP_CONV_IMPLS)}, got {impl!r}")
+        init = kernel_init or nnx.initializers.lecun_normal()  # ConvTranspose's default
+        # Two keys in nnx.Conv's order (kernel, then bias): every later layer draws as before.
+        self.kernel = nnx.Param(init(rngs.params(), (2, 2, in_ch, out_ch), jnp.float32))
+        self.bias = nnx.Param(nnx.initializers.zeros(rngs.params(), (out_ch,), jnp.float32))
+        self.impl = impl
+        self.dtype = dtype
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = x.astype(self.dtype)
+        kernel = self.kernel[...].astype(self.dtype)
+        bias = self.bias[...].astype(self.dtype)
+        if self.impl == "dilated_conv":
+            y = conv_general_dilated(
+                x,
+                kernel,
+                (1, 1),
+                ((1, 1), (1, 1)),
+                lhs_dilation=(2, 2),
+                rhs_dilation=(1, 1),
+                dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            )
+            return y + bias
+        n, h, w, _ = x.shape
+        # (n, h, w, c) @ (c, 2·2·out) → (n, h, a, w, b, out): kernel[::-1, ::-1] because the
+        # transposed convolution's block at offset (a, b) uses tap (1-a, 1-b).
+        k = kernel[::-1, ::-1]
+        y = jnp.einsum("nhwc,abco->nhawbo", x, k)
+        return y.reshape(n, 2 * h, 2 * w, k.shape[-1]) + bias
+
+
 def up_conv2x2(
     in_ch: int,
     out_ch: int,
     *,
+    impl: UpConvImpl = "matmul",
     kernel_init: nnx.Initializer | None = None,
     dtype: jnp.dtype = jnp.float32,
     rngs: nnx.Rngs,
-) -> nnx.Conv:
-    """A 2×2 stride-2 transposed convolution (``nnx.ConvTranspose(..., padding="VALID")``) as the
-    ``nnx.Conv`` it lowers to: input dilated by 2, padded by 1, unflipped kernel — same parameters,
-    same values, same program. ``nnx.ConvTranspose`` cannot take a convolution function, and
-    fold-parallel training needs every convolution to be :mod:`mtl_bench.fold_conv`'s."""
-    return nnx.Conv(
-        in_ch,
-        out_ch,
-        (2, 2),
-        strides=(1, 1),
-        padding=((1, 1), (1, 1)),
-        input_dilation=(2, 2),
-        kernel_init=kernel_init or nnx.initializers.lecun_normal(),  # ConvTranspose's default
-        dtype=dtype,
-        conv_general_dilated=conv_general_dilated,
-        rngs=rngs,
-    )
+) -> UpConv2x2:
+    """U-Net's up-conv: :class:`UpConv2x2` (a 2×2 stride-2 transposed convolution)."""
+    return UpConv2x2(in_ch, out_ch, impl=impl, kernel_init=kernel_init, dtype=dtype, rngs=rngs)
 
 
 def max_pool2(x: jax.Array) -> jax.Array:

@@ -16,6 +16,9 @@ Choices the paper leaves open (each a constructor argument; defaults in brackets
 - downsampling between encoder stages: 2×2 max-pool as in U-Net [``downsample="maxpool"``], or a
   stride-2 first convolution as in ResUNet (``"stride"``);
 - upsampling: 2×2 transposed conv, U-Net's up-conv [``upsample="transpose"``], or ``"nearest"``;
+  the transposed conv computed as one matrix product per input pixel [``up_conv="matmul"``] or
+  as the input-dilated convolution it lowers to (``"dilated_conv"``: same values, but its weight
+  gradient is a slow cuDNN kernel on an H100 — ``layers.UpConv2x2``);
 - residual merge: concatenation of two half-width paths [``merge="concat"``], or ``"add"``;
 - shortcut kernel: 1×1 [``shortcut_kernel=1``];
 - BatchNorm momentum 0.99 / epsilon 1e-3, Keras' defaults, since the authors used TensorFlow.
@@ -32,7 +35,14 @@ import jax.numpy as jnp
 from flax import nnx
 
 from mtl_bench.fold_conv import conv_general_dilated
-from mtl_bench.layers import Merge, ResidualUnit, Upsample, global_avg_pool, max_pool2
+from mtl_bench.layers import (
+    Merge,
+    ResidualUnit,
+    UpConvImpl,
+    Upsample,
+    global_avg_pool,
+    max_pool2,
+)
 from mtl_bench.registry import register_model
 
 _DTYPES = {
@@ -68,6 +78,7 @@ class MTLResUNet(nnx.Module):
         shortcut_kernel: int = 1,
         downsample: Literal["maxpool", "stride"] = "maxpool",
         upsample: Literal["transpose", "nearest"] = "transpose",
+        up_conv: UpConvImpl = "matmul",
         dtype: str | jnp.dtype = "float32",
         rngs: nnx.Rngs,
     ) -> None:
@@ -90,7 +101,7 @@ class MTLResUNet(nnx.Module):
 
         ups, dec = [], []
         for w in reversed(widths[:-1]):  # stages 6-9
-            ups.append(Upsample(prev, w, mode=upsample, dtype=dt, rngs=rngs))
+            ups.append(Upsample(prev, w, mode=upsample, up_conv=up_conv, dtype=dt, rngs=rngs))
             up_ch = w if upsample == "transpose" else prev
             dec.append(ResidualUnit(up_ch + w, w, **unit))
             prev = w
@@ -146,6 +157,7 @@ def mtl_resunet(
     shortcut_kernel: int = 1,
     downsample: Literal["maxpool", "stride"] = "maxpool",
     upsample: Literal["transpose", "nearest"] = "transpose",
+    up_conv: UpConvImpl = "matmul",
     dtype: str = "float32",
 ) -> MTLResUNet:
     """The paper's model; ``image_size`` is only checked (fully convolutional + GAP)."""
@@ -161,6 +173,7 @@ def mtl_resunet(
         shortcut_kernel=shortcut_kernel,
         downsample=downsample,
         upsample=upsample,
+        up_conv=up_conv,
         dtype=dtype,
         rngs=rngs,
     )

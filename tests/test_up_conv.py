@@ -1,0 +1,99 @@
+"""The 2×2 transposed convolution (``layers.UpConv2x2``): both ways of computing it are
+``nnx.ConvTranspose`` — values, parameters, initialisation, gradients — and the default one has
+no input-dilated convolution left in the training program (the slow H100 weight gradient)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from mtl_bench.layers import UP_CONV_IMPLS, UpConv2x2
+from mtl_bench.registry import create_model
+
+TINY = {"widths": (4, 8, 16, 32, 64)}
+
+
+def _reference(in_ch: int, out_ch: int) -> nnx.ConvTranspose:
+    ref = nnx.ConvTranspose(
+        in_ch, out_ch, (2, 2), strides=(2, 2), padding="VALID", rngs=nnx.Rngs(0)
+    )
+    ref.bias[...] = jax.random.normal(jax.random.key(5), (out_ch,))  # zeros would hide a bias bug
+    return ref
+
+
+@pytest.mark.parametrize("impl", UP_CONV_IMPLS)
+def test_values_params_and_init_are_convtranspose(impl):
+    ref = _reference(6, 4)
+    rngs = nnx.Rngs(0)
+    ours = UpConv2x2(6, 4, impl=impl, rngs=rngs)
+    np.testing.assert_array_equal(ours.kernel[...], ref.kernel[...])
+    ours.bias[...] = ref.bias[...]
+    # Same parameter names and shapes (checkpoints) and the same keys drawn (later layers' init).
+    shapes = lambda m: jax.tree.map(jnp.shape, nnx.state(m, nnx.Param).to_pure_dict())  # noqa: E731
+    assert shapes(ours) == shapes(ref)
+    after_conv = nnx.Rngs(0)
+    nnx.Conv(6, 4, (2, 2), rngs=after_conv)
+    np.testing.assert_array_equal(
+        jax.random.key_data(rngs.params()), jax.random.key_data(after_conv.params())
+    )
+    x = jax.random.normal(jax.random.key(2), (2, 5, 7, 6))
+    y = ours(x)
+    assert y.shape == (2, 10, 14, 4)
+    np.testing.assert_allclose(y, ref(x), atol=1e-6)
+
+
+def test_gradients_agree_between_impls():
+    x = jax.random.normal(jax.random.key(0), (2, 8, 8, 16))
+    dy = jax.random.normal(jax.random.key(1), (2, 16, 16, 8))
+    grads = {}
+    for impl in UP_CONV_IMPLS:
+        graphdef, params = nnx.split(UpConv2x2(16, 8, impl=impl, rngs=nnx.Rngs(0)))
+
+        def loss(p, x, graphdef=graphdef):
+            return jnp.sum(nnx.merge(graphdef, p)(x) * dy)
+
+        grads[impl] = jax.grad(loss, argnums=(0, 1))(params, x)
+    for a, b in zip(*(jax.tree.leaves(g) for g in grads.values()), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_bf16_computes_in_bf16_and_keeps_fp32_params():
+    m = UpConv2x2(8, 4, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+    assert m(jnp.ones((1, 4, 4, 8))).dtype == jnp.bfloat16
+    assert m.kernel[...].dtype == m.bias[...].dtype == jnp.float32
+
+
+@pytest.mark.parametrize("model", ["mtl_resunet", "unet"])
+def test_unknown_impl_is_one_line_error(model):
+    kw = TINY if model == "mtl_resunet" else {"base_width": 4}
+    with pytest.raises(ValueError, match="up_conv must be one of matmul, dilated_conv, got 'fft'"):
+        create_model(model, rngs=nnx.Rngs(0), up_conv="fft", **kw)
+
+
+def _train_hlo(model: str, **kw) -> str:
+    m = create_model(model, rngs=nnx.Rngs(0), **kw)
+    graphdef, params, rest = nnx.split(m, nnx.Param, ...)
+    x = jnp.ones((2, 32, 32, 1))
+
+    def loss(params, rest):
+        return jnp.sum(nnx.merge(graphdef, params, rest, copy=True)(x, train=True)["mask"])
+
+    return jax.jit(jax.grad(loss)).lower(params, rest).as_text()
+
+
+@pytest.mark.parametrize(("model", "kw"), [("mtl_resunet", TINY), ("unet", {"base_width": 4})])
+def test_default_training_program_has_no_input_dilated_conv(model, kw):
+    # lhs_dilation 2 is the up-conv's convolution; its weight gradient is the slow one on an H100.
+    assert "lhs_dilate = [2, 2]" not in _train_hlo(model, **kw)
+    assert "lhs_dilate = [2, 2]" in _train_hlo(model, up_conv="dilated_conv", **kw)
+
+
+def test_models_agree_across_impls():
+    x = jax.random.normal(jax.random.key(3), (2, 32, 32, 1))
+    outs = [
+        create_model("mtl_resunet", rngs=nnx.Rngs(0), up_conv=impl, **TINY)(x)
+        for impl in UP_CONV_IMPLS
+    ]
+    for key in ("mask", "label"):
+        np.testing.assert_allclose(outs[0][key], outs[1][key], rtol=1e-5, atol=1e-5)
