@@ -49,7 +49,8 @@ class ConvCost:
 def conv_costs(
     model: Any, image_size: int, dtype_bytes: int, in_channels: int = 1
 ) -> list[ConvCost]:
-    """The forward convolutions of ``model`` at ``image_size``² (one image), in trace order."""
+    """The forward convolutions of ``model`` at ``image_size``² (one image), in trace order, with
+    matmuls on NHWC activations (a 2×2 transposed convolution done as one) counted among them."""
     from benchmarks.flops import TRAIN_FACTOR, _conv_macs, _sub_jaxprs, forward_jaxpr
 
     # The training forward (BatchNorm on batch statistics): what the step's convolutions see.
@@ -61,6 +62,8 @@ def conv_costs(
         for e in j.eqns:
             if e.primitive.name == "conv_general_dilated":
                 convs.append(e)
+            elif e.primitive.name == "dot_general" and len(e.invars[0].aval.shape) == 4:
+                convs.append(e)  # a matmul on an NHWC activation: the up-conv (layers.UpConv2x2)
             elif e.primitive.name == "reduce_sum":
                 shape = e.invars[0].aval.shape
                 if len(shape) == 4 and tuple(e.params["axes"]) == (0, 1, 2):
@@ -74,10 +77,16 @@ def conv_costs(
     for e in convs:
         lhs, rhs, res = e.invars[0].aval.shape, e.invars[1].aval.shape, e.outvars[0].aval.shape
         o = math.prod(res) * dtype_bytes
+        if e.primitive.name == "dot_general":
+            (contract, _), _ = e.params["dimension_numbers"]
+            macs = math.prod(res) * math.prod(lhs[d] for d in contract)
+            side = round(math.sqrt(math.prod(res[:-1]) / res[0]))  # output pixels → square side
+        else:
+            macs, side = _conv_macs(e), res[1]
         out.append(
             ConvCost(
-                resolution=res[1],
-                train_flops=TRAIN_FACTOR * 2 * _conv_macs(e),
+                resolution=side,
+                train_flops=TRAIN_FACTOR * 2 * macs,
                 act_bytes=math.prod(lhs) * dtype_bytes + o,
                 out_bytes=o,
                 kernel_bytes=math.prod(rhs) * dtype_bytes,

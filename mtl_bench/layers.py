@@ -169,11 +169,15 @@ class UpConv2x2(nnx.Module):
             )
             return y + bias
         n, h, w, _ = x.shape
-        # (n, h, w, c) @ (c, 2·2·out) → (n, h, a, w, b, out): kernel[::-1, ::-1] because the
-        # transposed convolution's block at offset (a, b) uses tap (1-a, 1-b).
+        # (n, h, w, c) · (2, 2, c, out) → (n, h, w, a, b, out): the activation first, so the GEMM
+        # is (n·h·w, c) @ (c, 4·out) and its output is pixel-major (jnp.einsum would put the
+        # kernel first and leave a transpose over `out`). kernel[::-1, ::-1] because the
+        # transposed convolution's block at offset (a, b) uses tap (1-a, 1-b). The remaining
+        # interleave (w ↔ a) is an index map XLA fuses into the consumer (the skip concatenation).
         k = kernel[::-1, ::-1]
-        y = jnp.einsum("nhwc,abco->nhawbo", x, k)
-        return y.reshape(n, 2 * h, 2 * w, k.shape[-1]) + bias
+        y = jax.lax.dot_general(x, k, (((3,), (2,)), ((), ())))
+        y = y.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, k.shape[-1])
+        return y + bias
 
 
 def up_conv2x2(

@@ -56,3 +56,18 @@ def test_cli_prints_ceilings_and_rejects_unknown_device(monkeypatch, capsys):
     assert "on H200" in out and "ceiling, convolutions only:" in out and "% MFU" in out
     assert main(argv + ["--device", "cpu"]) == 2
     assert "no peak/bandwidth known for device 'cpu'" in capsys.readouterr().err
+
+
+def test_up_conv_as_matmul_is_counted_like_the_convolution():
+    # layers.UpConv2x2 computes the transposed conv as a dot_general by default: the roofline must
+    # still see it, at its output resolution, with the convolution's FLOPs and activation bytes.
+    def costs(impl: str) -> list[ConvCost]:
+        model = registry.create_model(
+            "mtl_resunet", rngs=nnx.Rngs(0), widths=(4, 8, 16, 32, 64), up_conv=impl
+        )
+        return conv_costs(model, 32, dtype_bytes=2)
+
+    matmul, conv = costs("matmul"), costs("dilated_conv")
+    assert len(matmul) == len(conv) == 4 * 3 + 5 * 3 + 4 + 1  # units, up-convs, head
+    key = lambda c: (c.resolution, c.train_flops, c.act_bytes, c.kernel_bytes)  # noqa: E731
+    assert sorted(map(key, matmul)) == sorted(map(key, conv))
