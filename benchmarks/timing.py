@@ -225,14 +225,15 @@ def measure(spec: BenchSpec) -> dict[str, Any]:
     state = engine.place_state(engine.initial_state)
     row["devices"] = len(engine.devices or [None])
 
-    lower = partial(engine._train_indexed.lower, state, data, table, weights, key)
+    leaves = engine.flatten_state(state)  # the step takes and returns the state's leaves
+    lower = partial(engine._train_indexed.lower, leaves, data, table, weights, key)
     step, compiled = compile_cold_warm(lower, spec.warm_compile)
     row.update(compiled)
-    holder = {"state": state}
+    holder = {"leaves": leaves}
 
     def train_once():
-        holder["state"], metrics = step(holder["state"], data, table, weights, key)
-        return holder["state"]["step"], metrics["loss"]
+        holder["leaves"], metrics = step(holder["leaves"], data, table, weights, key)
+        return holder["leaves"][engine.step_leaf], metrics["loss"]
 
     row.update(time_train(train_once, spec.warmup, spec.steps, spec.profile_path()))
 
@@ -244,7 +245,8 @@ def measure(spec: BenchSpec) -> dict[str, Any]:
     row["input_stall_pct"] = 100.0 * row["input_ms"] / row["train_ms"]
 
     graphdef = engine.graphdef
-    final = jax.device_put(engine.canonical_state(holder["state"]), jax.devices()[0])
+    final = engine.canonical_state(engine.unflatten_state(holder["leaves"]))
+    final = jax.device_put(final, jax.devices()[0])
 
     def forward(params, rest, x):
         return nnx.merge(graphdef, params, rest)(x, train=False)

@@ -7,13 +7,13 @@ import jax
 import numpy as np
 import pytest
 
-from mtl_bench.batches import _epoch_table
+from mtl_bench.batches import _epoch_table, fold_arrays
 from mtl_bench.config import RunConfig
 from mtl_bench.cv import run_cv
 from mtl_bench.data.phantom import synth_phantom
-from mtl_bench.fit import fit_fold
+from mtl_bench.fit import build_model, fit_fold
 from mtl_bench.metrics import segmentation_metrics_from_counts
-from mtl_bench.train import TrainingDiverged
+from mtl_bench.train import Engine, TrainingDiverged
 
 TINY = RunConfig(
     model_kwargs={"widths": (4, 8, 16, 32, 64), "dense_units": 16},
@@ -72,8 +72,6 @@ def test_eval_batching_does_not_change_results(data):
     train, test = _split(len(data))
     cfg = dataclasses.replace(TINY, epochs=1, checkpoint_every=0)
     run = fit_fold(cfg, data, train, test, quiet=True, keep_state=True)
-    from mtl_bench.batches import fold_arrays
-
     engine = run.engine
     arrays = engine.place_data(fold_arrays(data.images, data.masks, data.labels), for_eval=True)
     a = engine.evaluate(run.state, arrays, test)
@@ -152,3 +150,26 @@ def test_flattened_optimizer_computes_the_same_update(data, optimizer):
     for a, b in zip(*leaves, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(flat.test_eval["prob"], plain.test_eval["prob"], atol=1e-5)
+
+
+def test_jitted_step_takes_the_state_as_flat_leaves(data):
+    # The per-step call gets a plain list (cheap to flatten on the host), and one step on the
+    # leaves is the pure train step on the nested state.
+    model = build_model(TINY, num_classes=2)
+    engine = Engine(model, ("mask", "label"), TINY, steps_per_epoch=3, class_alpha=np.ones(2))
+    state = engine.initial_state
+    leaves = engine.flatten_state(state)
+    assert isinstance(leaves, list) and all(isinstance(x, jax.Array) for x in leaves)
+    assert int(leaves[engine.step_leaf]) == 0
+    placed = engine.place_data(fold_arrays(data.images, data.masks, data.labels))
+    table, weights = engine.epoch_table(len(data), jax.random.key(0))
+    key = jax.random.key(1)
+    copy = jax.tree.map(lambda x: x.copy(), leaves)  # the step donates its input
+    new_leaves, m = engine._train_indexed(copy, placed, table, weights, key)
+    new_state, m_ref = jax.jit(engine._train_indexed_impl)(state, placed, table, weights, key)
+    assert int(new_leaves[engine.step_leaf]) == 1
+    for a, b in zip(new_leaves, engine.flatten_state(new_state), strict=True):
+        np.testing.assert_array_equal(a, b)  # the same program
+    np.testing.assert_array_equal(m["loss"], m_ref["loss"])
+    back = engine.unflatten_state(new_leaves)
+    assert jax.tree.structure(back) == jax.tree.structure(state)
