@@ -4,6 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -56,12 +60,24 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", default=None, help="write/extend this CSV file instead")
     p.add_argument("--profile", default=None, help="trace 3 steps per configuration into DIR")
     p.add_argument("--peer", choices=("none", "torch"), default="none")
-    p.add_argument("--peer-timeout", type=float, default=300.0, help="seconds per model")
+    p.add_argument(
+        "--peer-timeout",
+        type=float,
+        default=300.0,
+        help="seconds per model and mode (eager, compile); cut to what --time-box leaves",
+    )
     p.add_argument("--peer-compile", choices=("on", "off"), default="on", help="torch.compile")
     p.add_argument(
         "--compile-cache",
         default="fresh",
         help="fresh (a new temporary persistent cache: cold then warm compile) | off | DIR",
+    )
+    p.add_argument(
+        "--time-box",
+        default=None,
+        metavar="SECONDS",
+        help="the bench's own deadline from its start: a configuration or peer run that would "
+        "not fit is not started and its row says so (default: no limit)",
     )
 
 
@@ -106,3 +122,84 @@ def check_config(items: list[str]) -> None:
         if key.startswith("model_kwargs.") or key in MODEL_KWARG_ALIASES:
             raise ValueError(f"--config {item!r}: a model option; give it with --set")
     apply_overrides(RunConfig(), items)  # unknown key or bad value: a one-line ValueError
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """One-line ValueErrors for bad sizes, precisions, strategies, fold settings and time box."""
+    for name, value in (("--steps", args.steps), ("--image-size", args.image_size)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if args.warmup < 0 or not args.batch_sizes or min(args.batch_sizes) < 1:
+        raise ValueError("--warmup must be >= 0 and --batch-sizes positive integers")
+    bad = [p for p in args.precision if p not in ("fp32", "bf16")]
+    if bad or not args.precision:
+        raise ValueError(f"--precision takes fp32 and/or bf16, got {','.join(args.precision)}")
+    bad = [s for s in args.parallel if s not in ("none", "jit", "pmap", "fold")]
+    if bad or not args.parallel:
+        msg = f"--parallel takes none, jit, pmap and/or fold, got {','.join(args.parallel)}"
+        raise ValueError(msg)
+    if "fold" in args.parallel and args.folds < 2:
+        raise ValueError(f"--folds must be >= 2 for --parallel fold, got {args.folds}")
+    parse_time_box(getattr(args, "time_box", None))
+
+
+def parse_time_box(text: str | float | None) -> float | None:
+    """``--time-box`` in seconds (None: no limit); anything but a positive finite number is a
+    one-line ValueError naming the value."""
+    if text is None:
+        return None
+    try:
+        seconds = float(text)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"--time-box must be a positive number of seconds, got {text!r}")
+    return seconds
+
+
+class TimeBox:
+    """The bench's own deadline (``--time-box``), counted from when this object is made.
+
+    An outer ``timeout`` kills the whole process: the configuration or PyTorch peer run in flight
+    is lost, and with it the rows the CSV rewrite after it would have kept. So the bench spends
+    its box itself: ``MARGIN_S`` is kept back for the last CSV write and the printed table, a
+    peer run's time box is cut to what is left, and nothing is started with less than
+    ``MIN_START_S`` left (a JAX compile or torch's import alone takes longer) — nor a JAX
+    configuration with less than the longest one so far took. ``TimeBox(None)`` never runs out.
+    """
+
+    MARGIN_S = 15.0
+    MIN_START_S = 20.0
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+        self.longest_s = 0.0  # the longest JAX configuration so far: the guess for the next
+
+    def remaining(self) -> float:
+        """Seconds to the deadline (``inf`` without a box)."""
+        return math.inf if self.deadline is None else self.deadline - time.monotonic()
+
+    def left(self) -> float:
+        """Seconds left for work: ``remaining()`` less ``MARGIN_S``."""
+        return self.remaining() - self.MARGIN_S
+
+    def can_start(self, needs: float = 0.0) -> bool:
+        """Whether something expected to take ``needs`` seconds may start now."""
+        return self.left() >= max(self.MIN_START_S, needs)
+
+    def spent(self, what: str) -> str:
+        """Why ``what`` was not started, for a row's status or note."""
+        why = f"{self.remaining():.0f} s of the {self.seconds:.0f} s --time-box left"
+        if what == "configuration" and self.longest_s:
+            why += f", a configuration took up to {self.longest_s:.0f} s"
+        return f"time box spent ({why})"
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        """Time one JAX configuration (its compile included) into ``longest_s``."""
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.longest_s = max(self.longest_s, time.monotonic() - start)

@@ -10,10 +10,13 @@ JAX / PyTorch ratios join the row.
 
 Rows go to ``OUT/throughput/<device-kind>-<YYYYMMDD-HHMMSS>.csv`` (or ``--csv FILE``, whose
 existing rows are kept); the whole file is rewritten atomically after every configuration, so an
-interrupted run keeps what it measured. Strategies are the Engine's (``none``, ``jit``, ``pmap``;
-``--devices`` counts) and ``fold`` (``--folds`` folds trained side by side in one program,
-``timing_folds.py``; its ``x_sequential`` is its images/s over the ``none`` row's); input gather
-and inference are timed on one device.
+interrupted run keeps what it measured. With ``--time-box S`` the bench keeps to its own
+deadline (``bench_args.TimeBox``): a configuration or peer run that would not fit is not started
+(its row says "skipped: time box spent ..."), a peer's time box is cut to what is left, and a
+``[bench] time box ...`` line says what was cut. Strategies are the Engine's (``none``, ``jit``,
+``pmap``; ``--devices`` counts) and ``fold`` (``--folds`` folds trained side by side in one
+program, ``timing_folds.py``; its ``x_sequential`` is its images/s over the ``none`` row's);
+input gather and inference are timed on one device.
 
 Nothing heavy is imported at import time; the options live in ``bench_args.py``.
 """
@@ -35,11 +38,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_args import (
+    TimeBox,
     add_bench_arguments,
     check_config,
+    check_options,
     kwargs_cell,
     kwargs_for,
     parse_model_kwargs,
+    parse_time_box,
 )
 from benchmarks.throughput_io import fold_speedups, format_table, read_csv, write_csv
 
@@ -117,16 +123,18 @@ def measure_model(
     env: dict,
     kwargs: dict,
     on_row: Callable[[list[dict]], None] | None = None,
+    box: TimeBox | None = None,
 ) -> list[dict]:
     """Rows of one model: precision × strategy/devices × batch (errors become rows, never raise).
 
     ``on_row(rows so far)`` runs after every configuration: on a GPU one configuration's compile
-    alone takes about a minute, so a time-boxed run must keep each finished row."""
+    alone takes about a minute, so a time-boxed run must keep each finished row. A configuration
+    that ``box`` has no room for is not started: its row is "skipped: time box spent ..."."""
     from benchmarks.peaks import peak_tflops
-    from benchmarks.timing import BenchSpec, Skip, measure_with_backoff
+    from benchmarks.timing import BenchSpec
     from benchmarks.timing_folds import measure_folds
 
-    rows = []
+    rows, box, cut = [], box or TimeBox(None), 0
     # "none" and "fold" run on one device; jit/pmap at each requested device count; fold once
     # per convolution mode.
     layouts = [
@@ -155,18 +163,35 @@ def measure_model(
         fn = None
         if strategy == "fold":
             fn = partial(measure_folds, folds=args.folds, fold_conv=fold_conv)
-        try:
-            measured, note = measure_with_backoff(spec, fn)
-            row.update(measured, status="ok", note=note)
-        except Skip as e:
-            row["status"] = f"skipped: {e}"
-        except Exception as e:  # one failing model must not end the suite: record it
-            msg = " ".join(str(e).split())[:300] or type(e).__name__
-            row["status"] = f"error: {type(e).__name__}: {msg}"
+        if not box.can_start(box.longest_s):
+            # Started, it would most likely be killed half-way by the outer timeout, and the
+            # peer run after it with it; left out, its row says why.
+            row["status"] = f"skipped: {box.spent('configuration')}"
+            cut += 1
+        else:
+            with box.timed():
+                _measure_into(row, spec, fn)
         rows.append(_finish(row, peak, label))
         if on_row is not None:
             on_row(rows)
+    if cut:
+        why = box.spent("configuration")
+        print(f"[bench] {why}: {cut} of {len(rows)} {name} configurations not started", flush=True)
     return rows
+
+
+def _measure_into(row: dict, spec: Any, fn: Callable | None) -> None:
+    """Measure one configuration into ``row``: its numbers and "ok", or why not."""
+    from benchmarks.timing import Skip, measure_with_backoff
+
+    try:
+        measured, note = measure_with_backoff(spec, fn)
+        row.update(measured, status="ok", note=note)
+    except Skip as e:
+        row["status"] = f"skipped: {e}"
+    except Exception as e:  # one failing model must not end the suite: record it
+        msg = " ".join(str(e).split())[:300] or type(e).__name__
+        row["status"] = f"error: {type(e).__name__}: {msg}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,29 +209,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the suite for parsed ``args``; prints the table and the CSV path. Returns 0."""
+    check_options(args)
+    # Counted from here: the outer timeout's few seconds more cover the interpreter's start.
+    box = TimeBox(parse_time_box(getattr(args, "time_box", None)))
     if args.peer == "torch":
         # The peer shares the accelerator: JAX must not grab 75 % of its memory up front.
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    for name, value in (("--steps", args.steps), ("--image-size", args.image_size)):
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
-    if args.warmup < 0 or not args.batch_sizes or min(args.batch_sizes) < 1:
-        raise ValueError("--warmup must be >= 0 and --batch-sizes positive integers")
-    bad = [p for p in args.precision if p not in ("fp32", "bf16")]
-    if bad or not args.precision:
-        raise ValueError(f"--precision takes fp32 and/or bf16, got {','.join(args.precision)}")
     models = select_models(args.models)
     kwargs = parse_model_kwargs(args.model_kwargs)
     from mtl_bench.registry import model_info
 
     for name in set(kwargs) - {"*"}:
         model_info(name)  # MODEL:KEY=VALUE must name a registered model (not necessarily selected)
-    bad = [s for s in args.parallel if s not in ("none", "jit", "pmap", "fold")]
-    if bad or not args.parallel:
-        msg = f"--parallel takes none, jit, pmap and/or fold, got {','.join(args.parallel)}"
-        raise ValueError(msg)
-    if "fold" in args.parallel and args.folds < 2:
-        raise ValueError(f"--folds must be >= 2 for --parallel fold, got {args.folds}")
     from mtl_bench.fold_conv import check_mode
 
     for mode in args.fold_conv or [""]:
@@ -227,14 +241,15 @@ def run_from_args(args: argparse.Namespace) -> int:
         t = time.perf_counter()
         done = list(rows)
         new = measure_model(
-            name, args, env, kwargs, lambda r, d=done: write_csv(path, fold_speedups(d + r))
+            name, args, env, kwargs, lambda r, d=done: write_csv(path, fold_speedups(d + r)), box
         )
         rows = fold_speedups(rows + new)
         write_csv(path, rows)
         if args.peer == "torch":
             from benchmarks.torch_peer import attach_peer
 
-            attach_peer(new, kwargs_for(kwargs, name), args)
+            # attach_peer fills the dicts of ``new``, which ``rows`` holds: rewrite them.
+            attach_peer(new, kwargs_for(kwargs, name), args, box)
             write_csv(path, rows)
         print(f"[bench] {name}: {len(new)} rows in {time.perf_counter() - t:.0f} s", flush=True)
     print(format_table(rows))

@@ -10,7 +10,9 @@ twin and say so.
 
 Each model runs in one subprocess per mode (``eager``, then ``compile``), each with its own time
 box: a ``torch.compile`` that runs long is cut off and its rows say "skipped: ..." while the eager
-numbers stand. torch is imported only in the subprocess.
+numbers stand. Under the bench's ``--time-box`` (``bench_args.TimeBox``) each mode's box is cut
+to what is left, and a mode with too little left is not started. torch is imported only in the
+subprocess.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from benchmarks.bench_args import TimeBox
 
 SMP_ARCHS = {"unet": "Unet", "unetplusplus": "UnetPlusPlus", "fpn": "FPN",
              "deeplabv3plus": "DeepLabV3Plus"}  # fmt: skip
@@ -75,16 +79,26 @@ def run_peer(
     modes: tuple[str, ...] = ("eager", "compile"),
     timeout: float = 300.0,
     num_classes: int = 2,
+    box: TimeBox | None = None,
 ) -> list[dict[str, Any]]:
     """Time ``name``'s twin for each config ({batch_size, precision, image_size}) and mode.
 
     Returns one dict per (config, mode) with ``status`` "ok", "skipped: ..." or "error: ...".
+    Each mode runs in ``timeout`` seconds, or what ``box`` has left if that is less.
     """
     spec = twin_spec(name, kwargs)
     if isinstance(spec, str):
         return [{**c, "mode": m, "status": f"skipped: {spec}"} for m in modes for c in configs]
-    results = []
+    results, box = [], box or TimeBox(None)
     for mode in modes:
+        if not configs:
+            break  # nothing to time: no subprocess (torch's import alone takes seconds)
+        if not box.can_start():
+            why = box.spent("peer")
+            results += [{**c, "mode": mode, "status": f"skipped: {why}"} for c in configs]
+            print(f"[bench] {why}: {name} PyTorch {mode} run not started", flush=True)
+            continue
+        mode_timeout = min(timeout, box.left())
         job = {
             "spec": spec,
             "configs": [{**c, "mode": mode} for c in configs],
@@ -93,13 +107,18 @@ def run_peer(
             "steps": steps,
             "warmup": warmup,
         }
-        got = _run_child(job, timeout)
+        got = _run_child(job, mode_timeout)
         done = {(r["batch_size"], r["precision"], r["image_size"]) for r in got}
         results += got
-        for c in configs:
-            if (c["batch_size"], c["precision"], c["image_size"]) not in done:
-                why = f"{mode} run exceeded its {timeout:.0f} s time box"
-                results.append({**c, "mode": mode, "status": f"skipped: {why}"})
+        missing = [
+            c for c in configs if (c["batch_size"], c["precision"], c["image_size"]) not in done
+        ]
+        why = f"{mode} run exceeded its {mode_timeout:.0f} s time box"
+        if missing and mode_timeout < timeout:
+            why += " (cut to the bench's --time-box)"
+            print(f"[bench] time box: {name} PyTorch {mode} run stopped at {mode_timeout:.0f} s, "
+                  f"{len(got)} of {len(configs)} configurations done", flush=True)  # fmt: skip
+        results += [{**c, "mode": mode, "status": f"skipped: {why}"} for c in missing]
     return results
 
 
@@ -116,7 +135,11 @@ def _run_child(job: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
         )
         out, err, code = proc.stdout, proc.stderr, proc.returncode
     except subprocess.TimeoutExpired as e:  # keep what finished before the time box
-        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        # POSIX hands the output so far over as bytes, even in text mode.
+        raw = e.stdout or b""
+        out = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+        # A line the kill cut short is not a measurement: keep whole lines only.
+        out = out[: out.rfind("\n") + 1]
         err, code = "", 0
     finally:
         Path(f.name).unlink(missing_ok=True)
@@ -127,8 +150,11 @@ def _run_child(job: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
     return rows
 
 
-def attach_peer(rows: list[dict[str, Any]], kwargs: dict[str, Any], args: Any) -> None:
-    """Time the twin of the model of ``rows`` (one model's JAX rows) and add the peer columns."""
+def attach_peer(
+    rows: list[dict[str, Any]], kwargs: dict[str, Any], args: Any, box: TimeBox | None = None
+) -> None:
+    """Time the twin of the model of ``rows`` (one model's JAX rows) and add the peer columns
+    (``box``: the bench's ``--time-box``; with too little left the peer is not started)."""
     if not rows:
         return
     name = rows[0]["model"]
@@ -136,6 +162,16 @@ def attach_peer(rows: list[dict[str, Any]], kwargs: dict[str, Any], args: Any) -
     ok = [r for r in rows if r.get("status") == "ok" and r.get("strategy") != "fold"]
     keys = dict.fromkeys((int(r["batch_size"]), r["precision"], int(r["image_size"])) for r in ok)
     configs = [{"batch_size": b, "precision": p, "image_size": s} for b, p, s in keys]
+    if not configs:
+        for r in rows:
+            r["torch_note"] = "no JAX measurement to compare"
+        return
+    if box is not None and not box.can_start():
+        why = box.spent("peer")
+        for r in ok:
+            r["torch_note"] = f"peer skipped: {why}"
+        print(f"[bench] {why}: {name} PyTorch peer not started", flush=True)
+        return
     modes = ("eager", "compile") if args.peer_compile == "on" else ("eager",)
     peer = run_peer(
         name,
@@ -145,11 +181,8 @@ def attach_peer(rows: list[dict[str, Any]], kwargs: dict[str, Any], args: Any) -
         warmup=args.warmup,
         modes=modes,
         timeout=args.peer_timeout,
+        box=box,
     )
-    if not configs:
-        for r in rows:
-            r["torch_note"] = "no JAX measurement to compare"
-        return
     for r in ok:
         key = (int(r["batch_size"]), r["precision"], int(r["image_size"]))
         notes = []
