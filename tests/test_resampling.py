@@ -1,6 +1,9 @@
-"""The 2×2 transposed convolution (``layers.UpConv2x2``): both ways of computing it are
+"""Up- and down-sampling layers written for speed, checked against the Flax layers they replace.
+
+The 2×2 transposed convolution (``layers.UpConv2x2``): both ways of computing it are
 ``nnx.ConvTranspose`` — values, parameters, initialisation, gradients — and the default one has
-no input-dilated convolution left in the training program (the slow H100 weight gradient)."""
+no input-dilated convolution left in the training program (the slow H100 weight gradient).
+``layers.max_pool2`` (reshape + max) is ``nnx.max_pool``."""
 
 import jax
 import jax.numpy as jnp
@@ -97,3 +100,18 @@ def test_models_agree_across_impls():
     ]
     for key in ("mask", "label"):
         np.testing.assert_allclose(outs[0][key], outs[1][key], rtol=1e-5, atol=1e-5)
+
+
+def test_max_pool2_is_max_pool():
+    # layers.max_pool2 is a reshape + max (faster than reduce_window on GPU and CPU): same values,
+    # same gradient where the window's maximum is unique (random normal inputs: no ties).
+    from mtl_bench.layers import max_pool2
+
+    x = jax.random.normal(jax.random.key(0), (2, 8, 6, 3))
+    ref = lambda x: nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2))  # noqa: E731
+    np.testing.assert_array_equal(max_pool2(x), ref(x))
+    dy = jax.random.normal(jax.random.key(1), (2, 4, 3, 3))
+    grads = [jax.grad(lambda x, f=f: jnp.sum(f(x) * dy))(x) for f in (max_pool2, ref)]
+    np.testing.assert_array_equal(*grads)
+    with pytest.raises(ValueError, match=r"even height and width, got \(1, 5, 4, 1\)"):
+        max_pool2(jnp.ones((1, 5, 4, 1)))
