@@ -93,5 +93,6 @@ def measure_folds(
     )
     row["peak_mem_gb"] = _peak_memory_gb()
     row["train_img_per_s"] = folds * spec.batch_size / (row["train_ms"] / 1e3)
+    row["train_pipelined_img_per_s"] = folds * spec.batch_size / (row["train_pipelined_ms"] / 1e3)
     row["achieved_tflops"] = row["train_img_per_s"] * row["train_gflops_per_img"] / 1e3
     return row

@@ -197,6 +197,7 @@ def attach_peer(
                 torch_ips = p[f"{task}_img_per_s"]
                 r[f"torch_{mode}_{task}_img_per_s"] = torch_ips
                 r[f"jax_over_torch_{mode}_{task}"] = r[f"{task}_img_per_s"] / torch_ips
+            r[f"torch_{mode}_train_pipelined_img_per_s"] = p.get("train_pipelined_img_per_s")
             r["torch_params"] = p["params"]
             if mode == "compile" and p.get("compile_s") is not None:
                 notes.append(f"torch.compile {p['compile_s']:.0f} s")

@@ -56,6 +56,7 @@ def test_peer_times_two_steps_on_cpu_and_time_boxes_compile():
         nnx.eval_shape(lambda: create_model("mtl_resunet", widths=TINY))
     )
     assert got[0]["train_img_per_s"] > 0 and got[0]["infer_img_per_s"] > 0
+    assert got[0]["train_pipelined_img_per_s"] > 0
     assert got[0]["loss_finite"] is True
     # A 1-second box cannot fit even the interpreter start: the row says so, nothing hangs.
     boxed = run_peer("mtl_resunet", configs, kwargs={"widths": TINY}, modes=("compile",), timeout=1)
