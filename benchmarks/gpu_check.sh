@@ -10,9 +10,8 @@
 # as much again, so the jobs come in groups, one group per call (GPU_CHECK_GROUP):
 #   proposed (default): mtl_resunet sequential (none) with the PyTorch peer (eager +
 #       torch.compile) and fold-parallel (5 folds, default fold_conv) at batch 16;
-#   profile: mtl_resunet at batch 16 and 64 with a device trace of 3 steps each
-#       (OUT/trace-<configuration>.json.gz) and its summary (benchmarks/profile_trace.py:
-#       kernel time by category, device idle %);
+#   profile: mtl_resunet at batch 16 and 64, a device trace of 3 steps each
+#       (OUT/trace-<configuration>.json.gz) and its summary (benchmarks/profile_trace.py);
 #   fold: mtl_resunet at batch 16, sequential (none) against fold-parallel with each way of
 #       batching its convolutions (GPU_CHECK_FOLD_MODES, default "unrolled split_wgrad grouped";
 #       mtl_bench/fold_conv.py);
@@ -27,12 +26,10 @@
 #       (TUNING_FLAGS below; the CSV's model_kwargs, config_overrides and xla_flags columns tell
 #       the rows apart): the "profile and fix" attempts of issue #7;
 #   all: every group in turn (a machine without the 8-minute limit).
-# GPU_CHECK_GROUP=profile,fold,reference runs several groups in one call, in the order above,
-# into one CSV.
-# GPU_CHECK_BUDGET_S (default 450 s) bounds the whole script; each job has its own time box, cut
-# to what is left (the bench keeps to --time-box = box − 30 s itself, so a cut PyTorch peer still
-# writes its rows; the outer timeout is a backstop); what could not be measured is listed at the
-# end.
+# GPU_CHECK_GROUP=profile,fold runs several groups, in the order above, into one CSV.
+# GPU_CHECK_BUDGET_S (default 450 s) bounds the script; each job has a time box cut to what is
+# left (the bench keeps to --time-box = box − 30 s, so a cut peer still writes its rows; the outer
+# timeout is a backstop); what could not be measured is listed at the end.
 #
 #   bash benchmarks/gpu_check.sh                      # on the GPU machine, from anywhere
 #   GPU_CHECK_GROUP=reference bash benchmarks/gpu_check.sh
@@ -41,9 +38,8 @@
 # Environment: GPU_CHECK_GROUP; GPU_CHECK_BUDGET_S; GPU_CHECK_OUT (results folder; default
 # results/, dry run: a temporary folder); GPU_CHECK_SKIP_CHECKS=1 skips step 1's correctness
 # checks (75 s on an H100) in a second call on the same machine; PYTHON (default python3).
-# The GPU machines have the JAX/torch stack but not segmentation-models-pytorch: carry its wheel
-# (``pip download --no-deps segmentation_models_pytorch==0.6.0``) and put it on PYTHONPATH; do
-# NOT carry flax (flax 0.12.8 fails to import on their jax 0.11.2; their own flax 0.12.10 works).
+# The GPU machines lack segmentation-models-pytorch: carry its wheel (pip download --no-deps
+# segmentation_models_pytorch==0.6.0) onto PYTHONPATH; NOT flax (0.12.8 fails on their jax 0.11.2).
 # Exit status: 0 when every correctness check passed and the CSV has rows, else 1.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -173,7 +173,7 @@ class UpConv2x2(nnx.Module):
         # is (n·h·w, c) @ (c, 4·out) and its output is pixel-major (jnp.einsum would put the
         # kernel first and leave a transpose over `out`). kernel[::-1, ::-1] because the
         # transposed convolution's block at offset (a, b) uses tap (1-a, 1-b). The remaining
-        # interleave (w ↔ a) is an index map XLA fuses into the consumer (the skip concatenation).
+        # interleave (w ↔ a) is an index map XLA can fuse into the consumer (the skip concat).
         k = kernel[::-1, ::-1]
         y = jax.lax.dot_general(x, k, (((3,), (2,)), ((), ())))
         y = y.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, k.shape[-1])
