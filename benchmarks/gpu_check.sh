@@ -90,7 +90,8 @@ from mtl_bench.provenance import device_kind; print(device_slug(device_kind()))"
 CSV="$OUT/throughput/$SLUG-$(date -u +%Y%m%d-%H%M%S).csv"
 NOT_MEASURED=()
 
-# job BOX LABEL ARGS...: one benchmarks.throughput call appending to $CSV, in its time box.
+# job BOX LABEL ARGS...: one benchmarks.throughput call appending to $CSV, in its time box; the
+# bench itself gets BOX − 30 s, and mtl_resunet at batch 16 + 64 needs ~110 s of it on an H100.
 job() {
   local box=$1 label=$2 left rc=0
   shift 2
@@ -187,9 +188,9 @@ if in_group reference; then
     --precision bf16 --peer torch --peer-compile "$PEER_COMPILE" --compile-cache off
 fi
 if in_group scale; then
-  job 200 "mtl_resunet jit/pmap, cold/warm compile" --models mtl_resunet \
+  job 240 "mtl_resunet jit/pmap, cold/warm compile" --models mtl_resunet \
     --batch-sizes "$BOTH" --precision bf16 --parallel jit,pmap --compile-cache fresh
-  job 150 "mtl_resunet fp32" --models mtl_resunet --batch-sizes "$BOTH" --precision fp32 \
+  job 170 "mtl_resunet fp32" --models mtl_resunet --batch-sizes "$BOTH" --precision fp32 \
     --parallel none --compile-cache off
   job 110 "mtl_resunet fold-parallel at $B2" --models mtl_resunet --batch-sizes "$B2" \
     --precision bf16 --parallel fold --compile-cache off
@@ -212,19 +213,19 @@ if in_group tuning; then
   # Each variant against the default in the same call: the flattened optimizer update (fewer
   # kernels per step: launch overhead is what batch 16 pays), autotuning off (compile time vs
   # speed), CUDA-graph command buffers off, and the latency-hiding scheduler on.
-  job 130 "mtl_resunet (default)" --models mtl_resunet --batch-sizes "$BOTH" --precision bf16 \
+  job 160 "mtl_resunet (default)" --models mtl_resunet --batch-sizes "$BOTH" --precision bf16 \
     --compile-cache off
   # The up-conv computed as before (input-dilated conv: its weight gradient was 3.9 ms of a
   # 21.8 ms batch-16 step in the 2026-11-26 H100 trace) against the default matmul above.
-  job 130 "mtl_resunet, up_conv=dilated_conv" --models mtl_resunet --batch-sizes "$BOTH" \
+  job 160 "mtl_resunet, up_conv=dilated_conv" --models mtl_resunet --batch-sizes "$BOTH" \
     --precision bf16 --compile-cache off --set mtl_resunet:up_conv=dilated_conv
-  job 130 "mtl_resunet, optimizer_flatten" --models mtl_resunet --batch-sizes "$BOTH" \
+  job 160 "mtl_resunet, optimizer_flatten" --models mtl_resunet --batch-sizes "$BOTH" \
     --precision bf16 --compile-cache off --config optimizer_flatten=true
   TUNING_FLAGS=("--xla_gpu_autotune_level=0" "--xla_gpu_enable_command_buffer="
     "--xla_gpu_enable_latency_hiding_scheduler=true")
   for flags in "${TUNING_FLAGS[@]}"; do
     # No stray space: XLA reads a value not starting with "--" as a file name.
-    XLA_FLAGS="${XLA_FLAGS:-}${XLA_FLAGS:+ }$flags" job 130 "mtl_resunet, XLA_FLAGS='$flags'" \
+    XLA_FLAGS="${XLA_FLAGS:-}${XLA_FLAGS:+ }$flags" job 160 "mtl_resunet, XLA_FLAGS='$flags'" \
       --models mtl_resunet --batch-sizes "$BOTH" --precision bf16 --compile-cache off
   done
 fi
