@@ -69,6 +69,35 @@ fi
 
 log() { printf '[gpu_check %4ds] %s\n' "$((SECONDS - START))" "$*"; }
 
+# The choices first: a bad value fails at once, not after the environment checks.
+GROUP=${GPU_CHECK_GROUP:-proposed}
+# Several groups, comma-separated, run in the order of this script (one lease, one CSV).
+in_group() { [[ ,$GROUP, == *,all,* || ,$GROUP, == *,"$1",* ]]; }
+for g in ${GROUP//,/ }; do
+  case $g in
+    all | proposed | fold | profile | reference | scale | segmentation | classification | tuning) ;;
+    *)
+      log "FAILED: GPU_CHECK_GROUP: '$g' is not one of proposed, fold, profile, reference, scale, segmentation, classification, tuning, all"
+      exit 1
+      ;;
+  esac
+done
+if [[ -z ${GROUP//[, ]/} ]]; then
+  log "FAILED: GPU_CHECK_GROUP='$GROUP' names no group"
+  exit 1
+fi
+FOLD_MODES=${GPU_CHECK_FOLD_MODES:-unrolled split_wgrad grouped}
+for m in $FOLD_MODES; do
+  case $m in
+    unrolled | split_wgrad | grouped) ;;
+    *)
+      log "FAILED: GPU_CHECK_FOLD_MODES: '$m' is not one of unrolled, split_wgrad, grouped"
+      exit 1
+      ;;
+  esac
+done
+BOTH="$B1,$B2"
+
 log "step 1/3: environment"
 timeout 60 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
   log "nvidia-smi not available"
@@ -122,29 +151,6 @@ job() {
 }
 
 log "step 2/3: throughput → $CSV"
-GROUP=${GPU_CHECK_GROUP:-proposed}
-BOTH="$B1,$B2"
-# Several groups, comma-separated, run in the order of this script (one lease, one CSV).
-in_group() { [[ ,$GROUP, == *,all,* || ,$GROUP, == *,"$1",* ]]; }
-for g in ${GROUP//,/ }; do
-  case $g in
-    all | proposed | fold | profile | reference | scale | segmentation | classification | tuning) ;;
-    *)
-      log "FAILED: GPU_CHECK_GROUP: '$g' is not one of proposed, fold, profile, reference, scale, segmentation, classification, tuning, all"
-      exit 1
-      ;;
-  esac
-done
-FOLD_MODES=${GPU_CHECK_FOLD_MODES:-unrolled split_wgrad grouped}
-for m in $FOLD_MODES; do
-  case $m in
-    unrolled | split_wgrad | grouped) ;;
-    *)
-      log "FAILED: GPU_CHECK_FOLD_MODES: '$m' is not one of unrolled, split_wgrad, grouped"
-      exit 1
-      ;;
-  esac
-done
 if in_group proposed; then
   job 300 "mtl_resunet none (+torch.compile)" --models mtl_resunet --batch-sizes "$BOTH" \
     --precision bf16 --parallel none --peer torch --peer-compile "$PEER_COMPILE" --compile-cache off
