@@ -22,9 +22,9 @@ import jax.numpy as jnp
 from flax import nnx
 
 from baselines.heads import check_image_size, check_num_classes
-from baselines.layers import batch_norm, check_spatial, conv2d, max_pool
+from baselines.layers import batch_norm, check_spatial, conv2d
 from mtl_bench.fold_conv import conv_general_dilated
-from mtl_bench.layers import UpConvImpl, up_conv2x2
+from mtl_bench.layers import UpConvImpl, max_pool2, up_conv2x2
 from mtl_bench.model import resolve_dtype
 from mtl_bench.registry import register_model
 
@@ -107,7 +107,7 @@ class ClassicUNet(nnx.Module):
         h, skips = x.astype(self.dtype), []
         for i, block in enumerate(self.down):
             if i:
-                h = max_pool(h, 2, 2)
+                h = max_pool2(h)  # torch's MaxPool2d(2) values; faster than reduce_window
             h = block(h, train)
             skips.append(h)
         h = self.drop(h, deterministic=not train or rng is None, rngs=rng)
