@@ -24,7 +24,7 @@ from flax import nnx
 from baselines.heads import check_image_size, check_num_classes
 from baselines.layers import batch_norm, check_spatial, conv2d
 from mtl_bench.fold_conv import conv_general_dilated
-from mtl_bench.layers import UpConvImpl, max_pool2, up_conv2x2
+from mtl_bench.layers import UpConv2x2, UpConvImpl, max_pool2
 from mtl_bench.model import resolve_dtype
 from mtl_bench.registry import register_model
 
@@ -82,9 +82,7 @@ class ClassicUNet(nnx.Module):
         self.down = nnx.List(down)
         ups, dec = [], []
         for w in reversed(widths[:-1]):
-            ups.append(
-                up_conv2x2(prev, w, impl=up_conv, kernel_init=HE_NORMAL, dtype=dt, rngs=rngs)
-            )
+            ups.append(UpConv2x2(prev, w, impl=up_conv, kernel_init=HE_NORMAL, dtype=dt, rngs=rngs))
             dec.append(DoubleConv(2 * w, w, batch_norm, **kw))
             prev = w
         self.ups = nnx.List(ups)

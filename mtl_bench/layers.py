@@ -101,7 +101,7 @@ class Upsample(nnx.Module):
             raise ValueError(f"upsample must be 'transpose' or 'nearest', got {mode!r}")
         self.mode = mode
         if mode == "transpose":
-            self.up = up_conv2x2(in_ch, out_ch, impl=up_conv, dtype=dtype, rngs=rngs)
+            self.up = UpConv2x2(in_ch, out_ch, impl=up_conv, dtype=dtype, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         if self.mode == "transpose":
@@ -117,9 +117,9 @@ UP_CONV_IMPLS: tuple[str, ...] = ("matmul", "dilated_conv")
 
 
 class UpConv2x2(nnx.Module):
-    """A 2×2 stride-2 transposed convolution (``nnx.ConvTranspose(..., padding="VALID")``): the
-    same parameters (``kernel`` (2, 2, in, out), ``bias`` (out,)), initialisation and values,
-    computed one of two ways (``impl``):
+    """U-Net's up-conv, a 2×2 stride-2 transposed convolution (``nnx.ConvTranspose(...,
+    padding="VALID")``): the same parameters (``kernel`` (2, 2, in, out), ``bias`` (out,)),
+    initialisation and values, computed one of two ways (``impl``):
 
     - ``"matmul"`` (default): each input pixel's 2×2 output block is one matrix product,
       ``y[n, 2i+a, 2j+b] = x[n, i, j] @ kernel[1-a, 1-b] + bias`` — the blocks do not overlap, so
@@ -178,19 +178,6 @@ class UpConv2x2(nnx.Module):
         y = jax.lax.dot_general(x, k, (((3,), (2,)), ((), ())))
         y = y.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, k.shape[-1])
         return y + bias
-
-
-def up_conv2x2(
-    in_ch: int,
-    out_ch: int,
-    *,
-    impl: UpConvImpl = "matmul",
-    kernel_init: nnx.Initializer | None = None,
-    dtype: jnp.dtype = jnp.float32,
-    rngs: nnx.Rngs,
-) -> UpConv2x2:
-    """U-Net's up-conv: :class:`UpConv2x2` (a 2×2 stride-2 transposed convolution)."""
-    return UpConv2x2(in_ch, out_ch, impl=impl, kernel_init=kernel_init, dtype=dtype, rngs=rngs)
 
 
 def max_pool2(x: jax.Array) -> jax.Array:

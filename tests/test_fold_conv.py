@@ -11,7 +11,7 @@ from flax import nnx
 from jax import lax
 
 from mtl_bench.fold_conv import FOLD_CONV_MODES, check_mode, conv_general_dilated, fold_conv_mode
-from mtl_bench.layers import up_conv2x2
+from mtl_bench.layers import UpConv2x2
 
 FOLDS = 3
 DN = ("NHWC", "HWIO", "NHWC")
@@ -108,7 +108,7 @@ def test_mode_is_scoped_and_checked():
 
 def test_up_conv2x2_is_convtranspose():
     ref = nnx.ConvTranspose(6, 4, (2, 2), strides=(2, 2), padding="VALID", rngs=nnx.Rngs(0))
-    ours = up_conv2x2(6, 4, rngs=nnx.Rngs(0))
+    ours = UpConv2x2(6, 4, rngs=nnx.Rngs(0))
     assert ours.kernel[...].shape == ref.kernel[...].shape == (2, 2, 6, 4)
     np.testing.assert_array_equal(ours.kernel[...], ref.kernel[...])
     x = jax.random.normal(jax.random.key(2), (2, 5, 7, 6))
