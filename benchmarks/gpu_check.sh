@@ -152,7 +152,9 @@ job() {
 
 log "step 2/3: throughput → $CSV"
 if in_group proposed; then
-  job 300 "mtl_resunet none (+torch.compile)" --models mtl_resunet --batch-sizes "$BOTH" \
+  # 2026-11-26 H100, box 300: JAX rows + eager peer ~160 s, torch.compile 44 s at batch 16 and
+  # the batch-64 compile run cut at 93 s: 380 lets both compile runs finish.
+  job 380 "mtl_resunet none (+torch.compile)" --models mtl_resunet --batch-sizes "$BOTH" \
     --precision bf16 --parallel none --peer torch --peer-compile "$PEER_COMPILE" --compile-cache off
   job 110 "mtl_resunet fold-parallel" --models mtl_resunet --batch-sizes "$B1" \
     --precision bf16 --parallel fold --compile-cache off
@@ -188,9 +190,10 @@ if in_group fold; then
   done
 fi
 if in_group reference; then
-  job 240 "unet (+torch.compile)" --models unet --batch-sizes "$BOTH" --precision bf16 \
+  # 2026-11-26 H100, boxes 240: unet's batch-64 and unet_resnet34's compile runs were cut.
+  job 290 "unet (+torch.compile)" --models unet --batch-sizes "$BOTH" --precision bf16 \
     --peer torch --peer-compile "$PEER_COMPILE" --compile-cache off
-  job 240 "unet_resnet34 (+torch.compile)" --models unet_resnet34 --batch-sizes "$BOTH" \
+  job 270 "unet_resnet34 (+torch.compile)" --models unet_resnet34 --batch-sizes "$BOTH" \
     --precision bf16 --peer torch --peer-compile "$PEER_COMPILE" --compile-cache off
 fi
 if in_group scale; then
