@@ -22,7 +22,8 @@
 #   segmentation: UNet++/FPN/DeepLabV3+ (ResNet-34) and DAF with the eager peer;
 #   classification: every gradient-trained classifier with its peer (resnet50 also compiled);
 #   tuning: mtl_resunet at batch 16 and 64: default, the up-conv as the input-dilated conv it
-#       replaced (up_conv=dilated_conv), the flattened optimizer update, and XLA flag variants
+#       replaced (up_conv=dilated_conv), the packed state (state_layout=packed), the flattened
+#       optimizer update, and XLA flag variants
 #       (TUNING_FLAGS below; the CSV's model_kwargs, config_overrides and xla_flags columns tell
 #       the rows apart): the "profile and fix" attempts of issue #7;
 #   all: every group in turn (a machine without the 8-minute limit).
@@ -228,6 +229,10 @@ if in_group tuning; then
   # 21.8 ms batch-16 step in the 2026-11-26 H100 trace) against the default matmul above.
   job 160 "mtl_resunet, up_conv=dilated_conv" --models mtl_resunet --batch-sizes "$BOTH" \
     --precision bf16 --compile-cache off --set mtl_resunet:up_conv=dilated_conv
+  # The state as two flat buffers instead of 341 arrays (mtl_bench/state_pack.py): fewer runtime
+  # arguments per call (a blocked batch-16 step was ~1.4 ms slower than a pipelined one).
+  job 160 "mtl_resunet, state_layout=packed" --models mtl_resunet --batch-sizes "$BOTH" \
+    --precision bf16 --compile-cache off --config state_layout=packed
   job 160 "mtl_resunet, optimizer_flatten" --models mtl_resunet --batch-sizes "$BOTH" \
     --precision bf16 --compile-cache off --config optimizer_flatten=true
   TUNING_FLAGS=("--xla_gpu_autotune_level=0" "--xla_gpu_enable_command_buffer="

@@ -34,6 +34,9 @@ class RunConfig:
     epochs: int = 500
     optimizer: str = "adam"  # adam | adamw | sgd
     optimizer_flatten: bool = False  # one flat vector for the update: fewer kernels per step
+    # The state in the per-step call: leaves (one array each) | packed (a few flat buffers: the
+    # same values, fewer runtime arguments, a concatenate more per step; mtl_bench/state_pack.py).
+    state_layout: str = "leaves"
     lr: float = 1e-4
     lr_decay_every: int = 20  # epochs; 0 keeps the rate constant
     lr_decay_factor: float = 0.1

@@ -4,6 +4,7 @@ import dataclasses
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -152,24 +153,38 @@ def test_flattened_optimizer_computes_the_same_update(data, optimizer):
     np.testing.assert_allclose(flat.test_eval["prob"], plain.test_eval["prob"], atol=1e-5)
 
 
-def test_jitted_step_takes_the_state_as_flat_leaves(data):
-    # The per-step call gets a plain list (cheap to flatten on the host), and one step on the
-    # leaves is the pure train step on the nested state.
-    model = build_model(TINY, num_classes=2)
-    engine = Engine(model, ("mask", "label"), TINY, steps_per_epoch=3, class_alpha=np.ones(2))
+@pytest.mark.parametrize("layout", ["leaves", "packed"])
+def test_jitted_step_takes_the_state_as_flat_arrays(data, layout):
+    # The per-step call gets a plain list (cheap to flatten on the host): the state's leaves, or
+    # a few flat buffers holding them (fewer runtime arguments). Either way one step is the pure
+    # train step on the nested state, bit for bit.
+    cfg = dataclasses.replace(TINY, state_layout=layout)
+    model = build_model(cfg, num_classes=2)
+    engine = Engine(model, ("mask", "label"), cfg, steps_per_epoch=3, class_alpha=np.ones(2))
     state = engine.initial_state
-    leaves = engine.flatten_state(state)
-    assert isinstance(leaves, list) and all(isinstance(x, jax.Array) for x in leaves)
-    assert int(leaves[engine.step_leaf]) == 0
+    arrays = engine.flatten_state(state)
+    assert isinstance(arrays, list) and all(isinstance(x, jax.Array) for x in arrays)
+    n_leaves = len(jax.tree.leaves(state))
+    # packed: one float32 and one int32 buffer (the step counters) for 300-odd leaves
+    assert len(arrays) == (n_leaves if layout == "leaves" else 2), len(arrays)
+    assert int(engine.unflatten_state(arrays)["step"]) == 0
+    assert arrays[engine.step_leaf].dtype == jnp.int32
     placed = engine.place_data(fold_arrays(data.images, data.masks, data.labels))
     table, weights = engine.epoch_table(len(data), jax.random.key(0))
     key = jax.random.key(1)
-    copy = jax.tree.map(lambda x: x.copy(), leaves)  # the step donates its input
-    new_leaves, m = engine._train_indexed(copy, placed, table, weights, key)
+    copy = jax.tree.map(lambda x: x.copy(), arrays)  # the step donates its input
+    new_arrays, m = engine._train_indexed(copy, placed, table, weights, key)
     new_state, m_ref = jax.jit(engine._train_indexed_impl)(state, placed, table, weights, key)
-    assert int(new_leaves[engine.step_leaf]) == 1
-    for a, b in zip(new_leaves, engine.flatten_state(new_state), strict=True):
+    back = engine.unflatten_state(new_arrays)
+    assert int(back["step"]) == 1
+    assert jax.tree.structure(back) == jax.tree.structure(state)
+    for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(new_state), strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
         np.testing.assert_array_equal(a, b)  # the same program
     np.testing.assert_array_equal(m["loss"], m_ref["loss"])
-    back = engine.unflatten_state(new_leaves)
-    assert jax.tree.structure(back) == jax.tree.structure(state)
+
+
+def test_unknown_state_layout_is_one_clear_error():
+    cfg = dataclasses.replace(TINY, state_layout="flat")
+    with pytest.raises(ValueError, match="state_layout 'flat': use packed or leaves"):
+        Engine(build_model(cfg, 2), ("mask", "label"), cfg, steps_per_epoch=1, class_alpha=None)
