@@ -145,11 +145,14 @@ class Engine:
         return jax.device_put(arrays)
 
     def place_state(self, state: State) -> State:
+        """A copy of ``state`` placed for the strategy. Always a copy: training donates the
+        state's buffers, and ``initial_state`` must stay readable (a restore target, a second
+        fold, a timing run)."""
         if self.parallel == "jit":
             return par.replicate(state, self.mesh)
         if self.parallel == "pmap":
             return par.stack_for_pmap(state, self.devices)
-        return state
+        return jax.tree.map(jnp.copy, state)
 
     def flatten_state(self, state: State) -> list[jax.Array]:
         """The state as the flat list of arrays ``_train_indexed`` takes and returns: its leaves,

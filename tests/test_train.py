@@ -188,3 +188,18 @@ def test_unknown_state_layout_is_one_clear_error():
     cfg = dataclasses.replace(TINY, state_layout="flat")
     with pytest.raises(ValueError, match="state_layout 'flat': use packed or leaves"):
         Engine(build_model(cfg, 2), ("mask", "label"), cfg, steps_per_epoch=1, class_alpha=None)
+
+
+def test_initial_state_survives_training(data):
+    # Training donates the state's buffers; place_state copies, so the engine's initial state
+    # stays readable after an epoch (it is the restore target and the start of every fold).
+    model = build_model(TINY, num_classes=2)
+    engine = Engine(model, ("mask", "label"), TINY, steps_per_epoch=2, class_alpha=np.ones(2))
+    # copies: a zero-copy view held on the CPU would stop the donation this test is about
+    before = [np.array(x, copy=True) for x in jax.tree.leaves(engine.initial_state)]
+    placed = engine.place_data(fold_arrays(data.images, data.masks, data.labels))
+    state, _ = engine.run_epoch(engine.place_state(engine.initial_state), placed, jax.random.key(0))
+    assert int(state["step"]) == 2
+    assert not any(x.is_deleted() for x in jax.tree.leaves(engine.initial_state))
+    for a, b in zip(before, jax.tree.leaves(engine.initial_state), strict=True):
+        np.testing.assert_array_equal(a, np.asarray(b))
