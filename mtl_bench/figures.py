@@ -144,6 +144,11 @@ def throughput_figures(throughput_dir: Path, out: Path) -> list[Path]:
     plt = _plt()
     written = []
     for kind, dev in df.groupby("device_kind"):
+        # Runs of different code on one device are separate lines too ("model @commit"): the
+        # committed H100 CSVs span the fixes of three sessions, and one median would hide them.
+        if "git_commit" in dev and dev["git_commit"].fillna("").nunique() > 1:
+            commit = dev["git_commit"].fillna("?").astype(str).str[:7]
+            dev = dev.assign(line=dev["line"] + " @" + commit)
         groups = list(dev.groupby(["precision", "image_size", "strategy", "devices"]))
         fig, axes = plt.subplots(
             1, len(groups), figsize=(5 * len(groups), 4), squeeze=False, sharey=False

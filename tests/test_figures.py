@@ -185,3 +185,27 @@ def test_throughput_lines_keep_run_variants_apart(tmp_path, monkeypatch):
         ["mtl_resunet [grouped]", "mtl_resunet [unrolled]"],  # the fold panel: two lines
         ["mtl_resunet", "mtl_resunet [optimizer_flatten=true]"],
     ]
+
+
+def test_throughput_lines_keep_code_versions_apart(tmp_path, monkeypatch):
+    # Two runs of the same configuration on one device at different commits: two lines, each
+    # named by its commit; a device whose rows share one commit keeps plain names.
+    base = {"model": "unet", "batch_size": 16, "status": "ok", "precision": "bf16",
+            "image_size": 64, "devices": 1, "strategy": "none"}  # fmt: skip
+    write_csv(tmp_path / "throughput" / "gpu-1.csv", [
+        {**base, "device_kind": "H100", "train_img_per_s": 692.0, "git_commit": "02ccc44+dirty"},
+        {**base, "device_kind": "H100", "train_img_per_s": 924.0, "git_commit": "dc59781abc"},
+        {**base, "device_kind": "cpu", "train_img_per_s": 9.0, "git_commit": "dc59781abc"},
+    ])  # fmt: skip
+    seen = {}
+
+    def keep(fig, path):
+        seen[path.name] = [
+            sorted(t.get_text() for t in ax.get_legend().get_texts()) for ax in fig.axes
+        ]
+        return path
+
+    monkeypatch.setattr(figures, "_save", keep)
+    figures.throughput_figures(tmp_path / "throughput", tmp_path / "fig")
+    assert seen["throughput_h100.png"] == [["unet @02ccc44", "unet @dc59781"]]
+    assert seen["throughput_cpu.png"] == [["unet"]]
