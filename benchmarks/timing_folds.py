@@ -54,6 +54,8 @@ def measure_folds(
         fold_conv=fold_conv,
     )  # fmt: skip
     cfg = apply_overrides(cfg, list(spec.config))
+    if cfg.state_layout != "leaves":  # fold-parallel's own step takes the stacked state as is
+        raise Skip(f"state_layout={cfg.state_layout!r}: fold-parallel takes leaves only")
     try:
         model = build_model(cfg, spec.num_classes)
     except (ValueError, TypeError) as e:

@@ -36,7 +36,7 @@ class RunConfig:
     optimizer_flatten: bool = False  # one flat vector for the update: fewer kernels per step
     # The state in the per-step call: leaves (one array each) | packed (a few flat buffers: the
     # same values, fewer runtime arguments, a concatenate more per step; mtl_bench/state_pack.py).
-    # Fold-parallel training passes its stacked state as it is, whatever this says.
+    # Fold-parallel training takes leaves only (its own stacked step).
     state_layout: str = "leaves"
     lr: float = 1e-4
     lr_decay_every: int = 20  # epochs; 0 keeps the rate constant

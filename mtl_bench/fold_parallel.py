@@ -57,6 +57,11 @@ def _check(cfg: RunConfig) -> None:
         )
     if cfg.val_fraction > 0:
         raise ValueError("fold_parallel does not support val_fraction > 0 (best-epoch selection)")
+    if cfg.state_layout != "leaves":
+        raise ValueError(
+            f"fold_parallel passes its stacked state as arrays: state_layout={cfg.state_layout!r} "
+            "applies to sequential folds only"
+        )
     check_mode(cfg.fold_conv)
 
 
