@@ -11,10 +11,11 @@ starts; on the H100 a blocked batch-16 step takes ~1.4 ms more than a pipelined 
 The cost: inside the step the buffers are sliced back into the leaves (slices fuse into their
 consumers) and the new leaves concatenated (one 339-operand concatenate for the proposed model,
 which reads the updated state once more), so the donated buffers are reused for the outputs. On
-the CPU that cancels the saving (same commands at 32² and 64², batch 16: blocked and pipelined
-rates equal or up to 10 % lower); on a GPU it is unmeasured, hence ``state_layout="leaves"`` by
-default and the packed layout as one of ``gpu_check.sh``'s tuning rows. The values are the
-same: slicing and concatenating are exact (tested bit for bit).
+the CPU that cancels the saving (``bench --config state_layout=...``, 32² batch 2 widths 4…64
+and 64² batch 16 widths 8…128, two runs each: blocked and pipelined rates equal or up to 10 %
+lower); on a GPU it is unmeasured, hence ``state_layout="leaves"`` by default and the packed
+layout as one of ``gpu_check.sh``'s tuning rows. The values are the same: slicing and
+concatenating are exact (tested bit for bit).
 
 Leaves of extended dtypes (PRNG keys) cannot be concatenated with anything; each stays a buffer
 of its own. Scalars are packed as one element.
