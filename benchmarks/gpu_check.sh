@@ -19,6 +19,8 @@
 #       (eager + torch.compile): the brief's reference figures;
 #   scale: mtl_resunet under jit and pmap, fp32, fold-parallel at 64, compile cold and warm
 #       (issue #4's measure);
+#   protocol: the real training loop (mtl-bench cv, paper preset, one fold, a few epochs) and
+#       benchmarks/protocol_time.py's extrapolation to 5 folds × 500 epochs (issue #4's 20 min);
 #   segmentation: UNet++/FPN/DeepLabV3+ (ResNet-34) and DAF with the eager peer;
 #   classification: every gradient-trained classifier with its peer (resnet50 also compiled);
 #   tuning: mtl_resunet at batch 16 and 64: default, the up-conv as the input-dilated conv it
@@ -41,7 +43,8 @@
 # checks (75 s on an H100) in a second call on the same machine; PYTHON (default python3).
 # The GPU machines lack segmentation-models-pytorch: carry its wheel (pip download --no-deps
 # segmentation_models_pytorch==0.6.0) onto PYTHONPATH; NOT flax (0.12.8 fails on their jax 0.11.2).
-# Exit status: 0 when every correctness check passed and the CSV has rows, else 1.
+# Exit status: 0 when every correctness check passed, the CSV has rows (when a throughput job
+# ran) and the protocol group's training run (when asked for) finished; else 1.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -76,9 +79,9 @@ GROUP=${GPU_CHECK_GROUP:-proposed}
 in_group() { [[ ,$GROUP, == *,all,* || ,$GROUP, == *,"$1",* ]]; }
 for g in ${GROUP//,/ }; do
   case $g in
-    all | proposed | fold | profile | reference | scale | segmentation | classification | tuning) ;;
+    all | proposed | fold | profile | reference | scale | protocol | segmentation | classification | tuning) ;;
     *)
-      log "FAILED: GPU_CHECK_GROUP: '$g' is not one of proposed, fold, profile, reference, scale, segmentation, classification, tuning, all"
+      log "FAILED: GPU_CHECK_GROUP: '$g' is not one of proposed, fold, profile, reference, scale, protocol, segmentation, classification, tuning, all"
       exit 1
       ;;
   esac
@@ -119,6 +122,7 @@ SLUG=$(timeout 120 "$PY" -c "from benchmarks.peaks import device_slug
 from mtl_bench.provenance import device_kind; print(device_slug(device_kind()))") || SLUG=unknown-device
 CSV="$OUT/throughput/$SLUG-$(date -u +%Y%m%d-%H%M%S).csv"
 NOT_MEASURED=()
+JOBS_RUN=0 # whether a throughput job started (the protocol group alone writes no CSV rows)
 
 # job BOX LABEL ARGS...: one benchmarks.throughput call appending to $CSV, in its time box; the
 # bench itself gets BOX − 30 s, and mtl_resunet at batch 16 + 64 needs ~110 s of it on an H100.
@@ -132,6 +136,7 @@ job() {
     return
   fi
   log "$label: time box ${box}s"
+  JOBS_RUN=1
   # The bench keeps to --time-box itself (what would not fit is not started, the PyTorch peer's
   # box is cut to what is left), so the peer rows reach the CSV; the outer timeout, 30 s later,
   # is the backstop for a configuration that ran past its estimate.
@@ -205,6 +210,22 @@ if in_group scale; then
   job 110 "mtl_resunet fold-parallel at $B2" --models mtl_resunet --batch-sizes "$B2" \
     --precision bf16 --parallel fold --compile-cache off
 fi
+if in_group protocol; then
+  left=$((BUDGET - (SECONDS - START) - 15))
+  box=$((left < 240 ? left : 240))
+  if ((box < 90)); then
+    NOT_MEASURED+=("training-loop protocol run (time budget spent)")
+  else
+    log "training-loop protocol run: time box ${box}s"
+    TINY_RUN=()
+    [[ $DRY == 1 ]] && TINY_RUN=(--tiny)
+    if ! timeout --kill-after=10 "$box" "$PY" -m benchmarks.protocol_time \
+      --measure "$OUT/protocol" ${TINY_RUN[@]+"${TINY_RUN[@]}"}; then
+      NOT_MEASURED+=("training-loop protocol run (failed or stopped at ${box}s)")
+      STATUS=1 # the training loop itself failing on a GPU is a bug, not a missing figure
+    fi
+  fi
+fi
 if in_group segmentation && [[ $DRY != 1 ]]; then
   job 450 "segmentation baselines" --batch-sizes "$BOTH" --precision bf16 \
     --models unetplusplus_resnet34,fpn_resnet34,deeplabv3plus_resnet34,daf \
@@ -253,9 +274,11 @@ rows = read_csv(sys.argv[1])
 print(format_table(rows))
 print('\n'.join(protocol_minutes(rows)))" "$CSV"
   log "CSV: $CSV"
-else
+elif ((JOBS_RUN)); then
   log "FAILED: no throughput rows were written"
   STATUS=1
+else
+  log "no throughput job ran"
 fi
 log "done (exit $STATUS)"
 exit $STATUS

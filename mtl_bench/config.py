@@ -114,6 +114,13 @@ def apply_overrides(cfg: RunConfig, assignments: list[str]) -> RunConfig:
         if key.startswith("model_kwargs.") or key in MODEL_KWARG_ALIASES:
             model_kwargs[key.split(".", 1)[-1]] = value
             continue
+        if key == "model_kwargs":  # the whole dict; later model_kwargs.K=V add to it
+            if not isinstance(value, dict):
+                raise ValueError(
+                    f"--set {item!r}: model_kwargs takes a dict, e.g. {{'widths': (8, 16)}}"
+                )
+            model_kwargs = dict(value)
+            continue
         if key not in fields:
             raise ValueError(
                 f"unknown config key {key!r} in --set {item!r}; known keys: {', '.join(fields)}"

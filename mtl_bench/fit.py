@@ -133,6 +133,10 @@ def fit_fold(
             log(f"fold {fold}: resumed after epoch {start_epoch}", quiet=quiet)
     val_data = arrays(val_idx) if val_idx is not None else None
     base_key = jax.random.fold_in(jax.random.key(cfg.seed), fold)
+    # Where a fold's time goes besides the epochs themselves (the curve has each epoch's rate):
+    # benchmarks/protocol_time.py extrapolates a short run to the full protocol from these.
+    timing = {"setup_s": time.perf_counter() - t0, "eval_s": 0.0, "checkpoint_s": 0.0}
+    saves = 0
 
     with progress_bar(cfg.epochs * steps, f"fold {fold}", quiet=quiet) as bar:
         bar.set_total(cfg.epochs * steps, start_epoch * steps)
@@ -147,7 +151,9 @@ def fit_fold(
             if val_data is not None and (
                 (epoch + 1) % max(cfg.eval_every, 1) == 0 or epoch + 1 == cfg.epochs
             ):
+                tv = time.perf_counter()
                 ev = engine.evaluate(engine.canonical_state(state), val_data)
+                timing["eval_s"] += time.perf_counter() - tv
                 score = _val_score(info.tasks, ev, dataset.labels[val_idx])
                 row["val_score"] = score
                 if score > best[0]:
@@ -159,12 +165,17 @@ def fit_fold(
                 _write_curve(curve_path, curve)
             if ckpt is not None:
                 final = epoch + 1 == cfg.epochs
-                ckpt.maybe_save(epoch + 1, engine.canonical_state(state), best, final=final)
+                tc = time.perf_counter()
+                if ckpt.maybe_save(epoch + 1, engine.canonical_state(state), best, final=final):
+                    timing["checkpoint_s"] += time.perf_counter() - tc
+                    saves += 1
 
     eval_state = engine.canonical_state(state)
     if best[1] is not None:
         eval_state = {**eval_state, **engine.place_data(best[1], for_eval=True)}
+    tv = time.perf_counter()
     test_eval = engine.evaluate(eval_state, arrays(test_idx))
+    timing["eval_s"] += time.perf_counter() - tv
     timed = [r["img_per_s"] for r in curve[1:]] or [r["img_per_s"] for r in curve]
     return FoldRun(
         tasks=info.tasks,
@@ -178,6 +189,9 @@ def fit_fold(
             **weights_extras,
             "selected_by_validation": best[1] is not None,
             "best_val_score": best[0] if best[1] is not None else None,
+            "train_images": len(fit_idx),
+            "checkpoints_saved": saves,
+            **{k: round(v, 3) for k, v in timing.items()},
         },
         state=eval_state if keep_state else None,
         engine=engine if keep_state else None,
@@ -247,9 +261,10 @@ class _Checkpoints:
         )
         self.best_dir = directory / "best"
 
-    def maybe_save(self, epoch: int, state: State, best: tuple, *, final: bool) -> None:
+    def maybe_save(self, epoch: int, state: State, best: tuple, *, final: bool) -> bool:
+        """Save after ``epoch`` when it is due (or ``final``); whether it saved."""
         if not final and (self.every <= 0 or epoch % self.every):
-            return
+            return False
         ocp = self._ocp
         items = {
             "state": ocp.args.StandardSave(state),
@@ -265,6 +280,7 @@ class _Checkpoints:
             items["best"] = ocp.args.StandardSave(best[1])
         self.mngr.save(epoch, args=ocp.args.Composite(**items), force=True)
         self.mngr.wait_until_finished()
+        return True
 
     def restore(self, like: State):
         step = self.mngr.latest_step()

@@ -33,6 +33,12 @@ def test_overrides_apply_and_validate():
         apply_overrides(RunConfig(), ["epochs=lots"])
     with pytest.raises(ValueError, match="hflip takes true or false"):
         apply_overrides(RunConfig(), ["hflip=1"])
+    # The whole model_kwargs dict replaces the preset's; model_kwargs.K=V after it adds a key.
+    base = RunConfig(model_kwargs={"widths": (8, 16), "dropout": 0.5})
+    got = apply_overrides(base, ["model_kwargs={'widths': (4, 8)}", "model_kwargs.dense_units=16"])
+    assert got.model_kwargs == {"widths": (4, 8), "dense_units": 16}
+    with pytest.raises(ValueError, match="model_kwargs takes a dict"):
+        apply_overrides(RunConfig(), ["model_kwargs=(4,8)"])
 
 
 def test_presets():

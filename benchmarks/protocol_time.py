@@ -1,0 +1,197 @@
+"""The paper protocol's training time extrapolated from a short run of the real training loop.
+
+``bench`` times the jitted step alone; this reads what ``mtl-bench cv`` itself spent on a few
+epochs — set-up (model, data placement), the first epoch (compile included), the later epochs
+(from the learning curve's per-epoch rate), checkpoint saves and evaluation (recorded per fold in
+``fold_K.json`` since the fit loop times them) — and scales the per-epoch and per-checkpoint parts
+to the protocol::
+
+    mtl-bench cv --model mtl_resunet --preset paper --precision bf16 --folds 0 \\
+        --set epochs=6 --set checkpoint_every=1 --out /tmp/protocol
+    python -m benchmarks.protocol_time /tmp/protocol --epochs 500 --checkpoint-every 10 --folds 5
+    python -m benchmarks.protocol_time --measure OUT     # both, then OUT gets the fold's files
+
+Per fold: setup + first epoch + (epochs − 1) × median later epoch + saves × mean save + eval,
+where saves = ceil(epochs / checkpoint_every) (the last epoch always saves). Evaluation is counted
+as run (the test set once; validation passes, when the run had them, as many times as it did).
+``--measure OUT`` runs both (6 epochs; ``--tiny``: 32², narrow widths, 60 images, for a CPU),
+keeps the checkpoints in a temporary folder (~170 MB at full width) and writes the fold's result
+file, curve and the printed lines (``estimate.txt``) to OUT; ``gpu_check.sh``'s ``protocol``
+group runs it on a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+TIMING_KEYS = ("setup_s", "eval_s", "checkpoint_s", "checkpoints_saved", "train_images")
+
+
+class ProtocolError(ValueError):
+    """A results folder this tool cannot read (the message names the file)."""
+
+
+def fold_timing(method_dir: Path, fold_json: Path) -> dict[str, Any]:
+    """One fold's measured components (seconds) from its result file and learning curve."""
+    try:
+        res = json.loads(fold_json.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ProtocolError(f"{fold_json}: not a readable result file ({e})") from None
+    missing = [k for k in TIMING_KEYS if k not in res]
+    if missing:
+        raise ProtocolError(
+            f"{fold_json}: no {', '.join(missing)} (written by an older mtl-bench; rerun the fold)"
+        )
+    curve_path = method_dir / f"{fold_json.stem}_curve.csv"
+    try:
+        with open(curve_path, newline="") as f:
+            rates = [float(r["img_per_s"]) for r in csv.DictReader(f)]
+    except (OSError, KeyError, ValueError) as e:
+        raise ProtocolError(f"{curve_path}: no readable img_per_s curve ({e})") from None
+    if len(rates) < 2:
+        raise ProtocolError(f"{curve_path}: {len(rates)} epoch(s); run at least 2 (better 5)")
+    n = res["train_images"]
+    epochs_s = [n / r for r in rates]
+    saves = res["checkpoints_saved"]
+    return {
+        "fold": res["fold"],
+        "device_kind": res.get("device_kind", ""),
+        "git_commit": res.get("git_commit", ""),
+        "train_images": n,
+        "epochs_run": len(rates),
+        "setup_s": res["setup_s"],
+        "first_epoch_s": epochs_s[0],
+        "epoch_s": statistics.median(epochs_s[1:]),
+        "save_s": res["checkpoint_s"] / saves if saves else 0.0,
+        "eval_s": res["eval_s"],
+        "wall_s": res.get("wall_time_s", float("nan")),
+    }
+
+
+def extrapolate(t: dict[str, Any], epochs: int, checkpoint_every: int) -> float:
+    """Seconds for one fold of ``epochs`` epochs from one short fold's components."""
+    saves = math.ceil(epochs / checkpoint_every) if checkpoint_every > 0 else 1
+    return (
+        t["setup_s"]
+        + t["first_epoch_s"]
+        + (epochs - 1) * t["epoch_s"]
+        + saves * t["save_s"]
+        + t["eval_s"]
+    )
+
+
+def method_dir_of(results: Path, method: str | None) -> Path:
+    """``results/method``, or the only method folder there when ``method`` is None."""
+    if not results.is_dir():
+        raise ProtocolError(f"{results}: no such results folder")
+    if method is not None:
+        path = results / method
+        if not any(path.glob("fold_*.json")):
+            raise ProtocolError(f"{path}: no fold_K.json result files")
+        return path
+    found = sorted(p for p in results.iterdir() if any(p.glob("fold_*.json")))
+    if len(found) != 1:
+        names = ", ".join(p.name for p in found) or "none"
+        raise ProtocolError(f"{results}: name the method with --method (found: {names})")
+    return found[0]
+
+
+def report(results: Path, method: str | None, epochs: int, every: int, folds: int) -> list[str]:
+    """The printed lines: each measured fold's components and the protocol estimate."""
+    mdir = method_dir_of(results, method)
+    rows = [fold_timing(mdir, p) for p in sorted(mdir.glob("fold_*.json"))]
+    lines = [
+        f"{mdir}: {len(rows)} fold(s) measured on {rows[0]['device_kind'] or 'unknown device'}"
+        f" (git {rows[0]['git_commit'][:12] or '?'})"
+    ]
+    for t in rows:
+        lines.append(
+            f"  fold {t['fold']}: {t['epochs_run']} epochs × {t['train_images']} images: setup "
+            f"{t['setup_s']:.1f} s, first epoch {t['first_epoch_s']:.1f} s, later epochs "
+            f"{t['epoch_s']:.3f} s ({t['train_images'] / t['epoch_s']:.0f} img/s), checkpoint "
+            f"{t['save_s']:.2f} s, eval {t['eval_s']:.1f} s (wall {t['wall_s']:.1f} s)"
+        )
+    per_fold = statistics.mean(extrapolate(t, epochs, every) for t in rows)
+    lines.append(
+        f"paper protocol from the training loop: {folds * per_fold / 60:.1f} min = {folds} folds × "
+        f"{per_fold / 60:.2f} min ({epochs} epochs, a checkpoint every {every}, folds one after "
+        "another; from the measured fold(s) above)"
+    )
+    return lines
+
+
+def measure(out: Path, epochs_run: int = 6, tiny: bool = False) -> list[str]:
+    """Run ``mtl-bench cv`` (paper preset, fold 0, bf16, a checkpoint every epoch) in a temporary
+    folder, copy its fold files to ``out`` and return (and save) the report."""
+    from mtl_bench.cli import main as cli_main
+
+    sets = [f"epochs={epochs_run}", "checkpoint_every=1"]
+    if tiny:
+        sets += ["image_size=32", "synthetic_n=60", "model_kwargs={'widths': (4, 8, 16, 32, 64)}"]
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        argv = ["cv", "--model", "mtl_resunet", "--preset", "paper", "--precision", "bf16"]
+        argv += ["--folds", "0", "--out", str(run), "--quiet"]
+        argv += [a for kv in sets for a in ("--set", kv)]
+        old = os.environ.get("MTL_BENCH_CACHE")
+        os.environ["MTL_BENCH_CACHE"] = str(Path(tmp) / "cache")  # prepared data: temporary too
+        try:
+            rc = cli_main(argv)
+        finally:
+            if old is None:
+                os.environ.pop("MTL_BENCH_CACHE")
+            else:
+                os.environ["MTL_BENCH_CACHE"] = old
+        if rc:
+            raise ProtocolError(f"mtl-bench {' '.join(argv)} exited with {rc}")
+        lines = report(run, "mtl_resunet", 500, 10, 5)
+        lines[0] = lines[0].replace(str(run / "mtl_resunet"), str(out))  # the files' new home
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("fold_0.json", "fold_0_curve.csv"):
+            shutil.copy(run / "mtl_resunet" / name, out / name)
+    (out / "estimate.txt").write_text("\n".join(lines) + "\n")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("results", type=Path, nargs="?", help="the folder `mtl-bench cv --out` wrote")
+    p.add_argument(
+        "--measure", type=Path, default=None, help="run the short cv first; files to DIR"
+    )
+    p.add_argument("--tiny", action="store_true", help="with --measure: CPU-sized run")
+    p.add_argument("--method", default=None, help="method folder (default: the only one)")
+    p.add_argument("--epochs", type=int, default=500)
+    p.add_argument("--checkpoint-every", type=int, default=10)
+    p.add_argument("--folds", type=int, default=5)
+    args = p.parse_args(argv)
+    if args.epochs < 1 or args.folds < 1:
+        p.error("--epochs and --folds must be at least 1")
+    if (args.results is None) == (args.measure is None):
+        p.error("give a results folder or --measure OUT (not both)")
+    try:
+        if args.measure is not None:
+            lines = measure(args.measure, tiny=args.tiny)
+        else:
+            lines = report(
+                args.results, args.method, args.epochs, args.checkpoint_every, args.folds
+            )
+    except ProtocolError as e:
+        print(f"protocol_time: {e}", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""benchmarks/protocol_time.py: the fit loop's timing fields and the protocol extrapolation."""
+
+import csv
+import dataclasses
+import json
+import math
+import statistics
+
+import pytest
+
+from benchmarks import protocol_time as pt
+from mtl_bench.config import RunConfig
+from mtl_bench.cv import run_cv
+
+TINY = RunConfig(
+    model_kwargs={"widths": (4, 8, 16, 32, 64), "dense_units": 16},
+    synthetic_n=24,
+    image_size=32,
+    folds=2,
+    epochs=3,
+    batch_size=8,
+    lr_decay_every=0,
+    preprocess="none",
+    checkpoint_every=1,
+    eval_batch_size=8,
+)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("protocol")
+    with pytest.MonkeyPatch.context() as mp:  # the prepared-data cache stays in tmp
+        mp.setenv("MTL_BENCH_CACHE", str(out / "cache"))
+        run_cv(TINY, out / "res", folds=[0], quiet=True)
+    return out / "res"
+
+
+def test_fit_loop_records_where_the_time_went(run_dir):
+    rec = json.loads((run_dir / "mtl_resunet" / "fold_0.json").read_text())
+    assert rec["checkpoints_saved"] == 3  # checkpoint_every=1, 3 epochs
+    assert rec["train_images"] == 12  # 24 phantom images, 2 folds
+    for k in ("setup_s", "eval_s", "checkpoint_s"):
+        assert 0 < rec[k] < rec["wall_time_s"], k
+
+
+def test_extrapolation_is_the_documented_sum(run_dir):
+    mdir = run_dir / "mtl_resunet"
+    rec = json.loads((mdir / "fold_0.json").read_text())
+    with open(mdir / "fold_0_curve.csv", newline="") as f:
+        epoch_s = [12 / float(r["img_per_s"]) for r in csv.DictReader(f)]
+    t = pt.fold_timing(mdir, mdir / "fold_0.json")
+    assert t["first_epoch_s"] == pytest.approx(epoch_s[0])
+    assert t["epoch_s"] == pytest.approx(statistics.median(epoch_s[1:]))
+    want = (
+        rec["setup_s"]
+        + epoch_s[0]
+        + 499 * t["epoch_s"]
+        + math.ceil(500 / 10) * rec["checkpoint_s"] / 3
+        + rec["eval_s"]
+    )
+    assert pt.extrapolate(t, 500, 10) == pytest.approx(want)
+    lines = pt.report(run_dir, None, 500, 10, 5)
+    assert lines[-1].startswith(f"paper protocol from the training loop: {5 * want / 60:.1f} min")
+
+
+def test_unreadable_inputs_are_one_line_errors(run_dir, tmp_path, capsys):
+    assert pt.main([str(tmp_path / "nowhere")]) == 2
+    assert "nowhere: no such results folder" in capsys.readouterr().err
+    old = tmp_path / "old" / "unet"
+    old.mkdir(parents=True)
+    rec = json.loads((run_dir / "mtl_resunet" / "fold_0.json").read_text())
+    for k in ("setup_s", "checkpoints_saved"):
+        del rec[k]
+    (old / "fold_0.json").write_text(json.dumps(rec))
+    assert pt.main([str(tmp_path / "old")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("fold_0.json: no setup_s, checkpoints_saved (written by an older "
+                        "mtl-bench; rerun the fold)") and "\n" not in err  # fmt: skip
+    assert pt.main([str(run_dir), "--method", "unet"]) == 2
+    assert "no fold_K.json result files" in capsys.readouterr().err
+
+
+def test_one_epoch_runs_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("MTL_BENCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "one"
+    run_cv(dataclasses.replace(TINY, epochs=1), out, folds=[0], quiet=True)
+    with pytest.raises(pt.ProtocolError, match="1 epoch"):
+        pt.report(out, "mtl_resunet", 500, 10, 5)
+
+
+def test_measure_runs_the_loop_and_keeps_the_fold_files(tmp_path, capsys):
+    out = tmp_path / "protocol"
+    assert pt.main(["--measure", str(out), "--tiny"]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert sorted(p.name for p in out.iterdir()) == [
+        "estimate.txt",
+        "fold_0.json",
+        "fold_0_curve.csv",
+    ]  # fmt: skip  (the checkpoints stayed in the temporary folder)
+    assert (out / "estimate.txt").read_text().splitlines() == printed[-3:]
+    assert printed[-3].startswith(f"{out}: 1 fold(s) measured")
+    assert json.loads((out / "fold_0.json").read_text())["checkpoints_saved"] == 6
+
+
+def test_results_or_measure_not_both(tmp_path):
+    with pytest.raises(SystemExit):
+        pt.main([str(tmp_path), "--measure", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        pt.main([])
