@@ -50,7 +50,8 @@ def fold_timing(method_dir: Path, fold_json: Path) -> dict[str, Any]:
     missing = [k for k in TIMING_KEYS if k not in res]
     if missing:
         raise ProtocolError(
-            f"{fold_json}: no {', '.join(missing)} (written by an older mtl-bench; rerun the fold)"
+            f"{fold_json}: no {', '.join(missing)} (an older mtl-bench or a fold-parallel run: "
+            "rerun the fold sequentially)"
         )
     curve_path = method_dir / f"{fold_json.stem}_curve.csv"
     try:
