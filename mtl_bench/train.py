@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import jax
@@ -31,7 +30,7 @@ from mtl_bench.data.augment import AugmentConfig, augment_with_keys
 from mtl_bench.losses import joint_loss
 from mtl_bench.metrics import confusion_counts
 from mtl_bench.optim import lr_at, make_optimizer
-from mtl_bench.state_pack import StatePacker
+from mtl_bench.state_pack import StateLayout
 
 State = dict[str, Any]
 
@@ -70,8 +69,6 @@ class Engine:
         steps_per_epoch: int,
         class_alpha: np.ndarray | None,
     ) -> None:
-        if cfg.state_layout not in ("packed", "leaves"):
-            raise ValueError(f"state_layout {cfg.state_layout!r}: use packed or leaves")
         self.cfg = cfg
         self.parallel = cfg.parallel
         self.devices = par.select_devices(cfg.devices) if cfg.parallel != "none" else None
@@ -103,35 +100,21 @@ class Engine:
             "opt_state": self.tx.init(params),
             "step": jnp.zeros((), jnp.int32),
         }
-        # The per-step jitted call takes the state as a flat list of arrays: flattening the nested
-        # nnx.State / optax pytree in Python cost ~1 ms per call (341 leaves, tiny mtl_resunet, CPU;
-        # 1.1-1.4 ms of host `ParseArguments` before every H100 step in the 2026-11-26 trace),
-        # a list ~0.01 ms. With cfg.state_layout="packed" the list is a few flat buffers
-        # (mtl_bench/state_pack.py: the runtime's per-argument cost goes too, a concatenate is
-        # added). Callers convert once per epoch (flatten_state / unflatten_state).
-        self._treedef = jax.tree.structure(self.initial_state)
-        step_index = jax.tree.unflatten(self._treedef, range(self._treedef.num_leaves))["step"]
-        self._packer: StatePacker | None = None
-        if cfg.state_layout == "packed":
-            self._packer = StatePacker.for_leaves(self._treedef.flatten_up_to(self.initial_state))
-            # pmap: the state is stacked per device outside the step, one copy inside.
-            wrap = partial(jax.pmap, devices=self.devices) if self.parallel == "pmap" else jax.jit
-            self._pack = wrap(self._packer.pack)
-            self._unpack = wrap(self._packer.unpack)
-            step_index = self._packer.buffer_of_leaf(step_index)
-        # Which array of flatten_state's list holds the step counter: blocking on it waits
-        # for the whole step (its own leaf, or the packed int32 buffer it sits in).
-        self.step_leaf = step_index
+        # The per-step call takes the state as a flat list (mtl_bench/state_pack.py says why).
+        pmap_devices = self.devices if self.parallel == "pmap" else None
+        self._layout = StateLayout(self.initial_state, cfg.state_layout, pmap_devices)
+        self.step_leaf = self._layout.step_index  # the list's array holding the step counter
         # donate_argnums=0: the old state's buffers are reused for the new one (no 2× memory).
         if self.parallel == "pmap":
             self._train_indexed = jax.pmap(
-                self._flat(self._train_indexed_pmap),
+                self._layout.traced(self._train_indexed_pmap),
                 axis_name=par.DATA_AXIS,
                 devices=self.devices,
                 donate_argnums=0,
             )
         else:
-            self._train_indexed = jax.jit(self._flat(self._train_indexed_impl), donate_argnums=0)
+            step = self._layout.traced(self._train_indexed_impl)
+            self._train_indexed = jax.jit(step, donate_argnums=0)
         self._eval = jax.jit(self._eval_impl)
         self.train_step = jax.jit(self.train_step_impl, donate_argnums=0)
 
@@ -157,27 +140,11 @@ class Engine:
     def flatten_state(self, state: State) -> list[jax.Array]:
         """The state as the flat list of arrays ``_train_indexed`` takes and returns: its leaves,
         or (``state_layout="packed"``) new buffers holding them (``state`` stays valid)."""
-        leaves = self._treedef.flatten_up_to(state)
-        return leaves if self._packer is None else self._pack(leaves)
+        return self._layout.flatten(state)
 
-    def unflatten_state(self, leaves: list[jax.Array]) -> State:
+    def unflatten_state(self, arrays: list[jax.Array]) -> State:
         """Inverse of :meth:`flatten_state`."""
-        if self._packer is not None:
-            leaves = self._unpack(leaves)
-        return jax.tree.unflatten(self._treedef, leaves)
-
-    def _flat(self, step: Callable[..., tuple[State, Any]]) -> Callable[..., tuple[list, Any]]:
-        """``step(state, ...)`` as a function of :meth:`flatten_state`'s list (the nested state
-        is rebuilt at trace time; packed buffers are sliced and concatenated inside the step)."""
-        packer = self._packer
-
-        def flat_step(arrays: list[jax.Array], *args: Any) -> tuple[list[jax.Array], Any]:
-            leaves = arrays if packer is None else packer.unpack(arrays)
-            new_state, metrics = step(jax.tree.unflatten(self._treedef, leaves), *args)
-            new = self._treedef.flatten_up_to(new_state)
-            return (new if packer is None else packer.pack(new)), metrics
-
-        return flat_step
+        return self._layout.unflatten(arrays)
 
     def canonical_state(self, state: State) -> State:
         """One copy of the state (pmap keeps one per device) for saving and evaluation."""
