@@ -131,9 +131,17 @@ def report(results: Path, method: str | None, epochs: int, every: int, folds: in
     return lines
 
 
-def measure(out: Path, epochs_run: int = 6, tiny: bool = False) -> list[str]:
+def measure(
+    out: Path,
+    epochs: int = 500,
+    every: int = 10,
+    folds: int = 5,
+    *,
+    epochs_run: int = 6,
+    tiny: bool = False,
+) -> list[str]:
     """Run ``mtl-bench cv`` (paper preset, fold 0, bf16, a checkpoint every epoch) in a temporary
-    folder, copy its fold files to ``out`` and return (and save) the report."""
+    folder, copy its fold files to ``out`` and return (and save) :func:`report`'s lines."""
     from mtl_bench.cli import main as cli_main
 
     sets = [f"epochs={epochs_run}", "checkpoint_every=1"]
@@ -155,7 +163,7 @@ def measure(out: Path, epochs_run: int = 6, tiny: bool = False) -> list[str]:
                 os.environ["MTL_BENCH_CACHE"] = old
         if rc:
             raise ProtocolError(f"mtl-bench {' '.join(argv)} exited with {rc}")
-        lines = report(run, "mtl_resunet", 500, 10, 5)
+        lines = report(run, "mtl_resunet", epochs, every, folds)
         lines[0] = lines[0].replace(str(run / "mtl_resunet"), str(out))  # the files' new home
         out.mkdir(parents=True, exist_ok=True)
         for name in ("fold_0.json", "fold_0_curve.csv"):
@@ -182,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give a results folder or --measure OUT (not both)")
     try:
         if args.measure is not None:
-            lines = measure(args.measure, tiny=args.tiny)
+            lines = measure(
+                args.measure, args.epochs, args.checkpoint_every, args.folds, tiny=args.tiny
+            )
         else:
             lines = report(
                 args.results, args.method, args.epochs, args.checkpoint_every, args.folds

@@ -90,7 +90,7 @@ def test_one_epoch_runs_are_refused(tmp_path, monkeypatch):
 
 def test_measure_runs_the_loop_and_keeps_the_fold_files(tmp_path, capsys):
     out = tmp_path / "protocol"
-    assert pt.main(["--measure", str(out), "--tiny"]) == 0
+    assert pt.main(["--measure", str(out), "--tiny", "--epochs", "400"]) == 0
     printed = capsys.readouterr().out.strip().splitlines()
     assert sorted(p.name for p in out.iterdir()) == [
         "estimate.txt",
@@ -99,6 +99,7 @@ def test_measure_runs_the_loop_and_keeps_the_fold_files(tmp_path, capsys):
     ]  # fmt: skip  (the checkpoints stayed in the temporary folder)
     assert (out / "estimate.txt").read_text().splitlines() == printed[-3:]
     assert printed[-3].startswith(f"{out}: 1 fold(s) measured")
+    assert "(400 epochs, a checkpoint every 10," in printed[-1]
     assert json.loads((out / "fold_0.json").read_text())["checkpoints_saved"] == 6
 
 
