@@ -20,6 +20,7 @@ import numpy as np
 from flax import nnx
 
 from mtl_bench.fold_conv import conv_general_dilated
+from mtl_bench.layers import max_pool2
 from mtl_bench.weights import FlaxPath, TorchTable, sub
 
 Init = jax.nn.initializers.Initializer
@@ -126,7 +127,15 @@ class Conv2dReLU(nnx.Module):
 
 
 def max_pool(x: jax.Array, kernel: int, stride: int, padding: int = 0) -> jax.Array:
-    """``nn.MaxPool2d``: padding is -inf, as in torch."""
+    """``nn.MaxPool2d``: padding is -inf, as in torch.
+
+    A 2×2 stride-2 unpadded pool over an even height and width (VGG's) is ``max_pool2``'s
+    reshape + max: the same values, without ``reduce_window``'s slow select-and-scatter backward
+    (``mtl_bench.layers.max_pool2`` says how much); odd sizes keep torch's floor via
+    ``reduce_window``.
+    """
+    if kernel == stride == 2 and padding == 0 and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0:
+        return max_pool2(x)
     pad = ((padding, padding), (padding, padding))
     return nnx.max_pool(x, (kernel, kernel), strides=(stride, stride), padding=pad)
 

@@ -115,3 +115,23 @@ def test_max_pool2_is_max_pool():
     np.testing.assert_array_equal(*grads)
     with pytest.raises(ValueError, match=r"even height and width, got \(1, 5, 4, 1\)"):
         max_pool2(jnp.ones((1, 5, 4, 1)))
+
+
+@pytest.mark.parametrize(
+    ("shape", "kernel", "stride", "padding"),
+    [((2, 8, 6, 3), 2, 2, 0), ((2, 7, 9, 3), 2, 2, 0), ((2, 9, 8, 3), 3, 2, 1)],
+)
+def test_baselines_max_pool_is_torch_pool(shape, kernel, stride, padding):
+    # baselines.layers.max_pool takes max_pool2's reshape for VGG's 2×2/2 pools on even sizes and
+    # reduce_window otherwise (odd sizes: torch's floor; ResNet/DenseNet's padded 3×3/2): the same
+    # values and, without ties, the same gradient as reduce_window in every case.
+    from baselines.layers import max_pool
+
+    x = jax.random.normal(jax.random.key(0), shape)
+    pad = ((padding, padding), (padding, padding))
+    ref = lambda x: nnx.max_pool(x, (kernel, kernel), strides=(stride, stride), padding=pad)  # noqa: E731
+    ours = lambda x: max_pool(x, kernel, stride, padding)  # noqa: E731
+    np.testing.assert_array_equal(ours(x), ref(x))
+    dy = jax.random.normal(jax.random.key(1), ref(x).shape)
+    grads = [jax.grad(lambda x, f=f: jnp.sum(f(x) * dy))(x) for f in (ours, ref)]
+    np.testing.assert_array_equal(*grads)
