@@ -202,7 +202,9 @@ def _parallel_step(engine: Engine, state, data, table, weights, keys, spe, alpha
         rng = jax.random.fold_in(key, st["step"])
         aug_key, drop_key = jax.random.split(rng)
         sample_keys = jax.random.split(aug_key, tab.shape[1])
-        new, m = engine._step(st, batch, sample_keys, drop_key, alpha=alpha, steps_per_epoch=steps)
+        new, m = engine.steps.step(
+            st, batch, sample_keys, drop_key, alpha=alpha, steps_per_epoch=steps
+        )
         new = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, st)
         return new, m
 

@@ -1,4 +1,5 @@
-"""The one training engine: every registered model trains and evaluates through this file.
+"""The one training engine: every registered model trains and evaluates through this file and
+the pure step functions it jits (``mtl_bench/step.py``).
 
 Design (why it looks like this):
 - The model is split once into ``graphdef`` (static) and pure state (params, other variables such
@@ -14,42 +15,25 @@ Design (why it looks like this):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
 from mtl_bench import parallel as par
-from mtl_bench.batches import _epoch_table, gather_batch
+from mtl_bench.batches import _epoch_table
 from mtl_bench.config import RunConfig
-from mtl_bench.data.augment import AugmentConfig, augment_with_keys
-from mtl_bench.losses import joint_loss
-from mtl_bench.metrics import confusion_counts
-from mtl_bench.optim import lr_at, make_optimizer
+from mtl_bench.optim import make_optimizer
 from mtl_bench.state_pack import StateLayout
+from mtl_bench.step import State, StepConfig, Steps
 
-State = dict[str, Any]
+__all__ = ["Engine", "State", "StepConfig", "Steps", "TrainingDiverged"]
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or inf; the message names the epoch and step."""
-
-
-@dataclass(frozen=True)
-class StepConfig:
-    """Hashable static settings of the jitted steps."""
-
-    tasks: tuple[str, ...]
-    batch_size: int
-    augment: AugmentConfig
-    w_seg: float
-    w_cls: float
-    focal_gamma: float
-    dice_smooth: float
 
 
 class Engine:
@@ -85,14 +69,16 @@ class Engine:
             self.tx = freeze_backbone(self.tx, model, freeze * steps_per_epoch)
         self.steps_per_epoch = steps_per_epoch
         self.alpha = None if class_alpha is None else jnp.asarray(class_alpha, jnp.float32)
-        self.static = StepConfig(
-            tasks=tasks,
-            batch_size=cfg.batch_size,
-            augment=AugmentConfig(cfg.hflip, cfg.vflip, float(cfg.max_rotation_deg)),
-            w_seg=cfg.w_seg,
-            w_cls=cfg.w_cls,
-            focal_gamma=cfg.focal_gamma,
-            dice_smooth=cfg.dice_smooth,
+        self.static = StepConfig.from_run(cfg, tasks)
+        self.steps = Steps(
+            self.graphdef,
+            self.tx,
+            cfg,
+            self.static,
+            alpha=self.alpha,
+            steps_per_epoch=steps_per_epoch,
+            mesh=self.mesh,
+            num_devices=len(self.devices or [None]),
         )
         self.initial_state: State = {
             "params": params,
@@ -107,16 +93,16 @@ class Engine:
         # donate_argnums=0: the old state's buffers are reused for the new one (no 2× memory).
         if self.parallel == "pmap":
             self._train_indexed = jax.pmap(
-                self._layout.traced(self._train_indexed_pmap),
+                self._layout.traced(self.steps.train_indexed_pmap),
                 axis_name=par.DATA_AXIS,
                 devices=self.devices,
                 donate_argnums=0,
             )
         else:
-            step = self._layout.traced(self._train_indexed_impl)
+            step = self._layout.traced(self.steps.train_indexed)
             self._train_indexed = jax.jit(step, donate_argnums=0)
-        self._eval = jax.jit(self._eval_impl)
-        self.train_step = jax.jit(self.train_step_impl, donate_argnums=0)
+        self._eval = jax.jit(self.steps.evaluate)
+        self.train_step = jax.jit(self.steps.train_step, donate_argnums=0)
 
     # ---- placement -------------------------------------------------------------------------
     def place_data(self, arrays: dict[str, Any], *, for_eval: bool = False) -> dict[str, Any]:
@@ -149,136 +135,6 @@ class Engine:
     def canonical_state(self, state: State) -> State:
         """One copy of the state (pmap keeps one per device) for saving and evaluation."""
         return par.unstack(state) if self.parallel == "pmap" else state
-
-    # ---- pure functions --------------------------------------------------------------------
-    def train_step_impl(
-        self, state: State, batch: dict[str, jax.Array], rng: jax.Array
-    ) -> tuple[State, dict[str, jax.Array]]:
-        """Pure ``train_step(state, batch, rng) -> (state, metrics)`` on a float batch.
-
-        ``batch`` holds "image" (B,H,W,C), "mask" (B,H,W,1), "label" (B,) and optionally
-        "weight" (B,) (0 for padding). Augmentation happens here, from ``rng``.
-        """
-        aug_key, drop_key = jax.random.split(rng)
-        sample_keys = jax.random.split(aug_key, batch["image"].shape[0])
-        return self._step(state, batch, sample_keys, drop_key)
-
-    def _step(
-        self,
-        state: State,
-        batch: dict[str, jax.Array],
-        sample_keys: jax.Array,
-        drop_key: jax.Array,
-        axis_name: str | None = None,
-        *,
-        alpha: jax.Array | None = None,
-        steps_per_epoch: jax.Array | int | None = None,
-    ) -> tuple[State, dict[str, jax.Array]]:
-        # alpha / steps_per_epoch are arguments (not only attributes) so fold-parallel training
-        # can vmap over folds whose class weights and epoch lengths differ.
-        s = self.static
-        alpha = self.alpha if alpha is None else alpha
-        spe = self.steps_per_epoch if steps_per_epoch is None else steps_per_epoch
-        masks = batch["mask"] if "mask" in s.tasks else None
-        images, masks = augment_with_keys(sample_keys, batch["image"], masks, s.augment)
-        batch = {**batch, "image": images, "mask": masks}
-        weight = batch.get("weight")
-        if self.mesh is not None:  # sharded jit: every device computes its slice of the batch
-            batch = jax.lax.with_sharding_constraint(batch, par.batch_sharding(self.mesh))
-
-        def loss_fn(params):
-            # copy=True: fresh Variables at this (grad) trace level, so BatchNorm may update them.
-            model = nnx.merge(self.graphdef, params, state["rest"], copy=True)
-            out = model(batch["image"], train=True, rng=drop_key)
-            loss, aux = joint_loss(
-                out,
-                batch,
-                w_seg=s.w_seg,
-                w_cls=s.w_cls,
-                alpha=alpha,
-                gamma=s.focal_gamma,
-                smooth=s.dice_smooth,
-                sample_weight=weight,
-            )
-            if axis_name is not None:
-                # This device's weighted mean times its share of the global weight: summing
-                # over devices (psum below) gives the global weighted mean exactly.
-                local = jnp.sum(weight) if weight is not None else jnp.float32(images.shape[0])
-                share = local / jnp.maximum(jax.lax.psum(local, axis_name), 1e-12)
-                loss = loss * share
-                aux = {k: v * share for k, v in aux.items()}
-            _, _, new_rest = nnx.split(model, nnx.Param, ...)
-            return loss, (aux, new_rest)
-
-        (loss, (aux, new_rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-        if axis_name is not None:
-            grads, aux = jax.lax.psum((grads, aux), axis_name)
-        updates, opt_state = self.tx.update(grads, state["opt_state"], state["params"])
-        lr = lr_at(self.cfg, state["step"], spe)
-        updates = jax.tree.map(lambda u: -lr * u, updates)
-        params = optax.apply_updates(state["params"], updates)
-        new_state = {
-            "params": params,
-            "rest": new_rest,
-            "opt_state": opt_state,
-            "step": state["step"] + 1,
-        }
-        metrics = {k: aux[k] for k in ("loss", "dice_loss", "focal_loss") if k in aux}
-        return new_state, metrics
-
-    def _train_indexed_impl(
-        self,
-        state: State,
-        data: dict[str, jax.Array],
-        table: jax.Array,
-        weights: jax.Array,
-        key: jax.Array,
-    ) -> tuple[State, dict[str, jax.Array]]:
-        # The step counter picks the row of this epoch's index table and the step's PRNG key.
-        row = state["step"] % table.shape[0]
-        idx, w = table[row], weights[row]
-        batch = {**gather_batch(data, idx), "weight": w}
-        return self.train_step_impl(state, batch, jax.random.fold_in(key, state["step"]))
-
-    def _train_indexed_pmap(
-        self,
-        state: State,
-        data: dict[str, jax.Array],
-        table: jax.Array,
-        weights: jax.Array,
-        key: jax.Array,
-    ) -> tuple[State, dict[str, jax.Array]]:
-        # Same global batch, keys and order as the single-device step; each device takes its
-        # contiguous slice. Dropout keys differ per device (the only difference from ``none``).
-        row = state["step"] % table.shape[0]
-        size = table.shape[1] // len(self.devices)
-        start = jax.lax.axis_index(par.DATA_AXIS) * size
-        idx = jax.lax.dynamic_slice_in_dim(table[row], start, size)
-        w = jax.lax.dynamic_slice_in_dim(weights[row], start, size)
-        aug_key, drop_key = jax.random.split(jax.random.fold_in(key, state["step"]))
-        keys = jax.random.split(aug_key, table.shape[1])
-        keys = jax.lax.dynamic_slice_in_dim(keys, start, size)
-        drop_key = jax.random.fold_in(drop_key, jax.lax.axis_index(par.DATA_AXIS))
-        batch = {**gather_batch(data, idx), "weight": w}
-        return self._step(state, batch, keys, drop_key, axis_name=par.DATA_AXIS)
-
-    def _eval_impl(
-        self, state: State, data: dict[str, jax.Array], idx: jax.Array
-    ) -> dict[str, jax.Array]:
-        batch = gather_batch(data, idx)
-        if self.mesh is not None and idx.shape[0] % len(self.devices) == 0:
-            batch = jax.lax.with_sharding_constraint(batch, par.batch_sharding(self.mesh))
-        model = nnx.merge(self.graphdef, state["params"], state["rest"])
-        out = model(batch["image"], train=False)
-        res: dict[str, jax.Array] = {}
-        if "label" in out:
-            res["prob"] = jax.nn.softmax(out["label"].astype(jnp.float32), axis=-1)
-        if "mask" in out:
-            pred = out["mask"][..., 0] > 0
-            res["counts"] = confusion_counts(pred, batch["mask"][..., 0] > 0.5)
-        if self.mesh is not None:  # every process can then read the whole batch's results
-            res = jax.lax.with_sharding_constraint(res, par.replicated(self.mesh))
-        return res
 
     # ---- host-side drivers -----------------------------------------------------------------
     def epoch_table(self, n: int, key: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -77,7 +77,7 @@ def test_eval_batching_does_not_change_results(data):
     arrays = engine.place_data(fold_arrays(data.images, data.masks, data.labels), for_eval=True)
     a = engine.evaluate(run.state, arrays, test)
     engine.cfg = dataclasses.replace(cfg, eval_batch_size=3)  # 8 = 3 + 3 + 2 (padded)
-    engine._eval = jax.jit(engine._eval_impl)
+    engine._eval = jax.jit(engine.steps.evaluate)
     b = engine.evaluate(run.state, arrays, test)
     np.testing.assert_array_equal(a["counts"], b["counts"])
     np.testing.assert_allclose(a["prob"], b["prob"], rtol=1e-6)
@@ -174,7 +174,7 @@ def test_jitted_step_takes_the_state_as_flat_arrays(data, layout):
     key = jax.random.key(1)
     copy = jax.tree.map(lambda x: x.copy(), arrays)  # the step donates its input
     new_arrays, m = engine._train_indexed(copy, placed, table, weights, key)
-    new_state, m_ref = jax.jit(engine._train_indexed_impl)(state, placed, table, weights, key)
+    new_state, m_ref = jax.jit(engine.steps.train_indexed)(state, placed, table, weights, key)
     back = engine.unflatten_state(new_arrays)
     assert int(back["step"]) == 1
     assert jax.tree.structure(back) == jax.tree.structure(state)
