@@ -23,9 +23,9 @@
 #       benchmarks/protocol_time.py's extrapolation to 5 folds × 500 epochs (issue #4's 20 min);
 #   segmentation: UNet++/FPN/DeepLabV3+ (ResNet-34) and DAF with the eager peer;
 #   classification: every gradient-trained classifier with its peer (resnet50 also compiled);
-#   tuning: mtl_resunet at batch 16 and 64: default, the up-conv as the input-dilated conv it
-#       replaced (up_conv=dilated_conv), the packed state (state_layout=packed), the flattened
-#       optimizer update, and XLA flag variants
+#   tuning: mtl_resunet at batch 16 and 64: default, the packed state (state_layout=packed;
+#       unet at batch 16 too, leaves against packed), the flattened optimizer update, the
+#       up-conv as the input-dilated conv it replaced (up_conv=dilated_conv), and XLA flag variants
 #       (TUNING_FLAGS below; the CSV's model_kwargs, config_overrides and xla_flags columns tell
 #       the rows apart): the "profile and fix" attempts of issue #7;
 #   all: every group in turn (a machine without the 8-minute limit).
@@ -244,18 +244,25 @@ if in_group tuning; then
   # Each variant against the default in the same call: the flattened optimizer update (fewer
   # kernels per step: launch overhead is what batch 16 pays), autotuning off (compile time vs
   # speed), CUDA-graph command buffers off, and the latency-hiding scheduler on.
+  # Most telling first (a budget of 555 s ends after the optimizer_flatten job).
   job 160 "mtl_resunet (default)" --models mtl_resunet --batch-sizes "$BOTH" --precision bf16 \
     --compile-cache off
-  # The up-conv computed as before (input-dilated conv: its weight gradient was 3.9 ms of a
-  # 21.8 ms batch-16 step in the 2026-11-26 H100 trace) against the default matmul above.
-  job 160 "mtl_resunet, up_conv=dilated_conv" --models mtl_resunet --batch-sizes "$BOTH" \
-    --precision bf16 --compile-cache off --set mtl_resunet:up_conv=dilated_conv
   # The state as two flat buffers instead of 341 arrays (mtl_bench/state_pack.py): fewer runtime
   # arguments per call (a blocked batch-16 step was ~1.4 ms slower than a pipelined one).
   job 160 "mtl_resunet, state_layout=packed" --models mtl_resunet --batch-sizes "$BOTH" \
     --precision bf16 --compile-cache off --config state_layout=packed
+  # unet's blocked batch-16 step, 1.28× torch eager (target 1.3×), was 1.5 ms slower than its
+  # pipelined one (1.40×) on the 2026-11-26 H100: the same A/B at batch B1, in one call.
+  for layout in leaves packed; do
+    job 110 "unet at $B1, state_layout=$layout" --models unet --batch-sizes "$B1" \
+      --precision bf16 --compile-cache off --config "state_layout=$layout"
+  done
   job 160 "mtl_resunet, optimizer_flatten" --models mtl_resunet --batch-sizes "$BOTH" \
     --precision bf16 --compile-cache off --config optimizer_flatten=true
+  # The up-conv computed as before (input-dilated conv: its weight gradient was 3.9 ms of a
+  # 21.8 ms batch-16 step in the 2026-11-26 H100 trace) against the default matmul above.
+  job 160 "mtl_resunet, up_conv=dilated_conv" --models mtl_resunet --batch-sizes "$BOTH" \
+    --precision bf16 --compile-cache off --set mtl_resunet:up_conv=dilated_conv
   TUNING_FLAGS=("--xla_gpu_autotune_level=0" "--xla_gpu_enable_command_buffer="
     "--xla_gpu_enable_latency_hiding_scheduler=true")
   for flags in "${TUNING_FLAGS[@]}"; do
