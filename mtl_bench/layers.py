@@ -187,7 +187,10 @@ def max_pool2(x: jax.Array) -> jax.Array:
     ~1 ms of a 18.4 ms batch-16 H100 step (results/profiles/, 2026-11-26) and were 2.6× slower
     than this on the CPU (forward + backward of a (16, 128, 128, 32) array). Same values; the
     gradient of a tie is shared among the tied inputs (``jnp.max``'s rule) instead of going to one
-    of them — after a ReLU, ties are zeros, to which the ReLU passes no gradient either way.
+    of them, as torch's does. Most ties are ReLU zeros, which pass no gradient either way, but 8-bit
+    images have flat patches whose activations tie above zero (0.02 % of the first pool's windows
+    on the phantom): another valid subgradient, so a network trains along another path (the
+    phantom's VGG-encoder rerun, results/README.md).
     """
     n, h, w, c = x.shape
     if h % 2 or w % 2:
