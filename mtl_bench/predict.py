@@ -125,8 +125,8 @@ def _list_inputs(inputs: Path) -> tuple[list[Path], list[dict[str, Any]]]:
 
 def _prepare(path: Path, size: int, method: str) -> tuple[np.ndarray, np.ndarray]:
     """(original grey image, model input (size, size) uint8): the training pipeline."""
+    from mtl_bench.data.png import load_grey_png, resize_image
     from mtl_bench.data.preprocess import preprocess
-    from mtl_bench.data.reader import load_grey_png, resize_image
 
     grey = load_grey_png(path)
     small = resize_image(grey, (size, size))  # the reader's own resize

@@ -17,7 +17,9 @@ from mtl_bench.tables import build_tables
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 # Folders whose tables are built from the fold files they hold (phantom/: `reproduce`;
 # phantom_mtl_resunet/: `cv` + `tables`, Tables 1-2 kept).
-FOLDERS = [p.parent for p in sorted(RESULTS.glob("*/tables")) if any(p.parent.glob("*/fold_*.json"))]
+FOLDERS = [
+    p.parent for p in sorted(RESULTS.glob("*/tables")) if any(p.parent.glob("*/fold_*.json"))
+]
 
 
 def test_results_folders_with_fold_files_exist():
@@ -40,3 +42,53 @@ def test_committed_tables_regenerate(folder: Path, tmp_path: Path):
         assert made.read_text("utf-8") == path.read_text("utf-8"), (
             f"{path.relative_to(RESULTS)} differs from what its result files give"
         )
+
+
+def test_readme_quotes_the_committed_phantom_figures():
+    # The README's sentence on the phantom run quotes Tables 1-2's mean ± sd and the AUC's fold
+    # range; they are typed prose, so they are checked against the committed CSVs here.
+    import pandas as pd
+
+    text = (RESULTS.parent / "README.md").read_text("utf-8")
+    folder = RESULTS / "phantom_mtl_resunet" / "tables"
+    seg = pd.read_csv(folder / "table1.csv", index_col="row")
+    cls = pd.read_csv(folder / "table2.csv", index_col="row")
+    quoted = {
+        "Dice": (seg, "DC"),
+        "JSI": (seg, "JSI"),
+        "accuracy": (cls, "ACC"),
+        "AUC": (cls, "AUC"),
+    }
+    for word, (table, col) in quoted.items():
+        want = f"{word} {table.loc['mean', col]:.3f} ± {table.loc['sd', col]:.3f}"
+        assert want in text, f"README.md should say {want!r} (results/phantom_mtl_resunet)"
+    folds = cls.drop(index=["mean", "sd"])["AUC"]
+    span = f"folds range {folds.min():.3f}–{folds.max():.3f}"
+    assert span in text, f"README.md should say {span!r}"
+
+
+def test_readme_quotes_the_latest_h100_rate():
+    # "The paper preset on GPUs" quotes the proposed model's batch-16 bf16 rate on an H100: it must
+    # be the newest committed H100 row of that configuration (default model and config).
+    import pandas as pd
+
+    csvs = sorted((RESULTS / "throughput").glob("nvidia-h100*.csv"))
+    rows = pd.concat([pd.read_csv(p) for p in csvs], ignore_index=True)
+    default = (
+        rows["config_overrides"].isna() & rows["model_kwargs"].isna() & rows["xla_flags"].isna()
+    )
+    rows = rows[
+        default
+        & (rows["model"] == "mtl_resunet")
+        & (rows["strategy"] == "none")
+        & (rows["batch_size"] == 16)
+        & (rows["precision"] == "bf16")
+        & (rows["status"] == "ok")
+    ]
+    assert len(rows), "no committed H100 row of mtl_resunet, batch 16, bf16"
+    row = rows.sort_values("timestamp_utc").iloc[-1]
+    text = " ".join((RESULTS.parent / "README.md").read_text("utf-8").split())
+    pipelined = f"trains at {row['train_pipelined_img_per_s']:.0f} images/s"
+    blocked = f"{row['train_img_per_s']:.0f} timed step by step"
+    for want in (pipelined, blocked):
+        assert want in text, f"README.md should say {want!r} ({row['timestamp_utc']} H100 row)"

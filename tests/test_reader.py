@@ -12,7 +12,8 @@ import pytest
 from busi_fixture import IMAGE_MODES, Item, ellipse, make_busi_tree, standard_spec, write_png
 from PIL import Image
 
-from mtl_bench.data.reader import DataWarning, load_grey_png, load_mask_png, read_busi, scan_busi
+from mtl_bench.data.png import load_grey_png, load_mask_png
+from mtl_bench.data.reader import DataWarning, read_busi, scan_busi
 from mtl_bench.data.types import DataError
 
 

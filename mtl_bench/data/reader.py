@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
+from mtl_bench.data.png import load_grey_png, load_mask_counted, resize_pair
 from mtl_bench.data.types import ALL_CLASSES, DataError, Dataset, class_names
 
 _MASK_RE = re.compile(r"^(?P<stem>.+)_mask(?:_(?P<k>\d+))?$", re.IGNORECASE)
-_SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 CLASS_PROBLEMS = ("missing_class_folder", "empty_class_folder")
 # Reason for a class folder outside the class set: listed as skipped, not warned about.
 OTHER_CLASS = "class not in class set"
@@ -136,46 +135,6 @@ def _scan_class(folder: Path, cls: str, skipped: list, problems: list) -> list[B
     return entries
 
 
-def _grey(img: Image.Image) -> np.ndarray:
-    if img.mode in _SIXTEEN_BIT:
-        # 16-bit grey: map 0..65535 linearly onto 0..255 (v / 257), so 8-bit data stored as
-        # 16 bits (v * 257) comes back exactly; Pillow's own convert would clip at 255 instead.
-        a = np.clip(np.asarray(img, dtype=np.float64), 0, 65535)
-        return np.rint(a / 257.0).astype(np.uint8)
-    # 1, L, LA, P, RGB, RGBA: alpha is dropped (not composited), palettes are looked up, colour
-    # becomes ITU-R 601 luma, which is exactly the grey value when R == G == B as in BUSI.
-    return np.asarray(img.convert("L"), dtype=np.uint8)
-
-
-def load_grey_png(path: str | os.PathLike) -> np.ndarray:
-    """An image as (H, W) uint8 grey (RGB(A): luma, alpha dropped; palette looked up; 16-bit
-    v / 257); DataError naming a missing, corrupt or truncated file."""
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return _grey(img)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
-        reason = " ".join(str(e).split()) or type(e).__name__
-        raise DataError(f"{path}: cannot decode image ({reason})") from None
-
-
-def load_mask_counted(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """A mask as bool (> 127; a 0/1-valued mask uses 1) and its count of pixels not 0/255."""
-    a = load_grey_png(path)
-    if a.max(initial=0) == 1:
-        return a == 1, 0
-    nonbinary = int(np.count_nonzero((a != 0) & (a != 255)))
-    return a > 127, nonbinary
-
-
-def load_mask_png(path: str | os.PathLike) -> np.ndarray:
-    """A mask file as (H, W) bool (see ``load_mask_counted``); DataError naming a bad file."""
-    return load_mask_counted(path)[0]
-
-
 def decode_entry(entry: BusiEntry) -> tuple[Any, Any, list[Problem], list[Problem]]:
     """Native (grey image or None, OR-merged bool mask, errors, warnings) of one entry; errors
     (``undecodable``, ``size_mismatch``) make it unusable, warnings do not."""
@@ -213,23 +172,6 @@ def parallel_map(fn: Callable, items: Iterable) -> Iterator:
     """``map`` over threads, in order: Pillow releases the GIL while decoding PNGs."""
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
         yield from pool.map(fn, items)
-
-
-def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A grey uint8 image at ``size`` (H, W) exactly as training data is made (also for predict)."""
-    if image.shape == size:
-        return image
-    # Pillow's bilinear widens its support when shrinking: downsizing is anti-aliased.
-    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.Resampling.BILINEAR))
-
-
-def _resize(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple:
-    if image.shape == size:
-        return image, mask
-    m = Image.fromarray(mask.astype(np.uint8) * 255).resize(
-        (size[1], size[0]), Image.Resampling.NEAREST
-    )
-    return resize_image(image, size), np.asarray(m) > 127
 
 
 def _warn(kind: str, items: list[str]) -> None:
@@ -273,7 +215,7 @@ def read_busi(
         image, mask, errors, warns = decode_entry(entry)
         if errors:
             return None, errors, warns
-        small = _resize(image, mask, hw)  # type: ignore[arg-type]
+        small = resize_pair(image, mask, hw)  # type: ignore[arg-type]
         if entry.class_name != "normal" and mask.any() and not small[1].any():
             warns.append(Problem("empty_lesion_mask", str(entry.image), "mask vanished in resize"))
         return small, errors, warns
