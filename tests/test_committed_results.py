@@ -92,3 +92,70 @@ def test_readme_quotes_the_latest_h100_rate():
     blocked = f"{row['train_img_per_s']:.0f} timed step by step"
     for want in (pipelined, blocked):
         assert want in text, f"README.md should say {want!r} ({row['timestamp_utc']} H100 row)"
+
+
+def _readme_throughput_tables() -> list[tuple[list[str], list[str]]]:
+    """(CSV paths, markdown table lines) for each ``python -m benchmarks.throughput_io CSV...``
+    quoted in results/README.md with the table it printed below it."""
+    import re
+
+    lines = (RESULTS / "README.md").read_text("utf-8").splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        if not line.startswith("`python -m benchmarks.throughput_io "):
+            continue
+        command = " ".join(lines[i : i + 3])  # the command wraps onto the next line at most
+        command = command[1 : command.index("`", 1)]
+        csvs = re.findall(r"results/throughput/\S+\.csv", command)
+        start = next(j for j in range(i, len(lines)) if lines[j].startswith("|"))
+        end = next((j for j in range(start, len(lines)) if not lines[j].startswith("|")), None)
+        found.append((csvs, lines[start:end]))
+    return found
+
+
+def _cells(table: list[str]) -> tuple[list[str], list[list[str]]]:
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in table]
+    return rows[0], rows[2:]
+
+
+@pytest.mark.parametrize(
+    "csvs,quoted", [pytest.param(c, q, id=Path(c[0]).stem) for c, q in _readme_throughput_tables()]
+)
+def test_readme_throughput_tables_are_what_the_csvs_print(csvs, quoted):
+    # The README quotes `throughput_io`'s table, some constant columns left out (it says which):
+    # every quoted cell must be what the code prints now from the committed CSV, row for row.
+    from benchmarks.throughput_io import format_table, read_csv
+
+    rows = [r for p in csvs for r in read_csv(RESULTS.parent / p)]
+    head, body = _cells(quoted)
+    made_head, made_body = _cells(format_table(rows).splitlines())
+    assert len(body) == len(made_body), f"{csvs}: {len(body)} rows quoted, {len(made_body)} made"
+    for col in head:
+        assert col in made_head, f"{csvs}: column {col!r} is not printed any more"
+        k = made_head.index(col)
+        for q, m in zip(body, made_body, strict=True):
+            assert q[head.index(col)] == m[k], f"{csvs}, {col}: README {q} vs made {m}"
+
+
+def test_readme_protocol_lines_are_what_the_csvs_print():
+    # Where the README quotes throughput_io's "- paper protocol ..." lines under a table, they
+    # must be its protocol_minutes() of the same CSVs, line for line.
+    from benchmarks.throughput_io import protocol_minutes, read_csv
+
+    lines = (RESULTS / "README.md").read_text("utf-8").splitlines()
+    checked = 0
+    for csvs, table in _readme_throughput_tables():
+        after = lines.index(table[-1]) + 1
+        quoted = []
+        while after < len(lines) and lines[after].startswith("- paper protocol"):
+            quoted.append(lines[after].removeprefix("- "))
+            after += 1
+        if quoted:
+            rows = [r for p in csvs for r in read_csv(RESULTS.parent / p)]
+            assert quoted == protocol_minutes(rows), csvs
+            checked += 1
+    assert checked >= 1
+
+
+def test_readme_quotes_throughput_tables():
+    assert len(_readme_throughput_tables()) >= 3
