@@ -180,22 +180,55 @@ class UpConv2x2(nnx.Module):
         return y + bias
 
 
+def _pool_windows(x: jax.Array) -> jax.Array:
+    """(N, H, W, C) → (N, H/2, 2, W/2, 2, C): each 2×2 window on axes 2 and 4."""
+    n, h, w, c = x.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"max_pool2 needs an even height and width, got {x.shape}")
+    return x.reshape(n, h // 2, 2, w // 2, 2, c)
+
+
+@jax.custom_vjp
 def max_pool2(x: jax.Array) -> jax.Array:
     """2×2 max pooling with stride 2 (NHWC), as a reshape and a max over the window axes.
 
     Why not ``nnx.max_pool``: its ``reduce_window`` forward and select-and-scatter backward took
     ~1 ms of a 18.4 ms batch-16 H100 step (results/profiles/, 2026-11-26) and were 2.6× slower
-    than this on the CPU (forward + backward of a (16, 128, 128, 32) array). Same values; the
-    gradient of a tie is shared among the tied inputs (``jnp.max``'s rule) instead of going to one
-    of them, as torch's does. Most ties are ReLU zeros, which pass no gradient either way, but 8-bit
-    images have flat patches whose activations tie above zero (0.02 % of the first pool's windows
-    on the phantom): another valid subgradient, so a network trains along another path (the
-    phantom's VGG-encoder rerun, results/README.md).
+    than this on the CPU (forward + backward of a (16, 128, 128, 32) array).
+
+    The gradient is torch's (and TensorFlow's, and ``reduce_window``'s): all of it to the first
+    maximum of the window in row-major order. ``jnp.max``'s own rule shares a tie among the tied
+    inputs instead: another valid subgradient, and not a rare one — 8-bit images have flat
+    patches whose activations tie above zero (0.02 % of the first pool's windows on the phantom),
+    enough for a network to train along another path (results/README.md). The backward is
+    elementwise on the four window positions, so XLA fuses it into one kernel.
     """
-    n, h, w, c = x.shape
-    if h % 2 or w % 2:
-        raise ValueError(f"max_pool2 needs an even height and width, got {x.shape}")
-    return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+    return _pool_windows(x).max(axis=(2, 4))
+
+
+def _max_pool2_fwd(x: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    y = max_pool2(x)
+    return y, (x, y)
+
+
+def _max_pool2_bwd(res: tuple[jax.Array, jax.Array], g: jax.Array) -> tuple[jax.Array]:
+    x, y = res
+    win = _pool_windows(x)
+    taken = jnp.zeros(y.shape, dtype=bool)
+    rows = []
+    for a in (0, 1):
+        cols = []
+        for b in (0, 1):
+            first = (win[:, :, a, :, b] == y) & ~taken
+            if (a, b) == (1, 1):
+                first = ~taken  # the last takes what is left: only a NaN window, equal to none
+            taken = taken | first
+            cols.append(jnp.where(first, g, jnp.zeros_like(g)))
+        rows.append(jnp.stack(cols, axis=3))
+    return (jnp.stack(rows, axis=2).reshape(x.shape).astype(x.dtype),)
+
+
+max_pool2.defvjp(_max_pool2_fwd, _max_pool2_bwd)
 
 
 def global_avg_pool(x: jax.Array) -> jax.Array:

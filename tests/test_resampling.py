@@ -102,19 +102,58 @@ def test_models_agree_across_impls():
         np.testing.assert_allclose(outs[0][key], outs[1][key], rtol=1e-5, atol=1e-5)
 
 
-def test_max_pool2_is_max_pool():
-    # layers.max_pool2 is a reshape + max (faster than reduce_window on GPU and CPU): same values,
-    # same gradient where the window's maximum is unique (random normal inputs: no ties).
+def _tied(shape: tuple[int, ...]) -> jax.Array:
+    # Small integers: most 2×2 windows hold a tied maximum (flat patches of 8-bit images do too).
+    return jax.random.randint(jax.random.key(0), shape, 0, 3).astype(jnp.float32)
+
+
+@pytest.mark.parametrize("tied", [False, True], ids=["distinct", "ties"])
+def test_max_pool2_is_max_pool(tied):
+    # layers.max_pool2 is a reshape + max (faster than reduce_window on GPU and CPU): same values
+    # and the same gradient bit for bit, ties included (all to the window's first maximum).
     from mtl_bench.layers import max_pool2
 
-    x = jax.random.normal(jax.random.key(0), (2, 8, 6, 3))
+    shape = (2, 8, 6, 3)
+    x = _tied(shape) if tied else jax.random.normal(jax.random.key(0), shape)
     ref = lambda x: nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2))  # noqa: E731
     np.testing.assert_array_equal(max_pool2(x), ref(x))
     dy = jax.random.normal(jax.random.key(1), (2, 4, 3, 3))
     grads = [jax.grad(lambda x, f=f: jnp.sum(f(x) * dy))(x) for f in (max_pool2, ref)]
     np.testing.assert_array_equal(*grads)
+    if tied:  # the case jnp.max's own rule gets otherwise: it shares a tie's gradient
+        shared = jax.grad(lambda x: jnp.sum(x.reshape(2, 4, 2, 3, 2, 3).max(axis=(2, 4)) * dy))(x)
+        assert not np.array_equal(shared, grads[0])
     with pytest.raises(ValueError, match=r"even height and width, got \(1, 5, 4, 1\)"):
         max_pool2(jnp.ones((1, 5, 4, 1)))
+
+
+def test_max_pool2_under_jit_vmap_and_bf16():
+    # The custom gradient under what the engine applies: jit, vmap over folds, bf16 compute.
+    from mtl_bench.layers import max_pool2
+
+    x = _tied((3, 2, 8, 6, 4)).astype(jnp.bfloat16)
+    ref = lambda x: nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2))  # noqa: E731
+    dy = jax.random.normal(jax.random.key(1), (3, 2, 4, 3, 4), jnp.bfloat16)
+    grads = [
+        jax.jit(jax.vmap(jax.grad(lambda x, d, f=f: jnp.sum(f(x) * d).astype(jnp.float32))))(x, dy)
+        for f in (max_pool2, ref)
+    ]
+    assert grads[0].dtype == jnp.bfloat16
+    np.testing.assert_array_equal(*grads)
+
+
+@pytest.mark.torch
+def test_max_pool2_gradient_is_torch_with_ties():
+    torch = pytest.importorskip("torch")
+    from mtl_bench.layers import max_pool2
+
+    x = np.asarray(_tied((2, 8, 6, 3)))
+    dy = np.asarray(jax.random.normal(jax.random.key(1), (2, 4, 3, 3)))
+    ours = jax.grad(lambda x: jnp.sum(max_pool2(x) * dy))(jnp.asarray(x))
+    xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+    out = torch.nn.functional.max_pool2d(xt, 2)
+    (out * torch.tensor(dy.transpose(0, 3, 1, 2))).sum().backward()
+    np.testing.assert_array_equal(np.asarray(ours), xt.grad.numpy().transpose(0, 2, 3, 1))
 
 
 @pytest.mark.parametrize(
@@ -124,10 +163,10 @@ def test_max_pool2_is_max_pool():
 def test_baselines_max_pool_is_torch_pool(shape, kernel, stride, padding):
     # baselines.layers.max_pool takes max_pool2's reshape for VGG's 2×2/2 pools on even sizes and
     # reduce_window otherwise (odd sizes: torch's floor; ResNet/DenseNet's padded 3×3/2): the same
-    # values and, without ties, the same gradient as reduce_window in every case.
+    # values and the same gradient as reduce_window in every case, ties included.
     from baselines.layers import max_pool
 
-    x = jax.random.normal(jax.random.key(0), shape)
+    x = _tied(shape)
     pad = ((padding, padding), (padding, padding))
     ref = lambda x: nnx.max_pool(x, (kernel, kernel), strides=(stride, stride), padding=pad)  # noqa: E731
     ours = lambda x: max_pool(x, kernel, stride, padding)  # noqa: E731
