@@ -210,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the suite for parsed ``args``; prints the table and the CSV path. Returns 0."""
     check_options(args)
+    from mtl_bench.provenance import git_commit
+
+    git_commit()  # read once, at the start: the rows record the code this process imported
     # Counted from here: the outer timeout's few seconds more cover the interpreter's start.
     box = TimeBox(parse_time_box(getattr(args, "time_box", None)))
     if args.peer == "torch":

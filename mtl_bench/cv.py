@@ -197,6 +197,7 @@ def run_cv(
     and checkpoints are replaced. Returns {fold: result path}.
     """
     out = Path(out)
+    git_commit()  # the code this run imported: read now, not when a fold finishes
     method = method_name(cfg, tag)
     model_info(cfg.model)  # an unknown name fails now, before any data work
     dataset = dataset_for(cfg, quiet=quiet)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 import subprocess
 from importlib import metadata
@@ -10,8 +11,14 @@ from pathlib import Path
 _PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "mtl-bench")
 
 
+@functools.cache
 def git_commit() -> str:
-    """HEAD of the checkout this package runs from, '+dirty' if it has uncommitted changes."""
+    """HEAD of the checkout this package runs from, '+dirty' if it has uncommitted changes.
+
+    Read once per process and kept: a commit made while a long run goes on (the run keeps the
+    code it imported) must not be recorded for the folds written after it. Long-running entry
+    points (``run_cv``, ``reproduce``, the throughput bench) call this when they start.
+    """
     root = Path(__file__).resolve().parent.parent
     try:
         head = subprocess.run(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mtl_bench.progress import log, progress_bar
+from mtl_bench.provenance import git_commit
 from mtl_bench.reproduce_plan import PRESETS, PROPOSED, THREE_CLASS_DIR, Job, plan
 
 if TYPE_CHECKING:
@@ -233,6 +234,7 @@ def reproduce(
     Bad options, a non-empty ``out`` without ``resume`` and unreadable data raise a one-line
     ValueError/DataError before any training; a method's failure is recorded in the report.
     """
+    git_commit()  # the code this run imported, recorded in every fold file (read once, now)
     jobs = plan(preset, methods, data=data, overrides=overrides, three_class=three_class)
     out = Path(out if out is not None else f"results/reproduce-{preset}")
     record = _record(preset, data, list(overrides), jobs)

@@ -80,3 +80,20 @@ def test_different_fold_manifests_raise_naming_methods_and_hashes(tmp_path):
     # A hyper-parameter table compares configs, not results: it builds on the same files.
     hp = TableSpec("table3", "Table 3", "hyperparams", methods=("mtl_resunet", "unet"))
     assert len(build_tables(tmp_path, table_specs=[hp], formats=())["table3"]) == 2
+
+
+def test_git_commit_is_read_once_per_process(monkeypatch):
+    # A long run records the commit of the code it imported: a commit made while it runs (git
+    # answering differently later) must not reach the folds written after it.
+    import subprocess
+
+    from mtl_bench import provenance
+
+    first = provenance.git_commit()
+    assert first == "unknown" or len(first.split("+")[0]) == 40
+
+    def moved_on(*args, **kwargs):
+        raise AssertionError("git asked again")
+
+    monkeypatch.setattr(subprocess, "run", moved_on)
+    assert provenance.git_commit() == first
