@@ -7,7 +7,9 @@
    losses and finite, changed parameters;
 3. parity — the same ``mtl_resunet`` weights give the same eval-mode outputs on the default
    device and on the CPU: at ``highest`` matmul precision within ``PARITY_TOL`` (relative to the
-   output's largest magnitude); at default precision (TF32 on NVIDIA) the error is reported only.
+   output's largest magnitude); at default precision (TF32 on NVIDIA) the error is reported only;
+4. max-pool gradient — ``layers.max_pool2``'s custom backward gives, on the default device, the
+   same values and gradient as ``reduce_window`` bit for bit, ties included (fp32 and bf16).
 
 Each check prints one line ``PASS|FAIL name: detail``; the exit status is the number of failures.
 """
@@ -97,6 +99,27 @@ def check_parity(size: int, widths: tuple[int, ...] | None) -> str:
     return detail
 
 
+def check_max_pool_gradient() -> str:
+    import jax.numpy as jnp
+
+    from mtl_bench.layers import max_pool2
+
+    ref = lambda x: nnx.max_pool(x, (2, 2), strides=(2, 2))  # noqa: E731
+    out = []
+    for dtype in (jnp.float32, jnp.bfloat16):
+        # small integers: most windows hold a tied maximum, the case the custom rule is for
+        x = jax.random.randint(jax.random.key(0), (8, 64, 64, 16), 0, 3).astype(dtype)
+        dy = jax.random.normal(jax.random.key(1), (8, 32, 32, 16), dtype)
+        for f in (max_pool2, ref):
+            grad = jax.jit(jax.grad(lambda x, f=f, d=dy: jnp.sum((f(x) * d).astype(jnp.float32))))
+            out.append((np.asarray(f(x), np.float32), np.asarray(grad(x), np.float32)))
+        (y, g), (y_ref, g_ref) = out[-2:]
+        if not (np.array_equal(y, y_ref) and np.array_equal(g, g_ref)):
+            diff = float(np.max(np.abs(g - g_ref)))
+            raise AssertionError(f"{jnp.dtype(dtype).name}: differs from reduce_window ({diff:g})")
+    return f"{jax.devices()[0].device_kind}: equal to reduce_window with ties (fp32, bf16)"
+
+
 def run(checks: list[tuple[str, Callable[[], str]]]) -> int:
     failures = 0
     for name, fn in checks:
@@ -118,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             ("backend", lambda: check_backend(args.dry_run)),
             ("bf16 step", lambda: check_bf16_step(size, widths)),
             ("parity", lambda: check_parity(size, widths)),
+            ("max-pool gradient", check_max_pool_gradient),
         ]
     )
 

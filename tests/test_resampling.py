@@ -174,3 +174,16 @@ def test_baselines_max_pool_is_torch_pool(shape, kernel, stride, padding):
     dy = jax.random.normal(jax.random.key(1), ref(x).shape)
     grads = [jax.grad(lambda x, f=f: jnp.sum(f(x) * dy))(x) for f in (ours, ref)]
     np.testing.assert_array_equal(*grads)
+
+
+def test_gpu_check_max_pool_gradient_passes_and_can_fail(monkeypatch):
+    # benchmarks.gpu_checks runs this on the GPU (the custom backward is unmeasured there); on
+    # the CPU it passes, and with jnp.max's own tie rule in place of max_pool2 it fails.
+    import mtl_bench.layers as layers
+    from benchmarks.gpu_checks import check_max_pool_gradient
+
+    assert "equal to reduce_window with ties" in check_max_pool_gradient()
+    shared = lambda x: layers._pool_windows(x).max(axis=(2, 4))  # noqa: E731
+    monkeypatch.setattr(layers, "max_pool2", shared)
+    with pytest.raises(AssertionError, match="float32: differs from reduce_window"):
+        check_max_pool_gradient()
