@@ -131,8 +131,8 @@ def max_pool(x: jax.Array, kernel: int, stride: int, padding: int = 0) -> jax.Ar
 
     A 2×2 stride-2 unpadded pool over an even height and width (VGG's) is ``max_pool2``'s
     reshape + max: the same values, without ``reduce_window``'s slow select-and-scatter backward
-    (``mtl_bench.layers.max_pool2`` says how much, and how a tie's gradient differs from torch's);
-    odd sizes keep torch's floor via ``reduce_window``.
+    (``mtl_bench.layers.max_pool2`` says how much; its gradient is torch's, ties included); odd
+    sizes keep torch's floor via ``reduce_window``.
     """
     if kernel == stride == 2 and padding == 0 and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0:
         return max_pool2(x)
