@@ -210,16 +210,26 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(import_weights(args.arch, args.file, args.out), indent=2))
         return 0
     if args.command == "tables":
-        from mtl_bench.tables import build_tables, render_markdown
+        from mtl_bench.tables import (
+            DEFAULT_SPECS,
+            build_tables,
+            empty_tables,
+            load_results,
+            normalise_formats,
+            render_markdown,
+        )
 
-        names = {"md": "md", "markdown": "md", "latex": "tex", "tex": "tex", "csv": "csv"}
-        formats = []
-        for f in args.format.split(","):
-            if f.strip() not in names:
-                raise ValueError(f"unknown --format {f!r}: use md, latex or csv")
-            formats.append(names[f.strip()])
-        tables = build_tables(args.results, formats=tuple(formats), reference=args.reference)
+        formats = normalise_formats([f.strip() for f in args.format.split(",")])
+        # Tables with no result at all are left out (a paper folder has no three-class runs).
+        empty = empty_tables(load_results(args.results), DEFAULT_SPECS, args.reference)
+        if len(empty) == len(DEFAULT_SPECS):
+            raise DataError(f"{args.results}: no method of any table has a fold_K.json result")
+        tables = build_tables(
+            args.results, formats=formats, reference=args.reference, skip_empty=True
+        )
         print(render_markdown(tables))
+        if empty:
+            print(f"mtl-bench: no results for {', '.join(empty)}: not written", file=sys.stderr)
         return 0
     raise AssertionError(args.command)
 

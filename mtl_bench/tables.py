@@ -32,6 +32,7 @@ __all__ = [
     "TableSpec",
     "build_table",
     "build_tables",
+    "empty_tables",
     "load_results",
     "per_image",
     "render_latex",
@@ -89,9 +90,14 @@ def build_tables(
     table_specs: Iterable[TableSpec] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    skip_empty: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """Build the tables of ``table_specs`` (default: ``DEFAULT_SPECS``, the paper's Tables 1-7 and
     the three-class table) from ``results_dir``.
+
+    ``skip_empty``: leave out (neither build nor write) a table none of whose methods has a result
+    in ``results_dir`` (the CLI's choice: a folder of paper runs holds no three-class results, and
+    an all-"not run" table says nothing); ``empty_tables`` names them. Off, every table is built.
 
     Writes ``results_dir/tables/<name>.<fmt>`` for each format and returns {name: display frame}
     (its ``attrs`` carry title and notes for ``render_markdown``). Every table is checked before
@@ -104,6 +110,9 @@ def build_tables(
     if len(set(names)) != len(names):
         raise ValueError(f"table spec names must be unique, got {names}")
     results = load_results(results_dir)
+    if skip_empty:
+        skipped = set(empty_tables(results, specs, reference))
+        specs = tuple(s for s in specs if s.name not in skipped)
     problems = [
         msg
         for s in specs
@@ -124,6 +133,18 @@ def build_tables(
         if "csv" in fmts:
             table.raw.to_csv(out_dir / f"{table.name}.csv", index=False)
     return frames
+
+
+def empty_tables(
+    results: pd.DataFrame, specs: Iterable[TableSpec], reference: str = "mtl_resunet"
+) -> list[str]:
+    """Names of the ``specs`` none of whose methods (rows or reference) has a row in ``results``."""
+    have = set(results["method"])
+    return [
+        s.name
+        for s in specs
+        if not have.intersection([*s.row_methods(reference), s.reference_for(reference)])
+    ]
 
 
 def render_markdown(

@@ -71,9 +71,23 @@ def test_folds_then_train_one_fold_then_tables(tmp_path, capsys):
     assert "out of range" in _one_line_error(capsys)
     # Table 1 from one finished fold: the missing fold is marked, never invented.
     assert main(["tables", "--results", str(out), "--format", "md"]) == 0
-    text = capsys.readouterr().out
-    assert "Table 1" in text and "not run" in text
+    captured = capsys.readouterr()
+    assert "Table 1" in captured.out and "not run" in captured.out
     assert (out / "tables" / "table1.md").exists() and not (out / "tables" / "table1.csv").exists()
+    # No three-class results here: that table is left out, and stderr says so.
+    assert not (out / "tables" / "table_3class.md").exists()
+    assert "no results for table_3class" in captured.err
+    assert main(["tables", "--results", str(out), "--format", "xls"]) == 2
+    assert "unknown table format 'xls'" in _one_line_error(capsys)
+
+
+def test_tables_without_results_is_one_line(tmp_path, capsys):
+    (tmp_path / "unet").mkdir()
+    assert main(["tables", "--results", str(tmp_path)]) == 2
+    assert "no method of any table has a fold_K.json result" in _one_line_error(capsys)
+    assert not (tmp_path / "tables").exists()
+    assert main(["tables", "--results", str(tmp_path / "nowhere")]) == 2
+    assert "results folder does not exist" in _one_line_error(capsys)
 
 
 def test_data_check_reports_problems(tmp_path, capsys):
