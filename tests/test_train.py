@@ -14,6 +14,7 @@ from mtl_bench.cv import run_cv
 from mtl_bench.data.phantom import synth_phantom
 from mtl_bench.fit import build_model, fit_fold
 from mtl_bench.metrics import segmentation_metrics_from_counts
+from mtl_bench.optim import make_optimizer
 from mtl_bench.train import Engine, TrainingDiverged
 
 TINY = RunConfig(
@@ -147,10 +148,33 @@ def test_flattened_optimizer_computes_the_same_update(data, optimizer):
     # The flattened state really is flat: one vector per moment instead of one per tensor.
     n_opt = [len(jax.tree.leaves(r.engine.initial_state["opt_state"])) for r in (plain, flat)]
     assert n_opt[1] <= 3 < n_opt[0], n_opt
+    # The two layouts compile to different fusions, which may round apart by an ulp (where XLA
+    # contracts to FMA depends on the CPU), and Adam's m / sqrt(v) turns an ulp in a near-zero
+    # gradient into a visible fraction of a step: seen 1.4e-6 on one of 9216 weights on an AMD
+    # host, lr 3e-3. So the weights must agree to 1/1000 of one step (the update on identical
+    # gradients is checked to float precision in the test below).
     leaves = [jax.tree.leaves(r.state["params"]) for r in (plain, flat)]
     for a, b in zip(*leaves, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-3 * cfg.lr)
     np.testing.assert_allclose(flat.test_eval["prob"], plain.test_eval["prob"], atol=1e-5)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_flattened_optimizer_update_equals_per_tensor_update(optimizer):
+    # Same gradients in, same updates out: the flat layout changes no arithmetic, only layout.
+    cfg = dataclasses.replace(TINY, optimizer=optimizer, weight_decay=1e-2)
+    txs = [make_optimizer(dataclasses.replace(cfg, optimizer_flatten=f)) for f in (False, True)]
+    rng = np.random.default_rng(0)
+    params = {"conv": rng.normal(size=(3, 3, 2, 4)), "bias": rng.normal(size=(4,)) * 1e-3}
+    params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
+    states = [tx.init(params) for tx in txs]
+    for _ in range(3):
+        grads = jax.tree.map(lambda x: jnp.asarray(rng.normal(size=x.shape), jnp.float32), params)
+        out = [jax.jit(tx.update)(grads, st, params) for tx, st in zip(txs, states, strict=True)]
+        states = [st for _, st in out]
+        a, b = (jax.tree.leaves(u) for u, _ in out)
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("layout", ["leaves", "packed"])
