@@ -84,7 +84,7 @@ def _setup_compile_cache(mode: str) -> str:
 def _environment(cache_label: str, steps: int, warmup: int) -> dict[str, Any]:
     import jax
 
-    from mtl_bench.provenance import device_kind, git_commit, versions
+    from mtl_bench.provenance import device_kind, git_commit, host_cpu, versions
 
     v = versions()
     try:
@@ -95,6 +95,7 @@ def _environment(cache_label: str, steps: int, warmup: int) -> dict[str, Any]:
         torch_version = ""
     return {
         "device_kind": device_kind(),
+        "host_cpu": host_cpu(),
         "platform": jax.devices()[0].platform,
         "jax_version": v.get("jax"),
         "jaxlib_version": v.get("jaxlib"),

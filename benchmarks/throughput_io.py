@@ -21,9 +21,9 @@ COLUMNS: tuple[str, ...] = (
     "torch_eager_infer_img_per_s", "torch_compile_infer_img_per_s",
     "jax_over_torch_eager_train", "jax_over_torch_compile_train",
     "jax_over_torch_eager_infer", "jax_over_torch_compile_infer", "torch_params", "torch_note",
-    "device_kind", "platform", "jax_version", "jaxlib_version", "flax_version", "torch_version",
-    "git_commit", "timed_steps", "warmup_steps", "compile_cache", "xla_flags", "profile_trace",
-    "timestamp_utc",
+    "device_kind", "host_cpu", "platform", "jax_version", "jaxlib_version", "flax_version",
+    "torch_version", "git_commit", "timed_steps", "warmup_steps", "compile_cache", "xla_flags",
+    "profile_trace", "timestamp_utc",
 )  # fmt: skip
 
 # Columns of the printed markdown table (short names), in order.

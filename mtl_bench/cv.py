@@ -37,7 +37,7 @@ from mtl_bench.metrics import (
     segmentation_metrics_from_counts,
 )
 from mtl_bench.progress import log
-from mtl_bench.provenance import device_kind, git_commit, versions
+from mtl_bench.provenance import device_kind, git_commit, host_cpu, versions
 from mtl_bench.registry import model_info
 
 SCHEMA = 1
@@ -170,6 +170,7 @@ def fold_result(
         "git_commit": git_commit(),
         "versions": versions(),
         "device_kind": device_kind(),
+        "host_cpu": host_cpu(),
         "from_scratch": not (
             cfg.model_kwargs.get("encoder_weights") or cfg.model_kwargs.get("weights")
         ),

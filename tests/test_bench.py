@@ -17,6 +17,7 @@ from benchmarks.bench_args import kwargs_cell, parse_model_kwargs
 from benchmarks.throughput import main
 from benchmarks.throughput_io import COLUMNS, fold_speedups, protocol_minutes
 from mtl_bench import registry
+from mtl_bench.provenance import host_cpu
 from mtl_bench.registry import ModelInfo, count_params
 
 ROOT = Path(__file__).resolve().parents[1]  # subprocesses import benchmarks from here
@@ -92,6 +93,7 @@ def test_bench_writes_a_well_formed_csv(tmp_path, monkeypatch, capsys):
     macs = 16 * 16 * 4 * 9 + 16 * 16 * 4 + 4 * 2  # conv, 1×1 head, dense
     assert float(ok["gflops_per_img"]) == pytest.approx(2 * macs / 1e9, rel=1e-5)
     assert ok["device_kind"] == "cpu" and ok["jax_version"] == jax.__version__
+    assert ok["host_cpu"] == host_cpu() and "cores" in ok["host_cpu"]
     assert ok["mfu_pct"] == "" and ok["peak_tflops"] == ""  # no CPU peak: blank, not guessed
     assert ok["compile_warm_s"] == "" and ok["loss_finite"] == "True"
     assert ok["strategy"] == "none" and ok["devices"] == "1" and ok["batch_size"] == "2"

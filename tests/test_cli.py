@@ -5,6 +5,7 @@ import json
 import pytest
 
 from mtl_bench.cli import main
+from mtl_bench.provenance import host_cpu
 
 TINY = [
     "--set", "synthetic_n=24", "--set", "image_size=32", "--set", "epochs=1",
@@ -66,6 +67,8 @@ def test_folds_then_train_one_fold_then_tables(tmp_path, capsys):
     assert main(["train", "--model", "mtl_resunet", "--fold", "1", "--out", str(out), *TINY]) == 0
     assert (out / "mtl_resunet" / "fold_1.json").exists()
     assert not (out / "mtl_resunet" / "fold_0.json").exists()
+    record = json.loads((out / "mtl_resunet" / "fold_1.json").read_text())
+    assert record["host_cpu"] == host_cpu() and record["device_kind"] == "cpu"
     capsys.readouterr()
     assert main(["train", "--model", "mtl_resunet", "--fold", "7", "--out", str(out), *TINY]) == 2
     assert "out of range" in _one_line_error(capsys)

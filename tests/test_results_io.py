@@ -97,3 +97,17 @@ def test_git_commit_is_read_once_per_process(monkeypatch):
 
     monkeypatch.setattr(subprocess, "run", moved_on)
     assert provenance.git_commit() == first
+
+
+def test_host_cpu_names_model_architecture_cores_and_isa():
+    # CPU-trained results repeat bit for bit only on the same CPU model, so each result names it.
+    import platform
+
+    from mtl_bench import provenance
+
+    text = provenance.host_cpu()
+    parts = text.split(", ")
+    assert platform.machine() in parts and any(p.endswith(" cores") for p in parts), text
+    if platform.machine() == "x86_64" and platform.system() == "Linux":
+        assert any(p in ("avx512f", "avx2", "avx", "sse4_2") for p in parts), text
+        assert "(family " in text, text
