@@ -70,8 +70,18 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _version_line() -> str:
+    """``mtl-bench 0.1.0 (python …, jax …, …)``: what a bug report or a result needs."""
+    from mtl_bench import __version__
+    from mtl_bench.provenance import versions
+
+    v = {k: x for k, x in versions().items() if k != "mtl-bench"}
+    return f"mtl-bench {__version__} ({', '.join(f'{k} {x}' for k, x in v.items())})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mtl-bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=_version_line())
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("models", help="list registered models")

@@ -102,3 +102,11 @@ def test_data_check_reports_problems(tmp_path, capsys):
     Image.new("L", (16, 16), 0).save(root / "benign" / "benign (1).png")  # no mask
     assert main(["data", "check", str(root)]) == 1
     assert "benign (1)" in capsys.readouterr().out
+
+
+def test_version_names_the_package_and_jax(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("mtl-bench 0.1.0 (") and "jax " in out and "flax " in out
