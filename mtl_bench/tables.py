@@ -97,7 +97,8 @@ def build_tables(
 
     ``skip_empty``: leave out (neither build nor write) a table none of whose methods has a result
     in ``results_dir`` (the CLI's choice: a folder of paper runs holds no three-class results, and
-    an all-"not run" table says nothing); ``empty_tables`` names them. Off, every table is built.
+    an all-"not run" table says nothing), and a DataError if that leaves none; ``empty_tables``
+    names them. Off, every table is built.
 
     Writes ``results_dir/tables/<name>.<fmt>`` for each format and returns {name: display frame}
     (its ``attrs`` carry title and notes for ``render_markdown``). Every table is checked before
@@ -112,6 +113,8 @@ def build_tables(
     results = load_results(results_dir)
     if skip_empty:
         skipped = set(empty_tables(results, specs, reference))
+        if specs and len(skipped) == len(specs):
+            raise DataError(f"{results_dir}: no method of any table has a fold_K.json result")
         specs = tuple(s for s in specs if s.name not in skipped)
     problems = [
         msg
