@@ -181,3 +181,29 @@ def per_image(results: pd.DataFrame, method: str) -> pd.DataFrame:
     if not dup.empty:
         raise DataError(f"{method}: image id {dup.iloc[0]!r} appears in more than one test fold")
     return out
+
+
+def machines_note(results: pd.DataFrame, methods: Iterable[str]) -> str | None:
+    """None if all rows of ``methods`` ran on one kind of machine, else a note naming each.
+
+    A machine is (device kind, host CPU); a file written before ``host_cpu`` was recorded counts
+    as "CPU not recorded". Why a table says so: XLA compiles for the machine it runs on, so the
+    same run rounds differently elsewhere (on the phantom one fold's metric moved by up to 0.2
+    between two x86 CPUs) — a difference between methods run apart includes that.
+    """
+    rows = results[results["method"].isin(list(methods))]
+    if rows.empty or "device_kind" not in rows:
+        return None
+    cpu = rows["host_cpu"] if "host_cpu" in rows else pd.Series("", index=rows.index)
+    cpu = cpu.fillna("").astype(str).replace("", "CPU not recorded")
+    device = rows["device_kind"].fillna("unknown device").astype(str)
+    machine = device + " (" + cpu + ")"
+    by_machine = rows.groupby(machine)["method"].unique()
+    if len(by_machine) <= 1:
+        return None
+    parts = [f"{m}: {', '.join(sorted(ms))}" for m, ms in by_machine.items()]
+    return (
+        "Results from different machines, which round differently (compare with care): "
+        + "; ".join(parts)
+        + "."
+    )

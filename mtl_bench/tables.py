@@ -22,7 +22,7 @@ import pandas as pd
 
 from mtl_bench import table_hyperparams, table_kinds
 from mtl_bench.data.types import DataError
-from mtl_bench.results_io import check_same_manifest, load_results, per_image
+from mtl_bench.results_io import check_same_manifest, load_results, machines_note, per_image
 from mtl_bench.table_kinds import Table
 from mtl_bench.table_specs import DEFAULT_SPECS, TableSpec
 
@@ -101,7 +101,8 @@ def build_tables(
     names them. Off, every table is built.
 
     Writes ``results_dir/tables/<name>.<fmt>`` for each format and returns {name: display frame}
-    (its ``attrs`` carry title and notes for ``render_markdown``). Every table is checked before
+    (its ``attrs`` carry title and notes for ``render_markdown``; a table whose methods ran on
+    different machines gets a note naming them, ``machines_note``). Every table is checked before
     anything is written: if the compared methods of any table come from different fold
     manifests, a DataError names the table, the hashes and their methods, and no file is written.
     """
@@ -124,6 +125,9 @@ def build_tables(
     if problems:
         raise DataError("; ".join(problems) + " (methods in one table must share a fold manifest)")
     tables = [build_table(s, results, reference=reference, n_boot=n_boot, seed=seed) for s in specs]
+    for spec, table in zip(specs, tables, strict=True):
+        if (note := machines_note(results, spec.compared(reference))) is not None:
+            table.notes.append(note)
     out_dir = Path(results_dir) / "tables"
     out_dir.mkdir(parents=True, exist_ok=True)
     frames = {}

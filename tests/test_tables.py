@@ -237,3 +237,22 @@ def test_spec_validation():
         TableSpec("x", "X", "comparison", metrics=("F1",))
     with pytest.raises(ValueError, match="main metric 'PRE'"):
         TableSpec("x", "X", "comparison", main_metrics=("PRE",))
+
+
+def test_a_table_says_when_its_methods_ran_on_different_machines(tmp_path):
+    write_fixture_results(tmp_path, {"unet": {}, "fpn": {}})
+    specs = [seg_spec(methods=("unet", "fpn"))]
+    frames = build_tables(tmp_path, formats=(), table_specs=specs)
+    assert not any("different machines" in n for n in frames["table4"].attrs["notes"])
+    # fpn rerun on another CPU (its files now name it); unet's predate host_cpu.
+    for fold in range(5):
+        path = result_path(tmp_path, "fpn", fold)
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps({**record, "host_cpu": "AMD EPYC, x86_64, 2 cores, avx512f"}))
+    frames = build_tables(tmp_path, formats=("md",), table_specs=specs)
+    note = frames["table4"].attrs["notes"][-1]
+    assert note == (
+        "Results from different machines, which round differently (compare with care): "
+        "cpu (AMD EPYC, x86_64, 2 cores, avx512f): fpn; cpu (CPU not recorded): unet."
+    )
+    assert note in (tmp_path / "tables" / "table4.md").read_text()
