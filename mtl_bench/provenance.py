@@ -64,7 +64,8 @@ def host_cpu() -> str:
     Why it is recorded: XLA compiles CPU kernels for the CPU it runs on, so a CPU-trained result
     repeats bit for bit on the same CPU model only. Measured: the phantom folds of five methods
     rerun on an AMD EPYC (Zen 4) VM differed from those committed from another VM by up to 0.2
-    in a fold's AUC, the same code, data, folds and package versions. E.g.
+    in a fold's AUC (0.5 in a near-chance classifier's PRE), with the same code, data, folds and
+    package versions (results/README.md). E.g.
     "AMD EPYC (family 25, model 17), x86_64, 2 cores, avx512f".
     """
     fields: dict[str, str] = {}

@@ -188,8 +188,9 @@ def machines_note(results: pd.DataFrame, methods: Iterable[str]) -> str | None:
 
     A machine is (device kind, host CPU); a file written before ``host_cpu`` was recorded counts
     as "CPU not recorded". Why a table says so: XLA compiles for the machine it runs on, so the
-    same run rounds differently elsewhere (on the phantom one fold's metric moved by up to 0.2
-    between two x86 CPUs) — a difference between methods run apart includes that.
+    same run rounds differently elsewhere (phantom folds rerun on another x86 CPU moved by up to
+    0.2 in AUC, 0.5 in a near-chance classifier's PRE) — a difference between methods run apart
+    includes that.
     """
     rows = results[results["method"].isin(list(methods))]
     if rows.empty or "device_kind" not in rows:
