@@ -1,4 +1,5 @@
-"""What each table is: the ``TableSpec`` type and the paper's tables, declared in paper order.
+"""What each table is: the ``TableSpec`` type and the paper's tables, declared in paper order,
+then the supplementary tables (every registered network no paper table lists) and three-class.
 
 ``mtl_bench.tables`` builds and renders them (and re-exports everything here). Method names are
 registered model names, i.e. result folders; "{reference}" in a spec's methods or reference
@@ -30,7 +31,9 @@ class TableSpec:
     ACC, AUC, where shown). fixed_rows: {method: reason} for methods that cannot be reproduced;
     the reason is shown instead of numbers (if results exist after all, the results are shown).
     reference: this table's reference method when it is not the build's own (e.g.
-    "{reference}@3class"); empty = the build's reference.
+    "{reference}@3class"); empty = the build's reference. supplementary: a table beyond the
+    paper's, built only when a method other than its reference has results (so a run of the
+    paper's methods gets no all-"not run" extra table).
     """
 
     name: str
@@ -42,6 +45,7 @@ class TableSpec:
     main_metrics: tuple[str, ...] = ()
     fixed_rows: Mapping[str, str] = field(default_factory=dict)
     reference: str = ""
+    supplementary: bool = False
 
     def __post_init__(self) -> None:
         where = f"table spec {self.name!r}"
@@ -114,6 +118,19 @@ LITERATURE_CLASSIFIERS = ("moon_features", "uniyal", "hijab_vgg16")
 # other B-mode datasets store only the envelope-detected, log-compressed image.
 UNIYAL_REASON = "not reproducible: needs RF time series, which B-mode datasets (BUSI) lack"
 THREE_CLASS_TAG = "3class"
+# Registered networks no paper table lists: the paper's decoders on other encoders, and two more
+# ImageNet CNNs. `reproduce --methods all` runs them; the supplementary tables report them beside
+# the proposed model with the same statistics (tests check every registered model has a table).
+OTHER_SEGMENTATION = (
+    *(f"unet_{e}" for e in ("resnet18", "resnet34", "resnet50")),
+    *(f"unet_{e}" for e in ("vgg16", "vgg16_bn", "vgg19", "vgg19_bn")),
+    *(f"unetplusplus_{e}" for e in ("resnet18", "resnet50")),
+    *(f"unetplusplus_{e}" for e in ("vgg16", "vgg16_bn", "vgg19", "vgg19_bn")),
+    *(f"fpn_{e}" for e in ("resnet18", "resnet50", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn")),
+    "deeplabv3plus_resnet18",
+    "deeplabv3plus_resnet50",
+)
+OTHER_CLASSIFIERS = ("vgg16", "mobilenet_v2")
 
 DEFAULT_SPECS: tuple[TableSpec, ...] = (
     TableSpec(
@@ -164,6 +181,23 @@ DEFAULT_SPECS: tuple[TableSpec, ...] = (
         "comparison",
         task="classification",
         methods=(*PRETRAINED_CNNS, REF),
+    ),
+    TableSpec(
+        "table_s1",
+        "Supplementary Table S1: Segmentation: the proposed model vs the paper's segmentation "
+        "architectures on other encoders",
+        "comparison",
+        task="segmentation",
+        methods=(*OTHER_SEGMENTATION, REF),
+        supplementary=True,
+    ),
+    TableSpec(
+        "table_s2",
+        "Supplementary Table S2: Classification: the proposed model vs other pre-trained CNNs",
+        "comparison",
+        task="classification",
+        methods=(*OTHER_CLASSIFIERS, REF),
+        supplementary=True,
     ),
     TableSpec(
         "table_3class",

@@ -92,13 +92,15 @@ def build_tables(
     seed: int = 0,
     skip_empty: bool = False,
 ) -> dict[str, pd.DataFrame]:
-    """Build the tables of ``table_specs`` (default: ``DEFAULT_SPECS``, the paper's Tables 1-7 and
-    the three-class table) from ``results_dir``.
+    """Build the tables of ``table_specs`` (default: ``DEFAULT_SPECS``, the paper's Tables 1-7,
+    the supplementary S1/S2 and the three-class table) from ``results_dir``.
 
     ``skip_empty``: leave out (neither build nor write) a table none of whose methods has a result
     in ``results_dir`` (the CLI's choice: a folder of paper runs holds no three-class results, and
     an all-"not run" table says nothing), and a DataError if that leaves none; ``empty_tables``
     names them. Off, every table is built.
+
+    A supplementary spec is built only when a method other than its reference has results.
 
     Writes ``results_dir/tables/<name>.<fmt>`` for each format and returns {name: display frame}
     (its ``attrs`` carry title and notes for ``render_markdown``; a table whose methods ran on
@@ -112,6 +114,13 @@ def build_tables(
     if len(set(names)) != len(names):
         raise ValueError(f"table spec names must be unique, got {names}")
     results = load_results(results_dir)
+    have = set(results["method"])
+    specs = tuple(
+        s
+        for s in specs
+        if not s.supplementary
+        or have.intersection(m for m in s.row_methods(reference) if m != s.reference_for(reference))
+    )
     if skip_empty:
         skipped = set(empty_tables(results, specs, reference))
         if specs and len(skipped) == len(specs):

@@ -146,7 +146,8 @@ def test_format_selection_and_latex_alias(fx):
     printed = render(frames)  # what the CLI prints: every table, titles first
     assert printed.startswith("Table 1: ") and "\n\n\nTable 2: " in printed
     written = sorted(p.name for p in (root / "tables").iterdir())
-    assert written == sorted(f"{s.name}.tex" for s in DEFAULT_SPECS)  # only the asked format
+    # Only the asked format; supplementary tables only when their methods ran (none here).
+    assert written == sorted(f"{s.name}.tex" for s in DEFAULT_SPECS if not s.supplementary)
     with pytest.raises(ValueError, match="unknown table format 'xls'"):
         build_tables(root, formats=("md", "xls"))
 

@@ -1,4 +1,5 @@
-"""The paper's Tables 3–7 and the three-class table (DEFAULT_SPECS) from fixture result files."""
+"""The paper's Tables 3–7, the supplementary and three-class tables (DEFAULT_SPECS) from fixture
+result files."""
 
 import json
 
@@ -9,6 +10,9 @@ from fixtures_results import result_path, write_fixture_results
 
 from mtl_bench.table_specs import (
     DEFAULT_SPECS,
+    LITERATURE_CLASSIFIERS,
+    OTHER_CLASSIFIERS,
+    OTHER_SEGMENTATION,
     PRETRAINED_CNNS,
     SEGMENTATION_METHODS,
     UNIYAL_REASON,
@@ -67,7 +71,9 @@ def results(tmp_path):
 
 
 def test_default_specs_are_the_papers_tables_in_order():
-    assert list(SPECS) == [*(f"table{i}" for i in range(1, 8)), "table_3class"]
+    paper = [f"table{i}" for i in range(1, 8)]
+    assert list(SPECS) == [*paper, "table_s1", "table_s2", "table_3class"]
+    assert [n for n, s in SPECS.items() if s.supplementary] == ["table_s1", "table_s2"]
     assert SEGMENTATION_METHODS == (
         "deeplabv3plus_resnet34",
         "unetplusplus_resnet34",
@@ -97,7 +103,7 @@ def test_default_specs_are_the_papers_tables_in_order():
 
 def test_every_table_renders_from_an_empty_folder(tmp_path):
     frames = build_tables(tmp_path, formats=("md",), n_boot=20)
-    assert sorted(frames) == sorted(SPECS)
+    assert sorted(frames) == sorted(n for n, s in SPECS.items() if not s.supplementary)
     for name, frame in frames.items():
         assert (tmp_path / "tables" / f"{name}.md").exists()
         for _, row in frame.drop(columns=["Note"], errors="ignore").iterrows():
@@ -210,3 +216,26 @@ def test_reference_placeholder_follows_the_build_reference(results):
     assert list(t["Method"])[-1] == "mtl_resunet@v2"
     row = t.set_index("Method").loc["mtl_resunet@v2"]
     assert row["p AUC (folds / images)"] == "ref." and np.all(row.iloc[:6] != NOT_RUN)
+
+
+def test_every_registered_model_has_a_table():
+    # `reproduce --methods all` runs every registered model: each must land in some table.
+    from mtl_bench.registry import list_models
+
+    rows = {m for s in DEFAULT_SPECS for m in s.row_methods("mtl_resunet")}
+    assert set(list_models()) - rows == set()
+    assert not set(OTHER_SEGMENTATION) & set(SEGMENTATION_METHODS)
+    assert not set(OTHER_CLASSIFIERS) & {*PRETRAINED_CNNS, *LITERATURE_CLASSIFIERS}
+
+
+def test_supplementary_tables_only_when_their_methods_ran(results):
+    frames = build_tables(results, formats=("md",), n_boot=20)
+    assert "table_s1" not in frames and not (results / "tables" / "table_s1.md").exists()
+    write_fixture_results(results, {"unet_resnet18": {"tasks": ("mask",)}})
+    frames = build_tables(results, formats=("md",), n_boot=20)
+    s1 = table(frames, "table_s1")
+    assert list(s1.index) == [*OTHER_SEGMENTATION, "mtl_resunet"]
+    assert NOT_RUN not in set(s1.loc["unet_resnet18"]) and (s1.loc["fpn_vgg19"] == NOT_RUN).all()
+    assert s1.at["mtl_resunet", "p DC (folds / images)"] == "ref."
+    assert (results / "tables" / "table_s1.md").read_text().startswith("Supplementary Table S1")
+    assert "table_s2" not in frames
