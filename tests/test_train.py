@@ -148,8 +148,8 @@ def test_flattened_optimizer_computes_the_same_update(data, optimizer):
     # The flattened state really is flat: one vector per moment instead of one per tensor.
     n_opt = [len(jax.tree.leaves(r.engine.initial_state["opt_state"])) for r in (plain, flat)]
     assert n_opt[1] <= 3 < n_opt[0], n_opt
-    # The two layouts compile to different fusions, which may round apart by an ulp (where XLA
-    # contracts to FMA depends on the CPU), and Adam's m / sqrt(v) turns an ulp in a near-zero
+    # The two layouts compile to different fusions, which may round apart by an ulp on some CPUs
+    # (not on the earlier VMs; on this AMD one), and Adam's m / sqrt(v) turns an ulp in a near-zero
     # gradient into a visible fraction of a step: seen 1.4e-6 on one of 9216 weights on an AMD
     # host, lr 3e-3. So the weights must agree to 1/1000 of one step (the update on identical
     # gradients is checked to float precision in the test below).
