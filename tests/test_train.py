@@ -148,11 +148,11 @@ def test_flattened_optimizer_computes_the_same_update(data, optimizer):
     # The flattened state really is flat: one vector per moment instead of one per tensor.
     n_opt = [len(jax.tree.leaves(r.engine.initial_state["opt_state"])) for r in (plain, flat)]
     assert n_opt[1] <= 3 < n_opt[0], n_opt
-    # The two layouts compile to different fusions, which may round apart by an ulp on some CPUs
-    # (not on the earlier VMs; on this AMD one), and Adam's m / sqrt(v) turns an ulp in a near-zero
-    # gradient into a visible fraction of a step: seen 1.4e-6 on one of 9216 weights on an AMD
-    # host, lr 3e-3. So the weights must agree to 1/1000 of one step (the update on identical
-    # gradients is checked to float precision in the test below).
+    # The two layouts compile to different fusions, which may round apart by an ulp on some CPUs,
+    # and Adam's m / sqrt(v) turns an ulp in a near-zero gradient into a visible fraction of a
+    # step: seen 1.4e-6 on one of 9216 weights on an AMD EPYC VM (not on the earlier VMs), lr
+    # 3e-3. So the weights must agree to 1/1000 of one step (the update on identical gradients is
+    # checked to float precision in the test below).
     leaves = [jax.tree.leaves(r.state["params"]) for r in (plain, flat)]
     for a, b in zip(*leaves, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-3 * cfg.lr)
