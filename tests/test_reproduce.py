@@ -109,6 +109,7 @@ def test_reproduce_end_to_end_failure_and_resume(tmp_path, capsys):
     assert (out / "figures" / "segmentation_overlays.png").stat().st_size > 0
     assert (out / "mtl_resunet" / "ckpt_fold_0").is_dir()  # the proposed model's are kept
     assert not (out / "tables" / "table_3class.md").exists()  # no three-class runs asked for
+    assert not (out / "tables" / "table_s1.md").exists()  # supplementary: none of its methods ran
 
     # Without --resume a used folder is refused; with it, finished folds are not rerun.
     assert main(argv) == 2
