@@ -203,8 +203,11 @@ def machines_note(results: pd.DataFrame, methods: Iterable[str]) -> str | None:
     if len(by_machine) <= 1:
         return None
     parts = [f"{m}: {', '.join(sorted(ms))}" for m, ms in by_machine.items()]
+    # An unrecorded CPU may be the same machine: say only what the files show.
+    unknown = cpu.eq("CPU not recorded").any()
+    which = "different machines" + (" (or a CPU not recorded)" if unknown else "")
     return (
-        "Results from different machines, which round differently (compare with care): "
+        f"Results from {which}, which may round differently (compare with care): "
         + "; ".join(parts)
         + "."
     )

@@ -253,7 +253,17 @@ def test_a_table_says_when_its_methods_ran_on_different_machines(tmp_path):
     frames = build_tables(tmp_path, formats=("md",), table_specs=specs)
     note = frames["table4"].attrs["notes"][-1]
     assert note == (
-        "Results from different machines, which round differently (compare with care): "
+        "Results from different machines (or a CPU not recorded), which may round differently "
+        "(compare with care): "
         "cpu (AMD EPYC, x86_64, 2 cores, avx512f): fpn; cpu (CPU not recorded): unet."
     )
     assert note in (tmp_path / "tables" / "table4.md").read_text()
+    # Both recorded and different: the note says so without the "not recorded" hedge.
+    for fold in range(5):
+        path = result_path(tmp_path, "unet", fold)
+        record = json.loads(path.read_text())
+        gpu = {"device_kind": "NVIDIA H100 80GB HBM3", "host_cpu": "Intel Xeon, x86_64, 16 cores"}
+        path.write_text(json.dumps({**record, **gpu}))
+    note = build_tables(tmp_path, formats=(), table_specs=specs)["table4"].attrs["notes"][-1]
+    assert note.startswith("Results from different machines, which may round differently")
+    assert "NVIDIA H100 80GB HBM3 (Intel Xeon, x86_64, 16 cores): unet" in note
