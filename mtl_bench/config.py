@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +94,98 @@ def parse_value(text: str) -> Any:
         return text
 
 
+OPTIMIZERS = ("adam", "adamw", "sgd")
+STATE_LAYOUTS = ("leaves", "packed")
+CLASS_WEIGHTS = ("inverse_frequency", "none")
+PRECISIONS = ("fp32", "bf16")
+# Fields that say how a run is executed or stored, not what it computes (up to float rounding):
+# they may change between an interrupted run and its --resume, and between the folds of one
+# method in a table. Every other field must match.
+EXECUTION_KEYS = frozenset(
+    {"data", "preset", "checkpoint_every", "eval_batch_size", "parallel", "devices",
+     "fold_parallel", "fold_conv", "state_layout", "optimizer_flatten"}
+)  # fmt: skip
+
+
+def check_config(cfg: RunConfig) -> None:
+    """Refuse a config that cannot run as meant, before any data or results are touched.
+
+    One-line ValueError naming the field and value: an unknown choice, a count or rate out of
+    range, an unknown model or a model option the model does not take. (Errors found only later
+    would come after a rerun has already replaced a finished fold's checkpoint.)
+    """
+    from mtl_bench.data.preprocess import PREPROCESS_METHODS
+    from mtl_bench.data.types import CLASS_SETS
+    from mtl_bench.fold_conv import FOLD_CONV_MODES
+    from mtl_bench.metrics import EMPTY_POLICIES
+    from mtl_bench.parallel import STRATEGIES
+    from mtl_bench.registry import check_model_kwargs, model_info
+
+    choices = {
+        "class_set": tuple(CLASS_SETS), "preprocess": PREPROCESS_METHODS,
+        "optimizer": OPTIMIZERS, "state_layout": STATE_LAYOUTS, "class_weights": CLASS_WEIGHTS,
+        "empty_policy": EMPTY_POLICIES, "parallel": STRATEGIES, "fold_conv": FOLD_CONV_MODES,
+        "precision": PRECISIONS,
+    }  # fmt: skip
+    for key, allowed in choices.items():
+        if getattr(cfg, key) not in allowed:
+            raise ValueError(f"{key}={getattr(cfg, key)!r}: choose one of {', '.join(allowed)}")
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{f.name}={value!r}: must be a finite number")
+    info = model_info(cfg.model)
+    trained = info.fit is None  # a feature method runs no epochs (its configs say epochs=0)
+    bounds = [
+        ("epochs", cfg.epochs >= 1 or not trained, ">= 1"),
+        ("batch_size", cfg.batch_size >= 1, ">= 1"),
+        ("eval_batch_size", cfg.eval_batch_size >= 1, ">= 1"),
+        ("folds", cfg.folds >= 2, ">= 2"),
+        ("image_size", cfg.image_size >= 1, ">= 1"),
+        ("lr", cfg.lr > 0 or not trained, "> 0"),
+        ("lr_decay_every", cfg.lr_decay_every >= 0, ">= 0 (0 keeps the rate constant)"),
+        ("lr_decay_factor", cfg.lr_decay_factor > 0, "> 0"),
+        ("weight_decay", cfg.weight_decay >= 0, ">= 0"),
+        ("w_seg", cfg.w_seg >= 0, ">= 0"),
+        ("w_cls", cfg.w_cls >= 0, ">= 0"),
+        ("focal_gamma", cfg.focal_gamma >= 0, ">= 0"),
+        ("dice_smooth", cfg.dice_smooth >= 0, ">= 0"),
+        ("max_rotation_deg", 0 <= cfg.max_rotation_deg <= 180, "in [0, 180]"),
+        ("val_fraction", 0 <= cfg.val_fraction < 1, "in [0, 1)"),
+        ("eval_every", cfg.eval_every >= 1, ">= 1"),
+        ("checkpoint_every", cfg.checkpoint_every >= 0, ">= 0 (0 saves only at the end)"),
+        ("devices", cfg.devices >= 0, ">= 0 (0 = all)"),
+        ("synthetic_n", cfg.synthetic_n is None or cfg.synthetic_n >= 1, ">= 1 (or none)"),
+        ("synthetic_difficulty", 0 <= cfg.synthetic_difficulty <= 1, "in [0, 1]"),
+    ]
+    for key, ok, rule in bounds:
+        if not ok:
+            raise ValueError(f"{key}={getattr(cfg, key)!r}: must be {rule}")
+    if trained:  # a feature method checks its own options (baselines/moon_features.py)
+        check_model_kwargs(cfg.model, cfg.model_kwargs)
+
+
+def config_differences(
+    old: dict[str, Any], new: dict[str, Any], *, ignore: tuple[str, ...] = ()
+) -> list[str]:
+    """``"key: OLD → NEW"`` for each field (outside ``EXECUTION_KEYS`` and ``ignore``) that differs.
+
+    Both are ``RunConfig.to_dict()`` results, possibly read back from JSON (tuples as lists), so
+    values are compared in their JSON form. A field missing from a file written by an older
+    version is not compared.
+    """
+    import json
+
+    def norm(x: Any) -> str:
+        return json.dumps(x, sort_keys=True, default=str)
+
+    return [
+        f"{key}: {old[key]!r} → {new[key]!r}"
+        for key in sorted(set(old) & set(new) - EXECUTION_KEYS - set(ignore))
+        if norm(old[key]) != norm(new[key])
+    ]
+
+
 # Model options common enough to be set without the "model_kwargs." prefix.
 MODEL_KWARG_ALIASES = ("encoder_weights", "weights")
 
@@ -133,6 +226,9 @@ def apply_overrides(cfg: RunConfig, assignments: list[str]) -> RunConfig:
         if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         elif current is not None and not isinstance(value, type(current)) and value is not None:
-            raise ValueError(f"--set {item!r}: {key} takes a {type(current).__name__}, got {raw!r}")
+            kind = {"int": "an integer", "float": "a number", "dict": "a dict"}.get(
+                type(current).__name__, f"a {type(current).__name__}"
+            )
+            raise ValueError(f"--set {item!r}: {key} takes {kind}, got {raw!r}")
         updates[key] = value
     return dataclasses.replace(cfg, model_kwargs=model_kwargs, **updates)

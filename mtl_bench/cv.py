@@ -7,6 +7,7 @@ manifest's hash, and the tables refuse to compare results with different hashes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mtl_bench.config import RunConfig
+from mtl_bench.config import RunConfig, check_config, config_differences
 from mtl_bench.data.folds import (
     FoldManifest,
     fold_indices,
@@ -200,13 +201,19 @@ def run_cv(
     out = Path(out)
     git_commit()  # the code this run imported: read now, not when a fold finishes
     method = method_name(cfg, tag)
-    model_info(cfg.model)  # an unknown name fails now, before any data work
+    check_config(cfg)  # a bad value fails now, before any data work or replaced checkpoint
     dataset = dataset_for(cfg, quiet=quiet)
     manifest = shared_manifest(cfg, dataset, out, quiet=quiet)
+    cfg = _with_manifest_seed(cfg, manifest, quiet)
     chosen = list(range(manifest.k)) if folds is None else list(folds)
     bad = [f for f in chosen if not 0 <= f < manifest.k]
     if bad:
-        raise ValueError(f"--folds {bad} out of range: the manifest has folds 0..{manifest.k - 1}")
+        raise ValueError(
+            f"fold {', '.join(map(str, bad))} out of range: {out / MANIFEST_NAME} has folds "
+            f"0..{manifest.k - 1}"
+        )
+    if resume:
+        _check_finished_match(cfg, [out / method / f"fold_{f}.json" for f in chosen])
     written: dict[int, Path] = {}
     if cfg.fold_parallel:
         return _run_fold_parallel(cfg, out, method, dataset, manifest, chosen, resume, quiet)
@@ -217,6 +224,8 @@ def run_cv(
             log(f"{method} fold {fold}: done already ({path}), skipped", quiet=quiet)
             written[fold] = path
             continue
+        if not resume and path.exists():
+            log(f"{method} fold {fold}: retraining; {path} will be replaced", quiet=quiet)
         if not resume and ckpt.exists():
             shutil.rmtree(ckpt)
         train_idx, test_idx = fold_indices(
@@ -249,6 +258,37 @@ def run_cv(
             quiet=quiet,
         )
     return written
+
+
+def _with_manifest_seed(cfg: RunConfig, manifest: FoldManifest, quiet: bool) -> RunConfig:
+    """The folds come from the folder's manifest: its seed is what the run's record says."""
+    if manifest.seed == cfg.fold_seed:
+        return cfg
+    log(
+        f"folds: the folder's manifest was made with fold_seed={manifest.seed}; this run's "
+        f"fold_seed={cfg.fold_seed} is not used (a new seed needs a new --out)",
+        quiet=quiet,
+    )
+    return dataclasses.replace(cfg, fold_seed=manifest.seed)
+
+
+def _check_finished_match(cfg: RunConfig, paths: list[Path]) -> None:
+    """--resume skips finished folds: refuse if they were trained with other settings."""
+    new = json.loads(json.dumps(cfg.to_dict(), default=str))
+    for path in paths:
+        if not path.exists():
+            continue
+        try:
+            old = json.loads(path.read_text("utf-8")).get("config") or {}
+        except (OSError, ValueError, AttributeError) as e:
+            raise DataError(f"{path}: cannot read its config ({e})") from None
+        diffs = config_differences(old, new)
+        if diffs:
+            raise ValueError(
+                f"{path}: finished with other settings ({'; '.join(diffs)}, saved → now); "
+                "--resume would mix them in one method's folds: drop --resume to retrain, or "
+                "use another --out"
+            )
 
 
 def _run_fold_parallel(

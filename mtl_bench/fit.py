@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import time
@@ -15,7 +16,7 @@ import jax
 import numpy as np
 
 from mtl_bench.batches import fold_arrays
-from mtl_bench.config import RunConfig
+from mtl_bench.config import RunConfig, config_differences
 from mtl_bench.data.types import Dataset
 from mtl_bench.losses import class_weights
 from mtl_bench.parallel import fetch
@@ -123,7 +124,7 @@ def fit_fold(
     train_data = arrays(fit_idx, for_eval=False)
     state = engine.place_state(engine.initial_state)
     start_epoch, curve, best = 0, [], (-np.inf, None)
-    ckpt = _Checkpoints(ckpt_dir, cfg.checkpoint_every) if ckpt_dir is not None else None
+    ckpt = _Checkpoints(ckpt_dir, cfg) if ckpt_dir is not None else None
     if ckpt is not None and resume:
         restored = ckpt.restore(engine.canonical_state(state))
         if restored is not None:
@@ -244,9 +245,14 @@ def _read_curve(path: Path | None) -> list[dict]:
 
 
 class _Checkpoints:
-    """orbax CheckpointManager keyed by completed epochs, plus the best-validation weights."""
+    """orbax CheckpointManager keyed by completed epochs, plus the best-validation weights.
 
-    def __init__(self, directory: Path, every: int) -> None:
+    Each save records the run's config; a restore under different settings (see
+    ``config.EXECUTION_KEYS`` for those that may change; ``epochs`` may grow) is refused,
+    naming the differences.
+    """
+
+    def __init__(self, directory: Path, cfg: RunConfig) -> None:
         import logging
 
         import orbax.checkpoint as ocp
@@ -254,8 +260,10 @@ class _Checkpoints:
         # orbax logs every save's wait at WARNING through absl; keep run logs to our own lines.
         logging.getLogger("absl").setLevel(logging.ERROR)
         self._ocp = ocp
-        self.every = every
+        self.every = cfg.checkpoint_every
+        self.config = json.loads(json.dumps(cfg.to_dict(), default=str))
         directory = Path(directory).absolute()
+        self.directory = directory
         self.mngr = ocp.CheckpointManager(
             directory / "last", options=ocp.CheckpointManagerOptions(max_to_keep=1)
         )
@@ -273,6 +281,7 @@ class _Checkpoints:
                     "epoch": epoch,
                     "best_score": _finite_or_none(best[0]),
                     "has_best": best[1] is not None,
+                    "config": self.config,
                 }
             ),
         }
@@ -288,6 +297,17 @@ class _Checkpoints:
             return None
         ocp = self._ocp
         meta = self.mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        # More epochs continue the same run (the lr staircase depends on the epoch, not the
+        # total); fewer than already trained would record a run that did not happen.
+        diffs = config_differences(meta.get("config") or {}, self.config, ignore=("epochs",))
+        if step > self.config["epochs"]:
+            diffs.append(f"epochs: {step} trained already → {self.config['epochs']}")
+        if diffs:
+            raise ValueError(
+                f"{self.directory}: its run had other settings ({'; '.join(diffs)}, saved → "
+                "now); --resume continues only the same run: drop --resume to retrain, or use "
+                "another --out"
+            )
         abstract = partial(jax.tree.map, ocp.utils.to_shape_dtype_struct)
         items = {"state": ocp.args.StandardRestore(abstract(like))}
         if meta["has_best"]:

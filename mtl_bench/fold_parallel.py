@@ -120,7 +120,7 @@ def fit_folds_parallel(
     state["tick"] = jnp.zeros((), jnp.int32)
     spe = jnp.asarray(steps, jnp.int32)
     start_epoch, curves = 0, [[] for _ in folds]
-    ckpt = _Checkpoints(ckpt_dir, cfg.checkpoint_every) if ckpt_dir is not None else None
+    ckpt = _Checkpoints(ckpt_dir, cfg) if ckpt_dir is not None else None
     if ckpt is not None and resume:
         restored = ckpt.restore(state)
         if restored is not None:

@@ -58,6 +58,11 @@ def resolve_checkpoint(checkpoint: str | Path) -> tuple[Path, Path]:
         raise DataError(f"{p}: checkpoint not found")
     if p.is_file() and re.fullmatch(r"fold_\d+\.json", p.name):
         p = p.with_name(f"ckpt_{p.stem}")
+        if not (p / "last").is_dir():
+            raise DataError(
+                f"{p}: missing, so {checkpoint} has no weights to predict with (reproduce deletes "
+                "baselines' checkpoints unless --keep-checkpoints; cv keeps them)"
+            )
     elif p.parent.name == "last" and p.name.isdigit():
         p = p.parent.parent
     elif p.name == "last":
@@ -95,7 +100,7 @@ def load_fold_model(checkpoint: str | Path):
     info = model_info(cfg.model)
     model = build_model(cfg, len(names))
     engine = Engine(model, info.tasks, cfg, steps_per_epoch=1, class_alpha=None)
-    restored = _Checkpoints(ckpt_dir, 0).restore(engine.canonical_state(engine.initial_state))
+    restored = _Checkpoints(ckpt_dir, cfg).restore(engine.canonical_state(engine.initial_state))
     if restored is None:
         raise DataError(f"{ckpt_dir / 'last'}: holds no saved step")
     _, state, best = restored

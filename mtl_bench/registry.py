@@ -108,15 +108,21 @@ def create_model(name: str, *, seed: int = 0, rngs: nnx.Rngs | None = None, **ov
     """
     info = model_info(name)
     kwargs = {**info.defaults, **overrides}
-    params = inspect.signature(info.builder).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        unknown = sorted(k for k in kwargs if k not in params)
-        if unknown:
-            raise TypeError(
-                f"model {name!r} does not take {', '.join(unknown)}; "
-                f"it takes {', '.join(k for k in params if k != 'rngs')}"
-            )
+    check_model_kwargs(name, kwargs)
     return info.builder(rngs=rngs if rngs is not None else nnx.Rngs(seed), **kwargs)
+
+
+def check_model_kwargs(name: str, kwargs: dict[str, Any]) -> None:
+    """A TypeError naming the options of ``kwargs`` that model ``name``'s builder does not take."""
+    params = inspect.signature(model_info(name).builder).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(k for k in kwargs if k not in params)
+    if unknown:
+        raise TypeError(
+            f"model {name!r} does not take {', '.join(unknown)}; "
+            f"it takes {', '.join(k for k in params if k != 'rngs')}"
+        )
 
 
 def count_params(model: nnx.Module) -> int:

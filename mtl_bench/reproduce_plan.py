@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mtl_bench.config import RunConfig, apply_overrides
+from mtl_bench.config import RunConfig, apply_overrides, check_config
 
 PROPOSED = "mtl_resunet"
 THREE_CLASS_DIR = "three_class"  # sub-folder of the three-class runs: their own fold manifest
@@ -217,6 +217,10 @@ def plan(
         if cfg.epochs == 0:  # not trained by epochs: an epochs= would be recorded but not used
             common = [s for s in common if s.partition("=")[0].strip() != "epochs"]
         cfg = apply_overrides(apply_overrides(cfg, common), sets.get(name, []))
+        try:
+            check_config(cfg)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{name}: {e}") from None
         jobs.append(Job(name, cfg))
     if preset.three_class if three_class is None else three_class:
         for job in [j for j in jobs if j.method == PROPOSED or j.method in PRETRAINED_CNNS]:

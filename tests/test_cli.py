@@ -54,6 +54,14 @@ def test_bad_set_is_one_line(tmp_path, capsys):
     assert "unknown config key 'epoch'" in _one_line_error(capsys)
 
 
+def test_bad_value_is_one_line_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "r"
+    code = main(["cv", "--model", "mtl_resunet", "--out", str(out), "--set", "batch_size=0"])
+    assert code == 2
+    assert "batch_size=0: must be >= 1" in _one_line_error(capsys)
+    assert not out.exists()
+
+
 def test_unknown_model_is_one_line(tmp_path, capsys):
     assert main(["cv", "--model", "resnet9000", "--out", str(tmp_path)]) == 2
     assert "unknown model 'resnet9000'" in _one_line_error(capsys)

@@ -2,8 +2,15 @@
 
 import pytest
 
-from mtl_bench.config import RunConfig, apply_overrides, parse_value
+from mtl_bench.config import (
+    RunConfig,
+    apply_overrides,
+    check_config,
+    config_differences,
+    parse_value,
+)
 from mtl_bench.configs import PRESETS, get_config
+from mtl_bench.registry import list_models
 
 
 def test_parse_value():
@@ -29,7 +36,7 @@ def test_overrides_apply_and_validate():
         apply_overrides(RunConfig(), ["epoch=3"])
     with pytest.raises(ValueError, match="key=value"):
         apply_overrides(RunConfig(), ["epochs"])
-    with pytest.raises(ValueError, match="epochs takes a int"):
+    with pytest.raises(ValueError, match="epochs takes an integer"):
         apply_overrides(RunConfig(), ["epochs=lots"])
     with pytest.raises(ValueError, match="hflip takes true or false"):
         apply_overrides(RunConfig(), ["hflip=1"])
@@ -54,3 +61,45 @@ def test_presets():
         assert RunConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown preset"):
         get_config("mtl_resunet", "huge")
+
+
+def test_every_registered_config_passes_the_check():
+    for name in list_models():
+        for preset in PRESETS:
+            check_config(get_config(name, preset))  # moon_features: epochs=0 is its own
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("epochs=0", "epochs=0: must be >= 1"),
+        ("epochs=-1", "epochs=-1: must be >= 1"),
+        ("batch_size=0", "batch_size=0: must be >= 1"),
+        ("lr=-1", "lr=-1.0: must be > 0"),
+        ("lr=1e400", "lr=inf: must be a finite number"),
+        ("checkpoint_every=-1", "checkpoint_every=-1"),
+        ("val_fraction=1.5", "val_fraction=1.5: must be in [0, 1)"),
+        ("folds=1", "folds=1: must be >= 2"),
+        ("class_weights=foo", "class_weights='foo': choose one of inverse_frequency, none"),
+        ("optimizer=foo", "optimizer='foo': choose one of adam"),
+        ("precision=fp8", "precision='fp8'"),
+        ("empty_policy=foo", "empty_policy='foo'"),
+        ("preprocess=hist", "preprocess='hist'"),
+        ("model_kwargs.widht=4", "model 'mtl_resunet' does not take widht"),
+    ],
+)
+def test_check_config_refuses_what_cannot_run(setting, message):
+    cfg = apply_overrides(get_config("mtl_resunet", "smoke"), [setting])
+    with pytest.raises((ValueError, TypeError)) as err:
+        check_config(cfg)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_config_differences_ignore_how_a_run_is_executed():
+    a = RunConfig(model_kwargs={"widths": (8, 16)}).to_dict()
+    same = {**a, "model_kwargs": {"widths": [8, 16]}, "checkpoint_every": 3, "parallel": "jit"}
+    assert config_differences(a, same) == []  # JSON lists = tuples; execution keys are free
+    other = {**a, "lr": 0.5, "epochs": 9}
+    assert config_differences(a, other) == ["epochs: 500 → 9", "lr: 0.0001 → 0.5"]
+    assert config_differences(a, other, ignore=("epochs",)) == ["lr: 0.0001 → 0.5"]
+    assert config_differences({"lr": 0.1}, a) == ["lr: 0.1 → 0.0001"]  # older files: shared keys

@@ -71,6 +71,8 @@ def test_paper_plan_adds_the_three_class_runs():
         (["--methods", "mtl_resunet,nope"], "unknown method 'nope' in --methods"),
         (["--set", "unet:epochs=1"], "'unet' is not a method of this reproduction"),
         (["--set", "epoch=1"], "unknown config key 'epoch'"),
+        (["--set", "epochs=0"], "mtl_resunet: epochs=0: must be >= 1"),
+        (["--set", "model_kwargs.no_such_option=1"], "does not take no_such_option"),
         (["--data", "/nonexistent/busi"], "/nonexistent/busi"),
     ],
 )
@@ -81,15 +83,24 @@ def test_bad_options_are_one_line(tmp_path, capsys, argv, expected):
     assert not out.exists()  # nothing is written before the options are valid
 
 
-def test_reproduce_end_to_end_failure_and_resume(tmp_path, capsys):
+def test_reproduce_end_to_end_failure_and_resume(tmp_path, capsys, monkeypatch):
+    import mtl_bench.cv
+
+    def fit_fold(cfg, *args, **kwargs):  # unet fails in training (its options are all valid)
+        if cfg.model == "unet":
+            raise RuntimeError("out of memory, say")
+        return real_fit_fold(cfg, *args, **kwargs)
+
+    real_fit_fold = mtl_bench.cv.fit_fold
+    monkeypatch.setattr(mtl_bench.cv, "fit_fold", fit_fold)
     out = tmp_path / "r"
-    # unet gets a keyword it does not take: it fails, the two other methods still finish.
+    # unet fails; the two other methods still finish.
     argv = ["reproduce", "--methods", "mtl_resunet,moon_features,unet", "--out", str(out), *TINY]
-    argv += ["--set", "unet:model_kwargs.no_such_option=1"]
+    argv += ["--set", "unet:lr=2e-3"]
     assert main(argv) == 1
     captured = capsys.readouterr()
-    assert "FAILED unet: fold 1/2: TypeError" in captured.err
-    assert "no_such_option" in captured.err
+    assert "FAILED unet: fold 1/2: RuntimeError" in captured.err
+    assert "out of memory, say" in captured.err
     assert "Table 1" in captured.out and "Table 6" in captured.out
     folds = sorted(out.glob("*/fold_*.json"))  # the binary runs
     assert [f.relative_to(out).as_posix() for f in folds] == [

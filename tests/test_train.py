@@ -68,6 +68,14 @@ def test_resume_gives_identical_metrics(data, tmp_path):
     assert resumed.epochs_run == 2
     np.testing.assert_array_equal(full.test_eval["counts"], resumed.test_eval["counts"])
     np.testing.assert_allclose(full.test_eval["prob"], resumed.test_eval["prob"], rtol=0, atol=0)
+    # Resuming under other settings would record a run that did not happen: refused.
+    for other, says in [
+        (dataclasses.replace(TINY, lr=TINY.lr * 2), "lr: "),
+        (dataclasses.replace(TINY, epochs=1), "epochs: 2 trained already → 1"),
+    ]:
+        with pytest.raises(ValueError, match="other settings") as err:
+            fit_fold(other, data, train, test, ckpt_dir=tmp_path / "b", resume=True, quiet=True)
+        assert says in str(err.value)
 
 
 def test_eval_batching_does_not_change_results(data):
@@ -99,7 +107,11 @@ def test_loss_falls_and_dice_beats_background():
     assert seg["DC"] > 0.1
 
 
-def test_nan_loss_stops_cleanly_and_writes_nothing(tmp_path):
+def test_nan_loss_stops_cleanly_and_writes_nothing(tmp_path, monkeypatch):
+    import mtl_bench.cv
+
+    # A NaN weight diverges at once; check_config would refuse it, so it is bypassed here.
+    monkeypatch.setattr(mtl_bench.cv, "check_config", lambda cfg: None)
     cfg = dataclasses.replace(TINY, w_seg=float("nan"), epochs=1)
     with pytest.raises(TrainingDiverged, match=r"epoch 1, step 1 of"):
         run_cv(cfg, tmp_path, folds=[0], quiet=True)
@@ -122,6 +134,14 @@ def test_cv_writes_schema_and_resume_skips(tmp_path, monkeypatch):
     mtime = paths[0].stat().st_mtime_ns
     run_cv(cfg, tmp_path / "res", resume=True, quiet=True)  # finished folds are not rerun
     assert paths[0].stat().st_mtime_ns == mtime
+    # ... unless they ran with other settings: skipping them would mix two protocols.
+    with pytest.raises(ValueError, match=r"fold_0.json: finished with other settings \(epochs"):
+        run_cv(dataclasses.replace(cfg, epochs=2), tmp_path / "res", resume=True, quiet=True)
+    # The folder's manifest decides the folds: a different fold_seed is recorded as used.
+    again = run_cv(
+        dataclasses.replace(cfg, fold_seed=7), tmp_path / "res", folds=[0], resume=True, quiet=True
+    )
+    assert again[0].stat().st_mtime_ns == mtime
 
 
 def test_bf16_trains_with_fp32_master_weights(data):
