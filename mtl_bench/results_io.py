@@ -211,3 +211,36 @@ def machines_note(results: pd.DataFrame, methods: Iterable[str]) -> str | None:
         + "; ".join(parts)
         + "."
     )
+
+
+def settings_note(results: pd.DataFrame, methods: Iterable[str]) -> str | None:
+    """None if each of ``methods`` ran all its folds with one config, else a note naming the
+    fields that differ between its folds and their values per fold.
+
+    A mean ± sd over folds trained differently (a fold rerun with another image size, say) mixes
+    two protocols; fields that only say how a run was executed (``config.EXECUTION_KEYS``) are
+    not compared, nor fields that some of its files (older ones) lack.
+    """
+    from mtl_bench.config import EXECUTION_KEYS
+
+    parts = []
+    rows = results[results["method"].isin(list(methods))]
+    for method, group in rows.groupby("method", sort=True):
+        configs = [(int(f), c) for f, c in zip(group["fold"], group["config"], strict=True) if c]
+        shared = set.intersection(*(set(c) for _, c in configs)) if configs else set()
+        keys = sorted(shared - EXECUTION_KEYS)  # a field newer than some files: not compared
+        differ = []
+        for key in keys:
+            values = [(f, json.dumps(c.get(key), sort_keys=True)) for f, c in configs]
+            if len({v for _, v in values}) > 1:
+                per = ", ".join(f"{v} (fold {f})" for f, v in values)
+                differ.append(f"{key} {per}")
+        if differ:
+            parts.append(f"{method}: {'; '.join(differ)}")
+    if not parts:
+        return None
+    return (
+        "Folds of one method ran with different settings, so its mean ± sd mixes them: "
+        + " | ".join(parts)
+        + "."
+    )

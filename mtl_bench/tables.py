@@ -22,7 +22,13 @@ import pandas as pd
 
 from mtl_bench import table_hyperparams, table_kinds
 from mtl_bench.data.types import DataError
-from mtl_bench.results_io import check_same_manifest, load_results, machines_note, per_image
+from mtl_bench.results_io import (
+    check_same_manifest,
+    load_results,
+    machines_note,
+    per_image,
+    settings_note,
+)
 from mtl_bench.table_kinds import Table
 from mtl_bench.table_specs import DEFAULT_SPECS, TableSpec
 
@@ -104,7 +110,8 @@ def build_tables(
 
     Writes ``results_dir/tables/<name>.<fmt>`` for each format and returns {name: display frame}
     (its ``attrs`` carry title and notes for ``render_markdown``; a table whose methods ran on
-    different machines gets a note naming them, ``machines_note``). Every table is checked before
+    different machines, or a method whose folds ran with different settings, gets a note naming
+    them: ``machines_note``, ``settings_note``). Every table is checked before
     anything is written: if the compared methods of any table come from different fold
     manifests, a DataError names the table, the hashes and their methods, and no file is written.
     """
@@ -135,8 +142,9 @@ def build_tables(
         raise DataError("; ".join(problems) + " (methods in one table must share a fold manifest)")
     tables = [build_table(s, results, reference=reference, n_boot=n_boot, seed=seed) for s in specs]
     for spec, table in zip(specs, tables, strict=True):
-        if (note := machines_note(results, spec.compared(reference))) is not None:
-            table.notes.append(note)
+        for note_of in (machines_note, settings_note):
+            if (note := note_of(results, spec.compared(reference))) is not None:
+                table.notes.append(note)
     out_dir = Path(results_dir) / "tables"
     out_dir.mkdir(parents=True, exist_ok=True)
     frames = {}

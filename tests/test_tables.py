@@ -267,3 +267,21 @@ def test_a_table_says_when_its_methods_ran_on_different_machines(tmp_path):
     note = build_tables(tmp_path, formats=(), table_specs=specs)["table4"].attrs["notes"][-1]
     assert note.startswith("Results from different machines, which may round differently")
     assert "NVIDIA H100 80GB HBM3 (Intel Xeon, x86_64, 16 cores): unet" in note
+
+
+def test_a_table_says_when_a_methods_folds_ran_with_different_settings(tmp_path):
+    write_fixture_results(tmp_path, {"unet": {}, "fpn": {}})
+    specs = [seg_spec(methods=("unet", "fpn"))]
+    for fold, changes in [(1, {"image_size": 32, "checkpoint_every": 1}), (3, {"epochs": 3})]:
+        path = result_path(tmp_path, "fpn", fold)
+        record = json.loads(path.read_text())
+        record["config"] = {**record["config"], **changes}
+        path.write_text(json.dumps(record))
+    frames = build_tables(tmp_path, formats=("md",), table_specs=specs)
+    note = frames["table4"].attrs["notes"][-1]
+    assert note == (
+        "Folds of one method ran with different settings, so its mean ± sd mixes them: fpn: "
+        "epochs 500 (fold 0), 500 (fold 1), 500 (fold 2), 3 (fold 3), 500 (fold 4); "
+        "image_size 64 (fold 0), 32 (fold 1), 64 (fold 2), 64 (fold 3), 64 (fold 4)."
+    )  # checkpoint_every says how a run was executed, not what it computed: not compared
+    assert note in (tmp_path / "tables" / "table4.md").read_text()
