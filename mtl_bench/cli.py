@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from mtl_bench.data.types import DataError
@@ -207,8 +209,9 @@ def _run(args: argparse.Namespace) -> int:
         enable_compile_cache()
         report = predict(args.inputs, args.checkpoint, args.out)
         ok = sum(r["status"] == "ok" for r in report.rows)
-        for r in report.failed:
-            print(f"{r['file']}: {r['status']}", file=sys.stderr)
+        for r in report.rows:
+            if r["status"] != "ok":
+                print(f"{r['file']}: {r['status']}", file=sys.stderr)
         skipped = len(report.rows) - ok - len(report.failed)
         print(
             f"{ok} predicted, {len(report.failed)} unreadable, {skipped} skipped → {report.table}"
@@ -240,15 +243,30 @@ def _run(args: argparse.Namespace) -> int:
     raise AssertionError(args.command)
 
 
+def _show_data_warning(other, message, category, filename, lineno, file=None, line=None) -> None:
+    """Data warnings (files skipped, empty masks, label leakage) as one ``mtl-bench: warning:``
+    line each, not Python's file:line form; other warnings as usual."""
+    from mtl_bench.data.types import DataWarning
+
+    if issubclass(category, DataWarning):
+        print(f"mtl-bench: warning: {message}", file=file or sys.stderr)
+    else:
+        other(message, category, filename, lineno, file, line)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from mtl_bench.train import TrainingDiverged
 
+    previous = warnings.showwarning
+    warnings.showwarning = functools.partial(_show_data_warning, previous)
     try:
         return _run(args)
+    except BrokenPipeError:  # output piped into `head` that has closed: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (
-        DataError, TrainingDiverged, ValueError, KeyError, TypeError, FileNotFoundError,
-        ImportError,
+        DataError, TrainingDiverged, ValueError, KeyError, TypeError, OSError, ImportError,
     ) as e:  # fmt: skip
         if os.environ.get("MTL_BENCH_DEBUG"):
             raise
@@ -258,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mtl-bench: interrupted (rerun with --resume to continue)", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = previous
 
 
 if __name__ == "__main__":

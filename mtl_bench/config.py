@@ -27,6 +27,10 @@ class RunConfig:
     image_size: int = 256
     class_set: str = "binary"  # binary (benign vs malignant) | three_class
     preprocess: str = "mpghe"  # mpghe | clahe | none
+    # A folder's unreadable images (corrupt PNG, missing or mismatched mask): an error naming the
+    # file (false), or left out, listed in a warning (true). The fold manifest's dataset
+    # fingerprint then covers only the images used.
+    skip_bad_images: bool = False
     # Folds.
     folds: int = 5
     fold_seed: int = 0
@@ -141,7 +145,7 @@ def check_config(cfg: RunConfig) -> None:
         ("batch_size", cfg.batch_size >= 1, ">= 1"),
         ("eval_batch_size", cfg.eval_batch_size >= 1, ">= 1"),
         ("folds", cfg.folds >= 2, ">= 2"),
-        ("image_size", cfg.image_size >= 1, ">= 1"),
+        ("image_size", cfg.image_size >= 8, ">= 8"),
         ("lr", cfg.lr > 0 or not trained, "> 0"),
         ("lr_decay_every", cfg.lr_decay_every >= 0, ">= 0 (0 keeps the rate constant)"),
         ("lr_decay_factor", cfg.lr_decay_factor > 0, "> 0"),

@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from mtl_bench.data.folds import (
     write_manifest,
 )
 from mtl_bench.data.prepare import load_dataset
-from mtl_bench.data.types import DataError, Dataset
+from mtl_bench.data.types import DataError, Dataset, DataWarning
 from mtl_bench.distributed import is_writer
 from mtl_bench.fit import FoldRun, fit_fold
 from mtl_bench.metrics import (
@@ -61,6 +62,7 @@ def dataset_for(cfg: RunConfig, *, quiet: bool = False) -> Dataset:
         synthetic_n=cfg.synthetic_n,
         seed=cfg.synthetic_seed,
         difficulty=cfg.synthetic_difficulty,
+        strict=not cfg.skip_bad_images,
     )
     counts = ", ".join(f"{k} {v}" for k, v in ds.class_counts().items())
     log(
@@ -85,6 +87,15 @@ def shared_manifest(
             )
         return manifest
     manifest = manifest_for(dataset, k=cfg.folds, seed=cfg.fold_seed, preprocess=cfg.preprocess)
+    leaks = [g["ids"] for g in manifest.duplicate_groups if g["cross_class"]]
+    if leaks:  # kept in one fold, so no test image is seen in training, but labelled twice
+        shown = "; ".join(" = ".join(ids) for ids in leaks[:3]) + ("; …" if len(leaks) > 3 else "")
+        warnings.warn(
+            f"{len(leaks)} group(s) of duplicate images carry different labels (label leakage; "
+            f"each group stays in one fold): {shown} — `mtl-bench data check` lists them",
+            DataWarning,
+            stacklevel=2,
+        )
     if not is_writer():  # other processes made the identical manifest; process 0 writes it
         return manifest
     write_manifest(manifest, path)
@@ -234,7 +245,7 @@ def run_cv(
         started = time.time()
         log(
             f"{method} fold {fold}: {len(train_idx)} train / {len(test_idx)} test, "
-            f"{cfg.epochs} epochs, batch {cfg.batch_size}",
+            f"{cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, batch {cfg.batch_size}",
             quiet=quiet,
         )
         run = fit_fold(
@@ -317,8 +328,8 @@ def _run_fold_parallel(
     splits = [fold_indices(manifest, dataset, f, check_fingerprint=check) for f in todo]
     started = time.time()
     log(
-        f"{method} folds {todo}: trained side by side, {cfg.epochs} epochs, batch "
-        f"{cfg.batch_size} per fold",
+        f"{method} folds {todo}: trained side by side, {cfg.epochs} "
+        f"epoch{'s' * (cfg.epochs != 1)}, batch {cfg.batch_size} per fold",
         quiet=quiet,
     )
     runs = fit_folds_parallel(

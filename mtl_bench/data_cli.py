@@ -15,7 +15,12 @@ def add_data_parser(sub: argparse._SubParsersAction, default_results: str) -> No
     p = data.add_parser("check", help="integrity check and duplicate audit of a BUSI folder")
     p.add_argument("root")
     p.add_argument("--json", action="store_true", help="machine-readable report")
-    p.add_argument("--class-set", default="three_class")
+    p.add_argument(
+        "--class-set",
+        default="auto",
+        choices=("auto", "binary", "three_class"),
+        help="auto (default): three_class when ROOT has a normal/ folder, else binary",
+    )
     p = data.add_parser("synth", help="write the synthetic phantom in the BUSI folder layout")
     p.add_argument("--out", required=True)
     p.add_argument("--n", type=int, default=None, help="images in all (default 780, BUSI's)")

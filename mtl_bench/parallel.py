@@ -34,7 +34,7 @@ def check_strategy(parallel: str, batch_size: int, n_devices: int) -> None:
     if parallel != "none" and batch_size % n_devices:
         raise ValueError(
             f"batch_size {batch_size} does not divide by the {n_devices} devices of "
-            f"parallel={parallel!r}; use a multiple of {n_devices} or --set devices=N"
+            f"parallel={parallel!r}; use a multiple of {n_devices} or fewer devices (--devices N)"
         )
 
 

@@ -187,7 +187,8 @@ def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> Pred
         try:
             grey, x = _prepare(path, cfg.image_size, cfg.preprocess)
         except (DataError, ValueError) as e:
-            report.rows.append({**row, "status": f"error: {e}"})
+            msg = str(e).removeprefix(f"{path}: ")  # the row names the file already
+            report.rows.append({**row, "status": f"error: {msg}"})
             continue
         res = jax.device_get(forward(state["params"], state["rest"], x[None]))
         stem = out / path.relative_to(root).with_suffix("")

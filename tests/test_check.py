@@ -206,3 +206,14 @@ def test_check_report_groups_feed_group_index(root):
     idx = group_index(report.groups, len(report.ids), ids=report.ids)
     a, b = report.ids.index("benign/benign (3)"), report.ids.index("malignant/malignant (2)")
     assert idx[a] == idx[b] and len(set(idx.tolist())) == len(report.ids) - 1
+
+
+def test_class_set_auto_follows_the_folder(root):
+    assert check_busi(root).class_set == "three_class"  # it has normal/
+    import shutil
+
+    shutil.rmtree(root / "normal")
+    report = check_busi(root)  # a benign/malignant-only copy is fine for the binary tables
+    assert report.class_set == "binary" and report.ok
+    assert "(class set binary): OK" in report.format()
+    assert not check_busi(root, class_set="three_class").ok  # asked for: normal is missing

@@ -1,6 +1,9 @@
 """The command line as a user drives it: exit codes, one-line errors, files written."""
 
 import json
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -118,3 +121,40 @@ def test_version_names_the_package_and_jax(capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("mtl-bench 0.1.0 (") and "jax " in out and "flax " in out
+
+
+def test_data_folds_warns_in_one_line_and_skips_bad_images_when_asked(tmp_path, capsys):
+    root = tmp_path / "busi"
+    assert main(["data", "synth", "--out", str(root), "--n", "40", "--image-size", "32"]) == 0
+    for suffix in (".png", "_mask.png"):  # one benign image filed as malignant too: leakage
+        shutil.copy(root / "benign" / f"benign (1){suffix}", root / "malignant" / f"x{suffix}")
+    (root / "malignant" / "malignant (2).png").write_bytes(b"not a png")
+    capsys.readouterr()
+    argv = ["data", "folds", "--data", str(root), "--out", str(tmp_path / "r")]
+    argv += ["--set", "image_size=32", "--set", "preprocess=none"]
+    assert main(argv) == 2
+    assert "malignant (2).png" in _one_line_error(capsys)
+    assert main([*argv, "--set", "skip_bad_images=true"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    skipped = [line for line in err if "malignant (2).png" in line]
+    assert len(skipped) == 1 and skipped[0].startswith("mtl-bench: warning: 1 files skipped")
+    leak = [line for line in err if "label leakage" in line]
+    assert len(leak) == 1 and leak[0].startswith("mtl-bench: warning: 1 group(s) of duplicate")
+    assert "benign/benign (1) = malignant/x" in leak[0]
+
+
+def test_os_errors_are_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert main(["data", "synth", "--out", str(tmp_path / "file" / "sub"), "--n", "9"]) == 2
+    assert "Not a directory" in _one_line_error(capsys)
+
+
+def test_output_into_a_closed_pipe_is_no_traceback():
+    # `mtl-bench models | head -1`: the reader goes away; no BrokenPipeError traceback.
+    code = "from mtl_bench.cli import main; import sys; sys.exit(main(['models']))"
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    child.stdout.close()  # nothing will read what it prints
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 1 and "Traceback" not in err and "BrokenPipe" not in err

@@ -63,6 +63,7 @@ def test_folder_prediction_matches_the_fold_evaluation(trained, tmp_path):
     assert (
         statuses["broken.png"].startswith("error: ") and "cannot decode" in statuses["broken.png"]
     )
+    assert str(images) not in statuses["broken.png"]  # the file column names it, once
     assert statuses["benign/x_mask.png"].startswith("skipped: a mask file")
     assert statuses["notes.txt"].startswith("skipped: not an image")
     assert [r["file"] for r in report.failed] == [str(images / "broken.png")]
@@ -122,6 +123,10 @@ def test_bad_checkpoints_and_inputs_are_named(trained, tmp_path):
     lone.mkdir(parents=True)
     with pytest.raises(DataError, match="fold_3.json: missing"):
         resolve_checkpoint(lone.parent)
+    orphan = tmp_path / "r" / "m" / "fold_1.json"
+    orphan.write_text("{}")  # a result whose checkpoint was deleted (a baseline's, say)
+    with pytest.raises(DataError, match=r"ckpt_fold_1: missing, so .*fold_1\.json has no weights"):
+        resolve_checkpoint(orphan)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no image files"):
         predict(tmp_path / "empty", root / "mtl_resunet" / "ckpt_fold_0", tmp_path / "o")

@@ -165,3 +165,32 @@ def test_bench_prepare_runs(capsys):
     assert "9 images at 32²" in out
     for step in ("preprocess mpghe", "load_dataset(folder, mpghe): hit", "= folder → read → mpghe"):
         assert step in out
+
+
+def test_a_cached_read_repeats_the_data_warnings(tmp_path):
+    from mtl_bench.data.types import DataWarning
+
+    src = tmp_path / "busi"
+    write_phantom(src, 16, image_size=40, seed=4)
+    (src / "benign" / "notes.txt").write_text("stray")
+    kw = dict(image_size=SIZE, preprocess="none", cache_dir=tmp_path / "cache")
+    with pytest.warns(DataWarning, match=r"1 files skipped: .*notes\.txt: not a \.png file$"):
+        prepare.load_dataset(str(src), **kw)
+    with pytest.warns(DataWarning, match=r"notes\.txt: .*\(as when the data was first read\)"):
+        prepare.load_dataset(str(src), **kw)  # from the cache, still said
+
+
+def test_bad_images_are_skipped_only_when_asked(tmp_path):
+    from mtl_bench.data.types import DataWarning
+
+    src = tmp_path / "busi"
+    write_phantom(src, 16, image_size=40, seed=4)
+    bad = src / "malignant" / "malignant (1).png"
+    bad.write_bytes(b"not a png")
+    kw = dict(image_size=SIZE, preprocess="none", cache_dir=tmp_path / "cache")
+    with pytest.raises(DataError, match=r"malignant \(1\)\.png"):
+        prepare.load_dataset(str(src), **kw)
+    with pytest.warns(DataWarning, match=r"files skipped: .*malignant \(1\)\.png"):
+        ds = prepare.load_dataset(str(src), strict=False, **kw)
+    assert "malignant/malignant (1)" not in ds.ids
+    assert str(bad) in [p for p, _ in ds.skipped]

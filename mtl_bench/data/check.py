@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -247,16 +248,20 @@ def _audit(entry: BusiEntry, hash_size: int) -> tuple:
 def check_busi(
     root: str | os.PathLike,
     *,
-    class_set: str = "three_class",
+    class_set: str = "auto",
     hash_size: int = 8,
     near_threshold: int | None = None,
 ) -> CheckReport:
     """Audit every file of a BUSI folder, then find duplicates and label leakage.
 
-    A missing root raises DataError (``scan_busi``); every other finding is in the report.
+    ``class_set`` "auto": three_class when the folder has a ``normal`` sub-folder, else binary
+    (the report names the set it checked). A missing root raises DataError (``scan_busi``);
+    every other finding is in the report.
     """
     if hash_size < 2:
         raise ValueError(f"hash_size {hash_size}: must be at least 2")
+    if class_set == "auto":
+        class_set = "three_class" if (Path(root).expanduser() / "normal").is_dir() else "binary"
     thr = default_near_threshold(hash_size) if near_threshold is None else near_threshold
     scan = scan_busi(root, class_set)
     names = class_names(class_set)

@@ -39,7 +39,8 @@ def load_grey_png(path: str | os.PathLike) -> np.ndarray:
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
-        reason = " ".join(str(e).split()) or type(e).__name__
+        # Pillow's own text may quote the path again ("cannot identify image file '…'").
+        reason = " ".join(str(e).replace(repr(str(path)), "").split()) or type(e).__name__
         raise DataError(f"{path}: cannot decode image ({reason})") from None
 
 

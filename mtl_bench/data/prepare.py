@@ -3,8 +3,9 @@
 The cache holds one compressed ``.npz`` per combination of source and parameters, plus a JSON
 sidecar that says what went into it. The key hashes the source (a folder's relative file paths,
 sizes and modification times; the phantom's parameters), every parameter, and the source code of
-the reader, phantom and pre-processing modules, so editing any of them invalidates old entries
-instead of silently serving images made by other code.
+the reader, PNG decoding, phantom and pre-processing modules, so editing any of them invalidates
+old entries instead of silently serving images made by other code. The sidecar also keeps the
+data warnings of the read (skipped files, empty masks): a cached read repeats them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +25,7 @@ from mtl_bench.data import preprocess as preprocess_module
 from mtl_bench.data.phantom import synth_phantom
 from mtl_bench.data.preprocess import preprocess
 from mtl_bench.data.reader import read_busi
-from mtl_bench.data.types import DataError, Dataset, class_names
+from mtl_bench.data.types import DataError, Dataset, DataWarning, class_names
 
 # Bump when the layout of the cached arrays changes.
 CACHE_FORMAT = 1
@@ -53,11 +55,12 @@ def folder_signature(root: Path) -> list[list]:
 
 
 def _code_signature() -> str:
-    # Every module that shapes the pixels: the reader, the phantom (split over several files,
-    # hence the patterns, which also catch future siblings), pre-processing and the types.
+    # Every module that shapes the pixels: the reader, PNG decoding and resizing, the phantom
+    # (split over several files, hence the patterns, which also catch future siblings),
+    # pre-processing and the types.
     h = hashlib.sha256()
     here = Path(__file__).parent
-    for pattern in ("reader*.py", "phantom*.py", "preprocess*.py", "types.py"):
+    for pattern in ("reader*.py", "png*.py", "phantom*.py", "preprocess*.py", "types.py"):
         for path in sorted(here.glob(pattern)):
             h.update(path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
@@ -77,7 +80,8 @@ def _atomic_write(path: Path, write: Callable) -> None:
 
 
 def _save(path: Path, dataset: Dataset, meta: dict) -> None:
-    """Write the arrays, then the sidecar: an entry counts only once both exist."""
+    """Write the arrays, then the sidecar (``meta`` and the read's data warnings): an entry
+    counts only once both exist."""
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {
         "images": dataset.images,
@@ -94,9 +98,18 @@ def _save(path: Path, dataset: Dataset, meta: dict) -> None:
 
 
 def _load(path: Path) -> Dataset | None:
-    """The cached dataset, or None when the entry is absent or unreadable (it is then rebuilt)."""
+    """The cached dataset, or None when the entry is absent or unreadable (it is then rebuilt).
+
+    The data warnings of the read that made the entry are given again, so a cached read says
+    what the first one said (skipped files, empty masks)."""
     if not (path.is_file() and path.with_suffix(".json").is_file()):
         return None
+    try:
+        said = json.loads(path.with_suffix(".json").read_text("utf-8")).get("data_warnings", [])
+    except (OSError, ValueError, AttributeError):
+        return None
+    for message in said:
+        warnings.warn(f"{message} (as when the data was first read)", DataWarning, stacklevel=3)
     try:
         with np.load(path, allow_pickle=False) as z:
             return Dataset(
@@ -191,9 +204,14 @@ def load_dataset(
     cached = _load(path)
     if cached is not None:
         return cached
-    dataset = produce()
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always", DataWarning)
+        dataset = produce()
+    for w in said:  # shown now, and kept with the entry for the reads that find it cached
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    data_warnings = [str(w.message) for w in said if issubclass(w.category, DataWarning)]
     dataset.images = _apply(dataset.images, preprocess, preprocess_params, progress)
-    _save(path, dataset, meta)
+    _save(path, dataset, {**meta, "data_warnings": data_warnings})
     return dataset
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from mtl_bench.data.png import load_grey_png, load_mask_counted, resize_pair
-from mtl_bench.data.types import ALL_CLASSES, DataError, Dataset, class_names
+from mtl_bench.data.types import ALL_CLASSES, DataError, Dataset, DataWarning, class_names
 
 _MASK_RE = re.compile(r"^(?P<stem>.+)_mask(?:_(?P<k>\d+))?$", re.IGNORECASE)
 CLASS_PROBLEMS = ("missing_class_folder", "empty_class_folder")
@@ -27,10 +27,6 @@ CLASS_PROBLEMS = ("missing_class_folder", "empty_class_folder")
 OTHER_CLASS = "class not in class set"
 # Known non-image files at the root (the phantom's parameter record): listed, not warned about.
 KNOWN_FILES = {"PHANTOM.json": "phantom parameters (known file)"}
-
-
-class DataWarning(UserWarning):
-    """A questionable but usable input (non-binary or empty lesion mask, stray file)."""
 
 
 @dataclass(frozen=True)

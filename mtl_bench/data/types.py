@@ -23,6 +23,11 @@ class DataError(ValueError):
     """
 
 
+class DataWarning(UserWarning):
+    """A questionable but usable input (non-binary or empty lesion mask, stray file, duplicates
+    across classes). The CLI prints each as one ``mtl-bench: warning: ...`` line."""
+
+
 def class_names(class_set: str) -> tuple[str, ...]:
     """The class names of ``class_set`` in label order; a DataError for an unknown set."""
     try:
