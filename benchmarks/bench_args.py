@@ -8,6 +8,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 
@@ -23,22 +24,48 @@ def _csv_list(kind: type) -> Any:
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
-    """The bench options (shared by ``mtl-bench bench`` and ``python -m benchmarks.throughput``)."""
-    p.add_argument("--models", default="mtl_resunet", help="all | NAME[,NAME...]")
-    p.add_argument("--batch-sizes", type=_csv_list(int), default=[16, 64], help="e.g. 16,64")
-    p.add_argument("--precision", type=_csv_list(str), default=["bf16"], help="fp32,bf16")
-    p.add_argument("--image-size", type=int, default=256)
-    p.add_argument("--parallel", type=_csv_list(str), default=["none"], help="none,jit,pmap,fold")
-    p.add_argument("--folds", type=int, default=5, help="folds side by side for --parallel fold")
+    """The bench options (shared by ``mtl-bench bench`` and ``python -m benchmarks.throughput``).
+
+    Every help text states its default in words: the parser may be the CLI's subparser, whose
+    formatter is not ours, and list defaults print better as ``16,64`` than as ``[16, 64]``."""
+    p.add_argument(
+        "--models", default="mtl_resunet", help="all | NAME[,NAME...] (default: mtl_resunet)"
+    )
+    p.add_argument(
+        "--batch-sizes", type=_csv_list(int), default=[16, 64], help="e.g. 16,64 (default: 16,64)"
+    )
+    p.add_argument(
+        "--precision", type=_csv_list(str), default=["bf16"], help="fp32,bf16 (default: bf16)"
+    )
+    p.add_argument("--image-size", type=int, default=256, help="pixels per side (default: 256)")
+    p.add_argument(
+        "--parallel",
+        type=_csv_list(str),
+        default=["none"],
+        help="none,jit,pmap,fold (default: none)",
+    )
+    p.add_argument(
+        "--folds", type=int, default=5, help="folds side by side for --parallel fold (default: 5)"
+    )
     p.add_argument(
         "--fold-conv",
         type=_csv_list(str),
         default=["unrolled"],
-        help="--parallel fold convolutions: grouped,split_wgrad,unrolled (mtl_bench/fold_conv.py)",
+        help="--parallel fold convolutions: grouped,split_wgrad,unrolled, see "
+        "mtl_bench/fold_conv.py (default: unrolled)",
     )
-    p.add_argument("--devices", type=_csv_list(int), default=[1], help="device counts, e.g. 1,8")
-    p.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps after compiling")
+    p.add_argument(
+        "--devices",
+        type=_csv_list(int),
+        default=[1],
+        help="device counts for jit/pmap, e.g. 1,8; 0 = all devices (default: 1)",
+    )
+    p.add_argument(
+        "--steps", type=int, default=10, help="timed steps, median reported (default: 10)"
+    )
+    p.add_argument(
+        "--warmup", type=int, default=3, help="untimed steps after compiling (default: 3)"
+    )
     p.add_argument(
         "--set",
         dest="model_kwargs",
@@ -46,7 +73,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="model kwarg for every model (KEY=VALUE) or one (MODEL:KEY=VALUE), e.g. "
-        "--set mtl_resunet:widths=(8,16,32,64,128)",
+        "--set mtl_resunet:widths=(8,16,32,64,128); repeatable (default: the registered "
+        "defaults)",
     )
     p.add_argument(
         "--config",
@@ -54,23 +82,45 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="a training-config field for every configuration (mtl_bench/config.py), e.g. "
-        "--config optimizer_flatten=true; sizes, precision and strategy have their own options",
+        "--config optimizer_flatten=true; sizes, precision and strategy have their own options; "
+        "repeatable (default: RunConfig's defaults)",
     )
-    p.add_argument("--out", default="results", help="CSV under OUT/throughput/ (default results)")
-    p.add_argument("--csv", default=None, help="write/extend this CSV file instead")
-    p.add_argument("--profile", default=None, help="trace 3 steps per configuration into DIR")
-    p.add_argument("--peer", choices=("none", "torch"), default="none")
+    p.add_argument("--out", default="results", help="CSV under OUT/throughput/ (default: results)")
+    p.add_argument(
+        "--csv",
+        default=None,
+        help="write/extend this CSV file instead of a new one under --out (default: none)",
+    )
+    p.add_argument(
+        "--profile",
+        default=None,
+        metavar="DIR",
+        help="trace 3 steps per configuration into DIR (default: no tracing)",
+    )
+    p.add_argument(
+        "--peer",
+        choices=("none", "torch"),
+        default="none",
+        help="time each model's PyTorch twin too (default: none)",
+    )
     p.add_argument(
         "--peer-timeout",
         type=float,
         default=300.0,
-        help="seconds per model and mode (eager, compile); cut to what --time-box leaves",
+        help="seconds per model and mode (eager, compile); cut to what --time-box leaves "
+        "(default: 300)",
     )
-    p.add_argument("--peer-compile", choices=("on", "off"), default="on", help="torch.compile")
+    p.add_argument(
+        "--peer-compile",
+        choices=("on", "off"),
+        default="on",
+        help="also time the twin under torch.compile (default: on)",
+    )
     p.add_argument(
         "--compile-cache",
         default="fresh",
-        help="fresh (a new temporary persistent cache: cold then warm compile) | off | DIR",
+        help="fresh (a new temporary persistent cache: cold then warm compile) | off | DIR "
+        "(default: fresh)",
     )
     p.add_argument(
         "--time-box",
@@ -121,11 +171,17 @@ def check_config(items: list[str]) -> None:
             raise ValueError(f"--config {item!r}: {key} is set by the bench's own options")
         if key.startswith("model_kwargs.") or key in MODEL_KWARG_ALIASES:
             raise ValueError(f"--config {item!r}: a model option; give it with --set")
-    apply_overrides(RunConfig(), items)  # unknown key or bad value: a one-line ValueError
+        try:
+            apply_overrides(RunConfig(), [item])  # unknown key or bad value: a one-line ValueError
+        except ValueError as e:
+            # apply_overrides speaks for the CLI's --set; here the user typed --config (and the
+            # bench's own --set means model kwargs). Its messages name the option once, first.
+            raise ValueError(str(e).replace("--set ", "--config ", 1)) from None
 
 
 def check_options(args: argparse.Namespace) -> None:
-    """One-line ValueErrors for bad sizes, precisions, strategies, fold settings and time box."""
+    """One-line ValueErrors for bad sizes, precisions, strategies, fold settings, device counts,
+    peer time box, time box and paths, all before anything is measured."""
     for name, value in (("--steps", args.steps), ("--image-size", args.image_size)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
@@ -140,7 +196,42 @@ def check_options(args: argparse.Namespace) -> None:
         raise ValueError(msg)
     if "fold" in args.parallel and args.folds < 2:
         raise ValueError(f"--folds must be >= 2 for --parallel fold, got {args.folds}")
+    if not args.devices or min(args.devices) < 0:
+        devices = ",".join(map(str, args.devices))
+        raise ValueError(f"--devices takes device counts >= 0 (0 = all), got {devices!r}")
+    if not math.isfinite(args.peer_timeout) or args.peer_timeout <= 0:
+        raise ValueError(
+            f"--peer-timeout must be a positive number of seconds, got {args.peer_timeout}"
+        )
     parse_time_box(getattr(args, "time_box", None))
+    check_paths(args)
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """One-line ValueErrors for output paths that cannot be written: ``--csv`` a folder,
+    ``--out``, ``--profile`` or ``--compile-cache`` a plain file (or under one). Checked up front:
+    otherwise the first CSV write or trace fails after the first configuration was measured."""
+    if args.csv:
+        csv_path = Path(args.csv)
+        if csv_path.is_dir():
+            raise ValueError(f"--csv {args.csv}: is a folder; give a CSV file")
+        _check_folder("--csv", args.csv, csv_path.parent)
+    else:
+        _check_folder("--out", args.out, Path(args.out) / "throughput")
+    if args.profile:
+        _check_folder("--profile", args.profile, Path(args.profile))
+    if args.compile_cache not in ("fresh", "off"):
+        _check_folder("--compile-cache", args.compile_cache, Path(args.compile_cache))
+
+
+def _check_folder(option: str, given: str, folder: Path) -> None:
+    """``folder`` is a folder or can be made one: no part of it is an existing non-folder."""
+    for part in (folder, *folder.parents):
+        if part.exists():
+            if not part.is_dir():
+                what = "is" if part == Path(given) else f"is under {part}, which is"
+                raise ValueError(f"{option} {given}: {what} a file, not a folder")
+            return
 
 
 def parse_time_box(text: str | float | None) -> float | None:

@@ -149,10 +149,12 @@ job() {
     grep '^\[bench\]' | tee "$lines" || rc=${PIPESTATUS[0]}
   if ((rc == 124 || rc == 137)); then
     NOT_MEASURED+=("$label (stopped at its ${box}s time box; finished rows kept)")
-  elif ((rc != 0)); then
+  elif ((rc != 0 && rc != 3)); then # 3: every configuration skipped (the status column says why)
     NOT_MEASURED+=("$label (failed with exit code $rc)")
   elif grep -q '^\[bench\] time box' "$lines"; then
     NOT_MEASURED+=("$label (cut by its $((box - 30))s --time-box: see its [bench] time box lines)")
+  elif ((rc == 3)); then
+    NOT_MEASURED+=("$label (nothing measured: see the status column of $CSV)")
   fi
   rm -f "$lines"
 }

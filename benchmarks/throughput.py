@@ -208,8 +208,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+NOTHING_MEASURED = 3  # the exit status of a run whose every configuration was skipped or failed
+
+
 def run_from_args(args: argparse.Namespace) -> int:
-    """Run the suite for parsed ``args``; prints the table and the CSV path. Returns 0."""
+    """Run the suite for parsed ``args``; prints the table and the CSV path. Returns 0, or
+    ``NOTHING_MEASURED`` (3) when every row of this run was skipped or failed (the rows are
+    written: their status says why); 1 stays an uncaught error's."""
     check_options(args)
     from mtl_bench.provenance import git_commit
 
@@ -237,10 +242,18 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.csv:
         path = Path(args.csv)
         rows = read_csv(path) if path.exists() else []
+        others = sorted({r.get("device_kind") or "?" for r in rows} - {env["device_kind"]})
+        if others:  # allowed (a comparison file), but a CSV named for one card should stay so
+            print(
+                f"[bench] note: {path} already holds rows measured on {', '.join(others)}; "
+                f"this run's are on {env['device_kind']}",
+                file=sys.stderr,
+            )
     else:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         path = Path(args.out) / "throughput" / f"{device_slug(env['device_kind'])}-{stamp}.csv"
         rows = []
+    measured: list[dict[str, Any]] = []  # this run's rows (not those already in --csv)
     for name in models:
         t = time.perf_counter()
         done = list(rows)
@@ -248,6 +261,7 @@ def run_from_args(args: argparse.Namespace) -> int:
             name, args, env, kwargs, lambda r, d=done: write_csv(path, fold_speedups(d + r)), box
         )
         rows = fold_speedups(rows + new)
+        measured += new
         write_csv(path, rows)
         if args.peer == "torch":
             from benchmarks.torch_peer import attach_peer
@@ -258,6 +272,15 @@ def run_from_args(args: argparse.Namespace) -> int:
         print(f"[bench] {name}: {len(new)} rows in {time.perf_counter() - t:.0f} s", flush=True)
     print(format_table(rows))
     print(f"wrote {path}")
+    if not any(r.get("status") == "ok" for r in measured):
+        # Rows that only say "skipped"/"error" are kept (they say why), but a script or CI
+        # step must not read a run that measured nothing as a success.
+        print(
+            f"[bench] no configuration was measured ({len(measured)} skipped or failed; "
+            f"see the status column of {path})",
+            file=sys.stderr,
+        )
+        return NOTHING_MEASURED
     return 0
 
 

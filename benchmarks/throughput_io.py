@@ -39,6 +39,12 @@ SUMMARY: tuple[tuple[str, str], ...] = (
 )  # fmt: skip
 
 
+# Characters of status (and model) the printed table keeps: a skip reason says what to change at
+# its end, and the longest ("... devices of parallel='pmap'; use a multiple of 16 or --devices N")
+# is about 115; longer texts are error messages, whole in the CSV.
+STATUS_WIDTH = 120
+
+
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     """All rows under ``COLUMNS`` (missing values blank), written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +93,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         v = row.get(key)
         if key == "strategy" and v == "fold" and row.get("fold_conv"):
             return f"fold:{row['fold_conv']}"  # older CSVs have no fold_conv: their folds grouped
-        return str(v)[:60] if key in ("status", "model") else fmt(v)
+        if key in ("status", "model"):
+            return str(v)[:STATUS_WIDTH]
+        return fmt(v)
 
     body = [[cell(r, k) for k, _ in SUMMARY] for r in rows]
     return tabulate(body, headers=[h for _, h in SUMMARY], tablefmt="github")
@@ -118,7 +126,8 @@ def protocol_minutes(rows: list[dict[str, Any]], images: int = 647, folds: int =
         if r.get("config_overrides"):
             how += f", config {r['config_overrides']}"
         out.append(
-            f"paper protocol ({folds} folds × {epochs} epochs × {images} images): "
+            f"paper protocol ({folds} folds × {epochs} epochs × {folds - 1}/{folds} of {images} "
+            f"images): "
             f"{total / rate / 60:.1f} min training at {r['image_size']}², "
             f"batch {r['batch_size']}/fold, {r['precision']}, {how} "
             f"({rate:.0f} img/s{', steps pipelined,' if pipelined else ''} on "
@@ -152,18 +161,27 @@ def fold_speedups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.throughput_io CSV...``: the summary table and protocol estimate."""
+    import argparse
     import sys
 
-    paths = sys.argv[1:] if argv is None else argv
-    if not paths:
-        print("usage: python -m benchmarks.throughput_io CSV [CSV...]", file=sys.stderr)
-        return 2
+    parser = argparse.ArgumentParser(
+        prog="benchmarks.throughput_io",
+        description="Print the markdown summary table of throughput CSVs (written by "
+        "`mtl-bench bench`) and the paper-protocol training-time estimate of their "
+        "mtl_resunet rows.",
+    )
+    parser.add_argument("csv", nargs="+", metavar="CSV", help="throughput CSV file(s), merged")
+    args = parser.parse_args(argv)
     rows = []
-    for p in paths:
-        if not Path(p).is_file():
-            print(f"benchmarks.throughput_io: error: no such file {p}", file=sys.stderr)
-            return 2
-        rows += read_csv(Path(p))
+    try:
+        for p in args.csv:
+            if not Path(p).is_file():
+                what = "is a folder" if Path(p).is_dir() else "no such file"
+                raise ValueError(f"{p}: {what}; give throughput CSV files")
+            rows += read_csv(Path(p))
+    except (ValueError, OSError, csv.Error) as e:  # a foreign or unreadable file: one line
+        print(f"benchmarks.throughput_io: error: {e}", file=sys.stderr)
+        return 2
     print(format_table(rows))
     for line in protocol_minutes(rows):
         print(f"- {line}")

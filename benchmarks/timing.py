@@ -202,18 +202,20 @@ def measure(spec: BenchSpec) -> dict[str, Any]:
         devices=spec.devices,
     )
     cfg = apply_overrides(cfg, list(spec.config))
-    try:
-        model = build_model(cfg, spec.num_classes)
-    except (ValueError, TypeError) as e:
-        raise Skip(f"cannot build at {spec.image_size}²: {e}") from None
     if spec.parallel != "none":
         from mtl_bench import parallel as par
 
+        # Before the model is built (seconds to tens of seconds, FLOP counting included): too
+        # many devices or a batch they cannot share is known from the spec alone.
         try:
             n_dev = len(par.select_devices(spec.devices))
             par.check_strategy(spec.parallel, spec.batch_size, n_dev)
         except ValueError as e:
             raise Skip(str(e)) from None
+    try:
+        model = build_model(cfg, spec.num_classes)
+    except (ValueError, TypeError) as e:
+        raise Skip(f"cannot build at {spec.image_size}²: {e}") from None
     row: dict[str, Any] = {"family": info.family, "params": count_params(model)}
     # Inference counts the eval-mode graph; training the train-mode one (deep-supervision heads
     # and the like run only there), times 3 for the backward pass.

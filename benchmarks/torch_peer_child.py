@@ -9,8 +9,9 @@ The timed training step mirrors the JAX one: gather a batch by index from device
 arrays, convert, augment on the device (random flips and a rotation, ``affine_grid`` +
 ``grid_sample``), forward, soft Dice (masks) + focal (labels, γ = 2) loss, backward, Adam — under
 ``torch.autocast(bfloat16)`` for bf16. On CUDA: ``channels_last`` and ``cudnn.benchmark`` (the
-settings a PyTorch user would pick for speed). ``compile`` mode wraps the model in
-``torch.compile`` (default mode); its compile time is reported, not counted in the step time.
+settings a PyTorch user would pick for speed); on CPU denormals flush to zero, as XLA's do.
+``compile`` mode wraps the model in ``torch.compile`` (default mode); its compile time is
+reported, not counted in the step time.
 """
 
 from __future__ import annotations
@@ -224,6 +225,14 @@ def main(argv: list[str]) -> int:
         job = json.load(f)
     if torch.cuda.is_available():
         torch.backends.cudnn.benchmark = True
+    else:
+        # XLA's CPU backend flushes denormal floats to zero; PyTorch computes them in full, which
+        # x86 cores may do far more slowly. Flush here too so both sides do the same arithmetic.
+        # (Seen once on a 2-core VM: eager steps of 22 ms and 1.9 s in one configuration, steady
+        # with flushing; not reproduced since, so contention may have been the cause.) Set before
+        # the first op: the intra-op worker threads start then and inherit this thread's
+        # floating-point mode. On CUDA the kernels have their own flags: nothing to match.
+        torch.set_flush_denormal(True)
     for cfg in job["configs"]:
         try:
             res = time_config(job, cfg)

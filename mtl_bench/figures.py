@@ -108,7 +108,14 @@ def curve_figures(results_dir: Path, out: Path) -> list[Path]:
         for ax, key in zip(axes[0], panels, strict=True):
             for fold, c in sorted(curves.items()):
                 if key in c and "epoch" in c:
-                    ax.plot(c["epoch"], c[key], lw=1.2, label=f"fold {fold}")
+                    one = len(c) == 1  # a line of one point draws nothing: mark it
+                    ax.plot(
+                        c["epoch"],
+                        c[key],
+                        lw=1.2,
+                        marker="o" if one else None,
+                        label=f"fold {fold}",
+                    )
             ax.set(xlabel="epoch", title=key.replace("_", " "))
         axes[0][0].legend(fontsize=7)
         fig.suptitle(method_dir.name, fontsize=10)

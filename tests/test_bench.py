@@ -175,7 +175,7 @@ def test_protocol_estimate_names_fold_conv_and_non_paper_networks():
     ]
     got = protocol_minutes(rows)
     # 500 epochs × 647 images × 4 training folds = 1,294,000 images.
-    assert got[0].startswith("paper protocol (5 folds × 500 epochs × 647 images): 215.7 min")
+    assert got[0].startswith("paper protocol (5 folds × 500 epochs × 4/5 of 647 images): 215.7 min")
     assert "folds one after another, model dense_units=4 widths=(8, 16)" in got[0]
     assert "107.8 min" in got[1] and "folds side by side, fold_conv=unrolled (" in got[1]
     assert "fold_conv=grouped" in got[2] and len(got) == 3

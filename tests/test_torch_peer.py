@@ -87,3 +87,17 @@ def test_classic_unet_twin_has_our_parameter_count(kwargs):
     assert twin.eval()(torch.rand(2, 1, 32, 32))["mask"].shape == (2, 1, 32, 32)
     full = count_params(nnx.eval_shape(lambda: create_model("unet")))
     assert count_trainable(build_twin(twin_spec("unet"), 1, 2)[0]) == full
+
+
+def test_child_flushes_denormals_on_cpu_as_xla_does(tmp_path, monkeypatch):
+    # XLA's CPU backend flushes denormals to zero; unflushed, torch's eager steps were at times
+    # 100x slower on CPU (a bogus ×torch). Recorded, not set: the test process keeps its mode.
+    from benchmarks import torch_peer_child
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch, "set_flush_denormal", calls.append)
+    job = tmp_path / "job.json"
+    job.write_text('{"configs": []}')
+    assert torch_peer_child.main([str(job)]) == 0
+    assert calls == [True]
