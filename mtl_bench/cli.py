@@ -125,7 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tables", help="build the paper's tables from result files")
     p.add_argument("--results", default=DEFAULT_RESULTS)
     p.add_argument("--format", default="md,latex,csv", help="md, latex, csv (comma-separated)")
-    p.add_argument("--reference", default="mtl_resunet")
+    p.add_argument(
+        "--reference",
+        default="mtl_resunet",
+        help="the method in the proposed model's place: rows are compared with it (default "
+        "mtl_resunet; e.g. a variant mtl_resunet@TAG)",
+    )
     p = sub.add_parser("reproduce", help="every method on the same folds, then all tables/figures")
     add_reproduce_arguments(p)
     return parser
@@ -233,7 +238,11 @@ def _run(args: argparse.Namespace) -> int:
         formats = normalise_formats([f.strip() for f in args.format.split(",")])
         # Tables with no result at all are left out (a paper folder has no three-class runs).
         tables = build_tables(
-            args.results, formats=formats, reference=args.reference, skip_empty=True
+            args.results,
+            formats=formats,
+            reference=args.reference,
+            skip_empty=True,
+            check_reference=True,
         )
         print(render_markdown(tables))
         empty = [s.name for s in DEFAULT_SPECS if s.name not in tables]

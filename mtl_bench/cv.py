@@ -224,7 +224,7 @@ def run_cv(
             f"0..{manifest.k - 1}"
         )
     if resume:
-        _check_finished_match(cfg, [out / method / f"fold_{f}.json" for f in chosen])
+        check_finished_match(cfg, [out / method / f"fold_{f}.json" for f in chosen])
     written: dict[int, Path] = {}
     if cfg.fold_parallel:
         return _run_fold_parallel(cfg, out, method, dataset, manifest, chosen, resume, quiet)
@@ -283,8 +283,9 @@ def _with_manifest_seed(cfg: RunConfig, manifest: FoldManifest, quiet: bool) -> 
     return dataclasses.replace(cfg, fold_seed=manifest.seed)
 
 
-def _check_finished_match(cfg: RunConfig, paths: list[Path]) -> None:
-    """--resume skips finished folds: refuse if they were trained with other settings."""
+def check_finished_match(cfg: RunConfig, paths: list[Path]) -> None:
+    """--resume skips finished folds: a one-line ValueError if any of ``paths`` (fold result
+    files; absent ones are ignored) was trained with other settings than ``cfg``."""
     new = json.loads(json.dumps(cfg.to_dict(), default=str))
     for path in paths:
         if not path.exists():

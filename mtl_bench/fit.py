@@ -305,8 +305,8 @@ class _Checkpoints:
         if diffs:
             raise ValueError(
                 f"{self.directory}: its run had other settings ({'; '.join(diffs)}, saved → "
-                "now); --resume continues only the same run: drop --resume to retrain, or use "
-                "another --out"
+                "now); --resume continues only the same run: drop --resume to retrain, delete "
+                "this checkpoint, or use another --out"
             )
         abstract = partial(jax.tree.map, ocp.utils.to_shape_dtype_struct)
         items = {"state": ocp.args.StandardRestore(abstract(like))}

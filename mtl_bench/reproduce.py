@@ -86,8 +86,10 @@ def _record(preset: str, data: str | None, overrides: list[str], jobs: list[Job]
     }
 
 
-def _check_out(out: Path, resume: bool, record: dict) -> None:
-    """A fresh folder, or with ``resume`` one started with the same preset, data and --set."""
+def _check_out(out: Path, resume: bool, record: dict, jobs: list[Job], quiet: bool) -> None:
+    """A fresh folder, or with ``resume`` one started with the same preset and data whose
+    finished folds match this run's settings (a failed method may be resumed with a fixed
+    ``--set``; a finished one may not change)."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
     if not out.is_dir() or not any(out.iterdir()):
@@ -101,12 +103,22 @@ def _check_out(out: Path, resume: bool, record: dict) -> None:
         old = json.loads(path.read_text("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: unreadable ({e}); choose a new --out") from None
-    for key in ("preset", "data", "overrides"):
+    for key in ("preset", "data"):
         if old.get(key) != record[key]:
             raise ValueError(
                 f"{out} was started with {key} {old.get(key)!r}, not {record[key]!r}: resume "
-                "with the same --preset/--data/--set, or choose a new --out"
+                "with the same --preset/--data, or choose a new --out"
             )
+    from mtl_bench.cv import check_finished_match
+
+    for job in jobs:  # other --set values: fine where no fold has finished under the old ones
+        check_finished_match(job.cfg, sorted((out / job.subdir / job.method).glob("fold_*.json")))
+    if old.get("overrides") != record["overrides"]:
+        log(
+            f"resuming {out} with --set {record['overrides']} (started with "
+            f"{old.get('overrides')}): finished folds were checked against their settings",
+            quiet=quiet,
+        )
 
 
 def _summary(path: Path) -> str:
@@ -188,7 +200,9 @@ def _outputs(jobs: list[Job], out: Path, report: Report) -> None:
         folder = out / subdir
         specs = three if subdir == THREE_CLASS_DIR else [s for s in DEFAULT_SPECS if s not in three]
         try:
-            report.tables.update(build_tables(folder, reference=PROPOSED, table_specs=specs))
+            # As `mtl-bench tables`: a table none of whose methods has a result is not written.
+            tables = build_tables(folder, reference=PROPOSED, table_specs=specs, skip_empty=True)
+            report.tables.update(tables)
         except Exception as e:  # still draw the figures, and report it at the end
             report.failures.append((f"tables of {folder}", f"{type(e).__name__}: {e}"))
         # Overlays need the images the masks were predicted on: a segmenting job's dataset.
@@ -238,7 +252,7 @@ def reproduce(
     jobs = plan(preset, methods, data=data, overrides=overrides, three_class=three_class)
     out = Path(out if out is not None else f"results/reproduce-{preset}")
     record = _record(preset, data, list(overrides), jobs)
-    _check_out(out, resume, record)
+    _check_out(out, resume, record, jobs, quiet)
     report = Report(out)
     folds = _prepare(jobs, out, record, quiet)
     _run_jobs(jobs, out, folds, report, keep_checkpoints, quiet)

@@ -25,7 +25,7 @@ HP_NOTE = (
     f"From each method's recorded run config; {DASH} = not recorded; {NA} = not trained by "
     "gradient descent (no epoch was run). Input: image side and pre-processing. Weights: "
     "ImageNet-initialised or trained from scratch. Settings: the method's own options "
-    "(model_kwargs; local files by name)."
+    '(model_kwargs; local files by name), "defaults" when none was set.'
 )
 
 
@@ -60,7 +60,7 @@ def _settings(cfg: dict) -> str:
             value = PurePath(value.replace("\\", "/")).name
         if value is not None:
             parts.append(f"{key}={_text(value)}")
-    return "; ".join(parts) or DASH
+    return "; ".join(parts) or "defaults"
 
 
 def _weights(from_scratch) -> str:

@@ -59,7 +59,8 @@ def _units_note(k: int | None) -> str:
     over = f"over the {k} folds" if k else "over folds"
     return (
         f"Metrics in %, AUC as a fraction; Mean ± SD {over} (sample SD, ddof=1); "
-        f"{DASH} = not available (null in the results)."
+        f"{DASH} = not available (null in the results, e.g. the AUC of a one-class fold); "
+        "(j/k) after a Mean ± SD: over the j of k folds that define it."
     )
 
 
@@ -71,7 +72,9 @@ def _mean_sd(metric: str, vals: pd.Series) -> str:
     """ "mean ± sd"; just "—" when no fold has the value (e.g. a task the method lacks)."""
     if not np.isfinite(vals.mean()):
         return DASH
-    return f"{fmt_value(metric, vals.mean())} ± {fmt_value(metric, vals.std(ddof=1))}"
+    text = f"{fmt_value(metric, vals.mean())} ± {fmt_value(metric, vals.std(ddof=1))}"
+    defined = int(np.isfinite(vals).sum())
+    return text if defined == len(vals) else f"{text} ({defined}/{len(vals)})"
 
 
 def _ci(metric: str, lo: float, hi: float) -> str:
@@ -180,11 +183,12 @@ def comparison(spec: TableSpec, res: pd.DataFrame, reference: str, n_boot: int, 
         else f"exact McNemar on per-image correctness (ACC), paired bootstrap (n_boot={n_boot}) "
         "of the AUC difference (AUC)"
     )
+    unreachable = ", so it cannot reach 0.05" if stats.min_wilcoxon_p(k_ref) >= 0.05 else ""
     notes = [
         _units_note(None if ref_rows.empty else k_ref),
         f"p vs {reference}, two-sided, as folds / images. Folds: Wilcoxon signed-rank over "
         f"paired folds; its smallest attainable p is 2/2^k = {fmt_p(stats.min_wilcoxon_p(k_ref))} "
-        f"for k={k_ref}, so with 5 folds it cannot reach 0.05. Images: {image_test}.",
+        f"for k={k_ref}{unreachable}. Images: {image_test}.",
         f"* p(images) < 0.05; † p(folds) < 0.05. 95% CI: percentile bootstrap over test images "
         f"(n_boot={n_boot}, seed={seed}) of the pooled per-image value.",
     ]

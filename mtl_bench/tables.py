@@ -97,6 +97,7 @@ def build_tables(
     n_boot: int = 1000,
     seed: int = 0,
     skip_empty: bool = False,
+    check_reference: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """Build the tables of ``table_specs`` (default: ``DEFAULT_SPECS``, the paper's Tables 1-7,
     the supplementary S1/S2 and the three-class table) from ``results_dir``.
@@ -107,6 +108,13 @@ def build_tables(
     names them. Off, every table is built.
 
     A supplementary spec is built only when a method other than its reference has results.
+
+    ``check_reference`` (the CLI's choice): a DataError unless ``reference`` — the method that
+    plays the proposed model in every table: ``mtl_resunet`` or a variant such as
+    ``mtl_resunet@TAG`` — has results here and both outputs (mask and label).
+
+    Files of the requested tables that this build does not (re)write — another format, or a
+    table now left out — are removed, so ``tables/`` never mixes builds.
 
     Writes ``results_dir/tables/<name>.<fmt>`` for each format and returns {name: display frame}
     (its ``attrs`` carry title and notes for ``render_markdown``; a table whose methods ran on
@@ -122,6 +130,8 @@ def build_tables(
         raise ValueError(f"table spec names must be unique, got {names}")
     results = load_results(results_dir)
     have = set(results["method"])
+    if check_reference:
+        _check_reference(results, reference, specs, results_dir)
     specs = tuple(
         s
         for s in specs
@@ -156,7 +166,34 @@ def build_tables(
             (out_dir / f"{table.name}.tex").write_text(render_latex(frame), "utf-8")
         if "csv" in fmts:
             table.raw.to_csv(out_dir / f"{table.name}.csv", index=False)
+    for name in names:  # what an earlier build left that this one did not write
+        for ext in ("md", "tex", "csv"):
+            if not (name in frames and ext in fmts):
+                (out_dir / f"{name}.{ext}").unlink(missing_ok=True)
     return frames
+
+
+def _check_reference(
+    results: pd.DataFrame, reference: str, specs: Iterable[TableSpec], results_dir: str | Path
+) -> None:
+    """The reference (or a table's variant of it, e.g. ``REF@3class``) must have run here and be
+    multi-task: it stands in for the proposed model."""
+    refs = {s.reference_for(reference) for s in specs}
+    present = sorted(refs & set(results["method"]))
+    if not present:
+        have = ", ".join(sorted(set(results["method"]))) or "none"
+        raise DataError(
+            f"--reference {reference!r} has no results in {results_dir} (methods with results: "
+            f"{have})"
+        )
+    for ref in present:
+        tasks = set().union(*results.loc[results["method"] == ref, "tasks"])
+        if tasks != {"mask", "label"}:
+            raise DataError(
+                f"--reference {ref!r} has only {', '.join(sorted(tasks)) or 'no'} outputs: the "
+                "reference plays the proposed multi-task model in every table (mtl_resunet, or "
+                "a variant such as mtl_resunet@TAG)"
+            )
 
 
 def empty_tables(

@@ -130,9 +130,21 @@ def test_reproduce_end_to_end_failure_and_resume(tmp_path, capsys, monkeypatch):
     assert {f: f.stat().st_mtime_ns for f in folds} == mtimes
     assert "FAILED unet" in capsys.readouterr().err
 
-    # Resuming with other settings would mix protocols in one folder: refused.
-    assert main([*argv[:-2], "--resume"]) == 2
-    assert "was started with overrides" in _one_line_error(capsys)
+    # A finished method under other settings would mix protocols in one folder: refused.
+    assert main([*argv, "--set", "mtl_resunet:lr=0.5", "--resume"]) == 2
+    assert "mtl_resunet/fold_0.json: finished with other settings (lr: " in _one_line_error(capsys)
+    # The failed method, fixed (here: its failure undone) and with another --set: it runs now.
+    monkeypatch.undo()
+    assert main([*argv[:-2], "--set", "unet:lr=3e-3", "--resume"]) == 0
+    assert {f: f.stat().st_mtime_ns for f in folds} == mtimes  # finished folds untouched
+    assert json.loads((out / "unet" / "fold_1.json").read_text())["config"]["lr"] == 3e-3
+    unet_row = next(line for line in (out / "tables" / "table4.md").read_text().splitlines()
+                    if line.startswith("| unet "))  # fmt: skip
+    assert "not run" not in unet_row
+    assert main(["tables", "--results", str(out), "--reference", "unet"]) == 2
+    assert "--reference 'unet' has only mask outputs" in _one_line_error(capsys)
+    assert main(["tables", "--results", str(out), "--reference", "nope"]) == 2
+    assert "--reference 'nope' has no results in" in _one_line_error(capsys)
 
 
 @pytest.mark.slow

@@ -285,3 +285,45 @@ def test_a_table_says_when_a_methods_folds_ran_with_different_settings(tmp_path)
         "image_size 64 (fold 0), 32 (fold 1), 64 (fold 2), 64 (fold 3), 64 (fold 4)."
     )  # checkpoint_every says how a run was executed, not what it computed: not compared
     assert note in (tmp_path / "tables" / "table4.md").read_text()
+
+
+def test_a_rebuild_leaves_no_stale_table_files(tmp_path):
+    write_fixture_results(tmp_path, {"mtl_resunet": {}, "unet": {"tasks": ("mask",)}})
+    build_tables(tmp_path, formats=("md", "tex", "csv"))
+    made = {p.name for p in (tmp_path / "tables").iterdir()}
+    assert {"table1.md", "table1.tex", "table4.csv"} <= made
+    (tmp_path / "tables" / "mine.txt").write_text("a user's own file")
+    build_tables(tmp_path, formats=("csv",))  # another format: md/tex of that build go
+    left = {p.name for p in (tmp_path / "tables").iterdir()}
+    assert "table1.md" not in left and "table1.tex" not in left and "table1.csv" in left
+    assert "mine.txt" in left  # only files of the tables this build was asked for
+    # Only unet left: the tables without a result of it are not written, and their old files go.
+    for fold in range(5):
+        result_path(tmp_path, "mtl_resunet", fold).unlink()
+    frames = build_tables(tmp_path, formats=("csv",), skip_empty=True)
+    assert set(frames) == {"table3", "table4"}  # unet's hyper-parameters and its comparison
+    left = {p.name for p in (tmp_path / "tables").iterdir()}
+    assert left == {"table3.csv", "table4.csv", "mine.txt"}
+
+
+def test_the_reference_must_be_a_multi_task_method_with_results(tmp_path):
+    from mtl_bench.data.types import DataError
+
+    write_fixture_results(tmp_path, {"mtl_resunet": {}, "unet": {"tasks": ("mask",)}})
+    with pytest.raises(DataError, match=r"--reference 'nope' has no results in .*mtl_resunet"):
+        build_tables(tmp_path, formats=(), reference="nope", check_reference=True)
+    with pytest.raises(DataError, match="--reference 'unet' has only mask outputs"):
+        build_tables(tmp_path, formats=(), reference="unet", check_reference=True)
+    assert build_tables(tmp_path, formats=(), check_reference=True)
+
+
+def test_a_metric_undefined_in_some_folds_says_over_how_many(tmp_path):
+    write_fixture_results(tmp_path, {"mtl_resunet": {}, "resnet50": {"tasks": ("label",)}})
+    path = result_path(tmp_path, "resnet50", 2)
+    record = json.loads(path.read_text())
+    record["metrics"]["classification"]["AUC"] = None  # a one-class test fold
+    path.write_text(json.dumps(record))
+    frames = build_tables(tmp_path, formats=(), table_specs=[cls_spec()])
+    row = frames["table6"].set_index("Method").loc["resnet50"]
+    assert row["AUC"].endswith("(4/5)") and not row["ACC (%)"].endswith(")")
+    assert "(j/k) after a Mean ± SD: over the j of k folds" in frames["table6"].attrs["notes"][0]
