@@ -20,6 +20,7 @@ from mtl_bench.data_cli import add_data_parser, run_data
 from mtl_bench.reproduce import add_reproduce_arguments, run_reproduce
 
 DEFAULT_RESULTS = "results/runs/latest"
+DEFAULT_REFERENCE = "mtl_resunet"  # the proposed model: the tables' reference row
 
 
 def _int_list(text: str) -> list[int]:
@@ -127,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="md,latex,csv", help="md, latex, csv (comma-separated)")
     p.add_argument(
         "--reference",
-        default="mtl_resunet",
+        default=DEFAULT_REFERENCE,
         help="the method in the proposed model's place: rows are compared with it (default "
         "mtl_resunet; e.g. a variant mtl_resunet@TAG)",
     )
@@ -205,6 +206,11 @@ def _run(args: argparse.Namespace) -> int:
         paths = build_figures(
             args.results, throughput_dir=args.throughput, max_methods=args.max_methods
         )
+        if not paths:
+            raise DataError(
+                f"{args.results}: nothing to draw (no fold_K.json results with probabilities, "
+                "masks or curves, and no throughput CSVs)"
+            )
         for path in paths:
             print(path)
         return 0
@@ -242,7 +248,8 @@ def _run(args: argparse.Namespace) -> int:
             formats=formats,
             reference=args.reference,
             skip_empty=True,
-            check_reference=True,
+            # Another reference must have run (the default may not have yet: a "not run" row).
+            check_reference=args.reference != DEFAULT_REFERENCE,
         )
         print(render_markdown(tables))
         empty = [s.name for s in DEFAULT_SPECS if s.name not in tables]

@@ -77,7 +77,10 @@ def roc_figure(results: pd.DataFrame, path: Path) -> Path | None:
     for method, (fpr, tpr, auc) in curves.items():
         ax.plot(fpr, tpr, lw=1.4, label=f"{method} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (pooled folds)")
+    # With three classes the curve is malignant vs the rest (the tables' AUC is macro one-vs-rest).
+    many = results["class_names"].map(len).max() > 2
+    title = "ROC, malignant vs rest (pooled folds)" if many else "ROC (pooled folds)"
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
     ax.legend(fontsize=7 if len(curves) > 6 else 8, loc="lower right")
     return _save(fig, path)
 
@@ -246,6 +249,4 @@ def build_figures(
         written += curve_figures(results_dir, out)
     tp = Path(throughput_dir) if throughput_dir is not None else results_dir / "throughput"
     written += throughput_figures(tp, out)
-    if not written:
-        log(f"figures: nothing to draw under {results_dir}")
     return written

@@ -228,11 +228,13 @@ _TEX = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
     "±": r"$\pm$", "—": "---", "†": r"$^\dagger$", "×": r"$\times$", "<": r"$<$", ">": r"$>$",
+    "²": r"$^2$",
 }  # fmt: skip
 
 
 def tex_escape(text: object) -> str:
-    """``text`` with LaTeX special characters escaped (and ±, —, †, × as LaTeX commands)."""
+    """``text`` with LaTeX special characters escaped (and ±, —, †, ×, ² as LaTeX commands), so
+    a table compiles with pdflatex without inputenc tricks."""
     return "".join(_TEX.get(ch, ch) for ch in str(text))
 
 
@@ -241,6 +243,7 @@ def render_latex(frame: pd.DataFrame, title: str | None = None) -> str:
     title = frame.attrs.get("title", "") if title is None else title
     align = "".join("l" if i == 0 or c == "Note" else "r" for i, c in enumerate(frame.columns))
     lines = [f"% {line}" for line in (title, *frame.attrs.get("notes", [])) if line]
+    lines.append(r"% needs \usepackage{booktabs} (\toprule, \midrule, \bottomrule)")
     lines += [rf"\begin{{tabular}}{{{align}}}", r"\toprule"]
     lines.append(" & ".join(tex_escape(c) for c in frame.columns) + r" \\")
     lines.append(r"\midrule")

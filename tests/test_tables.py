@@ -131,6 +131,10 @@ def test_files_written_and_parseable(fx):
     tex = (out / "table4.tex").read_text()
     assert "\\toprule" in tex and "\\bottomrule" in tex and tex.count("\\begin{tabular}") == 1
     assert "mtl\\_resunet" in tex and "$\\pm$" in tex and "\\{code\\} \\& 50\\% luck\\_" in tex
+    assert "% needs \\usepackage{booktabs}" in tex
+    from mtl_bench.tables import tex_escape
+
+    assert tex_escape("32², 5 %") == "32$^2$, 5 \\%"  # ASCII only: pdflatex needs no inputenc
     body = tex[tex.index("\\midrule") : tex.index("\\bottomrule")]
     assert all(ln.count(" & ") == len(frames["table4"].columns) - 1 for ln in body.splitlines()[1:])
     csv = pd.read_csv(out / "table4.csv").set_index("method")
