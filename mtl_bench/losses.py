@@ -58,7 +58,9 @@ def dice_loss(
     ``per_image=True`` computes Dice for each image and then (weighted-)means over the batch, so a
     small tumour counts as much as a large one and an empty true mask with an empty prediction
     scores loss 0 (through ``smooth``). ``per_image=False`` pools the (weighted) pixel sums of the
-    whole batch into one Dice.
+    whole batch into one Dice. ``smooth=0`` is plain Dice, defined only where a mask or its
+    prediction is non-empty: an empty mask predicted empty (or a batch of zero weights) is 0/0,
+    NaN, which the training loop stops on.
     """
     if smooth < 0:
         raise ValueError(f"smooth must be >= 0, got {smooth}")
@@ -163,7 +165,9 @@ def joint_loss(
     ``outputs["label"]`` with ``batch["label"]`` when it has a label head; a missing term is 0.
     Deep supervision: a model may add ``"mask_aux"`` (K, N, H, W, 1) logits and
     ``"mask_aux_weight"`` (K,) (default 1 each); the Dice term is then
-    ``dice(mask) + sum_k weight_k * dice(aux_k)``, as DAF trains.
+    ``dice(mask) + sum_k weight_k * dice(aux_k)``, as DAF trains. Likewise ``"label_aux"``
+    (N, C) logits with ``"label_aux_weight"`` (default 1) add ``weight * focal(aux)`` to the
+    focal term (Inception-v3's auxiliary classifier, 0.4 in torchvision's recipe).
     Returns (loss, {"loss", "dice_loss", "focal_loss"}).
     """
     zero = jnp.zeros((), jnp.float32)
@@ -194,5 +198,11 @@ def joint_loss(
         if has_label
         else zero
     )
+    if has_label and outputs.get("label_aux") is not None:
+        weight = outputs.get("label_aux_weight", 1.0)
+        focal = focal + weight * focal_loss(
+            outputs["label_aux"], batch["label"], alpha=alpha, gamma=gamma,
+            sample_weight=sample_weight,
+        )  # fmt: skip
     loss = w_seg * dice + w_cls * focal
     return loss, {"loss": loss, "dice_loss": dice, "focal_loss": focal}

@@ -191,9 +191,15 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
 
 
 def roc_auc(is_positive, scores) -> float:
-    """Area under the ROC curve (Mann-Whitney U / (n_pos n_neg)); NaN if a class is missing."""
+    """Area under the ROC curve (Mann-Whitney U / (n_pos n_neg)); NaN if a class is missing.
+
+    A NaN or infinite score is a ValueError (it would sort as the highest score)."""
     pos = np.asarray(is_positive, dtype=bool)
     s = np.asarray(scores, dtype=np.float64)
+    if not np.isfinite(s).all():
+        raise ValueError("scores must be finite numbers")
+    if s.shape != pos.shape:
+        raise ValueError(f"labels {pos.shape} and scores {s.shape} must have the same shape")
     n_pos = int(pos.sum())
     n_neg = pos.size - n_pos
     if n_pos == 0 or n_neg == 0:

@@ -38,9 +38,25 @@ class Bar:
             self._p.update(self._t, total=total, completed=completed)
 
 
+_ACTIVE: list[Progress] = []  # the live display, while one is shown
+
+
 @contextmanager
 def progress_bar(total: int, description: str, *, quiet: bool = False) -> Iterator[Bar]:
-    """A live bar on a terminal; on a pipe/CI log nothing is redrawn (summaries are logged)."""
+    """A live bar on a terminal; on a pipe/CI log nothing is redrawn (summaries are logged).
+
+    Inside another bar (``reproduce``'s, which runs each fold quietly: no log lines), the bar is
+    a second line of the same display, removed when done, even when ``quiet``: the outer bar's
+    owner chose to show progress, and a fold of the paper preset runs for minutes.
+    """
+    if _ACTIVE:
+        outer = _ACTIVE[-1]
+        task = outer.add_task(f"  {description}", total=total)
+        try:
+            yield Bar(outer, task)
+        finally:
+            outer.remove_task(task)
+        return
     if quiet or not sys.stderr.isatty():
         yield Bar(None, None)
         return
@@ -52,7 +68,11 @@ def progress_bar(total: int, description: str, *, quiet: bool = False) -> Iterat
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=False) as p:
-        yield Bar(p, p.add_task(description, total=total))
+        _ACTIVE.append(p)
+        try:
+            yield Bar(p, p.add_task(description, total=total))
+        finally:
+            _ACTIVE.pop()
 
 
 def log(message: str, *, quiet: bool = False) -> None:

@@ -6,8 +6,11 @@ a Flax NNX module whose call follows one output contract::
     model(x, train=False, rng=None) -> {"mask": logits (N, H, W, 1), "label": logits (N, C)}
 
 ``x`` is NHWC float. Single-task models fill only their key. ``rng`` is the dropout key used when
-``train`` is true (models without dropout ignore it); keeping it an argument, not module state,
-keeps the training step a pure function of (params, batch, rng).
+``train`` is true (models without dropout ignore it; ``train=True`` without one runs BatchNorm in
+training mode with dropout off, as the FLOP counter traces it); keeping it an argument, not
+module state, keeps the training step a pure function of (params, batch, rng). A method fitted
+outside the gradient engine (``model_info(name).fit``, e.g. ``moon_features``) is registered for
+its name but built by its own fit, not ``create_model``.
 """
 
 from __future__ import annotations

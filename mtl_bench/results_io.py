@@ -53,7 +53,7 @@ def _metric(path: Path, task: str, name: str, value) -> float:
         return math.nan
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise DataError(f"{path}: metrics.{task}.{name} must be a number or null, got {value!r}")
-    if math.isfinite(value) and not 0.0 <= value <= 1.0:
+    if math.isinf(value) or (not math.isnan(value) and not 0.0 <= value <= 1.0):
         # Catches percentages written where fractions belong (83.4 instead of 0.834).
         raise DataError(f"{path}: metrics.{task}.{name} = {value} is outside [0, 1]")
     return float(value)
@@ -152,8 +152,9 @@ def check_same_manifest(results: pd.DataFrame, methods: Iterable[str], what: str
 def per_image(results: pd.DataFrame, method: str) -> pd.DataFrame:
     """Per-image results of ``method`` over all its folds, one row per test image.
 
-    Columns: fold, id, label, JSI, DC (NaN where excluded), prob_0..prob_{C-1}, pred (argmax of
-    prob, the predicted class) and correct (pred == label; NaN without probabilities). An id
+    Columns: fold, id, label, JSI, DC (NaN where excluded) and, for a method with class
+    probabilities, prob_0..prob_{C-1}, pred (their argmax, the predicted class) and correct
+    (pred == label, as 0/1). An id
     seen in two folds of one method raises DataError: each image is tested exactly once.
     """
     parts = []

@@ -53,6 +53,8 @@ def mcnemar_p(correct_a, correct_b) -> float:
     """Exact two-sided McNemar p for paired per-image correctness (booleans); 1 if no discord."""
     a = np.asarray(correct_a, dtype=bool)
     b = np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape:  # broadcasting would pair one image with many
+        raise ValueError(f"paired samples must have equal shapes, got {a.shape} and {b.shape}")
     only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
     if only_a + only_b == 0:
         return 1.0

@@ -236,3 +236,14 @@ def test_joint_loss_adds_weighted_deep_supervision():
     np.testing.assert_allclose(
         unweighted, plain + sum(dice_loss(aux[k], mask) for k in range(3)), rtol=1e-6
     )
+
+
+def test_an_auxiliary_classifier_adds_its_weighted_focal_term():
+    rng = np.random.default_rng(0)
+    main, aux = (jnp.asarray(rng.normal(size=(4, 2)), jnp.float32) for _ in range(2))
+    batch = {"label": jnp.array([0, 1, 1, 0])}
+    alone, _ = joint_loss({"label": main}, batch)
+    both, parts = joint_loss({"label": main, "label_aux": aux, "label_aux_weight": 0.4}, batch)
+    expected = float(alone) + 0.4 * float(focal_loss(aux, batch["label"]))
+    assert float(both) == pytest.approx(expected, rel=1e-6)
+    assert float(parts["focal_loss"]) == pytest.approx(expected, rel=1e-6)

@@ -265,3 +265,11 @@ def test_confusion_matrix_layout_and_checks():
 def test_classification_rejects_bad_input(labels, probs, kw, match):
     with pytest.raises(ValueError, match=match):
         classification_metrics(np.asarray(labels), np.asarray(probs), **kw)
+
+
+def test_roc_auc_refuses_scores_that_are_not_finite():
+    from mtl_bench.metrics import roc_auc
+
+    with pytest.raises(ValueError, match="finite"):
+        roc_auc([1, 0, 0, 1], [np.nan, 0.9, 0.8, 0.1])  # NaN would rank highest
+    assert roc_auc([1, 0, 0, 1], [0.95, 0.9, 0.8, 0.1]) == pytest.approx(0.5)

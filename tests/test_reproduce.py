@@ -160,3 +160,23 @@ def test_three_class_runs_get_their_own_folder_and_table(tmp_path, capsys):
     row = next(line for line in table.splitlines() if line.startswith("| mtl_resunet@3class"))
     assert "not run" not in row and "ref." in row
     assert "Three-class" in capsys.readouterr().out
+
+
+def test_a_fold_bar_nests_in_the_reproduce_bar_even_when_quiet(monkeypatch):
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from mtl_bench import progress
+
+    outer = Progress(console=Console(file=io.StringIO()))
+    monkeypatch.setattr(progress, "_ACTIVE", [outer])
+    with progress.progress_bar(10, "fold 0", quiet=True) as bar:  # run_cv is called quietly
+        bar.advance(3)
+        (task,) = outer.tasks
+        assert task.description == "  fold 0" and task.completed == 3 and task.total == 10
+    assert outer.tasks == []  # removed when the fold is done
+    monkeypatch.setattr(progress, "_ACTIVE", [])
+    with progress.progress_bar(10, "fold 0", quiet=True) as bar:  # alone and quiet: nothing
+        assert bar._p is None

@@ -25,6 +25,7 @@ def test_malformed_json_names_the_file(tmp_path):
         (lambda r: r.update(method="other"), "differs from its folder name"),
         (lambda r: r.update(fold=2), "file name says fold 0"),
         (lambda r: r["metrics"]["segmentation"].update(DC=81.2), "outside \\[0, 1\\]"),
+        (lambda r: r["metrics"]["segmentation"].update(DC=float("inf")), "= inf is outside"),
         (lambda r: r["metrics"]["classification"].update(AUC="high"), "must be a number"),
         (lambda r: r.pop("fold_manifest_hash"), "missing key"),
         (lambda r: r.update(schema=2), "unsupported result schema"),

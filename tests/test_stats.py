@@ -62,3 +62,10 @@ def test_stats_helpers_against_references():
     assert lo < s.mean() < hi and (lo, hi) == stats.mean_ci(s, n_boot=500, seed=0)
     with pytest.raises(ValueError, match="n_boot"):
         stats.mean_ci(s, n_boot=0)
+
+
+def test_mcnemar_refuses_unpaired_samples():
+    # Broadcasting one image against six would report p = 0.031 for a single discordant pair.
+    with pytest.raises(ValueError, match="equal shapes"):
+        stats.mcnemar_p([False], [True] * 6)
+    assert stats.mcnemar_p([True, False], [True, False]) == 1.0

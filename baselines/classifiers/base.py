@@ -16,7 +16,8 @@ ImageNet first-layer weights apply unchanged); inside the call a 1-channel input
 error. Replicating grey to RGB through the RGB kernel equals smp's summed-kernel adaptation.
 
 Output: ``{"label": (N, num_classes) float32 logits}``; Inception-v3 built with
-``aux_logits=True`` adds ``"label_aux"`` in training mode, as torchvision returns its aux logits.
+``aux_logits=True`` adds ``"label_aux"`` in training mode, as torchvision returns its aux logits,
+and ``"label_aux_weight"`` 0.4: the loss adds 0.4 × the aux head's, torchvision's recipe.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from flax import nnx
 from mtl_bench.model import resolve_dtype
 from mtl_bench.registry import register_model
 from mtl_bench.weights import TorchTable
+
+# torchvision trains Inception-v3 with loss = main + 0.4 × aux (its reference recipe).
+AUX_LOSS_WEIGHT = 0.4
 
 INPUT_NORMS: dict[str, tuple[tuple[float, ...], tuple[float, ...]] | None] = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
@@ -147,7 +151,11 @@ class Classifier(nnx.Module):
         out = self.forward(h.astype(self.dtype), train, rng)
         if isinstance(out, tuple):
             logits, aux = out
-            return {"label": logits.astype(jnp.float32), "label_aux": aux.astype(jnp.float32)}
+            return {
+                "label": logits.astype(jnp.float32),
+                "label_aux": aux.astype(jnp.float32),
+                "label_aux_weight": jnp.float32(AUX_LOSS_WEIGHT),
+            }
         return {"label": out.astype(jnp.float32)}
 
     def torch_table(self) -> TorchTable:

@@ -67,9 +67,13 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def resize_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple:
-    """An image (bilinear, as ``resize_image``) and its bool mask (nearest) at ``size`` (H, W)."""
+    """An image (bilinear, as ``resize_image``) and its bool mask (nearest) at ``size`` (H, W).
+
+    The mask must have the image's shape (the reader checks this first)."""
+    if mask.shape != image.shape:
+        raise ValueError(f"mask {mask.shape} and image {image.shape} differ in size")
     if image.shape == size:
-        return image, mask
+        return image, mask.astype(bool)
     m = Image.fromarray(mask.astype(np.uint8) * 255).resize(
         (size[1], size[0]), Image.Resampling.NEAREST
     )
