@@ -153,6 +153,7 @@ def _run_jobs(
     jobs: list[Job], out: Path, folds: dict[str, int], report: Report, keep: bool, quiet: bool
 ) -> None:
     from mtl_bench.cv import run_cv
+    from mtl_bench.results_io import FAILED_NAME
 
     units = [(j, k) for j in jobs for k in range(folds[j.subdir])]
     done = {(j.method, k) for j, k in units if _fold_file(out, j, k).exists()}
@@ -176,7 +177,13 @@ def _run_jobs(
                 failed.add(job.method)
                 report.failures.append((job.method, f"{fold}: {type(e).__name__}: {e}"))
                 log(f"{what}: FAILED — {type(e).__name__}: {e}", quiet=quiet)
+                # The tables then say "failed" (and why) for it, not "not run".
+                marker = out / job.subdir / job.method / FAILED_NAME
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                msg = " ".join(f"{fold}: {type(e).__name__}: {e}".split())
+                marker.write_text(msg + "\n", "utf-8")
             else:
+                (out / job.subdir / job.method / FAILED_NAME).unlink(missing_ok=True)
                 log(f"{what}: {_summary(_fold_file(out, job, k))}", quiet=quiet)
                 # Baselines' checkpoints are large (a VGG's: over 1 GB a fold); predict wants ours.
                 if not keep and job.cfg.model != PROPOSED:

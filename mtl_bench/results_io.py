@@ -23,6 +23,9 @@ METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("ACC", "PRE", "REC", "SPE", "F1", "AUC"),
 }
 _FOLD_FILE = re.compile(r"fold_(\d+)\.json")
+# A method whose run failed (written by ``reproduce``, removed once it succeeds): its table rows
+# read "failed" with this file's first line as the note, not "not run".
+FAILED_NAME = "failed.txt"
 _REQUIRED = ("schema", "method", "fold", "n_folds", "metrics", "fold_manifest_hash")
 # Copied from each file as-is, when present, so tables can report provenance.
 _PASSTHROUGH = (
@@ -112,7 +115,8 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
     """One row per (method, fold) found under ``results_dir``, sorted by method and fold.
 
     Folders without ``fold_<K>.json`` files (``tables/``) and other files (curves, folds.json,
-    temporary files of an unfinished atomic write) are ignored.
+    temporary files of an unfinished atomic write) are ignored. ``attrs["failed"]`` maps each
+    method with a ``failed.txt`` (``FAILED_NAME``) to its first line.
     """
     root = Path(results_dir)
     if not root.is_dir():
@@ -126,13 +130,20 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
     ]
     cols = ["method", "fold", "n_folds", "path", "fold_manifest_hash"]
     frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=cols)
+    failed = {
+        sub.name: (sub / FAILED_NAME).read_text("utf-8", errors="replace").strip().split("\n")[0]
+        for sub in sorted(root.iterdir())
+        if (sub / FAILED_NAME).is_file()
+    }
     for method, group in frame.groupby("method"):
         if group["n_folds"].nunique() > 1:
             raise DataError(
                 f"{root / str(method)}: fold files disagree on n_folds "
                 f"({sorted(set(group['n_folds']))})"
             )
-    return frame.sort_values(["method", "fold"], ignore_index=True)
+    frame = frame.sort_values(["method", "fold"], ignore_index=True)
+    frame.attrs["failed"] = failed
+    return frame
 
 
 def check_same_manifest(results: pd.DataFrame, methods: Iterable[str], what: str) -> str | None:

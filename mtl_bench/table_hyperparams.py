@@ -75,7 +75,7 @@ def hyperparams(spec: TableSpec, res: pd.DataFrame, reference: str) -> Table:
     for method in spec.row_methods(reference):
         rows = res[res["method"] == method]
         if rows.empty:
-            cell, reason = unavailable(spec, method)
+            cell, reason = unavailable(spec, method, res)
             raws.append({"method": method, "status": reason or NOT_RUN})
             disp.append([method, *[cell] * (len(HP_HEADERS) - 1)])
             reasons.append(reason)

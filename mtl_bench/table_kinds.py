@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 # Metrics with a per-image form, hence a bootstrap CI and an image-level paired test.
 IMAGE_METRICS = {"segmentation": ("DC", "JSI"), "classification": ("ACC", "AUC")}
-NOT_RUN, NA, DASH = "not run", "n/a", "—"
+NOT_RUN, NA, DASH, FAILED = "not run", "n/a", "—", "failed"
 
 
 @dataclass
@@ -87,10 +87,17 @@ def _p_pair(p_folds: float, p_images: float) -> str:
     return f"{fmt_p(p_folds)} / {fmt_p(p_images)}"
 
 
-def unavailable(spec: TableSpec, method: str) -> tuple[str, str]:
-    """(cell text, note) for a method without results: fixed reason or "not run"."""
+def unavailable(spec: TableSpec, method: str, res: pd.DataFrame | None = None) -> tuple[str, str]:
+    """(cell text, note) for a method without results: fixed reason, "failed" (with the error
+    ``reproduce`` recorded, ``res.attrs["failed"]``) or "not run"."""
     reason = spec.fixed_rows.get(method)
-    return (NA, reason) if reason else (NOT_RUN, "")
+    if reason:
+        return NA, reason
+    failed = (res.attrs.get("failed") or {}).get(method) if res is not None else None
+    if failed:
+        short = failed if len(failed) <= 160 else failed[:159] + "…"
+        return FAILED, f"failed: {short}"
+    return NOT_RUN, ""
 
 
 def with_notes(display: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
@@ -140,7 +147,7 @@ def comparison(spec: TableSpec, res: pd.DataFrame, reference: str, n_boot: int, 
     for method in spec.row_methods(reference):
         rows = res[res["method"] == method]
         if rows.empty:
-            cell, reason = unavailable(spec, method)
+            cell, reason = unavailable(spec, method, res)
             raws.append({"method": method, "status": reason or NOT_RUN, "n_folds": 0})
             disp.append([method, *[cell] * (len(cols) + 2 * len(main))])
             reasons.append(reason)

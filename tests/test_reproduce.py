@@ -114,7 +114,10 @@ def test_reproduce_end_to_end_failure_and_resume(tmp_path, capsys, monkeypatch):
     table6 = (out / "tables" / "table6.md").read_text()
     moon_row = next(line for line in table6.splitlines() if line.startswith("| moon_features"))
     assert "not run" not in moon_row
-    assert "| unet " in (out / "tables" / "table4.md").read_text()  # a "not run" row, no number
+    unet_row = next(line for line in (out / "tables" / "table4.md").read_text().splitlines()
+                    if line.startswith("| unet "))  # fmt: skip
+    assert "| failed " in unet_row and "failed: fold 1/2: RuntimeError: out of memory" in unet_row
+    assert (out / "unet" / "failed.txt").is_file()
     assert (out / "tables" / "table1.csv").exists() and (out / "tables" / "table7.tex").exists()
     assert (out / "figures" / "roc.png").stat().st_size > 0
     assert (out / "figures" / "segmentation_overlays.png").stat().st_size > 0
@@ -140,7 +143,8 @@ def test_reproduce_end_to_end_failure_and_resume(tmp_path, capsys, monkeypatch):
     assert json.loads((out / "unet" / "fold_1.json").read_text())["config"]["lr"] == 3e-3
     unet_row = next(line for line in (out / "tables" / "table4.md").read_text().splitlines()
                     if line.startswith("| unet "))  # fmt: skip
-    assert "not run" not in unet_row
+    assert "not run" not in unet_row and "failed" not in unet_row
+    assert not (out / "unet" / "failed.txt").exists()  # it ran: the marker is gone
     assert main(["tables", "--results", str(out), "--reference", "unet"]) == 2
     assert "--reference 'unet' has only mask outputs" in _one_line_error(capsys)
     assert main(["tables", "--results", str(out), "--reference", "nope"]) == 2
