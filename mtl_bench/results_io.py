@@ -165,8 +165,8 @@ def per_image(results: pd.DataFrame, method: str) -> pd.DataFrame:
 
     Columns: fold, id, label, JSI, DC (NaN where excluded) and, for a method with class
     probabilities, prob_0..prob_{C-1}, pred (their argmax, the predicted class) and correct
-    (pred == label, as 0/1). An id
-    seen in two folds of one method raises DataError: each image is tested exactly once.
+    (pred == label, as 0/1). An id seen in two folds of one method raises DataError: each image
+    is tested exactly once.
     """
     parts = []
     for _, row in results[results["method"] == method].iterrows():

@@ -114,7 +114,8 @@ def build_tables(
     ``mtl_resunet@TAG`` — has results here and both outputs (mask and label).
 
     Files of the requested tables that this build does not (re)write — another format, or a
-    table now left out — are removed, so ``tables/`` never mixes builds.
+    table now left out — are removed, so ``tables/`` never mixes builds (``formats=()``, which
+    writes nothing, removes nothing either).
 
     Writes ``results_dir/tables/<name>.<fmt>`` for each format and returns {name: display frame}
     (its ``attrs`` carry title and notes for ``render_markdown``; a table whose methods ran on
@@ -166,7 +167,7 @@ def build_tables(
             (out_dir / f"{table.name}.tex").write_text(render_latex(frame), "utf-8")
         if "csv" in fmts:
             table.raw.to_csv(out_dir / f"{table.name}.csv", index=False)
-    for name in names:  # what an earlier build left that this one did not write
+    for name in names if fmts else ():  # what an earlier build left that this one did not write
         for ext in ("md", "tex", "csv"):
             if not (name in frames and ext in fmts):
                 (out_dir / f"{name}.{ext}").unlink(missing_ok=True)
@@ -228,13 +229,13 @@ _TEX = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
     "±": r"$\pm$", "—": "---", "†": r"$^\dagger$", "×": r"$\times$", "<": r"$<$", ">": r"$>$",
-    "²": r"$^2$",
+    "²": r"$^2$", "…": r"\ldots{}", "→": r"$\rightarrow$",
 }  # fmt: skip
 
 
 def tex_escape(text: object) -> str:
-    """``text`` with LaTeX special characters escaped (and ±, —, †, ×, ² as LaTeX commands), so
-    a table compiles with pdflatex without inputenc tricks."""
+    """``text`` with LaTeX special characters escaped (and ±, —, †, ×, ², …, → as LaTeX
+    commands), so the tables' own text compiles with pdflatex without inputenc tricks."""
     return "".join(_TEX.get(ch, ch) for ch in str(text))
 
 

@@ -296,6 +296,8 @@ def test_a_rebuild_leaves_no_stale_table_files(tmp_path):
     build_tables(tmp_path, formats=("md", "tex", "csv"))
     made = {p.name for p in (tmp_path / "tables").iterdir()}
     assert {"table1.md", "table1.tex", "table4.csv"} <= made
+    build_tables(tmp_path, formats=())  # frames only: writes nothing, removes nothing
+    assert {p.name for p in (tmp_path / "tables").iterdir()} == made
     (tmp_path / "tables" / "mine.txt").write_text("a user's own file")
     build_tables(tmp_path, formats=("csv",))  # another format: md/tex of that build go
     left = {p.name for p in (tmp_path / "tables").iterdir()}
