@@ -108,11 +108,9 @@ def _load(path: Path) -> Dataset | None:
         said = json.loads(path.with_suffix(".json").read_text("utf-8")).get("data_warnings", [])
     except (OSError, ValueError, AttributeError):
         return None
-    for message in said:
-        warnings.warn(f"{message} (as when the data was first read)", DataWarning, stacklevel=3)
     try:
         with np.load(path, allow_pickle=False) as z:
-            return Dataset(
+            dataset = Dataset(
                 images=z["images"],
                 masks=z["masks"],
                 labels=z["labels"],
@@ -122,7 +120,10 @@ def _load(path: Path) -> Dataset | None:
                 source=str(z["source"]),
             )
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
-        return None
+        return None  # rebuilt, and the rebuild warns itself
+    for message in said:
+        warnings.warn(f"{message} (as when the data was first read)", DataWarning, stacklevel=3)
+    return dataset
 
 
 def _source(
