@@ -299,7 +299,12 @@ class _Checkpoints:
         meta = self.mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
         # More epochs continue the same run (the lr staircase depends on the epoch, not the
         # total); fewer than already trained would record a run that did not happen.
-        diffs = config_differences(meta.get("config") or {}, self.config, ignore=("epochs",))
+        saved = meta.get("config") or {}
+        diffs = config_differences(saved, self.config, ignore=("epochs",))
+        # An execution setting, but it changes the optimizer state's tree: it cannot be restored.
+        flat = saved.get("optimizer_flatten", self.config["optimizer_flatten"])
+        if flat != self.config["optimizer_flatten"]:
+            diffs.append(f"optimizer_flatten: {flat!r} → {self.config['optimizer_flatten']!r}")
         if step > self.config["epochs"]:
             diffs.append(f"epochs: {step} trained already → {self.config['epochs']}")
         if diffs:

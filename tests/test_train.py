@@ -72,6 +72,7 @@ def test_resume_gives_identical_metrics(data, tmp_path):
     for other, says in [
         (dataclasses.replace(TINY, lr=TINY.lr * 2), "lr: "),
         (dataclasses.replace(TINY, epochs=1), "epochs: 2 trained already → 1"),
+        (dataclasses.replace(TINY, optimizer_flatten=True), "optimizer_flatten: False → True"),
     ]:
         with pytest.raises(ValueError, match="other settings") as err:
             fit_fold(other, data, train, test, ckpt_dir=tmp_path / "b", resume=True, quiet=True)
