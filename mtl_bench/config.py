@@ -109,6 +109,9 @@ EXECUTION_KEYS = frozenset(
     {"data", "preset", "checkpoint_every", "eval_batch_size", "parallel", "devices",
      "fold_parallel", "fold_conv", "state_layout", "optimizer_flatten"}
 )  # fmt: skip
+# Execution keys that still shape the saved training state (the optimizer state's tree): a
+# checkpoint cannot be resumed across them.
+STATE_KEYS = frozenset({"optimizer_flatten"})
 
 
 def check_config(cfg: RunConfig) -> None:

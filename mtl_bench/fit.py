@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from mtl_bench.batches import fold_arrays
-from mtl_bench.config import RunConfig, config_differences
+from mtl_bench.config import STATE_KEYS, RunConfig, config_differences
 from mtl_bench.data.types import Dataset
 from mtl_bench.losses import class_weights
 from mtl_bench.parallel import fetch
@@ -301,10 +301,11 @@ class _Checkpoints:
         # total); fewer than already trained would record a run that did not happen.
         saved = meta.get("config") or {}
         diffs = config_differences(saved, self.config, ignore=("epochs",))
-        # An execution setting, but it changes the optimizer state's tree: it cannot be restored.
-        flat = saved.get("optimizer_flatten", self.config["optimizer_flatten"])
-        if flat != self.config["optimizer_flatten"]:
-            diffs.append(f"optimizer_flatten: {flat!r} → {self.config['optimizer_flatten']!r}")
+        diffs += [
+            f"{key}: {saved[key]!r} → {self.config[key]!r}"
+            for key in sorted(STATE_KEYS & set(saved))
+            if saved[key] != self.config[key]
+        ]
         if step > self.config["epochs"]:
             diffs.append(f"epochs: {step} trained already → {self.config['epochs']}")
         if diffs:

@@ -167,6 +167,15 @@ def write_fixture_results(
     return written
 
 
+def edit_result(root: str | Path, method: str, folds: Iterable[int], change) -> None:
+    """Rewrite ``method``'s fold files ``folds``: ``change(record)`` edits each in place."""
+    for fold in folds:
+        path = result_path(root, method, fold)
+        record = json.loads(path.read_text())
+        change(record)
+        path.write_text(json.dumps(record))
+
+
 def _write_curve(path: Path, epochs: int, rng) -> None:
     rows = ["epoch,step,loss,dice_loss,focal_loss,lr,img_per_s"]
     for e in range(1, epochs + 1):

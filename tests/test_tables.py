@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures_results import result_path, write_fixture_results
+from fixtures_results import edit_result, result_path, write_fixture_results
 from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
@@ -250,10 +250,8 @@ def test_a_table_says_when_its_methods_ran_on_different_machines(tmp_path):
     frames = build_tables(tmp_path, formats=(), table_specs=specs)
     assert not any("different machines" in n for n in frames["table4"].attrs["notes"])
     # fpn rerun on another CPU (its files now name it); unet's predate host_cpu.
-    for fold in range(5):
-        path = result_path(tmp_path, "fpn", fold)
-        record = json.loads(path.read_text())
-        path.write_text(json.dumps({**record, "host_cpu": "AMD EPYC, x86_64, 2 cores, avx512f"}))
+    amd = {"host_cpu": "AMD EPYC, x86_64, 2 cores, avx512f"}
+    edit_result(tmp_path, "fpn", range(5), lambda r: r.update(amd))
     frames = build_tables(tmp_path, formats=("md",), table_specs=specs)
     note = frames["table4"].attrs["notes"][-1]
     assert note == (
@@ -263,11 +261,8 @@ def test_a_table_says_when_its_methods_ran_on_different_machines(tmp_path):
     )
     assert note in (tmp_path / "tables" / "table4.md").read_text()
     # Both recorded and different: the note says so without the "not recorded" hedge.
-    for fold in range(5):
-        path = result_path(tmp_path, "unet", fold)
-        record = json.loads(path.read_text())
-        gpu = {"device_kind": "NVIDIA H100 80GB HBM3", "host_cpu": "Intel Xeon, x86_64, 16 cores"}
-        path.write_text(json.dumps({**record, **gpu}))
+    gpu = {"device_kind": "NVIDIA H100 80GB HBM3", "host_cpu": "Intel Xeon, x86_64, 16 cores"}
+    edit_result(tmp_path, "unet", range(5), lambda r: r.update(gpu))
     note = build_tables(tmp_path, formats=(), table_specs=specs)["table4"].attrs["notes"][-1]
     assert note.startswith("Results from different machines, which may round differently")
     assert "NVIDIA H100 80GB HBM3 (Intel Xeon, x86_64, 16 cores): unet" in note
@@ -277,10 +272,7 @@ def test_a_table_says_when_a_methods_folds_ran_with_different_settings(tmp_path)
     write_fixture_results(tmp_path, {"unet": {}, "fpn": {}})
     specs = [seg_spec(methods=("unet", "fpn"))]
     for fold, changes in [(1, {"image_size": 32, "checkpoint_every": 1}), (3, {"epochs": 3})]:
-        path = result_path(tmp_path, "fpn", fold)
-        record = json.loads(path.read_text())
-        record["config"] = {**record["config"], **changes}
-        path.write_text(json.dumps(record))
+        edit_result(tmp_path, "fpn", [fold], lambda r, c=changes: r["config"].update(c))
     frames = build_tables(tmp_path, formats=("md",), table_specs=specs)
     note = frames["table4"].attrs["notes"][-1]
     assert note == (
@@ -325,10 +317,10 @@ def test_the_reference_must_be_a_multi_task_method_with_results(tmp_path):
 
 def test_a_metric_undefined_in_some_folds_says_over_how_many(tmp_path):
     write_fixture_results(tmp_path, {"mtl_resunet": {}, "resnet50": {"tasks": ("label",)}})
-    path = result_path(tmp_path, "resnet50", 2)
-    record = json.loads(path.read_text())
-    record["metrics"]["classification"]["AUC"] = None  # a one-class test fold
-    path.write_text(json.dumps(record))
+    one_class = {"AUC": None}  # a one-class test fold
+    edit_result(
+        tmp_path, "resnet50", [2], lambda r: r["metrics"]["classification"].update(one_class)
+    )
     frames = build_tables(tmp_path, formats=(), table_specs=[cls_spec()])
     row = frames["table6"].set_index("Method").loc["resnet50"]
     assert row["AUC"].endswith("(4/5)") and not row["ACC (%)"].endswith(")")
