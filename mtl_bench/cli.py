@@ -132,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the method in the proposed model's place: rows are compared with it (default "
         "mtl_resunet; e.g. a variant mtl_resunet@TAG)",
     )
+    p.add_argument(
+        "--p-adjust",
+        choices=("holm", "none"),
+        default="holm",
+        help="multiple-comparison adjustment of the comparison tables' p values and marks "
+        "(default holm: Holm-Bonferroni over the methods tested against the reference)",
+    )
     p = sub.add_parser("reproduce", help="every method on the same folds, then all tables/figures")
     add_reproduce_arguments(p)
     return parser
@@ -247,6 +254,7 @@ def _run(args: argparse.Namespace) -> int:
             args.results,
             formats=formats,
             reference=args.reference,
+            p_adjust=args.p_adjust,
             skip_empty=True,
             # Another reference must have run (the default may not have yet: a "not run" row).
             check_reference=args.reference != DEFAULT_REFERENCE,

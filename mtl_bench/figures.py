@@ -117,7 +117,7 @@ def curve_figures(results_dir: Path, out: Path) -> list[Path]:
                         c[key],
                         lw=1.2,
                         marker="o" if one else None,
-                        label=f"fold {fold}",
+                        label=f"Fold {fold + 1}",  # 1-based, as the tables number folds
                     )
             ax.set(xlabel="epoch", title=key.replace("_", " "))
         axes[0][0].legend(fontsize=7)

@@ -245,7 +245,7 @@ def settings_note(results: pd.DataFrame, methods: Iterable[str]) -> str | None:
         for key in keys:
             values = [(f, json.dumps(c.get(key), sort_keys=True)) for f, c in configs]
             if len({v for _, v in values}) > 1:
-                per = ", ".join(f"{v} (fold {f})" for f, v in values)
+                per = ", ".join(f"{v} (Fold {f + 1})" for f, v in values)  # as table rows
                 differ.append(f"{key} {per}")
         if differ:
             parts.append(f"{method}: {'; '.join(differ)}")

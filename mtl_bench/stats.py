@@ -9,6 +9,8 @@ Conventions (they go into the table notes):
 - image level, classification ACC: exact McNemar test (binomial test on the discordant pairs),
   the paired test for per-image correctness; AUC: paired bootstrap of the AUC difference.
 - CIs: percentile bootstrap over images (seeded ``numpy.random.default_rng``).
+- multiple comparisons: a table compares one reference with many methods, so its p values are
+  Holm-adjusted (``adjust_p``) within the table, per metric and per test level, by default.
 """
 
 from __future__ import annotations
@@ -19,6 +21,31 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
+
+P_ADJUST = ("holm", "none")
+
+
+def adjust_p(pvalues, method: str = "holm") -> np.ndarray:
+    """p values adjusted for testing them together: ``holm`` (Holm–Bonferroni step-down, which
+    controls the family-wise error rate under any dependence) or ``none``.
+
+    NaN entries (no test) stay NaN and do not count toward the family size.
+    """
+    if method not in P_ADJUST:
+        raise ValueError(f"unknown p adjustment {method!r}: choose {', '.join(P_ADJUST)}")
+    p = np.asarray(pvalues, dtype=float)
+    out = p.copy()
+    ok = np.isfinite(p)
+    m = int(ok.sum())
+    if method == "none" or m == 0:
+        return out
+    order = np.argsort(p[ok], kind="stable")
+    # The i-th smallest (0-based) is multiplied by m - i; the running max keeps the order.
+    steps = np.maximum.accumulate((m - np.arange(m)) * p[ok][order])
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(steps, 1.0)
+    out[ok] = adjusted
+    return out
 
 
 def min_wilcoxon_p(n_pairs: int) -> float:

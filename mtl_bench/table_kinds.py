@@ -138,41 +138,77 @@ def per_fold(spec: TableSpec, res: pd.DataFrame, reference: str) -> Table:
     return Table(spec.name, title, pd.DataFrame(disp, columns=headers), raw, notes)
 
 
-def comparison(spec: TableSpec, res: pd.DataFrame, reference: str, n_boot: int, seed: int):
-    """One row per method: Mean ± SD per metric, CIs and paired p vs ``reference``."""
+def comparison(
+    spec: TableSpec,
+    res: pd.DataFrame,
+    reference: str,
+    n_boot: int,
+    seed: int,
+    p_adjust: str = "holm",
+) -> Table:
+    """One row per method: Mean ± SD per metric, CIs and paired p vs ``reference``.
+
+    The table tests every method against one reference, so its p values (and the * / † marks)
+    are adjusted for that (``stats.adjust_p``): per metric and test level, over the methods
+    with a test in this table. The CSV keeps both the unadjusted (``_p_folds``, ``_p_images``)
+    and the adjusted values (``_adj``).
+    """
     cols, main, task = spec.columns, spec.main, spec.task
     ref_rows = res[res["method"] == reference]
     ref_img = per_image(res, reference)
-    raws, disp, reasons = [], [], []
+    # First every test, then the adjustment (it needs the whole family), then the cells.
+    found: list[tuple[str, dict | None]] = []
     for method in spec.row_methods(reference):
         rows = res[res["method"] == method]
         if rows.empty:
+            found.append((method, None))
+            continue
+        is_ref = method == reference
+        vals = {m: _fold_values(rows, task, m) for m in cols}
+        p_f = dict.fromkeys(cols, math.nan)
+        if not is_ref and not ref_rows.empty:
+            for m in cols:
+                pair = pd.concat([_fold_values(ref_rows, task, m), vals[m]], axis=1, join="inner")
+                p_f[m] = stats.wilcoxon_p(pair.iloc[:, 0], pair.iloc[:, 1])
+        img = per_image(res, method)
+        st = {
+            m: stats.image_level(m, task, img, None if is_ref else ref_img, n_boot, seed)
+            for m in main
+        }
+        found.append((method, {"rows": rows, "vals": vals, "p_f": p_f, "st": st}))
+    ran = [f for _, f in found if f is not None]
+    for m in cols:
+        for f, adj in zip(ran, stats.adjust_p([f["p_f"][m] for f in ran], p_adjust), strict=True):
+            f.setdefault("p_f_adj", {})[m] = float(adj)
+    for m in main:
+        p_img = [f["st"][m]["p_images"] for f in ran]
+        for f, adj in zip(ran, stats.adjust_p(p_img, p_adjust), strict=True):
+            f["st"][m]["p_images_adj"] = float(adj)
+
+    raws, disp, reasons = [], [], []
+    for method, f in found:
+        if f is None:
             cell, reason = unavailable(spec, method, res)
             raws.append({"method": method, "status": reason or NOT_RUN, "n_folds": 0})
             disp.append([method, *[cell] * (len(cols) + 2 * len(main))])
             reasons.append(reason)
             continue
-        is_ref = method == reference
-        img = per_image(res, method)
+        rows, is_ref = f["rows"], method == reference
         k, n_run = int(rows["n_folds"].iloc[0]), len(rows)
         raw: dict[str, object] = {"method": method, "status": "ok", "n_folds": n_run}
         cells, extra = [], {}
         for m in cols:
-            vals = _fold_values(rows, task, m)
+            vals, p_f = f["vals"][m], f["p_f_adj"][m]
             raw[f"{m}_mean"], raw[f"{m}_sd"] = vals.mean(), vals.std(ddof=1)
-            p_f = math.nan
-            if not is_ref and not ref_rows.empty:
-                pair = pd.concat([_fold_values(ref_rows, task, m), vals], axis=1, join="inner")
-                p_f = stats.wilcoxon_p(pair.iloc[:, 0], pair.iloc[:, 1])
-            raw[f"{m}_p_folds"] = p_f
+            raw[f"{m}_p_folds"], raw[f"{m}_p_folds_adj"] = f["p_f"][m], p_f
             cell = _mean_sd(m, vals)
             if m in main:
-                st = stats.image_level(m, task, img, None if is_ref else ref_img, n_boot, seed)
+                st = f["st"][m]
                 raw.update({f"{m}_{key}": v for key, v in st.items()})
-                cell += "*" if st["p_images"] < 0.05 else ""
+                cell += "*" if st["p_images_adj"] < 0.05 else ""
                 extra[m] = [
                     _ci(m, st["ci_lo"], st["ci_hi"]),
-                    "ref." if is_ref else _p_pair(p_f, st["p_images"]),
+                    "ref." if is_ref else _p_pair(p_f, st["p_images_adj"]),
                 ]
             cells.append(cell + ("†" if p_f < 0.05 else ""))
         raws.append(raw)
@@ -183,23 +219,50 @@ def comparison(spec: TableSpec, res: pd.DataFrame, reference: str, n_boot: int, 
     for m in main:
         headers += [f"{m} 95% CI", f"p {m} (folds / images)"]
     display = with_notes(pd.DataFrame(disp, columns=headers), reasons)
-    k_ref = int(ref_rows["n_folds"].iloc[0]) if not ref_rows.empty else 5
+    raw_cols = ["method", "status", "n_folds"]
+    raw_cols += [f"{m}_{key}" for m in cols for key in ("mean", "sd", "p_folds", "p_folds_adj")]
+    raw_cols += [
+        f"{m}_{key}"
+        for m in main
+        for key in ("ci_lo", "ci_hi", "p_images", "p_images_adj", "n_images")
+    ]
+    k_ref = None if ref_rows.empty else int(ref_rows["n_folds"].iloc[0])
+    n_tests = 0 if k_ref is None else len(ran) - 1
+    notes = _comparison_notes(task, reference, k_ref, n_boot, seed, p_adjust, n_tests)
+    return Table(spec.name, spec.title, display, pd.DataFrame(raws, columns=raw_cols), notes)
+
+
+def _comparison_notes(
+    task: str,
+    reference: str,
+    k_ref: int | None,
+    n_boot: int,
+    seed: int,
+    p_adjust: str,
+    n_tests: int,
+) -> list[str]:
+    k = k_ref or 5  # no reference results: the paper's fold count for the Wilcoxon floor
     image_test = (
         "Wilcoxon signed-rank over per-image DC / JSI pairs"
         if task == "segmentation"
         else f"exact McNemar on per-image correctness (ACC), paired bootstrap (n_boot={n_boot}) "
         "of the AUC difference (AUC)"
     )
-    unreachable = ", so it cannot reach 0.05" if stats.min_wilcoxon_p(k_ref) >= 0.05 else ""
-    notes = [
-        _units_note(None if ref_rows.empty else k_ref),
+    unreachable = ", so it cannot reach 0.05" if stats.min_wilcoxon_p(k) >= 0.05 else ""
+    if p_adjust == "holm":
+        what = f"{n_tests} method{'' if n_tests == 1 else 's'} against {reference}"
+        adjusted = (
+            f"p values and marks are Holm-adjusted for testing {what} (within this table, per "
+            "metric and test level; a method without that test is not counted); the CSV also "
+            "holds the unadjusted p values."
+        )
+    else:
+        adjusted = "p values are not adjusted for multiple comparisons."
+    return [
+        _units_note(k_ref),
         f"p vs {reference}, two-sided, as folds / images. Folds: Wilcoxon signed-rank over "
-        f"paired folds; its smallest attainable p is 2/2^k = {fmt_p(stats.min_wilcoxon_p(k_ref))} "
-        f"for k={k_ref}{unreachable}. Images: {image_test}.",
+        f"paired folds; its smallest attainable p is 2/2^k = {fmt_p(stats.min_wilcoxon_p(k))} "
+        f"for k={k}{unreachable}. Images: {image_test}. {adjusted}",
         f"* p(images) < 0.05; † p(folds) < 0.05. 95% CI: percentile bootstrap over test images "
         f"(n_boot={n_boot}, seed={seed}) of the pooled per-image value.",
     ]
-    raw_cols = ["method", "status", "n_folds"]
-    raw_cols += [f"{m}_{key}" for m in cols for key in ("mean", "sd", "p_folds")]
-    raw_cols += [f"{m}_{key}" for m in main for key in ("ci_lo", "ci_hi", "p_images", "n_images")]
-    return Table(spec.name, spec.title, display, pd.DataFrame(raws, columns=raw_cols), notes)

@@ -29,6 +29,7 @@ from mtl_bench.results_io import (
     per_image,
     settings_note,
 )
+from mtl_bench.stats import P_ADJUST
 from mtl_bench.table_kinds import Table
 from mtl_bench.table_specs import DEFAULT_SPECS, TableSpec
 
@@ -55,11 +56,13 @@ def build_table(
     reference: str = "mtl_resunet",
     n_boot: int = 1000,
     seed: int = 0,
+    p_adjust: str = "holm",
 ) -> Table:
     """Build one table from loaded ``results`` (see ``load_results``); writes nothing.
 
     ``reference`` is the build's reference method; a spec with its own ``reference`` (the
-    three-class table) resolves it from this one.
+    three-class table) resolves it from this one. ``p_adjust``: how a comparison table adjusts
+    its p values for testing many methods against the reference (``stats.P_ADJUST``).
     """
     # Resolve the spec's own reference once; the builders then see a single reference method.
     reference = spec.reference_for(reference)
@@ -67,7 +70,7 @@ def build_table(
     if spec.kind == "per_fold":
         return table_kinds.per_fold(spec, results, reference)
     if spec.kind == "comparison":
-        return table_kinds.comparison(spec, results, reference, n_boot, seed)
+        return table_kinds.comparison(spec, results, reference, n_boot, seed, p_adjust)
     return table_hyperparams.hyperparams(spec, results, reference)
 
 
@@ -96,6 +99,7 @@ def build_tables(
     table_specs: Iterable[TableSpec] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    p_adjust: str = "holm",
     skip_empty: bool = False,
     check_reference: bool = False,
 ) -> dict[str, pd.DataFrame]:
@@ -108,6 +112,9 @@ def build_tables(
     names them. Off, every table is built.
 
     A supplementary spec is built only when a method other than its reference has results.
+
+    ``p_adjust`` (``stats.P_ADJUST``): ``holm`` (default) adjusts each comparison table's p values
+    and significance marks for testing its methods against one reference; ``none`` does not.
 
     ``check_reference`` (the CLI's choice): a DataError unless ``reference`` — the method that
     plays the proposed model in every table: ``mtl_resunet`` or a variant such as
@@ -125,6 +132,8 @@ def build_tables(
     manifests, a DataError names the table, the hashes and their methods, and no file is written.
     """
     fmts = normalise_formats(formats)
+    if p_adjust not in P_ADJUST:  # before any file is read
+        raise ValueError(f"unknown p adjustment {p_adjust!r}: choose {', '.join(P_ADJUST)}")
     specs = DEFAULT_SPECS if table_specs is None else tuple(table_specs)
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
@@ -151,7 +160,10 @@ def build_tables(
     ]
     if problems:
         raise DataError("; ".join(problems) + " (methods in one table must share a fold manifest)")
-    tables = [build_table(s, results, reference=reference, n_boot=n_boot, seed=seed) for s in specs]
+    tables = [
+        build_table(s, results, reference=reference, n_boot=n_boot, seed=seed, p_adjust=p_adjust)
+        for s in specs
+    ]
     for spec, table in zip(specs, tables, strict=True):
         for note_of in (machines_note, settings_note):
             if (note := note_of(results, spec.compared(reference))) is not None:

@@ -209,3 +209,16 @@ def test_throughput_lines_keep_code_versions_apart(tmp_path, monkeypatch):
     figures.throughput_figures(tmp_path / "throughput", tmp_path / "fig")
     assert seen["throughput_h100.png"] == [["unet @02ccc44", "unet @dc59781"]]
     assert seen["throughput_cpu.png"] == [["unet"]]
+
+
+def test_learning_curve_legends_number_folds_as_the_tables_do(results, monkeypatch):
+    root, _ = results
+    legends = []
+
+    def keep_labels(fig, path):
+        legends.append([t.get_text() for t in fig.axes[0].get_legend().get_texts()])
+        return path
+
+    monkeypatch.setattr(figures, "_save", keep_labels)
+    figures.curve_figures(root, root / "figures")
+    assert legends and all(labels == ["Fold 1", "Fold 2"] for labels in legends)  # fold_0 = Fold 1

@@ -69,3 +69,21 @@ def test_mcnemar_refuses_unpaired_samples():
     with pytest.raises(ValueError, match="equal shapes"):
         stats.mcnemar_p([False], [True] * 6)
     assert stats.mcnemar_p([True, False], [True, False]) == 1.0
+
+
+def test_holm_adjustment_by_hand():
+    # sorted: 0.005×4 = 0.02, 0.01×3 = 0.03, 0.03×2 = 0.06, 0.04×1 = 0.04 → kept monotone: 0.06
+    got = stats.adjust_p([0.01, 0.04, 0.03, 0.005])
+    np.testing.assert_allclose(got, [0.03, 0.06, 0.06, 0.02])
+    got = stats.adjust_p([np.nan, 0.01, 0.04, 0.6])  # NaN: no test, not in the family of 3
+    assert np.isnan(got[0])
+    np.testing.assert_allclose(got[1:], [0.03, 0.08, 0.6])
+    assert stats.adjust_p([0.4, 0.5, 0.9]).tolist() == [1.0, 1.0, 1.0]  # capped at 1
+    raw = np.random.default_rng(0).random(9)
+    adj = stats.adjust_p(raw)
+    assert np.all(adj >= raw) and np.all(np.diff(adj[np.argsort(raw)]) >= 0)
+    assert stats.adjust_p([0.7]).tolist() == [0.7]  # a family of one is not adjusted
+    np.testing.assert_array_equal(stats.adjust_p(raw, "none"), raw)
+    assert stats.adjust_p([]).shape == (0,)
+    with pytest.raises(ValueError, match="unknown p adjustment 'bonf'"):
+        stats.adjust_p([0.1], "bonf")

@@ -10,6 +10,7 @@ from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
 from mtl_bench import stats
+from mtl_bench.table_kinds import fmt_p
 from mtl_bench.tables import (
     DEFAULT_SPECS,
     TableSpec,
@@ -114,6 +115,54 @@ def test_wilcoxon_p_values_equal_scipy(fx):
     assert raw.at["unet", "DC_p_images"] == pytest.approx(expected)
     assert expected < 0.05 and table.display.set_index("Method").at["unet", "DC (%)"].endswith("*")
     assert np.isnan(raw.at["mtl_resunet", "DC_p_images"])
+
+
+@pytest.fixture
+def three_seg(tmp_path):
+    methods = {
+        "mtl_resunet": {"seg_quality": 0.85, "cls_quality": 0.9},
+        "unet": {"tasks": ("mask",), "seg_quality": 0.7},
+        "fpn": {"tasks": ("mask",), "seg_quality": 0.83},
+    }
+    write_fixture_results(tmp_path, methods, n_folds=5, n_images=40, seed=0)
+    return tmp_path
+
+
+def test_p_values_and_marks_are_holm_adjusted_over_the_tables_methods(three_seg):
+    results = load_results(three_seg)
+    table = build_table(seg_spec(), results, n_boot=100)
+    raw, shown = table.raw.set_index("method"), table.display.set_index("Method")
+    others = ["unet", "fpn"]
+    for m in ("DC", "JSI"):
+        expected = stats.adjust_p(raw.loc[others, f"{m}_p_images"])
+        np.testing.assert_allclose(raw.loc[others, f"{m}_p_images_adj"], expected)
+        for method, p in zip(others, expected, strict=True):
+            assert shown.at[method, f"{m} (%)"].endswith("*") == (p < 0.05)
+            assert shown.at[method, f"p {m} (folds / images)"].endswith(fmt_p(p))
+    folds = stats.adjust_p(raw.loc[others, "REC_p_folds"])
+    np.testing.assert_allclose(raw.loc[others, "REC_p_folds_adj"], folds)
+    assert any("Holm-adjusted for testing 2 methods against mtl_resunet" in n for n in table.notes)
+    plain = build_table(seg_spec(), results, n_boot=100, p_adjust="none")
+    plain_raw = plain.raw.set_index("method")
+    for col in ("DC_p_images", "REC_p_folds"):
+        np.testing.assert_array_equal(plain_raw[f"{col}_adj"], plain_raw[col])
+        np.testing.assert_array_equal(plain_raw[col], raw[col])  # the tests themselves: unchanged
+    assert any("not adjusted for multiple comparisons" in n for n in plain.notes)
+    with pytest.raises(ValueError, match="unknown p adjustment 'fdr'"):
+        build_tables(three_seg, table_specs=[seg_spec()], p_adjust="fdr")
+
+
+def test_a_mark_that_holm_removes(three_seg, monkeypatch):
+    # Two methods each at p = 0.03: significant alone, not when both are tested (0.06 each).
+    monkeypatch.setattr(stats, "wilcoxon_p", lambda a, b: 0.03)
+    results = load_results(three_seg)
+    for p_adjust, mark in (("none", True), ("holm", False)):
+        shown = build_table(seg_spec(), results, n_boot=20, p_adjust=p_adjust).display
+        cells = shown.set_index("Method").loc[["unet", "fpn"]]
+        assert all(c.endswith("*†") == mark for c in cells["DC (%)"]), (p_adjust, cells)
+        assert all(c.endswith("†") == mark for c in cells["REC (%)"]), (p_adjust, cells)
+        p_text = "0.03 / 0.03" if mark else "0.06 / 0.06"
+        assert list(cells["p DC (folds / images)"]) == [p_text, p_text]
 
 
 def test_files_written_and_parseable(fx):
@@ -277,8 +326,8 @@ def test_a_table_says_when_a_methods_folds_ran_with_different_settings(tmp_path)
     note = frames["table4"].attrs["notes"][-1]
     assert note == (
         "Folds of one method ran with different settings, so its mean ± sd mixes them: fpn: "
-        "epochs 500 (fold 0), 500 (fold 1), 500 (fold 2), 3 (fold 3), 500 (fold 4); "
-        "image_size 64 (fold 0), 32 (fold 1), 64 (fold 2), 64 (fold 3), 64 (fold 4)."
+        "epochs 500 (Fold 1), 500 (Fold 2), 500 (Fold 3), 3 (Fold 4), 500 (Fold 5); "
+        "image_size 64 (Fold 1), 32 (Fold 2), 64 (Fold 3), 64 (Fold 4), 64 (Fold 5)."
     )  # checkpoint_every says how a run was executed, not what it computed: not compared
     assert note in (tmp_path / "tables" / "table4.md").read_text()
 
@@ -325,3 +374,15 @@ def test_a_metric_undefined_in_some_folds_says_over_how_many(tmp_path):
     row = frames["table6"].set_index("Method").loc["resnet50"]
     assert row["AUC"].endswith("(4/5)") and not row["ACC (%)"].endswith(")")
     assert "(j/k) after a Mean ± SD: over the j of k folds" in frames["table6"].attrs["notes"][0]
+
+
+def test_cli_p_adjust(three_seg, capsys):
+    from mtl_bench.cli import main
+
+    for choice, words in (("none", "not adjusted"), ("holm", "Holm-adjusted")):
+        assert main(["tables", "--results", str(three_seg), "--p-adjust", choice]) == 0
+        assert words in (three_seg / "tables" / "table4.md").read_text()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(["tables", "--results", str(three_seg), "--p-adjust", "fdr"])
+    assert e.value.code == 2 and "invalid choice: 'fdr'" in capsys.readouterr().err
