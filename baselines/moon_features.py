@@ -17,11 +17,14 @@ folds and the SVM.
 Mask source: ``"ground_truth"`` (default) uses the dataset's masks for training and test images,
 as the original, which used the radiologist's outline. ``"predicted"`` keeps ground-truth masks
 for training but uses predicted masks for the test images — the deployment setting, where only a
-segmentation model's output exists — taken from ``model_kwargs["predicted_masks"]``: a path to an
-``.npz`` with ``ids`` (str) and ``masks`` ((N, H, W) in {0, 1}) — the format ``mtl-bench predict``
-is to write, so ``--set model_kwargs.predicted_masks=PATH`` already works from the CLI — or, from
-Python, a {id: mask} mapping or a callable ``ids -> (n, H, W) masks``. The masks must be
-out-of-fold predictions (each image predicted by the model of the fold that tests it).
+segmentation model's output exists — taken from ``model_kwargs["predicted_masks"]``: best, a
+segmentation method's folder in the same results folder (``--set
+model_kwargs.predicted_masks=RESULTS/mtl_resunet``): each fold then reads that method's
+``fold_K_masks.npz``, whose images must be exactly this fold's test images, so the masks are
+checked to be out of fold; or a path to an ``.npz`` with ``ids`` (str) and ``masks`` ((N, H, W)
+in {0, 1}), or, from Python, a {id: mask} mapping or a callable ``ids -> (n, H, W) masks`` — these
+cannot be checked: they must hold out-of-fold predictions (each image predicted by the model of
+the fold that tests it).
 
 Empty masks (normal images in three-class mode; a predicted mask that found nothing): features of
 a central box, flagged by ``mask_empty`` (see ``moon_features_extract``). With ground-truth masks
@@ -31,7 +34,9 @@ an inherent property of classifying from the true outline, stated with its three
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -80,7 +85,8 @@ def moon_settings(cfg: RunConfig) -> dict[str, Any]:
     if s["mask_source"] == "predicted" and s["predicted_masks"] is None:
         raise ValueError(
             "moon_features mask_source='predicted' needs model_kwargs.predicted_masks "
-            "(an .npz of ids and masks, a {id: mask} mapping or a callable)"
+            "(a segmentation method's results folder, an .npz of ids and masks, a {id: mask} "
+            "mapping or a callable)"
         )
     if cfg.class_weights not in ("inverse_frequency", "none"):
         raise ValueError(
@@ -170,6 +176,7 @@ def fit_moon(
     from threadpoolctl import threadpool_limits
 
     from baselines.moon_features_extract import FEATURE_NAMES, extract_all, predicted_masks
+    from mtl_bench.pred_masks import out_of_fold_masks
 
     t0 = time.perf_counter()
     settings = moon_settings(cfg)
@@ -177,7 +184,10 @@ def fit_moon(
     test_masks = dataset.masks[test_idx]
     if settings["mask_source"] == "predicted":
         ids = [dataset.ids[i] for i in test_idx]
-        test_masks = predicted_masks(settings["predicted_masks"], ids, dataset.image_size)
+        source = settings["predicted_masks"]
+        if isinstance(source, str | os.PathLike) and Path(source).is_dir():
+            source = out_of_fold_masks(source, fold, ids)  # a method's folder: checked
+        test_masks = predicted_masks(source, ids, dataset.image_size)
     x_train = extract_all(dataset.images[train_idx], dataset.masks[train_idx])
     x_test = extract_all(dataset.images[test_idx], test_masks)
     y_train = dataset.labels[train_idx].astype(np.int64)

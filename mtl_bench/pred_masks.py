@@ -87,6 +87,29 @@ def load_method_masks(method_dir: str | os.PathLike) -> dict[str, np.ndarray]:
     return out
 
 
+def out_of_fold_masks(method_dir: str | os.PathLike, fold: int, ids: list[str]):
+    """{id: mask} of fold ``fold``'s test images from another method's results folder
+    (``METHOD_DIR/fold_<fold>_masks.npz``, written by ``mtl-bench cv``).
+
+    Out of fold by construction when that file's images are exactly ``ids``: its model was
+    trained without them. Any other set (a run on another fold manifest) is a DataError.
+    """
+    path = Path(method_dir) / f"fold_{fold}_masks.npz"
+    if not path.is_file():
+        raise DataError(
+            f"{path}: no predicted masks for fold {fold} (run `mtl-bench cv` for that method "
+            "on this results folder first)"
+        )
+    masks = load_predicted_masks(path)
+    if set(masks) != set(ids):
+        n = len(set(masks) ^ set(ids))
+        raise DataError(
+            f"{path}: its images are not fold {fold}'s test images ({n} differ): the masks must "
+            "come from a run on the same fold manifest"
+        )
+    return masks
+
+
 def predicted_masks(engine: Any, state: dict, images: np.ndarray, batch_size: int = 32):
     """(N, H, W) bool masks (logit > 0) of the trained ``state`` on (N, H, W) uint8 ``images``.
 

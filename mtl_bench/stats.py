@@ -62,18 +62,45 @@ def _paired(a, b) -> tuple[np.ndarray, np.ndarray]:
     return a[keep], b[keep]
 
 
+EXACT_WILCOXON_MAX = 50  # nonzero pairs up to which the p is exact (as scipy's "auto")
+
+
+def _exact_signed_rank_p(d: np.ndarray) -> float:
+    """Exact two-sided signed-rank p of nonzero differences ``d``, ties kept as midranks.
+
+    Under the null each sign is + or - with probability 1/2 independently; the distribution of
+    the positive rank sum is counted over all 2**n sign patterns (doubled midranks are integers).
+    """
+    ranks2 = np.rint(2 * sps.rankdata(np.abs(d))).astype(np.int64)
+    counts = np.zeros(int(ranks2.sum()) + 1)
+    counts[0] = 1.0  # at most 2**50 < 2**53: exact in float64
+    for r in ranks2:
+        counts[r:] = counts[r:] + counts[:-r].copy()
+    mean = ranks2.sum() / 2
+    observed = abs(ranks2[d > 0].sum() - mean)
+    extreme = np.abs(np.arange(counts.size) - mean) >= observed - 1e-9
+    return float(min(1.0, counts[extreme].sum() / counts.sum()))
+
+
 def wilcoxon_p(a, b) -> float:
     """Two-sided Wilcoxon signed-rank p of paired ``a`` vs ``b``; NaN with fewer than 2 pairs.
 
-    Identical samples (every difference zero) give p = 1 explicitly: scipy returns 1.0 there
-    too, but only after a divide-by-zero warning.
+    Zero differences are dropped (Wilcoxon's convention, scipy's default). Up to
+    ``EXACT_WILCOXON_MAX`` nonzero pairs the p is exact, ties included, so a fold-level test
+    over k folds never goes below 2 / 2**k whatever the scipy version (older scipy switched to
+    the normal approximation on ties); beyond that, scipy's normal approximation with its tie
+    correction. Identical samples give p = 1.
     """
     a, b = _paired(a, b)
     if a.size < 2:
         return float("nan")
-    if np.all(a == b):
+    d = a - b
+    d = d[d != 0]
+    if d.size == 0:
         return 1.0
-    return float(sps.wilcoxon(a, b).pvalue)
+    if d.size <= EXACT_WILCOXON_MAX:
+        return _exact_signed_rank_p(d)
+    return float(sps.wilcoxon(d, method="approx").pvalue)
 
 
 def mcnemar_p(correct_a, correct_b) -> float:
@@ -170,7 +197,9 @@ def paired_bootstrap_p(
 ) -> float:
     """Two-sided paired bootstrap p for stat_a - stat_b, both evaluated on the same resamples.
 
-    p = 2 * min(P(d <= 0), P(d >= 0)), capped at 1; its resolution is 1 / n_boot.
+    p = 2 (1 + min(#{d <= 0}, #{d >= 0})) / (B + 1), capped at 1, over the B resamples with a
+    finite difference: the add-one form never reports 0, so its smallest value, 2 / (B + 1),
+    says how far n_boot resamples can resolve (and a multiple-comparison adjustment can act).
     """
     if n == 0:
         return float("nan")
@@ -179,7 +208,8 @@ def paired_bootstrap_p(
     d = d[np.isfinite(d)]
     if d.size == 0:
         return float("nan")
-    return float(min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0))))
+    tail = min(int(np.sum(d <= 0)), int(np.sum(d >= 0)))
+    return float(min(1.0, 2 * (1 + tail) / (d.size + 1)))
 
 
 def image_level(
@@ -192,16 +222,19 @@ def image_level(
 ) -> dict[str, float]:
     """Image-level statistics of one main metric of a method, from ``per_image`` frames.
 
-    Returns n_images, the bootstrap CI (ci_lo, ci_hi) over ``img`` and p_images, the paired p
-    against ``ref_img`` on the images both have (NaN when ``ref_img`` is None: no test).
-    Segmentation DC/JSI: mean per-image value, Wilcoxon; ACC: accuracy, McNemar; AUC: pooled
-    AUC, paired bootstrap.
+    Returns n_images, the value over all of ``img``'s images pooled (``pooled``), its bootstrap
+    CI (ci_lo, ci_hi) and p_images, the paired p against ``ref_img`` on the images both have
+    (NaN when ``ref_img`` is None: no test). Segmentation DC/JSI: mean per-image value, Wilcoxon;
+    ACC: accuracy, McNemar; AUC: the AUC of the pooled scores, paired bootstrap. A pooled value
+    is not the mean over folds (folds differ in size; an AUC of scores pooled from k models is
+    not the mean of their AUCs).
     """
     out = {"p_images": math.nan}
     if task == "segmentation" or metric == "ACC":
         col = metric if task == "segmentation" else "correct"
         vals = img[col].to_numpy(float) if col in img else np.array([])
         out["n_images"] = float(np.isfinite(vals).sum())
+        out["pooled"] = float(vals[np.isfinite(vals)].mean()) if out["n_images"] else math.nan
         out["ci_lo"], out["ci_hi"] = mean_ci(vals, n_boot=n_boot, seed=seed)
         if ref_img is not None and col in ref_img and col in img:
             pair = ref_img[["id", col]].merge(img[["id", col]], on="id").dropna()
@@ -217,6 +250,8 @@ def image_level(
     cols = [c for c in img if c.startswith("prob_")]
     img = img.dropna(subset=["label"]) if cols else img.iloc[:0]
     out["n_images"] = float(len(img))
+    everything = np.arange(len(img))[None]  # one "resample": the pooled images themselves
+    out["pooled"] = float(auc_of(img, cols)(everything)[0]) if len(img) else math.nan
     out["ci_lo"], out["ci_hi"] = bootstrap_ci(auc_of(img, cols), len(img), n_boot=n_boot, seed=seed)
     ref_cols = [] if ref_img is None else [c for c in ref_img if c.startswith("prob_")]
     if ref_cols and len(img):

@@ -10,7 +10,7 @@ stands for the reference method given to ``build_tables`` (default "mtl_resunet"
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mtl_bench.results_io import METRICS
 from mtl_bench.table_kinds import IMAGE_METRICS
@@ -86,6 +86,29 @@ class TableSpec:
             return [self.methods[0].replace(REF, ref) if self.methods else ref]
         rows = [m.replace(REF, ref) for m in self.methods]
         return rows + [m for m in self.fixed_rows if m not in rows]
+
+    def with_variants(self, have: set[str], reference: str) -> TableSpec:
+        """This spec with a row for each variant run of a listed method (``METHOD@TAG``, a
+        ``--tag`` run in ``have``) right after that method: an ablation or another setting,
+        e.g. ``moon_features@predmask``. Not for per_fold tables, nor variants of the
+        reference (``--reference`` swaps those in) or three-class runs (their own folder)."""
+        if self.kind == "per_fold":
+            return self
+        ref = self.reference_for(reference)
+        rows: list[str] = []
+        for m in self.methods:
+            rows.append(m)
+            if REF in m or m == ref:
+                continue
+            rows += sorted(
+                v
+                for v in have
+                if v.startswith(f"{m}@")
+                and v != ref
+                and not v.endswith(f"@{THREE_CLASS_TAG}")
+                and v not in self.methods
+            )
+        return replace(self, methods=tuple(rows))
 
     def compared(self, reference: str) -> list[str]:
         """Methods whose results are compared, hence must share one fold manifest.

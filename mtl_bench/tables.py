@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mtl_bench import table_hyperparams, table_kinds
+from mtl_bench import table_comparison, table_hyperparams, table_kinds
 from mtl_bench.data.types import DataError
 from mtl_bench.results_io import (
     check_same_manifest,
@@ -70,7 +70,7 @@ def build_table(
     if spec.kind == "per_fold":
         return table_kinds.per_fold(spec, results, reference)
     if spec.kind == "comparison":
-        return table_kinds.comparison(spec, results, reference, n_boot, seed, p_adjust)
+        return table_comparison.comparison(spec, results, reference, n_boot, seed, p_adjust)
     return table_hyperparams.hyperparams(spec, results, reference)
 
 
@@ -111,7 +111,9 @@ def build_tables(
     an all-"not run" table says nothing), and a DataError if that leaves none; ``empty_tables``
     names them. Off, every table is built.
 
-    A supplementary spec is built only when a method other than its reference has results.
+    A supplementary spec is built only when a method other than its reference has results. A
+    variant run of a listed method (``METHOD@TAG``, from ``--tag``) gets its own row after it
+    (``TableSpec.with_variants``).
 
     ``p_adjust`` (``stats.P_ADJUST``): ``holm`` (default) adjusts each comparison table's p values
     and significance marks for testing its methods against one reference; ``none`` does not.
@@ -140,6 +142,7 @@ def build_tables(
         raise ValueError(f"table spec names must be unique, got {names}")
     results = load_results(results_dir)
     have = set(results["method"])
+    specs = tuple(s.with_variants(have, reference) for s in specs)  # METHOD@TAG runs as rows
     if check_reference:
         _check_reference(results, reference, specs, results_dir)
     specs = tuple(

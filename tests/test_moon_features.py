@@ -214,6 +214,26 @@ def test_predicted_masks_change_only_the_test_features(data):
     assert not np.allclose(miss.test_eval["prob"], gt.test_eval["prob"])
 
 
+def test_predicted_masks_from_a_methods_folder_are_checked_out_of_fold(data, tmp_path):
+    from mtl_bench.pred_masks import save_predicted_masks
+
+    idx = np.arange(len(data))
+    train, test = idx[idx % 2 == 0], idx[idx % 2 == 1]
+    seg = tmp_path / "mtl_resunet"
+    ids = [data.ids[i] for i in test]
+    save_predicted_masks(seg / "fold_1_masks.npz", ids, data.masks[test].astype(bool))
+    pred = {**FAST, "mask_source": "predicted", "predicted_masks": str(seg)}
+    gt = fit_moon(_cfg(model_kwargs=FAST), data, train, test, fold=1, quiet=True)
+    run = fit_moon(_cfg(model_kwargs=pred), data, train, test, fold=1, quiet=True)
+    np.testing.assert_allclose(run.test_eval["prob"], gt.test_eval["prob"])  # masks = the truth
+    with pytest.raises(DataError, match="fold_0_masks.npz: no predicted masks for fold 0"):
+        fit_moon(_cfg(model_kwargs=pred), data, train, test, fold=0, quiet=True)
+    # Masks of other images (a run on another fold manifest) would not be out of fold.
+    save_predicted_masks(seg / "fold_0_masks.npz", [data.ids[i] for i in train], data.masks[train])
+    with pytest.raises(DataError, match=r"not fold 0's test images \(40 differ\)"):
+        fit_moon(_cfg(model_kwargs=pred), data, train, test, fold=0, quiet=True)
+
+
 def test_three_class_and_too_small_folds():
     ds = load_dataset(
         "synthetic", image_size=SIZE, preprocess="none", synthetic_n=40, class_set="three_class"

@@ -1,5 +1,7 @@
 """Significance tests and bootstrap helpers against scipy / scikit-learn."""
 
+import itertools
+
 import numpy as np
 import pytest
 from fixtures_results import write_fixture_results
@@ -29,6 +31,7 @@ def test_image_level_segmentation_ci_and_wilcoxon(images):
     pair = ref.merge(other, on="id")  # paired by image id, not by row order
     assert st["p_images"] == pytest.approx(sps.wilcoxon(pair["DC_x"], pair["DC_y"]).pvalue)
     assert np.isnan(stats.image_level("JSI", "segmentation", ref, None, n_boot=10)["p_images"])
+    assert st["pooled"] == pytest.approx(other["DC"].mean())  # the value the CI surrounds
 
 
 def test_image_level_classification_mcnemar_and_auc(images):
@@ -42,6 +45,7 @@ def test_image_level_classification_mcnemar_and_auc(images):
     auc = stats.image_level("AUC", "classification", other, ref, n_boot=300)
     pooled = roc_auc_score(other["label"].astype(int), other["prob_1"])
     assert auc["ci_lo"] <= pooled <= auc["ci_hi"] and 0 < auc["p_images"] <= 1
+    assert auc["pooled"] == pytest.approx(pooled) and acc["pooled"] == other["correct"].mean()
     assert stats.image_level("AUC", "classification", ref, ref, n_boot=50)["p_images"] == 1.0
 
 
@@ -87,3 +91,35 @@ def test_holm_adjustment_by_hand():
     assert stats.adjust_p([]).shape == (0,)
     with pytest.raises(ValueError, match="unknown p adjustment 'bonf'"):
         stats.adjust_p([0.1], "bonf")
+
+
+def test_wilcoxon_is_exact_with_ties_and_never_below_its_floor():
+    rng = np.random.default_rng(2)
+    for n in (3, 5, 8, 12):  # without ties: scipy's exact p
+        a, b = rng.normal(size=n), rng.normal(size=n)
+        assert stats.wilcoxon_p(a, b) == pytest.approx(sps.wilcoxon(a, b, method="exact").pvalue)
+
+    def every_sign(d):  # the definition: all 2**n sign patterns of the midranks
+        d = d[d != 0]
+        r = sps.rankdata(np.abs(d))
+        centre, seen = r.sum() / 2, abs(r[d > 0].sum() - r.sum() / 2)
+        signs = np.array(list(itertools.product((0, 1), repeat=d.size)))
+        return np.mean(np.abs(signs @ r - centre) >= seen - 1e-9)
+
+    for _ in range(20):
+        d = rng.integers(-3, 4, size=9).astype(float)  # ties and zeros
+        if d.any():
+            assert stats.wilcoxon_p(d, np.zeros(9)) == pytest.approx(every_sign(d), abs=1e-12)
+    # Five folds with tied differences, all favouring one side: 2/2^5, as the notes promise
+    # (scipy before 1.15 used the normal approximation here: 0.042).
+    assert stats.wilcoxon_p(np.array([1, 1, 2, 2, 3]) / 130, np.zeros(5)) == 0.0625
+    big_a, big_b = rng.normal(size=80), rng.normal(size=80)  # beyond 50 pairs: approximation
+    expected = sps.wilcoxon(big_a, big_b, method="approx").pvalue
+    assert stats.wilcoxon_p(big_a, big_b) == pytest.approx(expected)
+
+
+def test_paired_bootstrap_p_is_never_zero():
+    s = np.random.default_rng(3).random(40)
+    one_side = stats.paired_bootstrap_p(lambda i: s[i].mean(1) + 1, lambda i: s[i].mean(1), 40)
+    assert one_side == pytest.approx(2 / 1001)  # every resample favours a: 2 / (B + 1)
+    assert stats.adjust_p([one_side, 0.5])[0] == pytest.approx(4 / 1001)  # Holm can act on it

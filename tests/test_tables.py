@@ -386,3 +386,33 @@ def test_cli_p_adjust(three_seg, capsys):
     with pytest.raises(SystemExit) as e:
         main(["tables", "--results", str(three_seg), "--p-adjust", "fdr"])
     assert e.value.code == 2 and "invalid choice: 'fdr'" in capsys.readouterr().err
+
+
+def test_variant_runs_get_rows_after_their_method(tmp_path):
+    seg, cls = {"tasks": ("mask",)}, {"tasks": ("label",)}
+    write_fixture_results(
+        tmp_path,
+        {
+            "mtl_resunet": {},
+            "mtl_resunet@add": {},  # a reference variant: --reference swaps it in, not a row
+            "unet": seg,
+            "unet@no_bn": seg,
+            "unet@a_first": seg,
+            "resnet50": cls,
+            "resnet50@3class": cls,  # three-class runs belong to their own folder's table
+            "moon_features": {**cls, "config": {"model_kwargs": {"mask_source": "ground_truth"}}},
+            "moon_features@pred": {**cls, "config": {"model_kwargs": {"mask_source": "predicted"}}},
+        },
+    )
+    frames = build_tables(tmp_path, formats=(), table_specs=[seg_spec(), cls_spec(
+        methods=("mtl_resunet", "moon_features", "resnet50", "uniyal"))])  # fmt: skip
+    assert list(frames["table4"]["Method"]) == [
+        "mtl_resunet", "unet", "unet@a_first", "unet@no_bn", "fpn"
+    ]  # fmt: skip
+    t6 = frames["table6"].set_index("Method")
+    assert list(t6.index) == ["mtl_resunet", "moon_features", "moon_features@pred", "resnet50",
+                              "uniyal"]  # fmt: skip
+    assert "ground-truth" in t6.at["moon_features", "Note"]
+    assert t6.at["moon_features@pred", "Note"] == ""  # predicted masks: the image only
+    notes = frames["table6"].attrs["notes"]
+    assert any("testing 3 methods against mtl_resunet" in n for n in notes)  # uniyal: not run

@@ -4,19 +4,22 @@
     mtl-bench cv --model moon_features --preset phantom
     mtl-bench cv --model moon_features --preset smoke
     mtl-bench cv --model moon_features --preset paper --data PATH/Dataset_BUSI_with_GT \
-        --set model_kwargs.mask_source=predicted \
-        --set model_kwargs.predicted_masks=PATH/masks.npz --tag predmask
+        --out results/busi --set model_kwargs.mask_source=predicted \
+        --set model_kwargs.predicted_masks=results/busi/mtl_resunet --tag predmask
 
 Not trained by gradient descent: 48 texture / intensity / morphology features per lesion, then
-standardise + logistic regression or RBF SVM, the classifier and C ∈ {0.01, 0.1, 1, 10, 100}
-chosen by 5-fold stratified inner cross-validation on the training fold (ROC AUC). Those are its
+standardise + logistic regression or RBF SVM, the classifier and C ∈ {0.01, 0.1, 1, 10, 100} chosen
+by 5-fold stratified inner cross-validation on the training fold (ROC AUC). Those are its
 hyper-parameters (``model_kwargs``, printed in Table 5); the optimiser fields of the config are
-unused, and ``epochs`` is 0 because no epoch is run. Masks: the ground truth, as the original
-(which classified the radiologist's outline); ``mask_source=predicted`` takes test masks from an
-``.npz`` of out-of-fold predictions (ids, masks). Images are not pre-processed (``preprocess``
-"none"): Moon et al. computed intensity and posterior-acoustic features on the B-mode image
-itself, which histogram equalisation would reshape; ``--set preprocess=mpghe`` gives it the
-proposed model's input instead. Inverse-frequency class weights (``class_weight="balanced"``),
+unused, and ``epochs`` is 0 because no epoch is run. Masks: the ground truth, as the original (which
+classified the radiologist's outline), so Table 6 notes that its row saw the true outline of each
+test image; ``mask_source=predicted`` takes the test masks from a segmentation method's folder on
+the same folds (the last command, after ``mtl_resunet``'s cv: its ``fold_K_masks.npz``, checked to
+be out of fold; the row ``moon_features@predmask`` appears after ``moon_features`` in Tables 5 and
+6) or an ``.npz`` of out-of-fold predictions (ids, masks). Images are not pre-processed
+(``preprocess`` "none"): Moon et al. computed intensity and posterior-acoustic features on the
+B-mode image itself, which histogram equalisation would reshape; ``--set preprocess=mpghe`` gives it
+the proposed model's input instead. Inverse-frequency class weights (``class_weight="balanced"``),
 the proposed model's imbalance policy.
 
 Cost (measured on 2 CPU cores shared with other jobs, load ~5-9): smoke 7 s (2 folds of the

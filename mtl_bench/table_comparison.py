@@ -1,0 +1,196 @@
+"""The comparison tables (4, 6, 7, S1, S2, three-class): one row per method against a reference.
+
+Each cell is Mean ± SD over folds; the main metrics also get the value pooled over every test
+image with its bootstrap CI, and paired tests against the reference at fold and image level,
+adjusted for testing many methods at once (``stats.adjust_p``). ``table_kinds`` holds the
+shared formatting and the per-fold tables.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from mtl_bench import stats
+from mtl_bench.results_io import per_image
+from mtl_bench.table_kinds import (
+    DASH,
+    NOT_RUN,
+    Table,
+    fmt_p,
+    fmt_value,
+    fold_values,
+    header,
+    mean_sd,
+    unavailable,
+    units_note,
+    with_notes,
+)
+
+if TYPE_CHECKING:
+    from mtl_bench.table_specs import TableSpec
+
+
+def comparison(
+    spec: TableSpec,
+    res: pd.DataFrame,
+    reference: str,
+    n_boot: int,
+    seed: int,
+    p_adjust: str = "holm",
+) -> Table:
+    """One row per method: Mean ± SD per metric, CIs and paired p vs ``reference``.
+
+    The table tests every method against one reference, so its p values (and the * / † marks)
+    are adjusted for that (``stats.adjust_p``): per metric and test level, over the methods
+    with a test in this table. The CSV keeps both the unadjusted (``_p_folds``, ``_p_images``)
+    and the adjusted values (``_adj``).
+    """
+    cols, main, task = spec.columns, spec.main, spec.task
+    ref_rows = res[res["method"] == reference]
+    ref_img = per_image(res, reference)
+    # First every test, then the adjustment (it needs the whole family), then the cells.
+    found: list[tuple[str, dict | None]] = []
+    for method in spec.row_methods(reference):
+        rows = res[res["method"] == method]
+        if rows.empty:
+            found.append((method, None))
+            continue
+        is_ref = method == reference
+        vals = {m: fold_values(rows, task, m) for m in cols}
+        p_f = dict.fromkeys(cols, math.nan)
+        if not is_ref and not ref_rows.empty:
+            for m in cols:
+                pair = pd.concat([fold_values(ref_rows, task, m), vals[m]], axis=1, join="inner")
+                p_f[m] = stats.wilcoxon_p(pair.iloc[:, 0], pair.iloc[:, 1])
+        img = per_image(res, method)
+        st = {
+            m: stats.image_level(m, task, img, None if is_ref else ref_img, n_boot, seed)
+            for m in main
+        }
+        found.append((method, {"rows": rows, "vals": vals, "p_f": p_f, "st": st}))
+    ran = [f for _, f in found if f is not None]
+    for m in cols:
+        for f, adj in zip(ran, stats.adjust_p([f["p_f"][m] for f in ran], p_adjust), strict=True):
+            f.setdefault("p_f_adj", {})[m] = float(adj)
+    for m in main:
+        p_img = [f["st"][m]["p_images"] for f in ran]
+        for f, adj in zip(ran, stats.adjust_p(p_img, p_adjust), strict=True):
+            f["st"][m]["p_images_adj"] = float(adj)
+
+    raws, disp, reasons = [], [], []
+    for method, f in found:
+        if f is None:
+            cell, reason = unavailable(spec, method, res)
+            raws.append({"method": method, "status": reason or NOT_RUN, "n_folds": 0})
+            disp.append([method, *[cell] * (len(cols) + 2 * len(main))])
+            reasons.append(reason)
+            continue
+        rows, is_ref = f["rows"], method == reference
+        k, n_run = int(rows["n_folds"].iloc[0]), len(rows)
+        raw: dict[str, object] = {"method": method, "status": "ok", "n_folds": n_run}
+        cells, extra = [], {}
+        for m in cols:
+            vals, p_f = f["vals"][m], f["p_f_adj"][m]
+            raw[f"{m}_mean"], raw[f"{m}_sd"] = vals.mean(), vals.std(ddof=1)
+            raw[f"{m}_p_folds"], raw[f"{m}_p_folds_adj"] = f["p_f"][m], p_f
+            cell = mean_sd(m, vals)
+            if m in main:
+                st = f["st"][m]
+                raw.update({f"{m}_{key}": v for key, v in st.items()})
+                cell += "*" if st["p_images_adj"] < 0.05 else ""
+                extra[m] = [
+                    _pooled_ci(m, st),
+                    "ref." if is_ref else _p_pair(p_f, st["p_images_adj"]),
+                ]
+            cells.append(cell + ("†" if p_f < 0.05 else ""))
+        raws.append(raw)
+        label = method if n_run == k else f"{method} ({n_run}/{k} folds)"
+        disp.append([label, *cells, *(x for m in main for x in extra[m])])
+        reasons.append(_input_note(rows))
+    headers = ["Method", *map(header, cols)]
+    for m in main:
+        headers += [f"{m} pooled [95% CI]", f"p {m} (folds / images)"]
+    display = with_notes(pd.DataFrame(disp, columns=headers), reasons)
+    raw_cols = ["method", "status", "n_folds"]
+    raw_cols += [f"{m}_{key}" for m in cols for key in ("mean", "sd", "p_folds", "p_folds_adj")]
+    raw_cols += [
+        f"{m}_{key}"
+        for m in main
+        for key in ("pooled", "ci_lo", "ci_hi", "p_images", "p_images_adj", "n_images")
+    ]
+    k_ref = None if ref_rows.empty else int(ref_rows["n_folds"].iloc[0])
+    n_tests = 0 if k_ref is None else len(ran) - 1
+    notes = _comparison_notes(task, reference, k_ref, n_boot, seed, p_adjust, n_tests)
+    return Table(spec.name, spec.title, display, pd.DataFrame(raws, columns=raw_cols), notes)
+
+
+def _comparison_notes(
+    task: str,
+    reference: str,
+    k_ref: int | None,
+    n_boot: int,
+    seed: int,
+    p_adjust: str,
+    n_tests: int,
+) -> list[str]:
+    k = k_ref or 5  # no reference results: the paper's fold count for the Wilcoxon floor
+    image_test = (
+        "Wilcoxon signed-rank over per-image DC / JSI pairs"
+        if task == "segmentation"
+        else f"exact McNemar on per-image correctness (ACC), paired bootstrap (n_boot={n_boot}) "
+        f"of the AUC difference (AUC; its smallest p is 2/(n_boot+1) = {fmt_p(2 / (n_boot + 1))})"
+    )
+    pooled = (
+        "mean per-image DC / JSI"
+        if task == "segmentation"
+        else f"ACC: accuracy; AUC: the AUC of the {k} fold models' scores pooled"
+    )
+    unreachable = ", so it cannot reach 0.05" if stats.min_wilcoxon_p(k) >= 0.05 else ""
+    if p_adjust == "holm":
+        what = f"{n_tests} method{'' if n_tests == 1 else 's'} against {reference}"
+        adjusted = (
+            f"p values and marks are Holm-adjusted for testing {what} (within this table, per "
+            "metric and test level; a method without that test is not counted); the CSV also "
+            "holds the unadjusted p values."
+        )
+    else:
+        adjusted = "p values are not adjusted for multiple comparisons."
+    return [
+        units_note(k_ref),
+        f"p vs {reference}, two-sided, as folds / images. Folds: Wilcoxon signed-rank over "
+        f"paired folds; its smallest attainable p is 2/2^k = {fmt_p(stats.min_wilcoxon_p(k))} "
+        f"for k={k}{unreachable}. Images: {image_test}. {adjusted}",
+        f"* p(images) < 0.05; † p(folds) < 0.05. Pooled: the value over the test images of all "
+        f"folds together ({pooled}), which need not equal the Mean ± SD over folds beside it; "
+        f"95% CI: percentile bootstrap over those images (n_boot={n_boot}, seed={seed}), the "
+        f"uncertainty from the test sample given the {k} trained models, not from training.",
+    ]
+
+
+def _pooled_ci(metric: str, st: dict[str, float]) -> str:
+    """ "pooled [lo, hi]": the value over every test image and its bootstrap CI."""
+    if not np.isfinite(st["ci_lo"]):
+        return fmt_value(metric, st["pooled"])
+    lo, hi = fmt_value(metric, st["ci_lo"]), fmt_value(metric, st["ci_hi"])
+    return f"{fmt_value(metric, st['pooled'])} [{lo}, {hi}]"
+
+
+def _p_pair(p_folds: float, p_images: float) -> str:
+    if not (np.isfinite(p_folds) or np.isfinite(p_images)):
+        return DASH
+    return f"{fmt_p(p_folds)} / {fmt_p(p_images)}"
+
+
+def _input_note(rows: pd.DataFrame) -> str:
+    """A note for a method that saw more at test time than the image (else "")."""
+    sources = {(c.get("model_kwargs") or {}).get("mask_source") for c in rows["config"]}
+    if "ground_truth" in sources:  # moon_features' default, as Moon et al.
+        return (
+            "classifies each test image's ground-truth lesion mask (mask_source=ground_truth); "
+            "the other methods get the image only"
+        )
+    return ""
