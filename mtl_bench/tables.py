@@ -25,12 +25,11 @@ from mtl_bench.data.types import DataError
 from mtl_bench.results_io import (
     check_same_manifest,
     load_results,
-    machines_note,
     per_image,
-    settings_note,
 )
 from mtl_bench.stats import P_ADJUST
 from mtl_bench.table_kinds import Table
+from mtl_bench.table_notes import evaluation_note, machines_note, settings_note
 from mtl_bench.table_specs import DEFAULT_SPECS, TableSpec
 
 __all__ = [
@@ -128,10 +127,11 @@ def build_tables(
 
     Writes ``results_dir/tables/<name>.<fmt>`` for each format and returns {name: display frame}
     (its ``attrs`` carry title and notes for ``render_markdown``; a table whose methods ran on
-    different machines, or a method whose folds ran with different settings, gets a note naming
-    them: ``machines_note``, ``settings_note``). Every table is checked before
-    anything is written: if the compared methods of any table come from different fold
-    manifests, a DataError names the table, the hashes and their methods, and no file is written.
+    different machines, a method whose folds ran with different settings, or methods scored
+    under different evaluation settings, gets a note naming them: ``table_notes``). Every table
+    is checked before anything is written: if the compared methods of any table come from
+    different fold manifests, a DataError names the table, the hashes and their methods, and no
+    file is written.
     """
     fmts = normalise_formats(formats)
     if p_adjust not in P_ADJUST:  # before any file is read
@@ -168,7 +168,7 @@ def build_tables(
         for s in specs
     ]
     for spec, table in zip(specs, tables, strict=True):
-        for note_of in (machines_note, settings_note):
+        for note_of in (machines_note, settings_note, evaluation_note):
             if (note := note_of(results, spec.compared(reference))) is not None:
                 table.notes.append(note)
     out_dir = Path(results_dir) / "tables"

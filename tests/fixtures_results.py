@@ -127,6 +127,7 @@ def write_fixture_results(
             "class_set": "binary" if len(names) == 2 else "three_class", "preprocess": "mpghe",
             "batch_size": 16, "optimizer": "adam", "lr": 1e-4, "lr_decay_every": 20,
             "lr_decay_factor": 0.1, "epochs": 500, "seed": seed, "precision": "float32",
+            "empty_policy": "exclude",
         }  # fmt: skip
         config.update(opt.get("config", {}))
         written[method] = {}

@@ -416,3 +416,17 @@ def test_variant_runs_get_rows_after_their_method(tmp_path):
     assert t6.at["moon_features@pred", "Note"] == ""  # predicted masks: the image only
     notes = frames["table6"].attrs["notes"]
     assert any("testing 3 methods against mtl_resunet" in n for n in notes)  # uniyal: not run
+
+
+def test_a_table_says_when_methods_were_scored_under_other_evaluation_settings(tmp_path):
+    write_fixture_results(
+        tmp_path, {"mtl_resunet": {}, "unet": {"config": {"empty_policy": "match"}}, "fpn": {}}
+    )
+    notes = build_tables(tmp_path, formats=(), table_specs=[seg_spec()])["table4"].attrs["notes"]
+    assert notes[-1] == (
+        "Methods were scored under different evaluation settings, so their metrics do not cover "
+        'the same images: empty_policy "exclude": fpn, mtl_resunet; "match": unet.'
+    )
+    write_fixture_results(tmp_path, {"unet": {}})  # rerun alike: nothing to say
+    notes = build_tables(tmp_path, formats=(), table_specs=[seg_spec()])["table4"].attrs["notes"]
+    assert not any("evaluation settings" in n for n in notes)

@@ -1,0 +1,104 @@
+"""Notes a table carries when its numbers were not made alike: other machines, other settings.
+
+A table's rows are only comparable when they were produced the same way. These functions look at
+the result files behind a table's methods and return a sentence for the table's notes (None when
+there is nothing to say); ``tables.build_tables`` appends them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import pandas as pd
+
+# Config fields that change what a metric counts, not how a method trains: methods scored under
+# different values are not compared on the same images.
+EVALUATION_KEYS = ("empty_policy",)
+
+
+def machines_note(results: pd.DataFrame, methods: Iterable[str]) -> str | None:
+    """None if all rows of ``methods`` ran on one kind of machine, else a note naming each.
+
+    A machine is (device kind, host CPU); a file written before ``host_cpu`` was recorded counts
+    as "CPU not recorded". Why a table says so: XLA compiles for the machine it runs on, so the
+    same run rounds differently elsewhere (phantom folds rerun on another x86 CPU moved by up to
+    0.2 in AUC, 0.5 in a near-chance classifier's PRE) — a difference between methods run apart
+    includes that.
+    """
+    rows = results[results["method"].isin(list(methods))]
+    if rows.empty or "device_kind" not in rows:
+        return None
+    cpu = rows["host_cpu"] if "host_cpu" in rows else pd.Series("", index=rows.index)
+    cpu = cpu.fillna("").astype(str).replace("", "CPU not recorded")
+    device = rows["device_kind"].fillna("unknown device").astype(str)
+    machine = device + " (" + cpu + ")"
+    by_machine = rows.groupby(machine)["method"].unique()
+    if len(by_machine) <= 1:
+        return None
+    parts = [f"{m}: {', '.join(sorted(ms))}" for m, ms in by_machine.items()]
+    # An unrecorded CPU may be the same machine: say only what the files show.
+    unknown = cpu.eq("CPU not recorded").any()
+    which = "different machines" + (" (or a CPU not recorded)" if unknown else "")
+    return (
+        f"Results from {which}, which may round differently (compare with care): "
+        + "; ".join(parts)
+        + "."
+    )
+
+
+def settings_note(results: pd.DataFrame, methods: Iterable[str]) -> str | None:
+    """None if each of ``methods`` ran all its folds with one config, else a note naming the
+    fields that differ between its folds and their values per fold.
+
+    A mean ± sd over folds trained differently (a fold rerun with another image size, say) mixes
+    two protocols; fields that only say how a run was executed (``config.EXECUTION_KEYS``) are
+    not compared, nor fields that some of its files (older ones) lack.
+    """
+    from mtl_bench.config import EXECUTION_KEYS
+
+    parts = []
+    rows = results[results["method"].isin(list(methods))]
+    for method, group in rows.groupby("method", sort=True):
+        configs = [(int(f), c) for f, c in zip(group["fold"], group["config"], strict=True) if c]
+        shared = set.intersection(*(set(c) for _, c in configs)) if configs else set()
+        keys = sorted(shared - EXECUTION_KEYS)  # a field newer than some files: not compared
+        differ = []
+        for key in keys:
+            values = [(f, json.dumps(c.get(key), sort_keys=True)) for f, c in configs]
+            if len({v for _, v in values}) > 1:
+                per = ", ".join(f"{v} (Fold {f + 1})" for f, v in values)  # as table rows
+                differ.append(f"{key} {per}")
+        if differ:
+            parts.append(f"{method}: {'; '.join(differ)}")
+    if not parts:
+        return None
+    return (
+        "Folds of one method ran with different settings, so its mean ± sd mixes them: "
+        + " | ".join(parts)
+        + "."
+    )
+
+
+def evaluation_note(results: pd.DataFrame, methods: Iterable[str]) -> str | None:
+    """None if ``methods`` were all scored under one value of each ``EVALUATION_KEYS`` field,
+    else a note naming the values and their methods (``empty_policy=match`` scores normal images
+    that ``exclude`` leaves out, so the segmentation metrics cover different images)."""
+    rows = results[results["method"].isin(list(methods))]
+    if rows.empty:
+        return None
+    parts = []
+    for key in EVALUATION_KEYS:
+        by_value: dict[str, set[str]] = {}
+        for method, config in zip(rows["method"], rows["config"], strict=True):
+            if config and key in config:
+                by_value.setdefault(json.dumps(config[key]), set()).add(method)
+        if len(by_value) > 1:
+            per = "; ".join(f"{v}: {', '.join(sorted(ms))}" for v, ms in sorted(by_value.items()))
+            parts.append(f"{key} {per}")
+    if not parts:
+        return None
+    return (
+        "Methods were scored under different evaluation settings, so their metrics do not "
+        "cover the same images: " + " | ".join(parts) + "."
+    )
