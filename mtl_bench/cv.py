@@ -9,17 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import shutil
-import tempfile
 import time
 import warnings
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from mtl_bench.config import RunConfig, check_config, config_differences
 from mtl_bench.data.folds import (
@@ -33,16 +27,10 @@ from mtl_bench.data.prepare import load_dataset
 from mtl_bench.data.types import DataError, Dataset, DataWarning
 from mtl_bench.distributed import is_writer
 from mtl_bench.fit import FoldRun, fit_fold
-from mtl_bench.metrics import (
-    classification_metrics,
-    per_image_segmentation,
-    segmentation_metrics_from_counts,
-)
+from mtl_bench.fold_record import fold_result, summary, write_json_atomic
 from mtl_bench.progress import log
-from mtl_bench.provenance import device_kind, git_commit, host_cpu, versions
-from mtl_bench.registry import model_info
+from mtl_bench.provenance import git_commit
 
-SCHEMA = 1
 MANIFEST_NAME = "folds.json"
 
 
@@ -101,97 +89,6 @@ def shared_manifest(
     write_manifest(manifest, path)
     log(f"folds: wrote {path} (k={manifest.k}, hash {manifest.hash()[:12]})", quiet=quiet)
     return manifest
-
-
-def _json_safe(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON via a temporary file and ``os.replace``: a reader never sees half a file.
-
-    In a multi-process run only process 0 writes.
-    """
-    if not is_writer():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_json_safe(data), f, indent=1, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def fold_result(
-    cfg: RunConfig,
-    method: str,
-    fold: int,
-    manifest: FoldManifest,
-    dataset: Dataset,
-    test_idx: np.ndarray,
-    run: FoldRun,
-    started: float,
-) -> dict[str, Any]:
-    """The schema-1 result record of one fold (see results/README.md)."""
-    info = model_info(cfg.model)
-    labels = dataset.labels[test_idx]
-    ev = run.test_eval
-    seg = cls = None
-    per: dict[str, Any] = {
-        "id": [dataset.ids[i] for i in test_idx],
-        "label": labels.tolist(),
-        "prob": None,
-        "JSI": None,
-        "DC": None,
-    }
-    if "counts" in ev:
-        seg = segmentation_metrics_from_counts(ev["counts"], empty_policy=cfg.empty_policy)
-        img = per_image_segmentation(ev["counts"], cfg.empty_policy)
-        per["JSI"], per["DC"] = img["JSI"].tolist(), img["DC"].tolist()
-    if "prob" in ev:
-        cls = classification_metrics(labels, ev["prob"], num_classes=len(dataset.class_names))
-        per["prob"] = np.round(ev["prob"].astype(np.float64), 6).tolist()
-    return {
-        "schema": SCHEMA,
-        "method": method,
-        "model": cfg.model,
-        "family": info.family,
-        "fold": fold,
-        "n_folds": manifest.k,
-        "tasks": list(run.tasks),
-        "class_names": list(dataset.class_names),
-        "metrics": {"segmentation": seg, "classification": cls},
-        "per_image": per,
-        "config": cfg.to_dict(),
-        "params": run.params,
-        "fold_manifest_hash": manifest.hash(),
-        "dataset_fingerprint": dataset.fingerprint(),
-        "dataset_source": dataset.source,
-        "git_commit": git_commit(),
-        "versions": versions(),
-        "device_kind": device_kind(),
-        "host_cpu": host_cpu(),
-        "from_scratch": not (
-            cfg.model_kwargs.get("encoder_weights") or cfg.model_kwargs.get("weights")
-        ),
-        "wall_time_s": time.time() - started,
-        "train_img_per_s": run.train_img_per_s,
-        "epochs_run": run.epochs_run,
-        **run.extras,
-        "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
 
 
 def run_cv(
@@ -265,7 +162,7 @@ def run_cv(
         write_json_atomic(path, record)
         written[fold] = path
         log(
-            f"{method} fold {fold}: {_summary(record)} [{record['wall_time_s']:.0f} s] → {path}",
+            f"{method} fold {fold}: {summary(record)} [{record['wall_time_s']:.0f} s] → {path}",
             quiet=quiet,
         )
     return written
@@ -346,7 +243,7 @@ def _run_fold_parallel(
     for f, (_, test_idx), run in zip(todo, splits, runs, strict=True):
         record = fold_result(cfg, method, f, manifest, dataset, test_idx, run, started)
         write_json_atomic(paths[f], record)
-        log(f"{method} fold {f}: {_summary(record)} → {paths[f]}", quiet=quiet)
+        log(f"{method} fold {f}: {summary(record)} → {paths[f]}", quiet=quiet)
     return paths
 
 
@@ -373,14 +270,3 @@ def _same_pixels(manifest: FoldManifest, cfg: RunConfig) -> bool:
     """
     desc = manifest.description or {}
     return desc.get("image_size") == cfg.image_size and desc.get("preprocess") == cfg.preprocess
-
-
-def _summary(record: dict) -> str:
-    parts = []
-    seg, cls = record["metrics"]["segmentation"], record["metrics"]["classification"]
-    if seg:
-        parts.append(f"DC {seg['DC']:.3f} JSI {seg['JSI']:.3f}")
-    if cls:
-        auc = cls["AUC"]
-        parts.append(f"ACC {cls['ACC']:.3f} AUC {'nan' if auc is None else f'{auc:.3f}'}")
-    return ", ".join(parts)

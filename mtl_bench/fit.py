@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +12,14 @@ import jax
 import numpy as np
 
 from mtl_bench.batches import fold_arrays
-from mtl_bench.config import STATE_KEYS, RunConfig, config_differences
+from mtl_bench.config import RunConfig
 from mtl_bench.data.types import Dataset
+from mtl_bench.fold_io import Checkpoints, read_curve, write_curve
 from mtl_bench.losses import class_weights
 from mtl_bench.parallel import fetch
 from mtl_bench.progress import Bar, log, progress_bar
 from mtl_bench.registry import count_params, create_model, model_info
 from mtl_bench.train import Engine, State, TrainingDiverged
-
-CURVE_FIELDS = ("epoch", "loss", "dice_loss", "focal_loss", "lr", "img_per_s", "val_score")
 
 
 @dataclass
@@ -124,13 +119,13 @@ def fit_fold(
     train_data = arrays(fit_idx, for_eval=False)
     state = engine.place_state(engine.initial_state)
     start_epoch, curve, best = 0, [], (-np.inf, None)
-    ckpt = _Checkpoints(ckpt_dir, cfg) if ckpt_dir is not None else None
+    ckpt = Checkpoints(ckpt_dir, cfg) if ckpt_dir is not None else None
     if ckpt is not None and resume:
         restored = ckpt.restore(engine.canonical_state(state))
         if restored is not None:
             start_epoch, state, best = restored
             state = engine.place_state(state)
-            curve = _read_curve(curve_path)[:start_epoch]
+            curve = read_curve(curve_path)[:start_epoch]
             log(f"fold {fold}: resumed after epoch {start_epoch}", quiet=quiet)
     val_data = arrays(val_idx) if val_idx is not None else None
     base_key = jax.random.fold_in(jax.random.key(cfg.seed), fold)
@@ -163,7 +158,7 @@ def fit_fold(
             curve.append(row)
             _describe(bar, fold, epoch, cfg.epochs, row)
             if curve_path is not None:
-                _write_curve(curve_path, curve)
+                write_curve(curve_path, curve)
             if ckpt is not None:
                 final = epoch + 1 == cfg.epochs
                 tc = time.perf_counter()
@@ -224,107 +219,3 @@ def _describe(bar: Bar, fold: int, epoch: int, epochs: int, row: dict) -> None:
         f"fold {fold} epoch {epoch + 1}/{epochs} loss {row['loss']:.4f} "
         f"{row['img_per_s']:.0f} img/s"
     )
-
-
-def _write_curve(path: Path, rows: list[dict]) -> None:
-    if jax.process_index() != 0:  # multi-process: process 0 writes
-        return
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CURVE_FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
-
-
-def _read_curve(path: Path | None) -> list[dict]:
-    if path is None or not Path(path).exists():
-        return []
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
-
-
-class _Checkpoints:
-    """orbax CheckpointManager keyed by completed epochs, plus the best-validation weights.
-
-    Each save records the run's config; a restore under different settings (see
-    ``config.EXECUTION_KEYS`` for those that may change; ``epochs`` may grow) is refused,
-    naming the differences.
-    """
-
-    def __init__(self, directory: Path, cfg: RunConfig) -> None:
-        import logging
-
-        import orbax.checkpoint as ocp
-
-        # orbax logs every save's wait at WARNING through absl; keep run logs to our own lines.
-        logging.getLogger("absl").setLevel(logging.ERROR)
-        self._ocp = ocp
-        self.every = cfg.checkpoint_every
-        self.config = json.loads(json.dumps(cfg.to_dict(), default=str))
-        directory = Path(directory).absolute()
-        self.directory = directory
-        self.mngr = ocp.CheckpointManager(
-            directory / "last", options=ocp.CheckpointManagerOptions(max_to_keep=1)
-        )
-        self.best_dir = directory / "best"
-
-    def maybe_save(self, epoch: int, state: State, best: tuple, *, final: bool) -> bool:
-        """Save after ``epoch`` when it is due (or ``final``); whether it saved."""
-        if not final and (self.every <= 0 or epoch % self.every):
-            return False
-        ocp = self._ocp
-        items = {
-            "state": ocp.args.StandardSave(state),
-            "meta": ocp.args.JsonSave(
-                {
-                    "epoch": epoch,
-                    "best_score": _finite_or_none(best[0]),
-                    "has_best": best[1] is not None,
-                    "config": self.config,
-                }
-            ),
-        }
-        if best[1] is not None:
-            items["best"] = ocp.args.StandardSave(best[1])
-        self.mngr.save(epoch, args=ocp.args.Composite(**items), force=True)
-        self.mngr.wait_until_finished()
-        return True
-
-    def restore(self, like: State):
-        step = self.mngr.latest_step()
-        if step is None:
-            return None
-        ocp = self._ocp
-        meta = self.mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-        # More epochs continue the same run (the lr staircase depends on the epoch, not the
-        # total); fewer than already trained would record a run that did not happen.
-        saved = meta.get("config") or {}
-        diffs = config_differences(saved, self.config, ignore=("epochs",))
-        diffs += [
-            f"{key}: {saved[key]!r} → {self.config[key]!r}"
-            for key in sorted(STATE_KEYS & set(saved))
-            if saved[key] != self.config[key]
-        ]
-        if step > self.config["epochs"]:
-            diffs.append(f"epochs: {step} trained already → {self.config['epochs']}")
-        if diffs:
-            raise ValueError(
-                f"{self.directory}: its run had other settings ({'; '.join(diffs)}, saved → "
-                "now); --resume continues only the same run: drop --resume to retrain, delete "
-                "this checkpoint, or use another --out"
-            )
-        abstract = partial(jax.tree.map, ocp.utils.to_shape_dtype_struct)
-        items = {"state": ocp.args.StandardRestore(abstract(like))}
-        if meta["has_best"]:
-            items["best"] = ocp.args.StandardRestore(
-                abstract({"params": like["params"], "rest": like["rest"]})
-            )
-        got = self.mngr.restore(step, args=ocp.args.Composite(**items))
-        score = -np.inf if meta["best_score"] is None else float(meta["best_score"])
-        best = (score, jax.device_get(got["best"]) if meta["has_best"] else None)
-        return int(step), got["state"], best
-
-
-def _finite_or_none(x: float) -> float | None:
-    return float(x) if np.isfinite(x) else None

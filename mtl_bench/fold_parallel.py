@@ -33,16 +33,9 @@ import numpy as np
 from mtl_bench.batches import _epoch_table, fold_arrays, gather_batch
 from mtl_bench.config import RunConfig
 from mtl_bench.data.types import Dataset
-from mtl_bench.fit import (
-    FoldRun,
-    _check_finite,
-    _Checkpoints,
-    _curve_row,
-    _read_curve,
-    _write_curve,
-    build_model,
-)
+from mtl_bench.fit import FoldRun, _check_finite, _curve_row, build_model
 from mtl_bench.fold_conv import check_mode, fold_conv_mode
+from mtl_bench.fold_io import Checkpoints, read_curve, write_curve
 from mtl_bench.losses import class_weights
 from mtl_bench.progress import log, progress_bar
 from mtl_bench.registry import count_params, model_info
@@ -120,12 +113,12 @@ def fit_folds_parallel(
     state["tick"] = jnp.zeros((), jnp.int32)
     spe = jnp.asarray(steps, jnp.int32)
     start_epoch, curves = 0, [[] for _ in folds]
-    ckpt = _Checkpoints(ckpt_dir, cfg) if ckpt_dir is not None else None
+    ckpt = Checkpoints(ckpt_dir, cfg) if ckpt_dir is not None else None
     if ckpt is not None and resume:
         restored = ckpt.restore(state)
         if restored is not None:
             start_epoch, state, _ = restored
-            curves = [_read_curve(p)[:start_epoch] for p in curve_paths or [None] * n_folds]
+            curves = [read_curve(p)[:start_epoch] for p in curve_paths or [None] * n_folds]
             log(f"folds {folds}: resumed after epoch {start_epoch}", quiet=quiet)
 
     step_fn = jax.jit(partial(_parallel_step, engine), donate_argnums=0)
@@ -148,7 +141,7 @@ def fit_folds_parallel(
                 _check_finite(mf, epoch, steps[f])
                 curves[f].append(_curve_row(cfg, epoch, steps[f], mf, sum(sizes) / dt))
                 if curve_paths is not None:
-                    _write_curve(curve_paths[f], curves[f])
+                    write_curve(curve_paths[f], curves[f])
             bar.describe(
                 f"folds {folds} epoch {epoch + 1}/{cfg.epochs} "
                 f"{sum(sizes) / dt:.0f} img/s (all folds)"

@@ -3,7 +3,7 @@
 Checkpoint contract. ``checkpoint`` names one trained fold, as ``mtl-bench cv`` leaves it:
 
 - ``RESULTS/<method>/ckpt_fold_<K>`` (or its ``last`` folder, or ``last/<step>``): the orbax
-  checkpoint written by ``fit._Checkpoints`` (state = params, rest, opt_state, step; plus the
+  checkpoint written by ``fold_io.Checkpoints`` (state = params, rest, opt_state, step; plus the
   best-validation weights when validation selection ran — those are used, as for the test
   metrics), and
 - ``RESULTS/<method>/fold_<K>.json`` beside it: the finished fold's result file, whose ``config``
@@ -85,7 +85,8 @@ def resolve_checkpoint(checkpoint: str | Path) -> tuple[Path, Path]:
 def load_fold_model(checkpoint: str | Path):
     """(RunConfig, class names, engine, eval state) of a trained fold (see the module doc)."""
     from mtl_bench.config import RunConfig
-    from mtl_bench.fit import _Checkpoints, build_model
+    from mtl_bench.fit import build_model
+    from mtl_bench.fold_io import Checkpoints
     from mtl_bench.registry import model_info
     from mtl_bench.train import Engine
 
@@ -100,7 +101,7 @@ def load_fold_model(checkpoint: str | Path):
     info = model_info(cfg.model)
     model = build_model(cfg, len(names))
     engine = Engine(model, info.tasks, cfg, steps_per_epoch=1, class_alpha=None)
-    restored = _Checkpoints(ckpt_dir, cfg).restore(engine.canonical_state(engine.initial_state))
+    restored = Checkpoints(ckpt_dir, cfg).restore(engine.canonical_state(engine.initial_state))
     if restored is None:
         raise DataError(f"{ckpt_dir / 'last'}: holds no saved step")
     _, state, best = restored

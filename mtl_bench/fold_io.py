@@ -1,0 +1,127 @@
+"""What a fold leaves on disk while it trains, to resume from: orbax checkpoints (the state
+after the last saved epoch, the best-validation weights, the run's config) and the learning
+curve, one CSV row per epoch (``RESULTS/<method>/fold_K_curve.csv``)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from functools import partial
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from mtl_bench.config import STATE_KEYS, RunConfig, config_differences
+from mtl_bench.train import State
+
+CURVE_FIELDS = ("epoch", "loss", "dice_loss", "focal_loss", "lr", "img_per_s", "val_score")
+
+
+def write_curve(path: Path, rows: list[dict]) -> None:
+    """Write the curve ``rows`` to ``path`` atomically (process 0 only)."""
+    if jax.process_index() != 0:  # multi-process: process 0 writes
+        return
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CURVE_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def read_curve(path: Path | None) -> list[dict]:
+    """The rows of a curve CSV (floats); [] when there is none."""
+    if path is None or not Path(path).exists():
+        return []
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+class Checkpoints:
+    """orbax CheckpointManager keyed by completed epochs, plus the best-validation weights.
+
+    Each save records the run's config; a restore under different settings (see
+    ``config.EXECUTION_KEYS`` for those that may change; ``epochs`` may grow) is refused,
+    naming the differences.
+    """
+
+    def __init__(self, directory: Path, cfg: RunConfig) -> None:
+        import logging
+
+        import orbax.checkpoint as ocp
+
+        # orbax logs every save's wait at WARNING through absl; keep run logs to our own lines.
+        logging.getLogger("absl").setLevel(logging.ERROR)
+        self._ocp = ocp
+        self.every = cfg.checkpoint_every
+        self.config = json.loads(json.dumps(cfg.to_dict(), default=str))
+        directory = Path(directory).absolute()
+        self.directory = directory
+        self.mngr = ocp.CheckpointManager(
+            directory / "last", options=ocp.CheckpointManagerOptions(max_to_keep=1)
+        )
+        self.best_dir = directory / "best"
+
+    def maybe_save(self, epoch: int, state: State, best: tuple, *, final: bool) -> bool:
+        """Save after ``epoch`` when it is due (or ``final``); whether it saved."""
+        if not final and (self.every <= 0 or epoch % self.every):
+            return False
+        ocp = self._ocp
+        items = {
+            "state": ocp.args.StandardSave(state),
+            "meta": ocp.args.JsonSave(
+                {
+                    "epoch": epoch,
+                    "best_score": _finite_or_none(best[0]),
+                    "has_best": best[1] is not None,
+                    "config": self.config,
+                }
+            ),
+        }
+        if best[1] is not None:
+            items["best"] = ocp.args.StandardSave(best[1])
+        self.mngr.save(epoch, args=ocp.args.Composite(**items), force=True)
+        self.mngr.wait_until_finished()
+        return True
+
+    def restore(self, like: State) -> tuple[int, State, tuple] | None:
+        """(epoch, state shaped like ``like``, (best score, best weights)) of the latest save;
+        None when there is none; ValueError when it was saved under other settings."""
+        step = self.mngr.latest_step()
+        if step is None:
+            return None
+        ocp = self._ocp
+        meta = self.mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        # More epochs continue the same run (the lr staircase depends on the epoch, not the
+        # total); fewer than already trained would record a run that did not happen.
+        saved = meta.get("config") or {}
+        diffs = config_differences(saved, self.config, ignore=("epochs",))
+        diffs += [
+            f"{key}: {saved[key]!r} → {self.config[key]!r}"
+            for key in sorted(STATE_KEYS & set(saved))
+            if saved[key] != self.config[key]
+        ]
+        if step > self.config["epochs"]:
+            diffs.append(f"epochs: {step} trained already → {self.config['epochs']}")
+        if diffs:
+            raise ValueError(
+                f"{self.directory}: its run had other settings ({'; '.join(diffs)}, saved → "
+                "now); --resume continues only the same run: drop --resume to retrain, delete "
+                "this checkpoint, or use another --out"
+            )
+        abstract = partial(jax.tree.map, ocp.utils.to_shape_dtype_struct)
+        items = {"state": ocp.args.StandardRestore(abstract(like))}
+        if meta["has_best"]:
+            items["best"] = ocp.args.StandardRestore(
+                abstract({"params": like["params"], "rest": like["rest"]})
+            )
+        got = self.mngr.restore(step, args=ocp.args.Composite(**items))
+        score = -np.inf if meta["best_score"] is None else float(meta["best_score"])
+        best = (score, jax.device_get(got["best"]) if meta["has_best"] else None)
+        return int(step), got["state"], best
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None

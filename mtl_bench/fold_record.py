@@ -1,0 +1,137 @@
+"""The result record of one fold (``RESULTS/<method>/fold_K.json``, schema 1: see
+results/README.md) and its atomic write.
+
+Everything a table, a figure or a later reader needs is in the record: metrics, per-image values,
+the config, the fold manifest's hash, and where and how it ran (commit, versions, device, CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mtl_bench.config import RunConfig
+from mtl_bench.data.folds import FoldManifest
+from mtl_bench.data.types import Dataset
+from mtl_bench.distributed import is_writer
+from mtl_bench.fit import FoldRun
+from mtl_bench.metrics import (
+    classification_metrics,
+    per_image_segmentation,
+    segmentation_metrics_from_counts,
+)
+from mtl_bench.provenance import device_kind, git_commit, host_cpu, versions
+from mtl_bench.registry import model_info
+
+SCHEMA = 1
+
+
+def _json_safe(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON via a temporary file and ``os.replace``: a reader never sees half a file.
+
+    In a multi-process run only process 0 writes.
+    """
+    if not is_writer():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(_json_safe(data), f, indent=1, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def fold_result(
+    cfg: RunConfig,
+    method: str,
+    fold: int,
+    manifest: FoldManifest,
+    dataset: Dataset,
+    test_idx: np.ndarray,
+    run: FoldRun,
+    started: float,
+) -> dict[str, Any]:
+    """The schema-1 result record of one fold (see results/README.md)."""
+    info = model_info(cfg.model)
+    labels = dataset.labels[test_idx]
+    ev = run.test_eval
+    seg = cls = None
+    per: dict[str, Any] = {
+        "id": [dataset.ids[i] for i in test_idx],
+        "label": labels.tolist(),
+        "prob": None,
+        "JSI": None,
+        "DC": None,
+    }
+    if "counts" in ev:
+        seg = segmentation_metrics_from_counts(ev["counts"], empty_policy=cfg.empty_policy)
+        img = per_image_segmentation(ev["counts"], cfg.empty_policy)
+        per["JSI"], per["DC"] = img["JSI"].tolist(), img["DC"].tolist()
+    if "prob" in ev:
+        cls = classification_metrics(labels, ev["prob"], num_classes=len(dataset.class_names))
+        per["prob"] = np.round(ev["prob"].astype(np.float64), 6).tolist()
+    return {
+        "schema": SCHEMA,
+        "method": method,
+        "model": cfg.model,
+        "family": info.family,
+        "fold": fold,
+        "n_folds": manifest.k,
+        "tasks": list(run.tasks),
+        "class_names": list(dataset.class_names),
+        "metrics": {"segmentation": seg, "classification": cls},
+        "per_image": per,
+        "config": cfg.to_dict(),
+        "params": run.params,
+        "fold_manifest_hash": manifest.hash(),
+        "dataset_fingerprint": dataset.fingerprint(),
+        "dataset_source": dataset.source,
+        "git_commit": git_commit(),
+        "versions": versions(),
+        "device_kind": device_kind(),
+        "host_cpu": host_cpu(),
+        "from_scratch": not (
+            cfg.model_kwargs.get("encoder_weights") or cfg.model_kwargs.get("weights")
+        ),
+        "wall_time_s": time.time() - started,
+        "train_img_per_s": run.train_img_per_s,
+        "epochs_run": run.epochs_run,
+        **run.extras,
+        "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def summary(record: dict) -> str:
+    """One log line's worth of a record's main metrics."""
+    parts = []
+    seg, cls = record["metrics"]["segmentation"], record["metrics"]["classification"]
+    if seg:
+        parts.append(f"DC {seg['DC']:.3f} JSI {seg['JSI']:.3f}")
+    if cls:
+        auc = cls["AUC"]
+        parts.append(f"ACC {cls['ACC']:.3f} AUC {'nan' if auc is None else f'{auc:.3f}'}")
+    return ", ".join(parts)
