@@ -15,6 +15,8 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from mtl_bench.config import RunConfig, check_config, config_differences
 from mtl_bench.data.folds import (
     FoldManifest,
@@ -156,6 +158,7 @@ def run_cv(
             resume=resume,
             quiet=quiet,
             keep_state=True,
+            groups=_duplicate_groups(manifest, dataset),
         )
         _save_masks(run, out / method / f"fold_{fold}_masks.npz", dataset, test_idx, cfg)
         record = fold_result(cfg, method, fold, manifest, dataset, test_idx, run, started)
@@ -260,6 +263,17 @@ def _save_masks(run: FoldRun, path: Path, dataset: Dataset, test_idx, cfg: RunCo
         )
         save_predicted_masks(path, [dataset.ids[i] for i in test_idx], masks)
     run.state = run.engine = None
+
+
+def _duplicate_groups(manifest: FoldManifest, dataset: Dataset) -> np.ndarray:
+    """A group id per image: the manifest's duplicate groups share one, others are alone."""
+    groups = np.arange(len(dataset))
+    position = {name: n for n, name in enumerate(dataset.ids)}
+    for group in manifest.duplicate_groups:
+        members = [position[i] for i in group["ids"] if i in position]
+        if members:
+            groups[members] = members[0]
+    return groups
 
 
 def _same_pixels(manifest: FoldManifest, cfg: RunConfig) -> bool:

@@ -47,18 +47,26 @@ def build_model(cfg: RunConfig, num_classes: int):
     return create_model(cfg.model, seed=cfg.seed, **kwargs)
 
 
-def _split_validation(cfg: RunConfig, labels: np.ndarray, train_idx: np.ndarray):
+def _split_validation(
+    cfg: RunConfig, labels: np.ndarray, train_idx: np.ndarray, groups: np.ndarray | None
+):
+    """(fit, validation) indices: a stratified ``val_fraction`` of the training fold's duplicate
+    groups (``groups``: a group id per image; None: every image its own), so no near-duplicate
+    sits on both sides and flatters the epoch choice, as the outer folds keep them together."""
     if cfg.val_fraction <= 0:
         return train_idx, None
     from sklearn.model_selection import train_test_split
 
-    tr, va = train_test_split(
-        train_idx,
+    g = (np.arange(len(labels)) if groups is None else np.asarray(groups))[train_idx]
+    ids, first = np.unique(g, return_index=True)  # a group's label: its first member's
+    _, val_groups = train_test_split(
+        ids,
         test_size=cfg.val_fraction,
-        stratify=labels[train_idx],
+        stratify=labels[train_idx][first],
         random_state=cfg.seed,
     )
-    return np.sort(tr), np.sort(va)
+    is_val = np.isin(g, val_groups)
+    return np.sort(train_idx[~is_val]), np.sort(train_idx[is_val])
 
 
 def _val_score(tasks: tuple[str, ...], ev: dict[str, np.ndarray], labels: np.ndarray) -> float:
@@ -86,8 +94,13 @@ def fit_fold(
     resume: bool = False,
     quiet: bool = False,
     keep_state: bool = False,
+    groups: np.ndarray | None = None,
 ) -> FoldRun:
-    """Train ``cfg.model`` on ``train_idx``; test the final (or best-val) model on ``test_idx``."""
+    """Train ``cfg.model`` on ``train_idx``; test the final (or best-val) model on ``test_idx``.
+
+    ``groups``: a duplicate-group id per dataset image, which the inner validation split
+    (``val_fraction`` > 0) keeps together; None treats every image as its own group.
+    """
     t0 = time.perf_counter()
     info = model_info(cfg.model)
     if info.fit is not None:  # a non-gradient method (feature classifier): its own fitting
@@ -104,7 +117,7 @@ def fit_fold(
         note = weights_note(model)
         log(note, quiet=quiet)
         weights_extras = {"weights": note, "from_scratch": model.weights_source is None}
-    fit_idx, val_idx = _split_validation(cfg, dataset.labels, np.asarray(train_idx))
+    fit_idx, val_idx = _split_validation(cfg, dataset.labels, np.asarray(train_idx), groups)
     alpha = None
     if "label" in info.tasks and cfg.class_weights != "none":
         alpha = class_weights(dataset.labels[fit_idx], num_classes)
@@ -185,6 +198,8 @@ def fit_fold(
             **weights_extras,
             "selected_by_validation": best[1] is not None,
             "best_val_score": best[0] if best[1] is not None else None,
+            # The tested weights' epoch (epochs_run counts the epochs trained).
+            "selected_epoch": _best_epoch(curve) if best[1] is not None else None,
             "train_images": len(fit_idx),
             "checkpoints_saved": saves,
             **{k: round(v, 3) for k, v in timing.items()},
@@ -192,6 +207,13 @@ def fit_fold(
         state=eval_state if keep_state else None,
         engine=engine if keep_state else None,
     )
+
+
+def _best_epoch(curve: list[dict]) -> int | None:
+    """The first epoch with the highest validation score (the weights kept: a later equal
+    score does not replace them)."""
+    scored = [r for r in curve if np.isfinite(r.get("val_score", np.nan))]
+    return int(max(scored, key=lambda r: r["val_score"])["epoch"]) if scored else None
 
 
 def _check_finite(m: dict[str, np.ndarray], epoch: int, steps: int) -> None:

@@ -1,8 +1,24 @@
-"""The result record of one fold (``RESULTS/<method>/fold_K.json``, schema 1: see
-results/README.md) and its atomic write.
+"""The result record of one fold, ``RESULTS/<method>/fold_K.json`` (schema 1), and its atomic
+write. Everything a table, a figure or a later analysis needs is in it:
 
-Everything a table, a figure or a later reader needs is in the record: metrics, per-image values,
-the config, the fold manifest's hash, and where and how it ran (commit, versions, device, CPU).
+- identity: ``schema`` (1), ``method`` (the model name, ``@TAG`` for a ``--tag`` run), ``model``,
+  ``family``, ``fold`` (0-based; tables print it as Fold K+1), ``n_folds``, ``tasks`` ("mask",
+  "label"), ``class_names`` (label order);
+- ``metrics``: {"segmentation": {JSI, DC, ACC, PRE, REC, SPE} or null, "classification": {ACC,
+  PRE, REC, SPE, F1, AUC} or null}, fractions; null = undefined (the AUC of a one-class fold);
+- ``per_image``: lists in test order — ``id`` ("<class>/<stem>"), ``label``, ``prob`` ((n, C)
+  class probabilities or null), ``JSI``/``DC`` (per image, null where ``empty_policy`` leaves an
+  image out) — from which the image-level tests and CIs are computed;
+- provenance: ``config`` (the full ``RunConfig``), ``params``, ``fold_manifest_hash`` (tables
+  refuse to mix hashes), ``dataset_fingerprint``, ``dataset_source``, ``git_commit``,
+  ``versions``, ``device_kind``, ``host_cpu``, ``from_scratch``, ``finished_utc``;
+- the run: ``wall_time_s``, ``train_img_per_s``, ``epochs_run`` (epochs trained),
+  ``selected_by_validation``, ``best_val_score`` and ``selected_epoch`` (with ``val_fraction``:
+  the epoch whose weights were tested), ``train_images``, ``checkpoints_saved``, ``setup_s``,
+  ``eval_s``, ``checkpoint_s``; a method's own fields (``moon_features``: ``mask_source``, the
+  selected classifier, …; transfer learning: ``weights``).
+
+Non-finite floats are written as null. ``results_io.load_results`` reads and validates them.
 """
 
 from __future__ import annotations
@@ -75,7 +91,7 @@ def fold_result(
     run: FoldRun,
     started: float,
 ) -> dict[str, Any]:
-    """The schema-1 result record of one fold (see results/README.md)."""
+    """The schema-1 result record of one fold (fields: the module docstring)."""
     info = model_info(cfg.model)
     labels = dataset.labels[test_idx]
     ev = run.test_eval

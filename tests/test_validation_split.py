@@ -1,0 +1,79 @@
+"""The inner validation split (``val_fraction``): group-aware, stratified; the epoch it picks."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from sklearn.model_selection import train_test_split
+
+from mtl_bench import cv
+from mtl_bench.config import RunConfig
+from mtl_bench.data.phantom import synth_phantom
+from mtl_bench.fit import _best_epoch, _split_validation, fit_fold
+
+CFG = RunConfig(val_fraction=0.25, seed=3)
+
+
+def test_without_groups_the_split_is_the_plain_stratified_one():
+    labels = np.arange(40) % 2
+    train = np.arange(5, 40)
+    fit, val = _split_validation(CFG, labels, train, None)
+    tr, va = train_test_split(train, test_size=0.25, stratify=labels[train], random_state=3)
+    assert fit.tolist() == sorted(tr) and val.tolist() == sorted(va)
+    off = dataclasses.replace(CFG, val_fraction=0.0)
+    assert _split_validation(off, labels, train, None) == (train, None)
+
+
+def test_duplicate_groups_stay_on_one_side():
+    labels = np.arange(60) % 2
+    groups = np.arange(60)
+    for a, b in [(0, 2), (4, 6), (8, 10), (12, 14), (1, 3), (5, 7), (9, 11)]:
+        groups[b] = a  # pairs of (same-class) duplicates
+    train = np.arange(60)
+    for seed in range(10):
+        fit, val = _split_validation(dataclasses.replace(CFG, seed=seed), labels, train, groups)
+        assert sorted([*fit, *val]) == train.tolist()  # every image on exactly one side
+        assert not set(groups[fit]) & set(groups[val])  # no group on both sides
+        assert abs(labels[val].mean() - 0.5) < 0.15  # still stratified
+
+
+def test_cv_hands_the_manifests_duplicate_groups_to_the_split():
+    class Manifest:
+        duplicate_groups = [{"ids": ["b/2", "b/0"]}, {"ids": ["m/1", "gone/9"]}]
+
+    class Data:
+        ids = ["b/0", "m/1", "b/2", "m/3"]
+
+        def __len__(self):
+            return 4
+
+    groups = cv._duplicate_groups(Manifest(), Data())
+    assert groups[0] == groups[2] and len(set(groups.tolist())) == 3  # an unknown id is ignored
+
+
+def test_the_tested_weights_are_the_selected_epochs():
+    data = synth_phantom(32, image_size=32, seed=3, class_set="binary")
+    idx = np.random.default_rng(0).permutation(len(data))
+    train, test = np.sort(idx[:24]), np.sort(idx[24:])
+    cfg = RunConfig(
+        model_kwargs={"widths": (4, 8, 16, 32, 64), "dense_units": 16},
+        image_size=32, epochs=3, batch_size=8, lr=3e-3, lr_decay_every=0, preprocess="none",
+        checkpoint_every=0, eval_batch_size=8, val_fraction=0.25, eval_every=1,
+    )  # fmt: skip
+    run = fit_fold(cfg, data, train, test, quiet=True)
+    chosen = run.extras["selected_epoch"]
+    assert run.extras["selected_by_validation"] and chosen == _best_epoch(run.curve)
+    assert run.epochs_run == 3 and run.extras["train_images"] == 18
+    # Training stops being the same run only after the chosen epoch: a run of that length
+    # tests the same weights.
+    short = fit_fold(dataclasses.replace(cfg, epochs=chosen), data, train, test, quiet=True)
+    for key in run.test_eval:
+        np.testing.assert_array_equal(run.test_eval[key], short.test_eval[key])
+
+
+@pytest.mark.parametrize(
+    ("scores", "epoch"), [([np.nan, 0.5, np.nan, 0.7, 0.7], 4), ([np.nan, np.nan], None)]
+)
+def test_best_epoch_is_the_first_of_the_highest(scores, epoch):
+    curve = [{"epoch": e + 1, "val_score": s} for e, s in enumerate(scores)]
+    assert _best_epoch(curve) == epoch
