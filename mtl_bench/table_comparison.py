@@ -73,6 +73,7 @@ def comparison(
         }
         found.append((method, {"rows": rows, "vals": vals, "p_f": p_f, "st": st}))
     ran = [f for _, f in found if f is not None]
+    run_methods = [m for m, f in found if f is not None]
     for m in cols:
         for f, adj in zip(ran, stats.adjust_p([f["p_f"][m] for f in ran], p_adjust), strict=True):
             f.setdefault("p_f_adj", {})[m] = float(adj)
@@ -96,6 +97,7 @@ def comparison(
         for m in cols:
             vals, p_f = f["vals"][m], f["p_f_adj"][m]
             raw[f"{m}_mean"], raw[f"{m}_sd"] = vals.mean(), vals.std(ddof=1)
+            raw[f"{m}_n_folds"] = int(np.isfinite(vals).sum())  # the display's (j/k)
             raw[f"{m}_p_folds"], raw[f"{m}_p_folds_adj"] = f["p_f"][m], p_f
             cell = mean_sd(m, vals)
             if m in main:
@@ -116,7 +118,9 @@ def comparison(
         headers += [f"{m} pooled [95% CI]", f"p {m} (folds / images)"]
     display = with_notes(pd.DataFrame(disp, columns=headers), reasons)
     raw_cols = ["method", "status", "n_folds"]
-    raw_cols += [f"{m}_{key}" for m in cols for key in ("mean", "sd", "p_folds", "p_folds_adj")]
+    raw_cols += [
+        f"{m}_{key}" for m in cols for key in ("mean", "sd", "n_folds", "p_folds", "p_folds_adj")
+    ]
     raw_cols += [
         f"{m}_{key}"
         for m in main
@@ -125,6 +129,14 @@ def comparison(
     k_ref = None if ref_rows.empty else int(ref_rows["n_folds"].iloc[0])
     n_tests = 0 if k_ref is None else len(ran) - 1
     notes = _comparison_notes(task, reference, k_ref, n_boot, seed, p_adjust, n_tests)
+    ran_rows = res[res["method"].isin(run_methods)]
+    n_classes = max((len(c) for c in ran_rows.get("class_names", [])), default=2)
+    if task == "classification" and n_classes > 2:
+        notes.append(
+            f"{n_classes} classes: PRE, REC, SPE, F1 and AUC are unweighted means over the classes "
+            "of each class against the rest (F1: the mean of the per-class F1s); ACC is the "
+            "fraction of images classified right."
+        )
     return Table(spec.name, spec.title, display, pd.DataFrame(raws, columns=raw_cols), notes)
 
 

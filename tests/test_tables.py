@@ -230,6 +230,9 @@ def test_missing_method_and_missing_folds(tmp_path):
     write_fixture_results(tmp_path, {"unet": {}, "fpn": {"folds": [0, 1, 3]}})
     frames = build_tables(tmp_path, formats=(), table_specs=[seg_spec(methods=("unet", "fpn"))])
     assert list(frames["table4"]["Method"]) == ["unet", "fpn (3/5 folds)"]
+    # The CSV says over how many folds each mean is, as the display's "(j/k)".
+    csv = build_table(seg_spec(methods=("unet", "fpn")), load_results(tmp_path), n_boot=20).raw
+    assert csv.set_index("method")["DC_n_folds"].tolist() == [5, 3]
     t1 = build_tables(tmp_path, formats=())["table1"]  # no mtl_resunet results at all
     assert list(t1.iloc[0]) == ["Mean ± SD", *["not run"] * 6]
     spec = TableSpec("t", "{method} per fold", "per_fold", methods=("fpn",))
@@ -275,13 +278,16 @@ def test_three_class_comparison(tmp_path):
     names = ("benign", "malignant", "normal")
     write_fixture_results(tmp_path, ["mtl_resunet@3class", "vgg19"], class_names=names, n_images=60)
     spec = cls_spec(methods=("mtl_resunet@3class", "vgg19"), fixed_rows={})
-    raw = build_table(spec, load_results(tmp_path), reference="mtl_resunet@3class", n_boot=100).raw
+    table = build_table(spec, load_results(tmp_path), reference="mtl_resunet@3class", n_boot=100)
+    raw = table.raw
+    assert "3 classes: PRE, REC, SPE, F1 and AUC are unweighted means" in table.notes[-1]
     img = per_image(load_results(tmp_path), "vgg19")
     probs, y = img[["prob_0", "prob_1", "prob_2"]].to_numpy(), img["label"].to_numpy(int)
     sk = roc_auc_score(y, probs, multi_class="ovr", average="macro")
     assert stats.auc_from_probs(probs, y) == pytest.approx(sk)
     row = raw.set_index("method").loc["vgg19"]
     assert row["AUC_ci_lo"] <= sk <= row["AUC_ci_hi"] and 0 <= row["ACC_p_images"] <= 1
+    assert row["AUC_pooled"] == pytest.approx(sk) and row["AUC_n_folds"] == 5
 
 
 def test_spec_validation():
