@@ -178,11 +178,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--measure", type=Path, default=None, help="run the short cv first; files to DIR"
     )
-    p.add_argument("--tiny", action="store_true", help="with --measure: CPU-sized run")
+    p.add_argument(
+        "--tiny", action="store_true", help="with --measure: CPU-sized run (32², narrow widths)"
+    )
     p.add_argument("--method", default=None, help="method folder (default: the only one)")
-    p.add_argument("--epochs", type=int, default=500)
-    p.add_argument("--checkpoint-every", type=int, default=10)
-    p.add_argument("--folds", type=int, default=5)
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=500,
+        help="epochs of the protocol to extrapolate to (default 500; --measure always runs 6)",
+    )
+    p.add_argument(
+        "--checkpoint-every", type=int, default=10, help="the protocol's (default 10 epochs)"
+    )
+    p.add_argument("--folds", type=int, default=5, help="the protocol's folds (default 5)")
     args = p.parse_args(argv)
     if args.epochs < 1 or args.folds < 1:
         p.error("--epochs and --folds must be at least 1")

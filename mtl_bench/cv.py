@@ -71,9 +71,11 @@ def shared_manifest(
     if path.exists():
         manifest = load_manifest(path)
         if manifest.k != cfg.folds:
+            source = (manifest.description or {}).get("source", "unknown data")
             raise DataError(
-                f"{path} has k={manifest.k} folds but the run asks for folds={cfg.folds}; "
-                "use another --out or --set folds=" + str(manifest.k)
+                f"{path} has k={manifest.k} folds of {source} but the run asks for "
+                f"folds={cfg.folds}: pass the --preset and --data of the run that made this "
+                f"folder (or --set folds={manifest.k}), or use another --out"
             )
         return manifest
     manifest = manifest_for(dataset, k=cfg.folds, seed=cfg.fold_seed, preprocess=cfg.preprocess)

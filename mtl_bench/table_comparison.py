@@ -162,7 +162,9 @@ def _comparison_notes(
         else f"ACC: accuracy; AUC: the AUC of the {k} fold models' scores pooled"
     )
     unreachable = ", so it cannot reach 0.05" if stats.min_wilcoxon_p(k) >= 0.05 else ""
-    if p_adjust == "holm":
+    if n_tests == 0:
+        adjusted = ""
+    elif p_adjust == "holm":
         what = f"{n_tests} method{'' if n_tests == 1 else 's'} against {reference}"
         adjusted = (
             f"p values and marks are Holm-adjusted for testing {what} (within this table, per "
@@ -175,7 +177,7 @@ def _comparison_notes(
         units_note(k_ref),
         f"p vs {reference}, two-sided, as folds / images. Folds: Wilcoxon signed-rank over "
         f"paired folds; its smallest attainable p is 2/2^k = {fmt_p(stats.min_wilcoxon_p(k))} "
-        f"for k={k}{unreachable}. Images: {image_test}. {adjusted}",
+        f"for k={k}{unreachable}. Images: {image_test}." + (f" {adjusted}" if adjusted else ""),
         f"* p(images) < 0.05; † p(folds) < 0.05. Pooled: the value over the test images of all "
         f"folds together ({pooled}), which need not equal the Mean ± SD over folds beside it; "
         f"95% CI: percentile bootstrap over those images (n_boot={n_boot}, seed={seed}), the "

@@ -215,13 +215,10 @@ def _check_reference(
 def empty_tables(
     results: pd.DataFrame, specs: Iterable[TableSpec], reference: str = "mtl_resunet"
 ) -> list[str]:
-    """Names of the ``specs`` none of whose methods (rows or reference) has a row in ``results``."""
+    """Names of the ``specs`` none of whose rows has a result in ``results`` (the reference
+    counts where it is a row: not in the hyper-parameter tables, which list baselines only)."""
     have = set(results["method"])
-    return [
-        s.name
-        for s in specs
-        if not have.intersection([*s.row_methods(reference), s.reference_for(reference)])
-    ]
+    return [s.name for s in specs if not have.intersection(s.row_methods(reference))]
 
 
 def render_markdown(

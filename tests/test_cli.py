@@ -90,7 +90,11 @@ def test_folds_then_train_one_fold_then_tables(tmp_path, capsys):
     assert (out / "tables" / "table1.md").exists() and not (out / "tables" / "table1.csv").exists()
     # No three-class results here: that table is left out, and stderr says so.
     assert not (out / "tables" / "table_3class.md").exists()
-    assert "no results for table_s1, table_s2, table_3class: not written" in captured.err
+    # Nor the hyper-parameter tables, which list baselines only: every row would read "not run".
+    assert not (out / "tables" / "table3.md").exists()
+    assert "no results for table3, table5, table_s1, table_s2, table_3class: not written" in (
+        captured.err
+    )
     assert main(["tables", "--results", str(out), "--format", "xls"]) == 2
     assert "unknown table format 'xls'" in _one_line_error(capsys)
 

@@ -128,3 +128,21 @@ def test_recipe_presets_and_validation():
         Recipe(optimizer="rmsprop", lr=1e-3, batch_size=8, epochs=10)
     with pytest.raises(ValueError, match="out of range"):
         Recipe(optimizer="adam", lr=0.0, batch_size=8, epochs=10)
+
+
+def test_encoder_variants_train_with_their_architectures_recipe():
+    from mtl_bench.configs import config_module_name
+
+    archs = ("unet_", "unetplusplus_", "fpn_", "deeplabv3plus_")
+    variants = [m for m in list_models() if m.startswith(archs)]
+    assert len(variants) >= 24  # Table S1's networks and their ResNet-34 originals
+    recipe = ("optimizer", "lr", "batch_size", "epochs", "lr_decay_every", "lr_decay_factor")
+    for name in variants:
+        arch = name.rsplit("_", 2)[0] if name.endswith("_bn") else name.rsplit("_", 1)[0]
+        assert config_module_name(name) == f"{arch}_resnet34", name
+        for preset in PRESETS:
+            got, own = get_config(name, preset), get_config(f"{arch}_resnet34", preset)
+            assert got.model == name
+            assert [getattr(got, k) for k in recipe] == [getattr(own, k) for k in recipe], name
+    assert config_module_name("unet") == "unet"  # Ronneberger's U-Net has its own
+    assert config_module_name("a_future_model") == "default"
