@@ -127,7 +127,7 @@ def comparison(
         for key in ("pooled", "ci_lo", "ci_hi", "p_images", "p_images_adj", "n_images")
     ]
     k_ref = None if ref_rows.empty else int(ref_rows["n_folds"].iloc[0])
-    n_tests = 0 if k_ref is None else len(ran) - 1
+    n_tests = 0 if k_ref is None else sum(m != reference for m in run_methods)
     notes = _comparison_notes(task, reference, k_ref, n_boot, seed, p_adjust, n_tests)
     ran_rows = res[res["method"].isin(run_methods)]
     n_classes = max((len(c) for c in ran_rows.get("class_names", [])), default=2)

@@ -8,6 +8,8 @@ import os
 import tempfile
 
 import jax
+import pytest
+from fixtures_results import write_fixture_results
 
 _CACHE = os.environ.get("MTL_BENCH_TEST_COMPILE_CACHE") or os.path.join(
     tempfile.gettempdir(), "mtl_bench_test_jax_cache"
@@ -15,3 +17,25 @@ _CACHE = os.environ.get("MTL_BENCH_TEST_COMPILE_CACHE") or os.path.join(
 jax.config.update("jax_compilation_cache_dir", _CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+# Result folders the table tests share (tests/test_table*.py).
+@pytest.fixture
+def fx(tmp_path):
+    methods = {
+        "mtl_resunet": {"seg_quality": 0.85, "cls_quality": 0.9},
+        "unet": {"tasks": ("mask",), "seg_quality": 0.7},
+        "resnet50": {"tasks": ("label",), "cls_quality": 0.6},
+    }
+    return tmp_path, write_fixture_results(tmp_path, methods, n_folds=5, n_images=40, seed=0)
+
+
+@pytest.fixture
+def three_seg(tmp_path):
+    methods = {
+        "mtl_resunet": {"seg_quality": 0.85, "cls_quality": 0.9},
+        "unet": {"tasks": ("mask",), "seg_quality": 0.7},
+        "fpn": {"tasks": ("mask",), "seg_quality": 0.83},
+    }
+    write_fixture_results(tmp_path, methods, n_folds=5, n_images=40, seed=0)
+    return tmp_path

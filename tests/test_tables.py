@@ -1,4 +1,5 @@
-"""Tables from fixture result files: values, layout, statistics, errors and written files."""
+"""Tables from fixture result files: values, layout, errors and written files (statistics:
+``test_table_stats``; notes and variant rows: ``test_table_notes``)."""
 
 import json
 
@@ -6,49 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 from fixtures_results import edit_result, result_path, write_fixture_results
-from scipy import stats as sps
-from sklearn.metrics import roc_auc_score
+from fixtures_tables import CLS, REASON, SEG, cls_spec, fold_numbers, seg_spec
 
-from mtl_bench import stats
-from mtl_bench.table_kinds import fmt_p
 from mtl_bench.tables import (
     DEFAULT_SPECS,
     TableSpec,
     build_table,
     build_tables,
     load_results,
-    per_image,
 )
 from mtl_bench.tables import render_markdown as render
-
-SEG = ("JSI", "DC", "ACC", "PRE", "REC", "SPE")
-CLS = ("ACC", "PRE", "REC", "SPE", "F1", "AUC")
-REASON = "not reproducible: needs RF time series"
-
-
-def seg_spec(**kw):
-    kw.setdefault("methods", ("mtl_resunet", "unet", "fpn"))
-    return TableSpec("table4", "Table 4: segmentation", "comparison", **kw)
-
-
-def cls_spec(**kw):
-    kw.setdefault("methods", ("mtl_resunet", "resnet50", "uniyal"))
-    kw.setdefault("fixed_rows", {"uniyal": REASON})
-    return TableSpec("table6", "Table 6: classification", "comparison", task="classification", **kw)
-
-
-@pytest.fixture
-def fx(tmp_path):
-    methods = {
-        "mtl_resunet": {"seg_quality": 0.85, "cls_quality": 0.9},
-        "unet": {"tasks": ("mask",), "seg_quality": 0.7},
-        "resnet50": {"tasks": ("label",), "cls_quality": 0.6},
-    }
-    return tmp_path, write_fixture_results(tmp_path, methods, n_folds=5, n_images=40, seed=0)
-
-
-def fold_numbers(written, method, task, metric):
-    return np.array([written[method][f]["metrics"][task][metric] for f in sorted(written[method])])
 
 
 def test_table1_and_table2_equal_fixture_mean_and_sample_sd(fx):
@@ -96,73 +64,6 @@ def test_comparison_rows_not_run_and_reason(fx):
         "uniyal",
         "moon",
     ]
-
-
-def test_wilcoxon_p_values_equal_scipy(fx):
-    root, written = fx
-    results = load_results(root)
-    table = build_table(seg_spec(), results, n_boot=100)
-    raw = table.raw.set_index("method")
-    for m in ("DC", "JSI", "REC"):
-        a, b = (fold_numbers(written, x, "segmentation", m) for x in ("mtl_resunet", "unet"))
-        assert raw.at["unet", f"{m}_p_folds"] == pytest.approx(sps.wilcoxon(a, b).pvalue)
-    assert raw.at["unet", "DC_p_folds"] == pytest.approx(0.0625)  # all 5 folds favour the ref
-    assert stats.min_wilcoxon_p(5) == 0.0625
-    assert any("0.0625" in note for note in table.notes)
-    ref, other = per_image(results, "mtl_resunet"), per_image(results, "unet")
-    pair = ref.merge(other, on="id")
-    expected = sps.wilcoxon(pair["DC_x"], pair["DC_y"]).pvalue
-    assert raw.at["unet", "DC_p_images"] == pytest.approx(expected)
-    assert expected < 0.05 and table.display.set_index("Method").at["unet", "DC (%)"].endswith("*")
-    assert np.isnan(raw.at["mtl_resunet", "DC_p_images"])
-
-
-@pytest.fixture
-def three_seg(tmp_path):
-    methods = {
-        "mtl_resunet": {"seg_quality": 0.85, "cls_quality": 0.9},
-        "unet": {"tasks": ("mask",), "seg_quality": 0.7},
-        "fpn": {"tasks": ("mask",), "seg_quality": 0.83},
-    }
-    write_fixture_results(tmp_path, methods, n_folds=5, n_images=40, seed=0)
-    return tmp_path
-
-
-def test_p_values_and_marks_are_holm_adjusted_over_the_tables_methods(three_seg):
-    results = load_results(three_seg)
-    table = build_table(seg_spec(), results, n_boot=100)
-    raw, shown = table.raw.set_index("method"), table.display.set_index("Method")
-    others = ["unet", "fpn"]
-    for m in ("DC", "JSI"):
-        expected = stats.adjust_p(raw.loc[others, f"{m}_p_images"])
-        np.testing.assert_allclose(raw.loc[others, f"{m}_p_images_adj"], expected)
-        for method, p in zip(others, expected, strict=True):
-            assert shown.at[method, f"{m} (%)"].endswith("*") == (p < 0.05)
-            assert shown.at[method, f"p {m} (folds / images)"].endswith(fmt_p(p))
-    folds = stats.adjust_p(raw.loc[others, "REC_p_folds"])
-    np.testing.assert_allclose(raw.loc[others, "REC_p_folds_adj"], folds)
-    assert any("Holm-adjusted for testing 2 methods against mtl_resunet" in n for n in table.notes)
-    plain = build_table(seg_spec(), results, n_boot=100, p_adjust="none")
-    plain_raw = plain.raw.set_index("method")
-    for col in ("DC_p_images", "REC_p_folds"):
-        np.testing.assert_array_equal(plain_raw[f"{col}_adj"], plain_raw[col])
-        np.testing.assert_array_equal(plain_raw[col], raw[col])  # the tests themselves: unchanged
-    assert any("not adjusted for multiple comparisons" in n for n in plain.notes)
-    with pytest.raises(ValueError, match="unknown p adjustment 'fdr'"):
-        build_tables(three_seg, table_specs=[seg_spec()], p_adjust="fdr")
-
-
-def test_a_mark_that_holm_removes(three_seg, monkeypatch):
-    # Two methods each at p = 0.03: significant alone, not when both are tested (0.06 each).
-    monkeypatch.setattr(stats, "wilcoxon_p", lambda a, b: 0.03)
-    results = load_results(three_seg)
-    for p_adjust, mark in (("none", True), ("holm", False)):
-        shown = build_table(seg_spec(), results, n_boot=20, p_adjust=p_adjust).display
-        cells = shown.set_index("Method").loc[["unet", "fpn"]]
-        assert all(c.endswith("*†") == mark for c in cells["DC (%)"]), (p_adjust, cells)
-        assert all(c.endswith("†") == mark for c in cells["REC (%)"]), (p_adjust, cells)
-        p_text = "0.03 / 0.03" if mark else "0.06 / 0.06"
-        assert list(cells["p DC (folds / images)"]) == [p_text, p_text]
 
 
 def test_files_written_and_parseable(fx):
@@ -274,22 +175,6 @@ def test_hyperparameter_table_from_config(tmp_path):
     assert table.raw.set_index("method").at["mtl_resunet", "lr"] == 1e-4
 
 
-def test_three_class_comparison(tmp_path):
-    names = ("benign", "malignant", "normal")
-    write_fixture_results(tmp_path, ["mtl_resunet@3class", "vgg19"], class_names=names, n_images=60)
-    spec = cls_spec(methods=("mtl_resunet@3class", "vgg19"), fixed_rows={})
-    table = build_table(spec, load_results(tmp_path), reference="mtl_resunet@3class", n_boot=100)
-    raw = table.raw
-    assert "3 classes: PRE, REC, SPE, F1 and AUC are unweighted means" in table.notes[-1]
-    img = per_image(load_results(tmp_path), "vgg19")
-    probs, y = img[["prob_0", "prob_1", "prob_2"]].to_numpy(), img["label"].to_numpy(int)
-    sk = roc_auc_score(y, probs, multi_class="ovr", average="macro")
-    assert stats.auc_from_probs(probs, y) == pytest.approx(sk)
-    row = raw.set_index("method").loc["vgg19"]
-    assert row["AUC_ci_lo"] <= sk <= row["AUC_ci_hi"] and 0 <= row["ACC_p_images"] <= 1
-    assert row["AUC_pooled"] == pytest.approx(sk) and row["AUC_n_folds"] == 5
-
-
 def test_spec_validation():
     with pytest.raises(ValueError, match="unknown kind"):
         TableSpec("x", "X", "pie")
@@ -297,45 +182,6 @@ def test_spec_validation():
         TableSpec("x", "X", "comparison", metrics=("F1",))
     with pytest.raises(ValueError, match="main metric 'PRE'"):
         TableSpec("x", "X", "comparison", main_metrics=("PRE",))
-
-
-def test_a_table_says_when_its_methods_ran_on_different_machines(tmp_path):
-    write_fixture_results(tmp_path, {"unet": {}, "fpn": {}})
-    specs = [seg_spec(methods=("unet", "fpn"))]
-    frames = build_tables(tmp_path, formats=(), table_specs=specs)
-    assert not any("different machines" in n for n in frames["table4"].attrs["notes"])
-    # fpn rerun on another CPU (its files now name it); unet's predate host_cpu.
-    amd = {"host_cpu": "AMD EPYC, x86_64, 2 cores, avx512f"}
-    edit_result(tmp_path, "fpn", range(5), lambda r: r.update(amd))
-    frames = build_tables(tmp_path, formats=("md",), table_specs=specs)
-    note = frames["table4"].attrs["notes"][-1]
-    assert note == (
-        "Results from different machines (or a CPU not recorded), which may round differently "
-        "(compare with care): "
-        "cpu (AMD EPYC, x86_64, 2 cores, avx512f): fpn; cpu (CPU not recorded): unet."
-    )
-    assert note in (tmp_path / "tables" / "table4.md").read_text()
-    # Both recorded and different: the note says so without the "not recorded" hedge.
-    gpu = {"device_kind": "NVIDIA H100 80GB HBM3", "host_cpu": "Intel Xeon, x86_64, 16 cores"}
-    edit_result(tmp_path, "unet", range(5), lambda r: r.update(gpu))
-    note = build_tables(tmp_path, formats=(), table_specs=specs)["table4"].attrs["notes"][-1]
-    assert note.startswith("Results from different machines, which may round differently")
-    assert "NVIDIA H100 80GB HBM3 (Intel Xeon, x86_64, 16 cores): unet" in note
-
-
-def test_a_table_says_when_a_methods_folds_ran_with_different_settings(tmp_path):
-    write_fixture_results(tmp_path, {"unet": {}, "fpn": {}})
-    specs = [seg_spec(methods=("unet", "fpn"))]
-    for fold, changes in [(1, {"image_size": 32, "checkpoint_every": 1}), (3, {"epochs": 3})]:
-        edit_result(tmp_path, "fpn", [fold], lambda r, c=changes: r["config"].update(c))
-    frames = build_tables(tmp_path, formats=("md",), table_specs=specs)
-    note = frames["table4"].attrs["notes"][-1]
-    assert note == (
-        "Folds of one method ran with different settings, so its mean ± sd mixes them: fpn: "
-        "epochs 500 (Fold 1), 500 (Fold 2), 500 (Fold 3), 3 (Fold 4), 500 (Fold 5); "
-        "image_size 64 (Fold 1), 32 (Fold 2), 64 (Fold 3), 64 (Fold 4), 64 (Fold 5)."
-    )  # checkpoint_every says how a run was executed, not what it computed: not compared
-    assert note in (tmp_path / "tables" / "table4.md").read_text()
 
 
 def test_a_rebuild_leaves_no_stale_table_files(tmp_path):
@@ -380,59 +226,3 @@ def test_a_metric_undefined_in_some_folds_says_over_how_many(tmp_path):
     row = frames["table6"].set_index("Method").loc["resnet50"]
     assert row["AUC"].endswith("(4/5)") and not row["ACC (%)"].endswith(")")
     assert "(j/k) after a Mean ± SD: over the j of k folds" in frames["table6"].attrs["notes"][0]
-
-
-def test_cli_p_adjust(three_seg, capsys):
-    from mtl_bench.cli import main
-
-    for choice, words in (("none", "not adjusted"), ("holm", "Holm-adjusted")):
-        assert main(["tables", "--results", str(three_seg), "--p-adjust", choice]) == 0
-        assert words in (three_seg / "tables" / "table4.md").read_text()
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as e:
-        main(["tables", "--results", str(three_seg), "--p-adjust", "fdr"])
-    assert e.value.code == 2 and "invalid choice: 'fdr'" in capsys.readouterr().err
-
-
-def test_variant_runs_get_rows_after_their_method(tmp_path):
-    seg, cls = {"tasks": ("mask",)}, {"tasks": ("label",)}
-    write_fixture_results(
-        tmp_path,
-        {
-            "mtl_resunet": {},
-            "mtl_resunet@add": {},  # a reference variant: --reference swaps it in, not a row
-            "unet": seg,
-            "unet@no_bn": seg,
-            "unet@a_first": seg,
-            "resnet50": cls,
-            "resnet50@3class": cls,  # three-class runs belong to their own folder's table
-            "moon_features": {**cls, "config": {"model_kwargs": {"mask_source": "ground_truth"}}},
-            "moon_features@pred": {**cls, "config": {"model_kwargs": {"mask_source": "predicted"}}},
-        },
-    )
-    frames = build_tables(tmp_path, formats=(), table_specs=[seg_spec(), cls_spec(
-        methods=("mtl_resunet", "moon_features", "resnet50", "uniyal"))])  # fmt: skip
-    assert list(frames["table4"]["Method"]) == [
-        "mtl_resunet", "unet", "unet@a_first", "unet@no_bn", "fpn"
-    ]  # fmt: skip
-    t6 = frames["table6"].set_index("Method")
-    assert list(t6.index) == ["mtl_resunet", "moon_features", "moon_features@pred", "resnet50",
-                              "uniyal"]  # fmt: skip
-    assert "ground-truth" in t6.at["moon_features", "Note"]
-    assert t6.at["moon_features@pred", "Note"] == ""  # predicted masks: the image only
-    notes = frames["table6"].attrs["notes"]
-    assert any("testing 3 methods against mtl_resunet" in n for n in notes)  # uniyal: not run
-
-
-def test_a_table_says_when_methods_were_scored_under_other_evaluation_settings(tmp_path):
-    write_fixture_results(
-        tmp_path, {"mtl_resunet": {}, "unet": {"config": {"empty_policy": "match"}}, "fpn": {}}
-    )
-    notes = build_tables(tmp_path, formats=(), table_specs=[seg_spec()])["table4"].attrs["notes"]
-    assert notes[-1] == (
-        "Methods were scored under different evaluation settings, so their metrics do not cover "
-        'the same images: empty_policy "exclude": fpn, mtl_resunet; "match": unet.'
-    )
-    write_fixture_results(tmp_path, {"unet": {}})  # rerun alike: nothing to say
-    notes = build_tables(tmp_path, formats=(), table_specs=[seg_spec()])["table4"].attrs["notes"]
-    assert not any("evaluation settings" in n for n in notes)
