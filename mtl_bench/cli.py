@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mtl_bench.data.types import DataError
 from mtl_bench.data_cli import add_data_parser, run_data
-from mtl_bench.reproduce import add_reproduce_arguments, run_reproduce
+from mtl_bench.reproduce_cli import add_reproduce_arguments, run_reproduce
 
 DEFAULT_RESULTS = "results/runs/latest"
 DEFAULT_REFERENCE = "mtl_resunet"  # the proposed model: the tables' reference row

@@ -13,57 +13,21 @@ go on; the failures are listed at the end and the exit status is 1.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mtl_bench.progress import log, progress_bar
 from mtl_bench.provenance import git_commit
-from mtl_bench.reproduce_plan import PRESETS, PROPOSED, THREE_CLASS_DIR, Job, plan
+from mtl_bench.reproduce_plan import PROPOSED, THREE_CLASS_DIR, Job, plan
 
 if TYPE_CHECKING:
     import pandas as pd
 
 RECORD = "reproduce.json"  # what a reproduction folder was started with (checked on --resume)
-
-
-def add_reproduce_arguments(p: argparse.ArgumentParser) -> None:
-    """The ``reproduce`` subcommand's options."""
-    costs = "; ".join(f"{p.name}: {p.cost}" for p in PRESETS.values())
-    p.add_argument("--preset", default="smoke", choices=tuple(PRESETS), help=f"({costs})")
-    p.add_argument(
-        "--methods",
-        default="default",
-        help="default (the preset's), all (every registered method) or NAME[,NAME...]",
-    )
-    p.add_argument("--data", default=None, help="'synthetic' (default) or a BUSI-layout folder")
-    p.add_argument("--out", default=None, help="results folder (default results/reproduce-PRESET)")
-    p.add_argument("--resume", action="store_true", help="continue OUT; finished folds are kept")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="[METHOD:]KEY=VALUE",
-        help="override a config field of every method (or of METHOD only)",
-    )
-    p.add_argument(
-        "--three-class",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="also run the three-class table's methods in OUT/three_class (default: paper only)",
-    )
-    p.add_argument(
-        "--keep-checkpoints",
-        action="store_true",
-        help="keep every method's fold checkpoints (default: the proposed model's only)",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 @dataclass
@@ -195,7 +159,7 @@ def _fold_file(out: Path, job: Job, k: int) -> Path:
     return out / job.subdir / job.method / f"fold_{k}.json"
 
 
-def _outputs(jobs: list[Job], out: Path, report: Report) -> None:
+def _outputs(jobs: list[Job], out: Path, report: Report, p_adjust: str = "holm") -> None:
     """Tables and figures of each folder, from its result files (failures are recorded)."""
     from mtl_bench.cv import dataset_for
     from mtl_bench.figures import build_figures
@@ -208,7 +172,9 @@ def _outputs(jobs: list[Job], out: Path, report: Report) -> None:
         specs = three if subdir == THREE_CLASS_DIR else [s for s in DEFAULT_SPECS if s not in three]
         try:
             # As `mtl-bench tables`: a table none of whose methods has a result is not written.
-            tables = build_tables(folder, reference=PROPOSED, table_specs=specs, skip_empty=True)
+            tables = build_tables(
+                folder, reference=PROPOSED, table_specs=specs, skip_empty=True, p_adjust=p_adjust
+            )
             report.tables.update(tables)
         except Exception as e:  # still draw the figures, and report it at the end
             report.failures.append((f"tables of {folder}", f"{type(e).__name__}: {e}"))
@@ -247,6 +213,7 @@ def reproduce(
     overrides: list[str] | tuple[str, ...] = (),
     three_class: bool | None = None,
     keep_checkpoints: bool = False,
+    p_adjust: str = "holm",
     quiet: bool = False,
 ) -> Report:
     """Run the reproduction ``preset`` into ``out`` (default ``results/reproduce-<preset>``) and
@@ -254,6 +221,7 @@ def reproduce(
 
     Bad options, a non-empty ``out`` without ``resume`` and unreadable data raise a one-line
     ValueError/DataError before any training; a method's failure is recorded in the report.
+    ``p_adjust``: the tables' multiple-comparison adjustment (``tables.build_tables``).
     """
     git_commit()  # the code this run imported, recorded in every fold file (read once, now)
     jobs = plan(preset, methods, data=data, overrides=overrides, three_class=three_class)
@@ -263,40 +231,6 @@ def reproduce(
     report = Report(out)
     folds = _prepare(jobs, out, record, quiet)
     _run_jobs(jobs, out, folds, report, keep_checkpoints, quiet)
-    _outputs(jobs, out, report)
+    _outputs(jobs, out, report, p_adjust)
     report.seconds = _seconds(jobs, out)
     return report
-
-
-def run_reproduce(args: argparse.Namespace) -> int:
-    """The CLI handler: run, print the tables (stdout) and a summary (stderr); 1 on failures."""
-    from mtl_bench.cli import enable_compile_cache
-    from mtl_bench.tables import render_markdown
-
-    enable_compile_cache()
-    t0 = time.perf_counter()
-    report = reproduce(
-        args.preset,
-        args.methods,
-        data=args.data,
-        out=args.out,
-        resume=args.resume,
-        overrides=args.overrides,
-        three_class=args.three_class,
-        keep_checkpoints=args.keep_checkpoints,
-        quiet=args.quiet,
-    )
-    if report.tables:
-        print(render_markdown(report.tables))
-    for method, secs in report.seconds.items():
-        log(f"  {method:28s} {secs:7.0f} s", quiet=args.quiet)
-    tables = sorted({str(p) for p in report.out.glob("**/tables")})
-    log(f"tables: {', '.join(tables) or 'none'} (md, tex, csv)", quiet=args.quiet)
-    figures = sorted({str(p.parent) for p in report.figures if p.parent.name == "figures"})
-    log(f"figures: {len(report.figures)} PNG in {', '.join(figures) or '-'}", quiet=args.quiet)
-    log(f"reproduce: {time.perf_counter() - t0:.0f} s in all", quiet=args.quiet)
-    for what, msg in report.failures:
-        log(f"FAILED {what}: {msg}")
-    if report.failures:
-        log(f"{len(report.failures)} failure(s); rerun with --resume after fixing them")
-    return 1 if report.failures else 0
