@@ -269,13 +269,12 @@ def _save_masks(run: FoldRun, path: Path, dataset: Dataset, test_idx, cfg: RunCo
 
 def _duplicate_groups(manifest: FoldManifest, dataset: Dataset) -> np.ndarray:
     """A group id per image: the manifest's duplicate groups share one, others are alone."""
-    groups = np.arange(len(dataset))
-    position = {name: n for n, name in enumerate(dataset.ids)}
-    for group in manifest.duplicate_groups:
-        members = [position[i] for i in group["ids"] if i in position]
-        if members:
-            groups[members] = members[0]
-    return groups
+    from types import SimpleNamespace
+
+    from mtl_bench.data.check import group_index
+
+    groups = [SimpleNamespace(ids=tuple(g["ids"])) for g in manifest.duplicate_groups]
+    return group_index(groups, len(dataset), list(dataset.ids))
 
 
 def _same_pixels(manifest: FoldManifest, cfg: RunConfig) -> bool:
