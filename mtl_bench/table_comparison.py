@@ -126,10 +126,15 @@ def comparison(
         for m in main
         for key in ("pooled", "ci_lo", "ci_hi", "p_images", "p_images_adj", "n_images")
     ]
-    k_ref = None if ref_rows.empty else int(ref_rows["n_folds"].iloc[0])
-    n_tests = 0 if k_ref is None else sum(m != reference for m in run_methods)
-    notes = _comparison_notes(task, reference, k_ref, n_boot, seed, p_adjust, n_tests)
     ran_rows = res[res["method"].isin(run_methods)]
+    # The folds of the table's runs (the reference's; else any method's: one manifest).
+    k = int((ref_rows if not ref_rows.empty else ran_rows)["n_folds"].iloc[0]) if ran else None
+    n_tests = 0 if ref_rows.empty else sum(m != reference for m in run_methods)
+    tested = not ref_rows.empty
+    notes = _comparison_notes(task, reference, k, n_boot, seed, p_adjust, n_tests, tested=tested)
+    raw_frame = pd.DataFrame(raws, columns=raw_cols)
+    for col in [c for c in raw_cols if c.endswith(("n_folds", "n_images"))]:  # 3, not 3.0
+        raw_frame[col] = raw_frame[col].astype("Int64")
     n_classes = max((len(c) for c in ran_rows.get("class_names", [])), default=2)
     if task == "classification" and n_classes > 2:
         notes.append(
@@ -137,19 +142,21 @@ def comparison(
             "of each class against the rest (F1: the mean of the per-class F1s); ACC is the "
             "fraction of images classified right."
         )
-    return Table(spec.name, spec.title, display, pd.DataFrame(raws, columns=raw_cols), notes)
+    return Table(spec.name, spec.title, display, raw_frame, notes)
 
 
 def _comparison_notes(
     task: str,
     reference: str,
-    k_ref: int | None,
+    k: int | None,
     n_boot: int,
     seed: int,
     p_adjust: str,
     n_tests: int,
+    *,
+    tested: bool,
 ) -> list[str]:
-    k = k_ref or 5  # no reference results: the paper's fold count for the Wilcoxon floor
+    models = f"the {k} fold models" if k else "the fold models"
     image_test = (
         "Wilcoxon signed-rank over per-image DC / JSI pairs"
         if task == "segmentation"
@@ -159,8 +166,17 @@ def _comparison_notes(
     pooled = (
         "mean per-image DC / JSI"
         if task == "segmentation"
-        else f"ACC: accuracy; AUC: the AUC of the {k} fold models' scores pooled"
+        else f"ACC: accuracy; AUC: the AUC of {models}' scores pooled"
     )
+    ci = (
+        f"Pooled: the value over the test images of all folds together ({pooled}), which need "
+        f"not equal the Mean ± SD over folds beside it; 95% CI: percentile bootstrap over those "
+        f"images (n_boot={n_boot}, seed={seed}), the uncertainty from the test sample given "
+        f"{models}, not from training."
+    )
+    if not tested:  # no reference results: nothing was tested
+        return [units_note(k), f"No p values: the reference {reference} has no results here.", ci]
+    k = k or 5
     unreachable = ", so it cannot reach 0.05" if stats.min_wilcoxon_p(k) >= 0.05 else ""
     if n_tests == 0:
         adjusted = ""
@@ -174,14 +190,11 @@ def _comparison_notes(
     else:
         adjusted = "p values are not adjusted for multiple comparisons."
     return [
-        units_note(k_ref),
+        units_note(k),
         f"p vs {reference}, two-sided, as folds / images. Folds: Wilcoxon signed-rank over "
         f"paired folds; its smallest attainable p is 2/2^k = {fmt_p(stats.min_wilcoxon_p(k))} "
         f"for k={k}{unreachable}. Images: {image_test}." + (f" {adjusted}" if adjusted else ""),
-        f"* p(images) < 0.05; † p(folds) < 0.05. Pooled: the value over the test images of all "
-        f"folds together ({pooled}), which need not equal the Mean ± SD over folds beside it; "
-        f"95% CI: percentile bootstrap over those images (n_boot={n_boot}, seed={seed}), the "
-        f"uncertainty from the test sample given the {k} trained models, not from training.",
+        f"* p(images) < 0.05; † p(folds) < 0.05. {ci}",
     ]
 
 

@@ -154,7 +154,17 @@ def build_tables(
     if skip_empty:
         skipped = set(empty_tables(results, specs, reference))
         if specs and len(skipped) == len(specs):
-            raise DataError(f"{results_dir}: no method of any table has a fold_K.json result")
+            # Results no table lists (a new method not yet in table_specs.py): say which.
+            unlisted = (
+                f" (results of {', '.join(sorted(have))} are here, but no table lists them: a "
+                "new method goes into mtl_bench/table_specs.py; a variant of the proposed "
+                "model needs --reference)"
+                if have
+                else ""
+            )
+            raise DataError(
+                f"{results_dir}: no method of any table has a fold_K.json result{unlisted}"
+            )
         specs = tuple(s for s in specs if s.name not in skipped)
     problems = [
         msg

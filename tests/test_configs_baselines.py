@@ -146,3 +146,20 @@ def test_encoder_variants_train_with_their_architectures_recipe():
             assert [getattr(got, k) for k in recipe] == [getattr(own, k) for k in recipe], name
     assert config_module_name("unet") == "unet"  # Ronneberger's U-Net has its own
     assert config_module_name("a_future_model") == "default"
+
+
+def test_a_model_without_a_config_module_says_so(monkeypatch, capsys):
+    from mtl_bench import configs, registry
+
+    info = model_info("unet_resnet34")
+    monkeypatch.setitem(
+        registry._REGISTRY, "my_net", registry.ModelInfo("my_net", info.builder, ("mask",),
+                                                         "segmentation", {}, None)
+    )  # fmt: skip
+    configs._warn_default.cache_clear()
+    cfg = get_config("my_net", "smoke")
+    assert cfg.model == "my_net" and cfg.lr == get_config("mtl_resunet", "smoke").lr
+    err = capsys.readouterr().err
+    assert "my_net has no config module (mtl_bench/configs/my_net.py)" in err
+    get_config("my_net", "paper")
+    assert capsys.readouterr().err == ""  # once per method

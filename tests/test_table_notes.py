@@ -1,6 +1,7 @@
 """What a table says beside its numbers: notes on machines, settings and evaluation, and the
 rows of variant runs."""
 
+import pytest
 from fixtures_results import edit_result, write_fixture_results
 from fixtures_tables import cls_spec, seg_spec
 
@@ -88,3 +89,24 @@ def test_variant_runs_get_rows_after_their_method(tmp_path):
     assert t6.at["moon_features@pred", "Note"] == ""  # predicted masks: the image only
     notes = frames["table6"].attrs["notes"]
     assert any("testing 3 methods against mtl_resunet" in n for n in notes)  # uniyal: not run
+
+
+def test_without_reference_results_no_test_is_claimed(tmp_path):
+    write_fixture_results(tmp_path, {"unet": {"tasks": ("mask",)}}, n_folds=2, n_images=12)
+    table = build_tables(tmp_path, formats=("csv",), table_specs=[seg_spec()])["table4"]
+    notes = " ".join(table.attrs["notes"])
+    assert "No p values: the reference mtl_resunet has no results here." in notes
+    assert "2/2^k" not in notes and "Holm" not in notes
+    assert "over the 2 folds" in notes and "given the 2 fold models" in notes  # not the paper's 5
+    csv = (tmp_path / "tables" / "table4.csv").read_text().splitlines()
+    assert csv[1].split(",")[:3] == ["mtl_resunet", "not run", "0"]
+    unet = dict(zip(csv[0].split(","), csv[2].split(","), strict=True))
+    assert unet["DC_n_folds"] == "2" and unet["DC_n_images"] == "12"  # counts, not 2.0
+
+
+def test_results_no_table_lists_are_named(tmp_path):
+    from mtl_bench.data.types import DataError
+
+    write_fixture_results(tmp_path, {"mtl_resunet@add": {}}, n_folds=2, n_images=12)
+    with pytest.raises(DataError, match=r"results of mtl_resunet@add are here, but no table"):
+        build_tables(tmp_path, formats=(), skip_empty=True)
