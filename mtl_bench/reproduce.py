@@ -223,6 +223,10 @@ def reproduce(
     ValueError/DataError before any training; a method's failure is recorded in the report.
     ``p_adjust``: the tables' multiple-comparison adjustment (``tables.build_tables``).
     """
+    from mtl_bench.stats import P_ADJUST
+
+    if p_adjust not in P_ADJUST:  # before any training, not when the tables are built
+        raise ValueError(f"unknown p adjustment {p_adjust!r}: choose {', '.join(P_ADJUST)}")
     git_commit()  # the code this run imported, recorded in every fold file (read once, now)
     jobs = plan(preset, methods, data=data, overrides=overrides, three_class=three_class)
     out = Path(out if out is not None else f"results/reproduce-{preset}")

@@ -2,10 +2,11 @@
 
 Everything here takes plain arrays, so the numbers can be checked against scipy directly.
 Conventions (they go into the table notes):
-- fold level: two-sided Wilcoxon signed-rank test (``scipy.stats.wilcoxon``, exact for small
-  n). With k folds the smallest attainable p is 2 / 2**k: 0.0625 for 5 folds, so a fold-level
-  test on 5 folds can never reach p < 0.05 — the image-level tests carry the significance.
-- image level, segmentation (DC, JSI): Wilcoxon signed-rank over per-image pairs.
+- fold level: two-sided Wilcoxon signed-rank test (``wilcoxon_p``: exact up to 50 nonzero
+  pairs, ties included; scipy's normal approximation beyond). With k folds the smallest
+  attainable p is 2 / 2**k: 0.0625 for 5 folds, so a fold-level test on 5 folds can never reach
+  p < 0.05 — the image-level tests carry the significance.
+- image level, segmentation (DC, JSI): Wilcoxon signed-rank over per-image pairs (the same).
 - image level, classification ACC: exact McNemar test (binomial test on the discordant pairs),
   the paired test for per-image correctness; AUC: paired bootstrap of the AUC difference.
 - CIs: percentile bootstrap over images (seeded ``numpy.random.default_rng``).

@@ -214,7 +214,13 @@ def _p_pair(p_folds: float, p_images: float) -> str:
 
 def _input_note(rows: pd.DataFrame) -> str:
     """A note for a method that saw more at test time than the image (else "")."""
-    sources = {(c.get("model_kwargs") or {}).get("mask_source") for c in rows["config"]}
+    # moon_features' default is the ground truth: a config without the key used it too.
+    sources = {
+        (c.get("model_kwargs") or {}).get(
+            "mask_source", "ground_truth" if c.get("model") == "moon_features" else None
+        )
+        for c in rows["config"]
+    }
     if "ground_truth" in sources:  # moon_features' default, as Moon et al.
         return (
             "classifies each test image's ground-truth lesion mask (mask_source=ground_truth); "

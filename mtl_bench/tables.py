@@ -178,7 +178,9 @@ def build_tables(
         for s in specs
     ]
     for spec, table in zip(specs, tables, strict=True):
-        for note_of in (machines_note, settings_note, evaluation_note):
+        # empty_policy decides which images the segmentation metrics count: nothing else.
+        seg = spec.task == "segmentation"
+        for note_of in (machines_note, settings_note, *([evaluation_note] if seg else [])):
             if (note := note_of(results, spec.compared(reference))) is not None:
                 table.notes.append(note)
     out_dir = Path(results_dir) / "tables"

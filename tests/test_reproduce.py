@@ -185,3 +185,11 @@ def test_a_fold_bar_nests_in_the_reproduce_bar_even_when_quiet(monkeypatch):
     monkeypatch.setattr(progress, "_ACTIVE", [])
     with progress.progress_bar(10, "fold 0", quiet=True) as bar:  # alone and quiet: nothing
         assert bar._p is None
+
+
+def test_a_bad_p_adjustment_is_refused_before_any_work(tmp_path):
+    from mtl_bench.reproduce import reproduce
+
+    with pytest.raises(ValueError, match="unknown p adjustment 'fdr'"):
+        reproduce("smoke", out=tmp_path / "r", p_adjust="fdr", quiet=True)
+    assert not (tmp_path / "r").exists()

@@ -56,6 +56,11 @@ def test_a_table_says_when_methods_were_scored_under_other_evaluation_settings(t
         "Methods were scored under different evaluation settings, so their metrics do not cover "
         'the same images: empty_policy "exclude": fpn, mtl_resunet; "match": unet.'
     )
+    # empty_policy decides only which images segmentation metrics count: no note on Table 6.
+    cls = build_tables(
+        tmp_path, formats=(), table_specs=[cls_spec(methods=("mtl_resunet", "unet"))]
+    )
+    assert not any("evaluation settings" in n for n in cls["table6"].attrs["notes"])
     write_fixture_results(tmp_path, {"unet": {}})  # rerun alike: nothing to say
     notes = build_tables(tmp_path, formats=(), table_specs=[seg_spec()])["table4"].attrs["notes"]
     assert not any("evaluation settings" in n for n in notes)

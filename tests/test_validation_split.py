@@ -51,7 +51,9 @@ def test_cv_hands_the_manifests_duplicate_groups_to_the_split():
     assert groups[0] == groups[2] and len(set(groups.tolist())) == 3  # an unknown id is ignored
 
 
-def test_the_tested_weights_are_the_selected_epochs():
+def test_the_tested_weights_are_the_selected_epochs(monkeypatch):
+    import mtl_bench.fit
+
     data = synth_phantom(32, image_size=32, seed=3, class_set="binary")
     idx = np.random.default_rng(0).permutation(len(data))
     train, test = np.sort(idx[:24]), np.sort(idx[24:])
@@ -60,15 +62,37 @@ def test_the_tested_weights_are_the_selected_epochs():
         image_size=32, epochs=3, batch_size=8, lr=3e-3, lr_decay_every=0, preprocess="none",
         checkpoint_every=0, eval_batch_size=8, val_fraction=0.25, eval_every=1,
     )  # fmt: skip
+    scores = []
+    monkeypatch.setattr(mtl_bench.fit, "_val_score", lambda *a: scores.pop(0))
+    scores[:] = [0.5, 0.9, 0.1]  # epoch 2 is the best of three
     run = fit_fold(cfg, data, train, test, quiet=True)
-    chosen = run.extras["selected_epoch"]
-    assert run.extras["selected_by_validation"] and chosen == _best_epoch(run.curve)
+    assert run.extras["selected_by_validation"] and run.extras["selected_epoch"] == 2
+    assert [r["val_score"] for r in run.curve] == [0.5, 0.9, 0.1]
     assert run.epochs_run == 3 and run.extras["train_images"] == 18
-    # Training stops being the same run only after the chosen epoch: a run of that length
-    # tests the same weights.
-    short = fit_fold(dataclasses.replace(cfg, epochs=chosen), data, train, test, quiet=True)
+    # Training is the same run up to epoch 2: a two-epoch run ends on the weights selected ...
+    scores[:] = [0.5, 0.9]
+    short = fit_fold(dataclasses.replace(cfg, epochs=2), data, train, test, quiet=True)
     for key in run.test_eval:
         np.testing.assert_array_equal(run.test_eval[key], short.test_eval[key])
+    # ... and selecting the last epoch instead tests other weights (the check above can fail).
+    scores[:] = [0.1, 0.5, 0.9]
+    last = fit_fold(cfg, data, train, test, quiet=True)
+    assert last.extras["selected_epoch"] == 3
+    assert any(not np.array_equal(run.test_eval[k], last.test_eval[k]) for k in run.test_eval)
+
+
+def test_run_cv_gives_the_split_the_manifests_groups(monkeypatch, tmp_path):
+    seen = {}
+
+    def spy(cfg, dataset, train_idx, test_idx, **kwargs):
+        seen["groups"] = kwargs.get("groups")
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(cv, "fit_fold", spy)
+    cfg = RunConfig(synthetic_n=24, image_size=32, folds=2, preprocess="none")
+    with pytest.raises(RuntimeError, match="stop here"):
+        cv.run_cv(cfg, tmp_path, folds=[0], quiet=True)
+    assert seen["groups"] is not None and len(seen["groups"]) == 24
 
 
 @pytest.mark.parametrize(
