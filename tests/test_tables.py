@@ -82,7 +82,7 @@ def test_files_written_and_parseable(fx):
     assert "\\toprule" in tex and "\\bottomrule" in tex and tex.count("\\begin{tabular}") == 1
     assert "mtl\\_resunet" in tex and "$\\pm$" in tex and "\\{code\\} \\& 50\\% luck\\_" in tex
     assert "% needs \\usepackage{booktabs}" in tex
-    from mtl_bench.tables import tex_escape
+    from mtl_bench.table_render import tex_escape
 
     assert tex_escape("32², 5 %") == "32$^2$, 5 \\%"  # ASCII only: pdflatex needs no inputenc
     body = tex[tex.index("\\midrule") : tex.index("\\bottomrule")]
