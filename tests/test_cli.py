@@ -162,3 +162,17 @@ def test_output_into_a_closed_pipe_is_no_traceback():
     child.stdout.close()  # nothing will read what it prints
     err = child.stderr.read().decode()
     assert child.wait(timeout=120) == 1 and "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_p_adjust_choices_are_the_statistics_ones():
+    # The CLI lists them literally (stats imports scipy, which the parser should not wait for).
+    from mtl_bench.cli import build_parser
+    from mtl_bench.stats import P_ADJUST
+
+    parser = build_parser()
+    for command in ("tables", "reproduce"):
+        args = parser.parse_args([command, "--p-adjust", "none"])
+        assert args.p_adjust == "none"
+        sub = parser._subparsers._group_actions[0].choices[command]
+        (action,) = [a for a in sub._actions if a.dest == "p_adjust"]
+        assert tuple(action.choices) == P_ADJUST and action.default == P_ADJUST[0]
