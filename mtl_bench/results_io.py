@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mtl_bench.data.folds import load_manifest
 from mtl_bench.data.types import DataError
 
 METRICS: dict[str, tuple[str, ...]] = {
@@ -193,3 +194,16 @@ def per_image(results: pd.DataFrame, method: str) -> pd.DataFrame:
     if not dup.empty:
         raise DataError(f"{method}: image id {dup.iloc[0]!r} appears in more than one test fold")
     return out
+
+
+def duplicate_groups(results_dir: str | Path) -> dict[str, dict[str, int]]:
+    """{fold manifest hash: {image id: duplicate group number}} from ``results_dir/folds.json``,
+    the manifest ``cv`` writes beside its results ({} when there is none; a DataError names a
+    broken one). Only images in a multi-member group are listed; {hash: {}} means the manifest
+    found no near duplicates."""
+    path = Path(results_dir) / "folds.json"
+    if not path.is_file():
+        return {}
+    manifest = load_manifest(path)
+    ids = {i: g for g, group in enumerate(manifest.duplicate_groups) for i in group["ids"]}
+    return {manifest.hash(): ids}

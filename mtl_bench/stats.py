@@ -1,4 +1,4 @@
-"""Paired significance tests and percentile-bootstrap confidence intervals for the tables.
+"""Paired significance tests, AUC and the multiple-comparison adjustment for the tables.
 
 Everything here takes plain arrays, so the numbers can be checked against scipy directly.
 Conventions (they go into the table notes):
@@ -8,19 +8,17 @@ Conventions (they go into the table notes):
   p < 0.05 — the image-level tests carry the significance.
 - image level, segmentation (DC, JSI): Wilcoxon signed-rank over per-image pairs (the same).
 - image level, classification ACC: exact McNemar test (binomial test on the discordant pairs),
-  the paired test for per-image correctness; AUC: paired bootstrap of the AUC difference.
-- CIs: percentile bootstrap over images (seeded ``numpy.random.default_rng``).
+  the paired test for per-image correctness; AUC: paired bootstrap of the AUC difference
+  (``bootstrap``, which also gives the CIs).
+- near-duplicate images count as one unit (``image_stats``): segmentation pairs their mean,
+  ACC takes the clustered McNemar test (``clustered_mcnemar_p``), the bootstrap draws groups.
 - multiple comparisons: a table compares one reference with many methods, so its p values are
   Holm-adjusted (``adjust_p``) within the table, per metric and per test level, by default.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-
 import numpy as np
-import pandas as pd
 from scipy import stats as sps
 
 P_ADJUST = ("holm", "none")
@@ -116,6 +114,26 @@ def mcnemar_p(correct_a, correct_b) -> float:
     return float(sps.binomtest(only_a, only_a + only_b, 0.5).pvalue)
 
 
+def clustered_mcnemar_p(correct_a, correct_b, groups) -> float:
+    """Two-sided McNemar p for paired correctness when images come in groups (near duplicates).
+
+    Durkalski et al. (2003, Stat. Med. 22:2417): with d_g = (#a right, b wrong) - (#a wrong,
+    b right) in group g, X^2 = (sum d_g)^2 / sum d_g^2 against chi-square with 1 df. With one
+    image per group it is McNemar's chi-square without continuity correction; 1 if no discord.
+    """
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    codes = np.asarray(groups)
+    if not a.shape == b.shape == codes.shape:
+        raise ValueError(
+            f"paired samples and groups differ in shape: {a.shape}, {b.shape}, {codes.shape}"
+        )
+    _, codes = np.unique(codes, return_inverse=True)
+    d = np.bincount(codes, weights=(a & ~b).astype(float) - (~a & b).astype(float))
+    if not np.any(d):
+        return 1.0
+    return float(sps.chi2.sf(d.sum() ** 2 / np.sum(d**2), df=1))
+
+
 def auc_batch(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """ROC AUC of each row of ``scores`` (B, n) against binary ``labels`` (B, n); NaN if one class.
 
@@ -147,126 +165,3 @@ def auc_from_probs(prob: np.ndarray, labels: np.ndarray, idx: np.ndarray | None 
     with np.errstate(invalid="ignore"):
         out = np.mean(per_class, axis=0)
     return float(out[0]) if single else out
-
-
-def resample_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, n) indices drawn with replacement, reproducible for a given seed."""
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-
-
-def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of bootstrap ``samples``; resamples that gave NaN are left out."""
-    samples = np.asarray(samples, dtype=float)
-    samples = samples[np.isfinite(samples)]
-    if samples.size == 0:
-        return float("nan"), float("nan")
-    tail = (1 - level) / 2 * 100
-    lo, hi = np.percentile(samples, [tail, 100 - tail])
-    return float(lo), float(hi)
-
-
-def bootstrap_ci(
-    statistic: Callable[[np.ndarray], np.ndarray],
-    n: int,
-    *,
-    n_boot: int = 1000,
-    seed: int = 0,
-    level: float = 0.95,
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of ``statistic(idx) -> (n_boot,)`` over ``n`` items (images)."""
-    if n == 0:
-        return float("nan"), float("nan")
-    return percentile_ci(statistic(resample_indices(n, n_boot, seed)), level)
-
-
-def mean_ci(values, *, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """Bootstrap CI of the mean of ``values`` (NaN entries dropped first)."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    return bootstrap_ci(lambda idx: v[idx].mean(axis=1), v.size, n_boot=n_boot, seed=seed)
-
-
-def paired_bootstrap_p(
-    stat_a: Callable[[np.ndarray], np.ndarray],
-    stat_b: Callable[[np.ndarray], np.ndarray],
-    n: int,
-    *,
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> float:
-    """Two-sided paired bootstrap p for stat_a - stat_b, both evaluated on the same resamples.
-
-    p = 2 (1 + min(#{d <= 0}, #{d >= 0})) / (B + 1), capped at 1, over the B resamples with a
-    finite difference: the add-one form never reports 0, so its smallest value, 2 / (B + 1),
-    says how far n_boot resamples can resolve (and a multiple-comparison adjustment can act).
-    """
-    if n == 0:
-        return float("nan")
-    idx = resample_indices(n, n_boot, seed)
-    d = np.asarray(stat_a(idx), dtype=float) - np.asarray(stat_b(idx), dtype=float)
-    d = d[np.isfinite(d)]
-    if d.size == 0:
-        return float("nan")
-    tail = min(int(np.sum(d <= 0)), int(np.sum(d >= 0)))
-    return float(min(1.0, 2 * (1 + tail) / (d.size + 1)))
-
-
-def image_level(
-    metric: str,
-    task: str,
-    img: pd.DataFrame,
-    ref_img: pd.DataFrame | None,
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> dict[str, float]:
-    """Image-level statistics of one main metric of a method, from ``per_image`` frames.
-
-    Returns n_images, the value over all of ``img``'s images pooled (``pooled``), its bootstrap
-    CI (ci_lo, ci_hi) and p_images, the paired p against ``ref_img`` on the images both have
-    (NaN when ``ref_img`` is None: no test). Segmentation DC/JSI: mean per-image value, Wilcoxon;
-    ACC: accuracy, McNemar; AUC: the AUC of the pooled scores, paired bootstrap. A pooled value
-    is not the mean over folds (folds differ in size; an AUC of scores pooled from k models is
-    not the mean of their AUCs).
-    """
-    out = {"p_images": math.nan}
-    if task == "segmentation" or metric == "ACC":
-        col = metric if task == "segmentation" else "correct"
-        vals = img[col].to_numpy(float) if col in img else np.array([])
-        out["n_images"] = float(np.isfinite(vals).sum())
-        out["pooled"] = float(vals[np.isfinite(vals)].mean()) if out["n_images"] else math.nan
-        out["ci_lo"], out["ci_hi"] = mean_ci(vals, n_boot=n_boot, seed=seed)
-        if ref_img is not None and col in ref_img and col in img:
-            pair = ref_img[["id", col]].merge(img[["id", col]], on="id").dropna()
-            a, b = pair[f"{col}_x"].to_numpy(float), pair[f"{col}_y"].to_numpy(float)
-            test = wilcoxon_p if task == "segmentation" else mcnemar_p
-            out["p_images"] = test(a, b)
-        return out
-
-    def auc_of(frame: pd.DataFrame, cols: list[str]):
-        probs, labels = frame[cols].to_numpy(float), frame["label"].to_numpy(int)
-        return lambda idx: auc_from_probs(probs, labels, idx)
-
-    cols = [c for c in img if c.startswith("prob_")]
-    img = img.dropna(subset=["label"]) if cols else img.iloc[:0]
-    out["n_images"] = float(len(img))
-    everything = np.arange(len(img))[None]  # one "resample": the pooled images themselves
-    out["pooled"] = float(auc_of(img, cols)(everything)[0]) if len(img) else math.nan
-    out["ci_lo"], out["ci_hi"] = bootstrap_ci(auc_of(img, cols), len(img), n_boot=n_boot, seed=seed)
-    ref_cols = [] if ref_img is None else [c for c in ref_img if c.startswith("prob_")]
-    if ref_cols and len(img):
-        ref_part = ref_img[["id", "label", *ref_cols]].rename(columns=lambda c: f"{c}_ref")
-        pair = ref_part.merge(
-            img[["id", "label", *cols]].rename(columns=lambda c: f"{c}_oth"),
-            left_on=["id_ref", "label_ref"],
-            right_on=["id_oth", "label_oth"],
-        ).rename(columns={"label_ref": "label"})
-        out["p_images"] = paired_bootstrap_p(
-            auc_of(pair, [f"{c}_ref" for c in ref_cols]),
-            auc_of(pair, [f"{c}_oth" for c in cols]),
-            len(pair),
-            n_boot=n_boot,
-            seed=seed,
-        )
-    return out

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from mtl_bench import stats
+from mtl_bench import image_stats, stats
 from mtl_bench.results_io import per_image
 from mtl_bench.table_kinds import (
     DASH,
@@ -41,19 +41,25 @@ def comparison(
     n_boot: int,
     seed: int,
     p_adjust: str = "holm",
+    duplicates: dict[str, dict[str, int]] | None = None,
 ) -> Table:
     """One row per method: Mean ± SD per metric, CIs and paired p vs ``reference``.
 
     The table tests every method against one reference, so its p values (and the * / † marks)
     are adjusted for that (``stats.adjust_p``): per metric and test level, over the methods
     with a test in this table. The CSV keeps both the unadjusted (``_p_folds``, ``_p_images``)
-    and the adjusted values (``_adj``).
+    and the adjusted values (``_adj``). ``duplicates``: {fold manifest hash: {image id: group}}
+    (``results_io.duplicate_groups``); a group's images are one unit at image level.
     """
     cols, main, task = spec.columns, spec.main, spec.task
     ref_rows = res[res["method"] == reference]
     ref_img = per_image(res, reference)
+    listed = res[res["method"].isin(spec.row_methods(reference))]
+    hashes = listed["fold_manifest_hash"].unique()  # one (build_tables checks), or none ran
+    groups = None if duplicates is None or len(hashes) != 1 else duplicates.get(hashes[0])
     # First every test, then the adjustment (it needs the whole family), then the cells.
     found: list[tuple[str, dict | None]] = []
+    tested_ids: set[str] = set()
     for method in spec.row_methods(reference):
         rows = res[res["method"] == method]
         if rows.empty:
@@ -67,10 +73,11 @@ def comparison(
                 pair = pd.concat([fold_values(ref_rows, task, m), vals[m]], axis=1, join="inner")
                 p_f[m] = stats.wilcoxon_p(pair.iloc[:, 0], pair.iloc[:, 1])
         img = per_image(res, method)
+        test_ref = None if is_ref else ref_img
         st = {
-            m: stats.image_level(m, task, img, None if is_ref else ref_img, n_boot, seed)
-            for m in main
+            m: image_stats.image_level(m, task, img, test_ref, n_boot, seed, groups) for m in main
         }
+        tested_ids.update(img["id"])
         found.append((method, {"rows": rows, "vals": vals, "p_f": p_f, "st": st}))
     ran = [f for _, f in found if f is not None]
     run_methods = [m for m, f in found if f is not None]
@@ -131,7 +138,22 @@ def comparison(
     k = int((ref_rows if not ref_rows.empty else ran_rows)["n_folds"].iloc[0]) if ran else None
     n_tests = 0 if ref_rows.empty else sum(m != reference for m in run_methods)
     tested = not ref_rows.empty
-    notes = _comparison_notes(task, reference, k, n_boot, seed, p_adjust, n_tests, tested=tested)
+    table_ids = pd.DataFrame({"id": sorted(tested_ids)})
+    n_groups, n_grouped = image_stats.duplicate_units(table_ids, groups)
+    notes = _comparison_notes(
+        task, reference, k, n_boot, seed, p_adjust, n_tests, tested=tested, grouped=n_groups > 0
+    )
+    if n_groups:
+        notes.append(
+            f"{n_grouped} test images fall in {n_groups} near-duplicate groups (the fold "
+            "manifest's duplicate_groups): each group is one unit in the image-level tests and CIs."
+        )
+    elif groups is None and len(hashes) == 1:
+        notes.append(
+            "No fold manifest (folds.json) of these results beside them: near-duplicate test "
+            "images, if the data has any, count as independent images in the CIs and image-level "
+            "tests."
+        )
     raw_frame = pd.DataFrame(raws, columns=raw_cols)
     for col in [c for c in raw_cols if c.endswith(("n_folds", "n_images"))]:  # 3, not 3.0
         raw_frame[col] = raw_frame[col].astype("Int64")
@@ -155,14 +177,23 @@ def _comparison_notes(
     n_tests: int,
     *,
     tested: bool,
+    grouped: bool = False,
 ) -> list[str]:
     models = f"the {k} fold models" if k else "the fold models"
-    image_test = (
-        "Wilcoxon signed-rank over per-image DC / JSI pairs"
-        if task == "segmentation"
-        else f"exact McNemar on per-image correctness (ACC), paired bootstrap (n_boot={n_boot}) "
-        f"of the AUC difference (AUC; its smallest p is 2/(n_boot+1) = {fmt_p(2 / (n_boot + 1))})"
-    )
+    if task == "segmentation":
+        image_test = "Wilcoxon signed-rank over per-image DC / JSI pairs" + (
+            " (a near-duplicate group's means as one pair)" if grouped else ""
+        )
+    else:
+        mcnemar = (
+            "clustered McNemar (Durkalski et al. 2003, near-duplicate groups as clusters)"
+            if grouped
+            else "exact McNemar"
+        )
+        image_test = (
+            f"{mcnemar} on per-image correctness (ACC), paired bootstrap (n_boot={n_boot}) of the "
+            f"AUC difference (AUC; its smallest p is 2/(n_boot+1) = {fmt_p(2 / (n_boot + 1))})"
+        )
     pooled = (
         "mean per-image DC / JSI"
         if task == "segmentation"
@@ -171,7 +202,8 @@ def _comparison_notes(
     ci = (
         f"Pooled: the value over the test images of all folds together ({pooled}), which need "
         f"not equal the Mean ± SD over folds beside it; 95% CI: percentile bootstrap over those "
-        f"images (n_boot={n_boot}, seed={seed}), the uncertainty from the test sample given "
+        f"images ({'whole near-duplicate groups drawn, ' if grouped else ''}"
+        f"n_boot={n_boot}, seed={seed}), the uncertainty from the test sample given "
         f"{models}, not from training."
     )
     if not tested:  # no reference results: nothing was tested

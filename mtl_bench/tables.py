@@ -24,6 +24,7 @@ from mtl_bench import table_comparison, table_hyperparams, table_kinds
 from mtl_bench.data.types import DataError
 from mtl_bench.results_io import (
     check_same_manifest,
+    duplicate_groups,
     load_results,
     per_image,
 )
@@ -57,12 +58,16 @@ def build_table(
     n_boot: int = 1000,
     seed: int = 0,
     p_adjust: str = "holm",
+    duplicates: dict[str, dict[str, int]] | None = None,
 ) -> Table:
     """Build one table from loaded ``results`` (see ``load_results``); writes nothing.
 
     ``reference`` is the build's reference method; a spec with its own ``reference`` (the
     three-class table) resolves it from this one. ``p_adjust``: how a comparison table adjusts
     its p values for testing many methods against the reference (``stats.P_ADJUST``).
+    ``duplicates`` (``results_io.duplicate_groups``: the near-duplicate images of each fold
+    manifest, by its hash) makes each group one unit in the image-level statistics
+    (``image_stats``); None, or no entry for the table's manifest, says so in a note.
     """
     # Resolve the spec's own reference once; the builders then see a single reference method.
     reference = spec.reference_for(reference)
@@ -70,7 +75,9 @@ def build_table(
     if spec.kind == "per_fold":
         return table_kinds.per_fold(spec, results, reference)
     if spec.kind == "comparison":
-        return table_comparison.comparison(spec, results, reference, n_boot, seed, p_adjust)
+        return table_comparison.comparison(
+            spec, results, reference, n_boot, seed, p_adjust, duplicates
+        )
     return table_hyperparams.hyperparams(spec, results, reference)
 
 
@@ -174,8 +181,17 @@ def build_tables(
     ]
     if problems:
         raise DataError("; ".join(problems) + " (methods in one table must share a fold manifest)")
+    duplicates = duplicate_groups(results_dir)  # near-duplicate images: one unit each
     tables = [
-        build_table(s, results, reference=reference, n_boot=n_boot, seed=seed, p_adjust=p_adjust)
+        build_table(
+            s,
+            results,
+            reference=reference,
+            n_boot=n_boot,
+            seed=seed,
+            p_adjust=p_adjust,
+            duplicates=duplicates,
+        )
         for s in specs
     ]
     for spec, table in zip(specs, tables, strict=True):

@@ -88,6 +88,7 @@ def write_fixture_results(
     seed: int = 0,
     class_names: tuple[str, ...] = BINARY,
     curve_epochs: int = 0,
+    duplicate_groups: list[list[str]] | None = None,
 ) -> dict[str, dict[int, dict]]:
     """Write result files and return them as {method: {fold: record}} (the numbers written).
 
@@ -95,6 +96,8 @@ def write_fixture_results(
     tasks (("mask", "label")), family, folds (which folds to write; default all),
     manifest_hash, config (overrides), class_names. A plain list uses the defaults.
     ``curve_epochs`` > 0 also writes ``fold_<K>_curve.csv`` learning curves of that length.
+    ``duplicate_groups`` (lists of ids, each inside one fold; [] for none) also writes the fold
+    manifest ``ROOT/folds.json`` naming them, whose hash the results then carry.
     """
     root = Path(root)
     methods = {m: {} for m in methods} if not isinstance(methods, Mapping) else dict(methods)
@@ -102,6 +105,11 @@ def write_fixture_results(
     base_labels = data_rng.permutation(np.arange(n_images) % len(class_names))
     fold_of = np.arange(n_images) % n_folds
     default_hash = hashlib.sha256(f"fixture-folds-{n_folds}-{n_images}-{seed}".encode()).hexdigest()
+    if duplicate_groups is not None:
+        ids = [f"{class_names[y]}/img_{i:03d}" for i, y in enumerate(base_labels)]
+        default_hash = _write_manifest(
+            root, ids, base_labels, fold_of, class_names, duplicate_groups
+        )
     written: dict[str, dict[int, dict]] = {}
     for method, opt in methods.items():
         names = tuple(opt.get("class_names", class_names))
@@ -166,6 +174,23 @@ def write_fixture_results(
                 _write_curve(path.with_name(f"fold_{fold}_curve.csv"), curve_epochs, rng)
             written[method][fold] = record
     return written
+
+
+def _write_manifest(root, ids, labels, fold_of, class_names, groups) -> str:
+    """Write ROOT/folds.json for the fixture's folds with ``groups`` as near duplicates."""
+    from mtl_bench.data.folds import FoldManifest, write_manifest
+
+    k = int(fold_of.max()) + 1
+    manifest = FoldManifest(
+        k=k, seed=0, class_set="binary" if len(class_names) == 2 else "three_class",
+        class_names=tuple(class_names),
+        fold_ids=[[ids[i] for i in np.flatnonzero(fold_of == f)] for f in range(k)],
+        fold_labels=[labels[fold_of == f].tolist() for f in range(k)],
+        fingerprint=hashlib.sha256(b"fixture-data").hexdigest(),
+        duplicate_groups=[{"ids": list(g), "kind": "near", "cross_class": False} for g in groups],
+    )  # fmt: skip
+    write_manifest(manifest, Path(root) / "folds.json")
+    return manifest.hash()
 
 
 def edit_result(root: str | Path, method: str, folds: Iterable[int], change) -> None:

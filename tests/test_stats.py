@@ -8,7 +8,7 @@ from fixtures_results import write_fixture_results
 from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
-from mtl_bench import stats
+from mtl_bench import bootstrap, image_stats, stats
 from mtl_bench.results_io import load_results, per_image
 
 
@@ -23,30 +23,32 @@ def images(tmp_path_factory):
 
 def test_image_level_segmentation_ci_and_wilcoxon(images):
     ref, other = images
-    st = stats.image_level("DC", "segmentation", other, ref, n_boot=300, seed=3)
+    st = image_stats.image_level("DC", "segmentation", other, ref, n_boot=300, seed=3)
     assert st["ci_lo"] < other["DC"].mean() < st["ci_hi"] and st["n_images"] == 40
-    assert st == stats.image_level("DC", "segmentation", other, ref, n_boot=300, seed=3)
-    moved = stats.image_level("DC", "segmentation", other, ref, n_boot=300, seed=4)
+    assert st == image_stats.image_level("DC", "segmentation", other, ref, n_boot=300, seed=3)
+    moved = image_stats.image_level("DC", "segmentation", other, ref, n_boot=300, seed=4)
     assert (moved["ci_lo"], moved["ci_hi"]) != (st["ci_lo"], st["ci_hi"])
     pair = ref.merge(other, on="id")  # paired by image id, not by row order
     assert st["p_images"] == pytest.approx(sps.wilcoxon(pair["DC_x"], pair["DC_y"]).pvalue)
-    assert np.isnan(stats.image_level("JSI", "segmentation", ref, None, n_boot=10)["p_images"])
+    assert np.isnan(
+        image_stats.image_level("JSI", "segmentation", ref, None, n_boot=10)["p_images"]
+    )
     assert st["pooled"] == pytest.approx(other["DC"].mean())  # the value the CI surrounds
 
 
 def test_image_level_classification_mcnemar_and_auc(images):
     ref, other = images
-    acc = stats.image_level("ACC", "classification", other, ref, n_boot=300)
+    acc = image_stats.image_level("ACC", "classification", other, ref, n_boot=300)
     pair = ref.merge(other, on="id")
     a, b = pair["correct_x"].astype(bool), pair["correct_y"].astype(bool)
     n_a, n_b = int((a & ~b).sum()), int((~a & b).sum())
     assert acc["p_images"] == pytest.approx(sps.binomtest(n_a, n_a + n_b, 0.5).pvalue)
     assert acc["ci_lo"] <= other["correct"].mean() <= acc["ci_hi"]
-    auc = stats.image_level("AUC", "classification", other, ref, n_boot=300)
+    auc = image_stats.image_level("AUC", "classification", other, ref, n_boot=300)
     pooled = roc_auc_score(other["label"].astype(int), other["prob_1"])
     assert auc["ci_lo"] <= pooled <= auc["ci_hi"] and 0 < auc["p_images"] <= 1
     assert auc["pooled"] == pytest.approx(pooled) and acc["pooled"] == other["correct"].mean()
-    assert stats.image_level("AUC", "classification", ref, ref, n_boot=50)["p_images"] == 1.0
+    assert image_stats.image_level("AUC", "classification", ref, ref, n_boot=50)["p_images"] == 1.0
 
 
 def test_stats_helpers_against_references():
@@ -60,12 +62,14 @@ def test_stats_helpers_against_references():
     assert stats.wilcoxon_p([0.1, np.nan, 0.3, 0.2], [0.2, 0.5, 0.1, 0.4]) == pytest.approx(
         sps.wilcoxon([0.1, 0.3, 0.2], [0.2, 0.1, 0.4]).pvalue
     )
-    same = stats.paired_bootstrap_p(lambda i: s[i].mean(1), lambda i: s[i].mean(1), 50, n_boot=50)
+    same = bootstrap.paired_bootstrap_p(
+        lambda i: s[i].mean(1), lambda i: s[i].mean(1), 50, n_boot=50
+    )
     assert same == 1.0
-    lo, hi = stats.mean_ci(s, n_boot=500, seed=0)
-    assert lo < s.mean() < hi and (lo, hi) == stats.mean_ci(s, n_boot=500, seed=0)
+    lo, hi = bootstrap.mean_ci(s, n_boot=500, seed=0)
+    assert lo < s.mean() < hi and (lo, hi) == bootstrap.mean_ci(s, n_boot=500, seed=0)
     with pytest.raises(ValueError, match="n_boot"):
-        stats.mean_ci(s, n_boot=0)
+        bootstrap.mean_ci(s, n_boot=0)
 
 
 def test_mcnemar_refuses_unpaired_samples():
@@ -120,6 +124,6 @@ def test_wilcoxon_is_exact_with_ties_and_never_below_its_floor():
 
 def test_paired_bootstrap_p_is_never_zero():
     s = np.random.default_rng(3).random(40)
-    one_side = stats.paired_bootstrap_p(lambda i: s[i].mean(1) + 1, lambda i: s[i].mean(1), 40)
+    one_side = bootstrap.paired_bootstrap_p(lambda i: s[i].mean(1) + 1, lambda i: s[i].mean(1), 40)
     assert one_side == pytest.approx(2 / 1001)  # every resample favours a: 2 / (B + 1)
     assert stats.adjust_p([one_side, 0.5])[0] == pytest.approx(4 / 1001)  # Holm can act on it
