@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import pandas as pd
+
+from mtl_bench.stats import group_codes
 
 
 def resample_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
@@ -28,12 +29,13 @@ Resamples = np.ndarray | list  # (B, n) index array, or B index arrays of varyin
 def resample_groups(groups, n_boot: int, seed: int) -> Resamples:
     """Cluster-bootstrap resamples: whole groups drawn with replacement, their members kept.
 
-    ``groups``: (n,) group key per item. Groups are numbered in order of first member and G of
-    them drawn per resample; the result lists each resample's item indices (lengths vary). If
+    ``groups``: (n,) group key per item (``stats.group_codes``). Groups are numbered in order of
+    first member and G of them drawn per resample; the result lists each resample's item
+    indices (lengths vary). If
     every group is one item, the (n_boot, n) array of ``resample_indices(n, n_boot, seed)``
     comes back: the same draws, so data without duplicates keeps its image-level numbers.
     """
-    codes = pd.factorize(np.asarray(groups, dtype=object), sort=False)[0]
+    codes = group_codes(groups)
     n_groups = int(codes.max()) + 1 if codes.size else 0
     if n_groups == codes.size:  # singletons, numbered in item order: group g is item g
         return resample_indices(codes.size, n_boot, seed)
@@ -97,7 +99,7 @@ def mean_ci(values, *, n_boot: int = 1000, seed: int = 0, groups=None) -> tuple[
     if groups is not None and len(groups) != v.size:
         raise ValueError(f"groups has {len(groups)} keys for {v.size} items")
     keep = np.isfinite(v)
-    g = None if groups is None else np.asarray(groups, dtype=object)[keep]
+    g = None if groups is None else group_codes(groups)[keep]
     v = v[keep]
     return bootstrap_ci(lambda i: v[i].mean(axis=1), v.size, n_boot=n_boot, seed=seed, groups=g)
 

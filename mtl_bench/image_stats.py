@@ -5,9 +5,11 @@ BUSI holds near-duplicate images (crops and re-exports of one scan: the fold man
 they are still not independent: a bootstrap that draws images one by one, or a test that counts
 each image as a pair, takes a lesion saved three times for three lesions, and its CIs come out
 too narrow and its p values too small. Here a group is one unit: the bootstraps draw whole groups
-(a cluster bootstrap), the segmentation test pairs each group's mean DC / JSI, and ACC takes the
-clustered McNemar test of Durkalski et al. (2003). Images in no group are their own unit, and
-where no test image shares a group every number is the image-level one exactly (the same draws).
+(a cluster bootstrap), the segmentation test pairs each group's mean DC / JSI, and ACC's exact
+McNemar test flips whole groups (``stats.clustered_mcnemar_p``). Images in no group are their
+own unit, and where no test image shares a group every number is the image-level one exactly
+(the same draws). A group's mean is one Wilcoxon pair, so the test weighs groups equally while
+the pooled value weighs images equally (BUSI's groups hold 2-3 images).
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ def duplicate_units(img: pd.DataFrame, groups: Mapping[str, int] | None) -> tupl
     return len(sizes), int(sizes.sum())
 
 
+def _n_units(units: np.ndarray | None, used: np.ndarray, n_images: float) -> float:
+    return n_images if units is None else float(len(set(units[used])))
+
+
 def image_level(
     metric: str,
     task: str,
@@ -51,9 +57,10 @@ def image_level(
 ) -> dict[str, float]:
     """Image-level statistics of one main metric of a method, from ``per_image`` frames.
 
-    Returns n_images, the value over all of ``img``'s images pooled (``pooled``), its bootstrap
-    CI (ci_lo, ci_hi) and p_images, the paired p against ``ref_img`` on the images both have
-    (NaN when ``ref_img`` is None: no test). Segmentation DC/JSI: mean per-image value, Wilcoxon;
+    Returns n_images, n_units (the units among them: a near-duplicate group counts once), the
+    value over all of ``img``'s images pooled (``pooled``), its bootstrap CI (ci_lo, ci_hi) and
+    p_images, the paired p against ``ref_img`` on the images both have (NaN when ``ref_img`` is
+    None: no test). Segmentation DC/JSI: mean per-image value, Wilcoxon;
     ACC: accuracy, McNemar; AUC: the AUC of the pooled scores, paired bootstrap. A pooled value
     is not the mean over folds (folds differ in size; an AUC of scores pooled from k models is
     not the mean of their AUCs). ``groups`` (image id -> duplicate group number, from the fold
@@ -66,6 +73,7 @@ def image_level(
         out["n_images"] = float(np.isfinite(vals).sum())
         out["pooled"] = float(vals[np.isfinite(vals)].mean()) if out["n_images"] else math.nan
         units = unit_keys(img["id"], groups) if len(vals) else None
+        out["n_units"] = _n_units(units, np.isfinite(vals), out["n_images"])
         out["ci_lo"], out["ci_hi"] = bootstrap.mean_ci(vals, n_boot=n_boot, seed=seed, groups=units)
         if ref_img is not None and col in ref_img and col in img:
             pair = ref_img[["id", col]].merge(img[["id", col]], on="id").dropna()
@@ -73,11 +81,11 @@ def image_level(
             units = unit_keys(pair["id"], groups)
             if task == "segmentation":
                 if units is not None:  # one pair per unit: its images' mean
-                    codes = pd.factorize(units)[0]
+                    codes = stats.group_codes(units)
                     a, b = (np.bincount(codes, v) / np.bincount(codes) for v in (a, b))
                 out["p_images"] = stats.wilcoxon_p(a, b)
             elif units is not None:
-                out["p_images"] = stats.clustered_mcnemar_p(a, b, pd.factorize(units)[0])
+                out["p_images"] = stats.clustered_mcnemar_p(a, b, units)
             else:
                 out["p_images"] = stats.mcnemar_p(a, b)
         return out
@@ -89,10 +97,12 @@ def image_level(
     cols = [c for c in img if c.startswith("prob_")]
     img = img.dropna(subset=["label"]) if cols else img.iloc[:0]
     out["n_images"] = float(len(img))
+    units = unit_keys(img["id"], groups)
+    out["n_units"] = _n_units(units, np.ones(len(img), bool), out["n_images"])
     everything = np.arange(len(img))[None]  # one "resample": the pooled images themselves
     out["pooled"] = float(auc_of(img, cols)(everything)[0]) if len(img) else math.nan
     out["ci_lo"], out["ci_hi"] = bootstrap.bootstrap_ci(
-        auc_of(img, cols), len(img), n_boot=n_boot, seed=seed, groups=unit_keys(img["id"], groups)
+        auc_of(img, cols), len(img), n_boot=n_boot, seed=seed, groups=units
     )
     ref_cols = [] if ref_img is None else [c for c in ref_img if c.startswith("prob_")]
     if ref_cols and len(img):

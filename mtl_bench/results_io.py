@@ -205,5 +205,13 @@ def duplicate_groups(results_dir: str | Path) -> dict[str, dict[str, int]]:
     if not path.is_file():
         return {}
     manifest = load_manifest(path)
-    ids = {i: g for g, group in enumerate(manifest.duplicate_groups) for i in group["ids"]}
+    ids: dict[str, int] = {}
+    for g, group in enumerate(manifest.duplicate_groups):
+        # The hash does not cover the groups (they do not decide the folds): check them here.
+        members = group.get("ids") if isinstance(group, dict) else None
+        if not isinstance(members, list) or not all(isinstance(i, str) for i in members):
+            raise DataError(f"{path}: duplicate_groups[{g}] is not {{'ids': [image ids], ...}}")
+        for i in members:
+            if ids.setdefault(i, g) != g:
+                raise DataError(f"{path}: image {i!r} is in two duplicate groups ({ids[i]}, {g})")
     return {manifest.hash(): ids}

@@ -11,7 +11,7 @@ Conventions (they go into the table notes):
   the paired test for per-image correctness; AUC: paired bootstrap of the AUC difference
   (``bootstrap``, which also gives the CIs).
 - near-duplicate images count as one unit (``image_stats``): segmentation pairs their mean,
-  ACC takes the clustered McNemar test (``clustered_mcnemar_p``), the bootstrap draws groups.
+  ACC's exact McNemar flips whole groups (``clustered_mcnemar_p``), the bootstrap draws groups.
 - multiple comparisons: a table compares one reference with many methods, so its p values are
   Holm-adjusted (``adjust_p``) within the table, per metric and per test level, by default.
 """
@@ -19,6 +19,7 @@ Conventions (they go into the table notes):
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy import stats as sps
 
 P_ADJUST = ("holm", "none")
@@ -114,24 +115,46 @@ def mcnemar_p(correct_a, correct_b) -> float:
     return float(sps.binomtest(only_a, only_a + only_b, 0.5).pvalue)
 
 
-def clustered_mcnemar_p(correct_a, correct_b, groups) -> float:
-    """Two-sided McNemar p for paired correctness when images come in groups (near duplicates).
+def group_codes(groups) -> np.ndarray:
+    """(n,) int code per item of ``groups`` (any hashable keys: ints, strings, tuples),
+    numbered in order of first appearance; a ValueError names a missing (None / NaN) key."""
+    codes = pd.factorize(pd.Series(list(groups), dtype=object), sort=False)[0]
+    if (codes < 0).any():
+        raise ValueError(f"groups: item {int(np.argmax(codes < 0))} has no group key (None/NaN)")
+    return codes
 
-    Durkalski et al. (2003, Stat. Med. 22:2417): with d_g = (#a right, b wrong) - (#a wrong,
-    b right) in group g, X^2 = (sum d_g)^2 / sum d_g^2 against chi-square with 1 df. With one
-    image per group it is McNemar's chi-square without continuity correction; 1 if no discord.
+
+def clustered_mcnemar_p(correct_a, correct_b, groups) -> float:
+    """Exact two-sided McNemar p for paired correctness when images come in groups (near
+    duplicates), each group one unit; 1 if no discord.
+
+    With d_g = #(a right, b wrong) - #(a wrong, b right) in group g, under the null each group's
+    a/b labels are exchangeable, so every d_g keeps its size and flips its sign with probability
+    1/2: p = P(|sum s_g |d_g|| >= |sum d_g|), counted exactly over the sign patterns. This is the
+    randomisation form of Durkalski et al.'s (2003, Stat. Med. 22:2417) clustered McNemar
+    statistic (sum d_g)^2 / sum d_g^2, whose denominator the flips leave unchanged; with one
+    image per group it is the exact McNemar test (``mcnemar_p``).
     """
     a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
-    codes = np.asarray(groups)
-    if not a.shape == b.shape == codes.shape:
+    if not a.shape == b.shape == (len(groups),):
         raise ValueError(
-            f"paired samples and groups differ in shape: {a.shape}, {b.shape}, {codes.shape}"
+            f"paired samples and groups differ in shape: {a.shape}, {b.shape}, ({len(groups)},)"
         )
-    _, codes = np.unique(codes, return_inverse=True)
-    d = np.bincount(codes, weights=(a & ~b).astype(float) - (~a & b).astype(float))
-    if not np.any(d):
+    codes = group_codes(groups)
+    d = np.rint(np.bincount(codes, weights=(a & ~b).astype(float) - (~a & b).astype(float)))
+    sizes = np.abs(d[d != 0]).astype(np.int64)
+    if sizes.size == 0:
         return 1.0
-    return float(sps.chi2.sf(d.sum() ** 2 / np.sum(d**2), df=1))
+    # Distribution of sum s_g |d_g| as probabilities (counts would overflow past ~1000 groups),
+    # indexed by sum + total.
+    total = int(sizes.sum())
+    prob = np.zeros(2 * total + 1)
+    prob[total] = 1.0
+    for m in sizes:
+        prob = 0.5 * (np.roll(prob, m) + np.roll(prob, -m))  # no wrap: |partial sum| <= total
+    observed = abs(int(d.sum()))
+    extreme = np.abs(np.arange(prob.size) - total) >= observed
+    return float(min(1.0, prob[extreme].sum()))
 
 
 def auc_batch(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:

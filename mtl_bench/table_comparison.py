@@ -131,7 +131,7 @@ def comparison(
     raw_cols += [
         f"{m}_{key}"
         for m in main
-        for key in ("pooled", "ci_lo", "ci_hi", "p_images", "p_images_adj", "n_images")
+        for key in ("pooled", "ci_lo", "ci_hi", "p_images", "p_images_adj", "n_images", "n_units")
     ]
     ran_rows = res[res["method"].isin(run_methods)]
     # The folds of the table's runs (the reference's; else any method's: one manifest).
@@ -146,7 +146,8 @@ def comparison(
     if n_groups:
         notes.append(
             f"{n_grouped} test images fall in {n_groups} near-duplicate groups (the fold "
-            "manifest's duplicate_groups): each group is one unit in the image-level tests and CIs."
+            "manifest's duplicate_groups): each group is one unit in the image-level tests and CIs "
+            "(n_units in the CSV)."
         )
     elif groups is None and len(hashes) == 1:
         notes.append(
@@ -155,7 +156,9 @@ def comparison(
             "tests."
         )
     raw_frame = pd.DataFrame(raws, columns=raw_cols)
-    for col in [c for c in raw_cols if c.endswith(("n_folds", "n_images"))]:  # 3, not 3.0
+    for col in [
+        c for c in raw_cols if c.endswith(("n_folds", "n_images", "n_units"))
+    ]:  # 3, not 3.0
         raw_frame[col] = raw_frame[col].astype("Int64")
     n_classes = max((len(c) for c in ran_rows.get("class_names", [])), default=2)
     if task == "classification" and n_classes > 2:
@@ -186,7 +189,8 @@ def _comparison_notes(
         )
     else:
         mcnemar = (
-            "clustered McNemar (Durkalski et al. 2003, near-duplicate groups as clusters)"
+            "exact McNemar with near-duplicate groups as clusters (the signs of whole groups' "
+            "discordance flipped: the exact form of Durkalski et al. 2003)"
             if grouped
             else "exact McNemar"
         )

@@ -5,6 +5,8 @@ information, so with the groups known every CI and p value must be the one of th
 counted as independent images, the copies narrow the CIs and shrink the p values.
 """
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +14,7 @@ from fixtures_results import write_fixture_results
 from scipy import stats as sps
 
 from mtl_bench import bootstrap, image_stats, stats
+from mtl_bench.data.types import DataError
 from mtl_bench.results_io import duplicate_groups, load_results, per_image
 from mtl_bench.tables import build_tables
 
@@ -50,18 +53,30 @@ def test_clustered_mcnemar():
     rng = np.random.default_rng(0)
     a, b = rng.random(80) < 0.8, rng.random(80) < 0.6
     n_a, n_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
-    chi2 = sps.chi2.sf((n_a - n_b) ** 2 / (n_a + n_b), df=1)  # McNemar, no continuity correction
-    assert stats.clustered_mcnemar_p(a, b, np.arange(80)) == pytest.approx(chi2)
+    exact = sps.binomtest(n_a, n_a + n_b, 0.5).pvalue
+    assert stats.clustered_mcnemar_p(a, b, np.arange(80)) == pytest.approx(exact, rel=1e-12)
     # Each image saved twice, in one group: the same evidence, the same p.
-    doubled = stats.clustered_mcnemar_p(
-        np.repeat(a, 2), np.repeat(b, 2), np.repeat(np.arange(80), 2)
-    )
-    assert doubled == pytest.approx(chi2)
+    twice = np.repeat(np.arange(80), 2)
+    doubled = stats.clustered_mcnemar_p(np.repeat(a, 2), np.repeat(b, 2), twice)
+    assert doubled == pytest.approx(exact, rel=1e-12)
     naive = stats.clustered_mcnemar_p(np.repeat(a, 2), np.repeat(b, 2), np.arange(160))
-    assert naive < chi2 / 5  # counted twice, the same data looks far more significant
+    assert naive < exact / 5  # counted twice, the same data looks far more significant
+    # Groups of images both methods get right carry no evidence and change nothing.
+    right = np.ones(40, bool)
+    wrong_b = right.copy()
+    wrong_b[:5] = False
+    paired_up = np.where(np.arange(40) >= 30, np.arange(40) // 2, np.arange(40) + 100)
+    assert stats.clustered_mcnemar_p(right, wrong_b, paired_up) == pytest.approx(
+        stats.mcnemar_p(right, wrong_b), rel=1e-12
+    )
+    # Discordances in opposite directions within a group cancel: 3 groups (+1, -1) and one +2.
+    ga = np.array([1, 0, 1, 0, 1, 0, 1, 1], bool)
+    assert stats.clustered_mcnemar_p(ga, ~ga, [0, 0, 1, 1, 2, 2, 3, 3]) == 1.0
     assert stats.clustered_mcnemar_p(a, a, np.arange(80)) == 1.0
     with pytest.raises(ValueError, match="differ in shape"):
         stats.clustered_mcnemar_p(a, b, np.arange(79))
+    with pytest.raises(ValueError, match="no group key"):
+        stats.clustered_mcnemar_p(a[:2], b[:2], ["x", None])
 
 
 @pytest.mark.parametrize(
@@ -83,16 +98,24 @@ def test_duplicates_in_groups_add_nothing(images, metric, task):
     assert grouped["n_images"] == 2 * base["n_images"]
     for key in ("pooled", "ci_lo", "ci_hi"):
         assert grouped[key] == pytest.approx(base[key], abs=1e-12)
-    if metric == "ACC":  # the clustered test is McNemar's chi-square, not the exact binomial
-        pair = ref.merge(other, on="id")
-        n_a = int(((pair["correct_x"] == 1) & (pair["correct_y"] == 0)).sum())
-        n_b = int(((pair["correct_x"] == 0) & (pair["correct_y"] == 1)).sum())
-        expected = sps.chi2.sf((n_a - n_b) ** 2 / (n_a + n_b), df=1)
-    else:
-        expected = base["p_images"]
-    assert grouped["p_images"] == pytest.approx(expected)
+    assert grouped["p_images"] == pytest.approx(base["p_images"], rel=1e-12)
+    assert grouped["n_units"] == base["n_units"] == base["n_images"] and naive["n_units"] == 120
     assert naive["ci_hi"] - naive["ci_lo"] < 0.85 * (base["ci_hi"] - base["ci_lo"])
     assert naive["p_images"] < grouped["p_images"] < 0.5
+
+
+def test_a_broken_duplicate_group_is_named(tmp_path):
+    write_fixture_results(tmp_path, ["mtl_resunet"], n_folds=5, n_images=20, duplicate_groups=[])
+    path = tmp_path / "folds.json"
+    data = json.loads(path.read_text())
+    for groups, message in [
+        ([["a", "b"]], r"duplicate_groups\[0\] is not"),
+        ([{"ids": ["a", "b"]}, {"ids": ["b", "c"]}], "image 'b' is in two duplicate groups"),
+    ]:
+        path.write_text(json.dumps({**data, "duplicate_groups": groups}))  # the hash ignores them
+        with pytest.raises(DataError, match=message) as err:
+            duplicate_groups(tmp_path)
+        assert str(path) in str(err.value)
 
 
 def test_unit_keys_only_when_images_share_a_group():
@@ -121,10 +144,13 @@ def test_tables_group_the_manifests_duplicates(tmp_path):
     write_fixture_results(tmp_path, methods, n_folds=5, n_images=40, duplicate_groups=groups)
     ((digest, ids),) = duplicate_groups(tmp_path).items()
     assert set(load_results(tmp_path)["fold_manifest_hash"]) == {digest} and len(ids) == 5
+    build_tables(tmp_path, formats=("csv",), skip_empty=True)
+    raw = pd.read_csv(tmp_path / "tables" / "table4.csv").set_index("method")
+    assert raw.loc["unet", "DC_n_images"] == 40 and raw.loc["unet", "DC_n_units"] == 37
     tables = build_tables(tmp_path, formats=(), skip_empty=True)
     notes = tables["table4"].attrs["notes"]
     assert any("5 test images fall in 2 near-duplicate groups" in n for n in notes)
-    assert any("clustered McNemar (Durkalski" in n for n in tables["table7"].attrs["notes"])
+    assert any("near-duplicate groups as clusters" in n for n in tables["table7"].attrs["notes"])
     assert any("Wilcoxon signed-rank over per-image DC / JSI pairs (a near-dup" in n for n in notes)
     (tmp_path / "folds.json").unlink()
     notes = build_tables(tmp_path, formats=(), skip_empty=True)["table4"].attrs["notes"]
