@@ -60,10 +60,10 @@ def image_level(
     Returns n_images, n_units (the units among them: a near-duplicate group counts once), the
     value over all of ``img``'s images pooled (``pooled``), its bootstrap CI (ci_lo, ci_hi) and
     p_images, the paired p against ``ref_img`` on the images both have (NaN when ``ref_img`` is
-    None: no test). Segmentation DC/JSI: mean per-image value, Wilcoxon;
-    ACC: accuracy, McNemar; AUC: the AUC of the pooled scores, paired bootstrap. A pooled value
-    is not the mean over folds (folds differ in size; an AUC of scores pooled from k models is
-    not the mean of their AUCs). ``groups`` (image id -> duplicate group number, from the fold
+    None: no test). Segmentation DC/JSI: mean per-image value, Wilcoxon; ACC: accuracy,
+    McNemar; AUC: the AUC of the pooled scores, paired bootstrap. A pooled value is not the mean
+    over folds (folds differ in size; an AUC of scores pooled from k models is not the mean of
+    their AUCs). ``groups`` (image id -> duplicate group number, from the fold
     manifest): images of one group are one unit (module docstring).
     """
     out = {"p_images": math.nan}
