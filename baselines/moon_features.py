@@ -6,7 +6,9 @@ regression. Here: the features of ``moon_features_extract`` (48 per image), then
 ``Pipeline(SimpleImputer(median), StandardScaler, classifier)`` where the classifier — logistic
 regression, or an RBF SVM with Platt-scaled probabilities — and its C are chosen by an inner
 stratified k-fold grid search (``GridSearchCV``, scoring ROC AUC, seeded) on the training fold
-only; the test fold is seen once, for the reported probabilities.
+only — group-aware (``StratifiedGroupKFold``) when the fold manifest's near-duplicate groups
+share training images, so no image scores a C chosen on its twin (``inner_folds_grouped`` in the
+record); the test fold is seen once, for the reported probabilities.
 
 Settings (``cfg.model_kwargs``, all optional; see ``mtl_bench/configs/moon_features.py``):
 ``classifiers`` ("logreg", "svc"), ``C_grid``, ``inner_folds`` (5), ``mask_source``.
@@ -96,13 +98,19 @@ def moon_settings(cfg: RunConfig) -> dict[str, Any]:
 
 
 def _search(
-    settings: dict[str, Any], labels: np.ndarray, names: tuple[str, ...], cfg: RunConfig, fold: int
+    settings: dict[str, Any],
+    labels: np.ndarray,
+    names: tuple[str, ...],
+    cfg: RunConfig,
+    fold: int,
+    groups: np.ndarray | None = None,
 ):
-    """The inner grid search of (classifier, C), given the training labels."""
+    """The inner grid search of (classifier, C), given the training labels; ``groups`` (per
+    training image): split the inner folds by duplicate group (``fit`` then takes ``groups=``)."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
@@ -115,6 +123,15 @@ def _search(
             f"{names[int(counts.argmin())]!r}; inner cross-validation needs at least 2 per class"
         )
     k = int(min(settings["inner_folds"], counts.min()))
+    if groups is not None:  # each inner fold needs a group of every class, for its AUC
+        per_class = [len(np.unique(groups[labels == c])) for c in range(n_classes)]
+        k = min(k, *per_class)
+        if k < 2:
+            raise DataError(
+                f"moon_features fold {fold}: the training fold's class "
+                f"{names[int(np.argmin(per_class))]!r} is one duplicate group; inner "
+                "cross-validation needs at least 2 groups per class"
+            )
     weight = "balanced" if cfg.class_weights == "inverse_frequency" else None
     grid: list[dict[str, Any]] = []
     if "logreg" in settings["classifiers"]:
@@ -144,7 +161,9 @@ def _search(
         pipe,
         grid,
         scoring="roc_auc" if n_classes == 2 else "roc_auc_ovr",
-        cv=StratifiedKFold(n_splits=k, shuffle=True, random_state=cfg.seed),
+        cv=(StratifiedKFold if groups is None else StratifiedGroupKFold)(
+            n_splits=k, shuffle=True, random_state=cfg.seed
+        ),
         refit=True,
         error_score="raise",
     )
@@ -171,8 +190,14 @@ def fit_moon(
     *,
     fold: int = 0,
     quiet: bool = False,
+    groups: np.ndarray | None = None,
 ) -> FoldRun:
-    """Features, inner-CV model selection on ``train_idx``, class probabilities on ``test_idx``."""
+    """Features, inner-CV model selection on ``train_idx``, class probabilities on ``test_idx``.
+
+    ``groups`` (a duplicate-group id per dataset image, as ``fit_fold`` gets them): the inner
+    folds keep each group together, so a near duplicate never scores the C chosen on its twin;
+    without shared groups the split is the plain stratified one (the same folds as before).
+    """
     from threadpoolctl import threadpool_limits
 
     from baselines.moon_features_extract import FEATURE_NAMES, extract_all, predicted_masks
@@ -191,11 +216,14 @@ def fit_moon(
     x_train = extract_all(dataset.images[train_idx], dataset.masks[train_idx])
     x_test = extract_all(dataset.images[test_idx], test_masks)
     y_train = dataset.labels[train_idx].astype(np.int64)
-    search = _search(settings, y_train, tuple(dataset.class_names), cfg, fold)
+    g_train = None if groups is None else np.asarray(groups)[train_idx]
+    grouped = g_train is not None and len(np.unique(g_train)) < len(g_train)
+    g_train = g_train if grouped else None
+    search = _search(settings, y_train, tuple(dataset.class_names), cfg, fold, g_train)
     # A 600 × 48 problem gains nothing from BLAS threads, and on a busy CPU they oversubscribe
     # the cores (measured: 8 s vs 1.6 s per fold on 2 shared cores), so fit single-threaded.
     with threadpool_limits(limits=1):
-        search.fit(x_train, y_train)
+        search.fit(x_train, y_train, **({"groups": g_train} if grouped else {}))
     train_s = time.perf_counter() - t0
     proba = search.predict_proba(x_test)
     prob = np.zeros((len(test_idx), n_classes))
@@ -221,6 +249,7 @@ def fit_moon(
             "selected_C": float(c_value),
             "inner_cv_auc": float(search.best_score_),
             "inner_folds": int(search.n_splits_),
+            "inner_folds_grouped": bool(grouped),
             "n_features": len(FEATURE_NAMES),
             "mask_source": settings["mask_source"],
             "n_empty_test_masks": int(

@@ -99,13 +99,20 @@ def fit_fold(
     """Train ``cfg.model`` on ``train_idx``; test the final (or best-val) model on ``test_idx``.
 
     ``groups``: a duplicate-group id per dataset image, which the inner validation split
-    (``val_fraction`` > 0) keeps together; None treats every image as its own group.
+    (``val_fraction`` > 0) keeps together, and a non-gradient method's own inner selection too
+    (``ModelInfo.fit`` gets it); None treats every image as its own group.
     """
     t0 = time.perf_counter()
     info = model_info(cfg.model)
     if info.fit is not None:  # a non-gradient method (feature classifier): its own fitting
         return info.fit(
-            cfg, dataset, np.asarray(train_idx), np.asarray(test_idx), fold=fold, quiet=quiet
+            cfg,
+            dataset,
+            np.asarray(train_idx),
+            np.asarray(test_idx),
+            fold=fold,
+            quiet=quiet,
+            groups=groups,
         )
     num_classes = len(dataset.class_names)
     model = build_model(cfg, num_classes)

@@ -42,7 +42,8 @@ class ModelInfo:
     family: str  # "proposed" | "segmentation" | "classification"
     defaults: dict[str, Any]
     # A method that is not trained by gradient descent (e.g. a scikit-learn feature classifier)
-    # supplies its own ``fit(cfg, dataset, train_idx, test_idx, *, fold, quiet) -> FoldRun``;
+    # supplies its own ``fit(cfg, dataset, train_idx, test_idx, *, fold, quiet, groups) ->
+    # FoldRun`` (``groups``: duplicate-group ids for any inner split, as ``fit_fold`` gets them);
     # cv, result files and tables treat it like any other method.
     fit: Callable[..., Any] | None = None
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from skimage.draw import disk, ellipse, polygon
 
-from baselines.moon_features import DEFAULTS, fit_moon, moon_settings
+from baselines.moon_features import DEFAULTS, _search, fit_moon, moon_settings
 from baselines.moon_features_extract import (
     FEATURE_NAMES,
     extract_all,
@@ -232,6 +232,30 @@ def test_predicted_masks_from_a_methods_folder_are_checked_out_of_fold(data, tmp
     save_predicted_masks(seg / "fold_0_masks.npz", [data.ids[i] for i in train], data.masks[train])
     with pytest.raises(DataError, match=r"not fold 0's test images \(40 differ\)"):
         fit_moon(_cfg(model_kwargs=pred), data, train, test, fold=0, quiet=True)
+
+
+def test_inner_folds_keep_duplicate_groups_together(data):
+    idx = np.arange(len(data))
+    train, test = idx[idx % 2 == 0], idx[idx % 2 == 1]
+    groups = idx.copy()  # pair up training images of one class: near duplicates, say
+    for c in (0, 1):
+        same = train[data.labels[train] == c]
+        groups[same[1::2]] = same[: len(same) // 2 * 2 : 2]
+    cfg = _cfg(model_kwargs=FAST)
+    y, g = data.labels[train].astype(np.int64), groups[train]
+    search = _search(moon_settings(cfg), y, tuple(data.class_names), cfg, 0, g)
+    for fit_part, val_part in search.cv.split(np.zeros((len(y), 1)), y, g):
+        assert not set(g[fit_part]) & set(g[val_part])  # no group on both sides
+    run = fit_moon(cfg, data, train, test, quiet=True, groups=groups)
+    assert run.extras["inner_folds_grouped"]
+    plain = fit_moon(cfg, data, train, test, quiet=True, groups=idx)  # no shared group
+    assert not plain.extras["inner_folds_grouped"]
+    np.testing.assert_array_equal(
+        plain.test_eval["prob"], fit_moon(cfg, data, train, test, quiet=True).test_eval["prob"]
+    )
+    one_group = np.where(data.labels == 1, -1, idx)  # every malignant image one group
+    with pytest.raises(DataError, match="fold 0: .*'malignant' is one duplicate group"):
+        fit_moon(cfg, data, train, test, quiet=True, groups=one_group)
 
 
 def test_three_class_and_too_small_folds():
