@@ -31,9 +31,9 @@ def resample_groups(groups, n_boot: int, seed: int) -> Resamples:
 
     ``groups``: (n,) group key per item (``stats.group_codes``). Groups are numbered in order of
     first member and G of them drawn per resample; the result lists each resample's item
-    indices (lengths vary). If
-    every group is one item, the (n_boot, n) array of ``resample_indices(n, n_boot, seed)``
-    comes back: the same draws, so data without duplicates keeps its image-level numbers.
+    indices (lengths vary). If every group is one item, the (n_boot, n) array of
+    ``resample_indices(n, n_boot, seed)`` comes back: the same draws, so data without
+    duplicates keeps its image-level numbers.
     """
     codes = group_codes(groups)
     n_groups = int(codes.max()) + 1 if codes.size else 0

@@ -207,7 +207,7 @@ def duplicate_groups(results_dir: str | Path) -> dict[str, dict[str, int]]:
     manifest = load_manifest(path)
     ids: dict[str, int] = {}
     for g, group in enumerate(manifest.duplicate_groups):
-        # The hash does not cover the groups (they do not decide the folds): check them here.
+        # The hash covers the folds the groups shaped, not the groups: check them here.
         members = group.get("ids") if isinstance(group, dict) else None
         if not isinstance(members, list) or not all(isinstance(i, str) for i in members):
             raise DataError(f"{path}: duplicate_groups[{g}] is not {{'ids': [image ids], ...}}")
