@@ -65,21 +65,27 @@ def _paired(a, b) -> tuple[np.ndarray, np.ndarray]:
 EXACT_WILCOXON_MAX = 50  # nonzero pairs up to which the p is exact (as scipy's "auto")
 
 
-def _exact_signed_rank_p(d: np.ndarray) -> float:
-    """Exact two-sided signed-rank p of nonzero differences ``d``, ties kept as midranks.
+def _sign_flip_p(sizes: np.ndarray, observed: int) -> float:
+    """P(|sum_i s_i sizes_i| >= |observed|) for independent fair signs s_i: the exact two-sided
+    p of a sign-flip (randomisation) test with positive integer ``sizes``.
 
-    Under the null each sign is + or - with probability 1/2 independently; the distribution of
-    the positive rank sum is counted over all 2**n sign patterns (doubled midranks are integers).
+    The distribution is built as probabilities, one size at a time (dyadic fractions: exact in
+    float64 while 2**len(sizes) counts would be, and no overflow beyond).
     """
+    total = int(sizes.sum())
+    prob = np.zeros(2 * total + 1)  # index: the signed sum + total
+    prob[total] = 1.0
+    for m in sizes:
+        prob = 0.5 * (np.roll(prob, int(m)) + np.roll(prob, -int(m)))  # |partial sum| <= total
+    extreme = np.abs(np.arange(prob.size) - total) >= abs(observed)
+    return float(min(1.0, prob[extreme].sum()))
+
+
+def _exact_signed_rank_p(d: np.ndarray) -> float:
+    """Exact two-sided signed-rank p of nonzero differences ``d``, ties kept as midranks: under
+    the null each rank's sign is + or - with probability 1/2 (doubled midranks are integers)."""
     ranks2 = np.rint(2 * sps.rankdata(np.abs(d))).astype(np.int64)
-    counts = np.zeros(int(ranks2.sum()) + 1)
-    counts[0] = 1.0  # at most 2**50 < 2**53: exact in float64
-    for r in ranks2:
-        counts[r:] = counts[r:] + counts[:-r].copy()
-    mean = ranks2.sum() / 2
-    observed = abs(ranks2[d > 0].sum() - mean)
-    extreme = np.abs(np.arange(counts.size) - mean) >= observed - 1e-9
-    return float(min(1.0, counts[extreme].sum() / counts.sum()))
+    return _sign_flip_p(ranks2, int(np.sign(d) @ ranks2))
 
 
 def wilcoxon_p(a, b) -> float:
@@ -142,19 +148,9 @@ def clustered_mcnemar_p(correct_a, correct_b, groups) -> float:
         )
     codes = group_codes(groups)
     d = np.rint(np.bincount(codes, weights=(a & ~b).astype(float) - (~a & b).astype(float)))
-    sizes = np.abs(d[d != 0]).astype(np.int64)
-    if sizes.size == 0:
+    if not np.any(d):
         return 1.0
-    # Distribution of sum s_g |d_g| as probabilities (counts would overflow past ~1000 groups),
-    # indexed by sum + total.
-    total = int(sizes.sum())
-    prob = np.zeros(2 * total + 1)
-    prob[total] = 1.0
-    for m in sizes:
-        prob = 0.5 * (np.roll(prob, m) + np.roll(prob, -m))  # no wrap: |partial sum| <= total
-    observed = abs(int(d.sum()))
-    extreme = np.abs(np.arange(prob.size) - total) >= observed
-    return float(min(1.0, prob[extreme].sum()))
+    return _sign_flip_p(np.abs(d[d != 0]).astype(np.int64), int(d.sum()))
 
 
 def auc_batch(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
