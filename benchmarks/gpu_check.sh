@@ -25,10 +25,10 @@
 #   segmentation: UNet++/FPN/DeepLabV3+ (ResNet-34) and DAF with the eager peer;
 #   classification: every gradient-trained classifier with its peer (resnet50 also compiled);
 #   tuning: mtl_resunet at batch 16 and 64: default, the packed state (state_layout=packed;
-#       unet at batch 16 too, leaves against packed), the flattened optimizer update, the
-#       up-conv as the input-dilated conv it replaced (up_conv=dilated_conv), and XLA flag variants
-#       (TUNING_FLAGS below; the CSV's model_kwargs, config_overrides and xla_flags columns tell
-#       the rows apart): the "profile and fix" attempts of issue #7;
+#       unet at batch 16 too, leaves against packed, each beside its eager twin), the flattened
+#       optimizer update, the up-conv as the input-dilated conv it replaced
+#       (up_conv=dilated_conv), and XLA flag variants (TUNING_FLAGS below; the table's variant
+#       column tells the rows apart): the "profile and fix" attempts of issue #7;
 #   all: every group in turn (a machine without the 8-minute limit).
 # GPU_CHECK_GROUP=profile,fold runs several groups, in the order above, into one CSV.
 # GPU_CHECK_BUDGET_S (default 450 s) bounds the script; each job has a time box cut to what is
@@ -247,19 +247,21 @@ if in_group tuning; then
   # Each variant against the default in the same call: the flattened optimizer update (fewer
   # kernels per step: launch overhead is what batch 16 pays), autotuning off (compile time vs
   # speed), CUDA-graph command buffers off, and the latency-hiding scheduler on.
-  # Most telling first (a budget of 555 s ends after the optimizer_flatten job).
+  # Most telling first (with the correctness checks, a budget of 540 s ends after the two unet
+  # jobs on an H100).
   job 160 "mtl_resunet (default)" --models mtl_resunet --batch-sizes "$BOTH" --precision bf16 \
     --compile-cache off
-  # The state as two flat buffers instead of 341 arrays (mtl_bench/state_pack.py): fewer runtime
-  # arguments per call (a blocked batch-16 step was ~1.4 ms slower than a pipelined one).
+  # unet's blocked batch-16 step, 1.28× torch eager (target 1.3×), was 1.5 ms slower than its
+  # pipelined one (1.40×) on the 2026-11-26 H100: leaves against the packed state
+  # (mtl_bench/state_pack.py: two flat buffers instead of one array per leaf, fewer runtime
+  # arguments per call), each beside its eager twin in the same call (the ratio the target names).
+  for layout in leaves packed; do
+    job 140 "unet at $B1, state_layout=$layout (+torch eager)" --models unet --batch-sizes "$B1" \
+      --precision bf16 --compile-cache off --config "state_layout=$layout" --peer torch \
+      --peer-compile off
+  done
   job 160 "mtl_resunet, state_layout=packed" --models mtl_resunet --batch-sizes "$BOTH" \
     --precision bf16 --compile-cache off --config state_layout=packed
-  # unet's blocked batch-16 step, 1.28× torch eager (target 1.3×), was 1.5 ms slower than its
-  # pipelined one (1.40×) on the 2026-11-26 H100: the same A/B at batch B1, in one call.
-  for layout in leaves packed; do
-    job 110 "unet at $B1, state_layout=$layout" --models unet --batch-sizes "$B1" \
-      --precision bf16 --compile-cache off --config "state_layout=$layout"
-  done
   job 160 "mtl_resunet, optimizer_flatten" --models mtl_resunet --batch-sizes "$BOTH" \
     --precision bf16 --compile-cache off --config optimizer_flatten=true
   # The up-conv computed as before (input-dilated conv: its weight gradient was 3.9 ms of a

@@ -98,7 +98,19 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         return fmt(v)
 
     body = [[cell(r, k) for k, _ in SUMMARY] for r in rows]
-    return tabulate(body, headers=[h for _, h in SUMMARY], tablefmt="github")
+    headers = [h for _, h in SUMMARY]
+    variants = [variant(r) for r in rows]
+    if any(variants):  # tuning runs: rows of one model differ only in these; say how
+        body = [[*b[:1], v, *b[1:]] for b, v in zip(body, variants, strict=True)]
+        headers.insert(1, "variant")
+    return tabulate(body, headers=headers, tablefmt="github")
+
+
+def variant(row: dict[str, Any]) -> str:
+    """What sets ``row`` apart from the registered model at its defaults: model kwargs, config
+    overrides and XLA flags, as recorded ('' for none)."""
+    parts = [str(row.get(k) or "") for k in ("model_kwargs", "config_overrides", "xla_flags")]
+    return "; ".join(p for p in parts if p)[:STATUS_WIDTH]
 
 
 def protocol_minutes(rows: list[dict[str, Any]], images: int = 647, folds: int = 5,

@@ -148,6 +148,18 @@ def test_table_keeps_the_end_of_a_skip_reason():
     assert "x" * width in long and "x" * (width + 1) not in long
 
 
+def test_table_names_the_variant_only_when_rows_have_one():
+    # Tuning rows of one model differ only in their overrides: the table must tell them apart.
+    plain = {"model": "unet", "status": "ok", "batch_size": "16"}
+    assert "variant" not in throughput_io.format_table([plain, plain])
+    packed = {**plain, "config_overrides": "state_layout=packed"}
+    flags = {**plain, "xla_flags": "--xla_gpu_autotune_level=0"}
+    lines = throughput_io.format_table([plain, packed, flags]).splitlines()
+    assert lines[0].split("|")[2].strip() == "variant"
+    cells = [line.split("|")[2].strip() for line in lines[2:]]
+    assert cells == ["", "state_layout=packed", "--xla_gpu_autotune_level=0"]
+
+
 def test_throughput_io_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         throughput_io.main(["--help"])
