@@ -6,18 +6,28 @@ epochs — set-up (model, data placement), the first epoch (compile included), t
 ``fold_K.json`` since the fit loop times them) — and scales the per-epoch and per-checkpoint parts
 to the protocol::
 
-    mtl-bench cv --model mtl_resunet --preset paper --precision bf16 --folds 0 \\
-        --set epochs=6 --set checkpoint_every=1 --out /tmp/protocol
+    mtl-bench cv --model mtl_resunet --preset paper --precision bf16 --folds 0,1 \\
+        --set epochs=6 --set checkpoint_every=2 --out /tmp/protocol
     python -m benchmarks.protocol_time /tmp/protocol --epochs 500 --checkpoint-every 10 --folds 5
-    python -m benchmarks.protocol_time --measure OUT     # both, then OUT gets the fold's files
+    python -m benchmarks.protocol_time --measure OUT     # a cold run, then OUT gets its files
 
-Per fold: setup + first epoch + (epochs − 1) × median later epoch + saves × mean save + eval,
-where saves = ceil(epochs / checkpoint_every) (the last epoch always saves). Evaluation is counted
-as run (the test set once; validation passes, when the run had them, as many times as it did).
-``--measure OUT`` runs both (6 epochs; ``--tiny``: 32², narrow widths, 60 images, for a CPU),
-keeps the checkpoints in a temporary folder (~170 MB at full width) and writes the fold's result
-file, curve and the printed lines (``estimate.txt``) to OUT; ``gpu_check.sh``'s ``protocol``
-group runs it on a GPU.
+Per fold: setup + first epoch + (epochs − 1) × median later epoch + saves × mean save + the wait
+for the last save's background write + eval, where saves = ceil(epochs / checkpoint_every) (the
+last epoch always saves). Evaluation is counted as run (the test set once; validation passes,
+when the run had them, as many times as it did).
+
+Only the first fold of each shape compiles: later folds of a run load the step from JAX's
+persistent compilation cache (on by default), and a fold's shape is its test-set size (its
+training set is the rest). So the first measured fold stands for every fold whose size comes
+first in the fold manifest (``folds.json`` beside the results), and the mean of the other
+measured folds for the rest; with one fold measured, every fold is counted as compiling.
+
+``--measure OUT`` runs a cold protocol start: a fresh compilation cache, fold 0, then another fold
+of fold 0's size, 6 epochs each with a checkpoint every 2 (``--tiny``: 32², narrow widths, 60
+images, for a CPU). It keeps the checkpoints in a temporary folder (~170 MB at full width) and
+writes the fold files, their curves, the manifest and the printed lines (``estimate.txt``) to OUT;
+the run's time outside the folds (start-up, data preparation) is added once.
+``gpu_check.sh``'s ``protocol`` group runs it on a GPU.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+MEASURE_NAME = "measure.json"  # --measure's record of the run's time outside the folds
 TIMING_KEYS = ("setup_s", "eval_s", "checkpoint_s", "checkpoints_saved", "train_images")
 
 
@@ -74,6 +85,8 @@ def fold_timing(method_dir: Path, fold_json: Path) -> dict[str, Any]:
         "first_epoch_s": epochs_s[0],
         "epoch_s": statistics.median(epochs_s[1:]),
         "save_s": res["checkpoint_s"] / saves if saves else 0.0,
+        # Older files saved synchronously: their checkpoint_s holds the whole writes.
+        "close_s": res.get("checkpoint_close_s", 0.0),
         "eval_s": res["eval_s"],
         "wall_s": res.get("wall_time_s", float("nan")),
     }
@@ -87,6 +100,7 @@ def extrapolate(t: dict[str, Any], epochs: int, checkpoint_every: int) -> float:
         + t["first_epoch_s"]
         + (epochs - 1) * t["epoch_s"]
         + saves * t["save_s"]
+        + t["close_s"]
         + t["eval_s"]
     )
 
@@ -95,6 +109,8 @@ def method_dir_of(results: Path, method: str | None) -> Path:
     """``results/method``, or the only method folder there when ``method`` is None."""
     if not results.is_dir():
         raise ProtocolError(f"{results}: no such results folder")
+    if method is None and any(results.glob("fold_*.json")):
+        return results  # a --measure output: the fold files sit in the folder itself
     if method is not None:
         path = results / method
         if not any(path.glob("fold_*.json")):
@@ -107,10 +123,40 @@ def method_dir_of(results: Path, method: str | None) -> Path:
     return found[0]
 
 
-def report(results: Path, method: str | None, epochs: int, every: int, folds: int) -> list[str]:
-    """The printed lines: each measured fold's components and the protocol estimate."""
+def fold_plan(results: Path, folds: int) -> list[bool] | None:
+    """For each of the protocol's ``folds``: whether it compiles (the first of its test-set size
+    in ``results/folds.json``); None without a manifest of that many folds."""
+    from mtl_bench.data.folds import load_manifest
+
+    path = results / "folds.json"
+    if not path.exists():
+        return None
+    try:
+        manifest = load_manifest(path)
+    except (OSError, ValueError) as e:
+        raise ProtocolError(f"{path}: not a readable fold manifest ({e})") from None
+    if manifest.k != folds:
+        return None
+    sizes = [len(ids) for ids in manifest.fold_ids]
+    return [size not in sizes[:i] for i, size in enumerate(sizes)]
+
+
+def report(
+    results: Path,
+    method: str | None,
+    epochs: int,
+    every: int,
+    folds: int,
+    *,
+    overhead_s: float | None = None,
+) -> list[str]:
+    """The printed lines: each measured fold's components and the protocol estimate;
+    ``overhead_s`` (default: ``measure.json``'s, which ``--measure`` writes) is added once."""
     mdir = method_dir_of(results, method)
-    rows = [fold_timing(mdir, p) for p in sorted(mdir.glob("fold_*.json"))]
+    if overhead_s is None and (results / MEASURE_NAME).exists():
+        overhead_s = float(json.loads((results / MEASURE_NAME).read_text())["outside_folds_s"])
+    paths = sorted(mdir.glob("fold_*.json"), key=lambda p: int(p.stem.split("_")[1]))
+    rows = [fold_timing(mdir, p) for p in paths]
     lines = [
         f"{mdir}: {len(rows)} fold(s) measured on {rows[0]['device_kind'] or 'unknown device'}"
         f" (git {rows[0]['git_commit'][:12] or '?'})"
@@ -120,13 +166,32 @@ def report(results: Path, method: str | None, epochs: int, every: int, folds: in
             f"  fold {t['fold']}: {t['epochs_run']} epochs × {t['train_images']} images: setup "
             f"{t['setup_s']:.1f} s, first epoch {t['first_epoch_s']:.1f} s, later epochs "
             f"{t['epoch_s']:.3f} s ({t['train_images'] / t['epoch_s']:.0f} img/s), checkpoint "
-            f"{t['save_s']:.2f} s, eval {t['eval_s']:.1f} s (wall {t['wall_s']:.1f} s)"
+            f"{t['save_s']:.2f} s (+ {t['close_s']:.2f} s for the last write), eval "
+            f"{t['eval_s']:.1f} s (wall {t['wall_s']:.1f} s)"
         )
-    per_fold = statistics.mean(extrapolate(t, epochs, every) for t in rows)
+    cold = extrapolate(rows[0], epochs, every)
+    plan = fold_plan(results, folds) if len(rows) > 1 else None
+    if plan is None:
+        total = folds * statistics.mean(extrapolate(t, epochs, every) for t in rows)
+        how = f"{folds} folds × {total / folds / 60:.2f} min"
+        if len(rows) > 1:
+            how += " (no fold manifest of that many folds: every fold as the mean measured one)"
+        else:
+            how += " (every fold compiling, as the one measured)"
+    else:
+        warm = statistics.mean(extrapolate(t, epochs, every) for t in rows[1:])
+        n_cold = sum(plan)
+        total = n_cold * cold + (folds - n_cold) * warm
+        how = (
+            f"{n_cold} fold(s) compiling × {cold / 60:.2f} min + {folds - n_cold} from the "
+            f"compilation cache × {warm / 60:.2f} min"
+        )
+    if overhead_s is not None:
+        total += overhead_s
+        how += f" + {overhead_s:.0f} s outside the folds (start-up, data preparation)"
     lines.append(
-        f"paper protocol from the training loop: {folds * per_fold / 60:.1f} min = {folds} folds × "
-        f"{per_fold / 60:.2f} min ({epochs} epochs, a checkpoint every {every}, folds one after "
-        "another; from the measured fold(s) above)"
+        f"paper protocol from the training loop: {total / 60:.1f} min = {how} ({epochs} epochs, "
+        f"a checkpoint every {every}, folds one after another; from the measured fold(s) above)"
     )
     return lines
 
@@ -140,36 +205,52 @@ def measure(
     epochs_run: int = 6,
     tiny: bool = False,
 ) -> list[str]:
-    """Run ``mtl-bench cv`` (paper preset, fold 0, bf16, a checkpoint every epoch) in a temporary
-    folder, copy its fold files to ``out`` and return (and save) :func:`report`'s lines."""
+    """Run ``mtl-bench cv`` (paper preset, bf16, a checkpoint every 2 epochs, a fresh compilation
+    cache) on fold 0 and then on another fold of its size, in a temporary folder; copy the fold
+    files to ``out`` and return (and save) :func:`report`'s lines."""
+    import time
+
     from mtl_bench.cli import main as cli_main
 
-    sets = [f"epochs={epochs_run}", "checkpoint_every=1"]
+    sets = [f"epochs={epochs_run}", "checkpoint_every=2"]
     if tiny:
         sets += ["image_size=32", "synthetic_n=60", "model_kwargs={'widths': (4, 8, 16, 32, 64)}"]
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
         argv = ["cv", "--model", "mtl_resunet", "--preset", "paper", "--precision", "bf16"]
-        argv += ["--folds", "0", "--out", str(run), "--quiet"]
-        argv += [a for kv in sets for a in ("--set", kv)]
-        old = os.environ.get("MTL_BENCH_CACHE")
-        os.environ["MTL_BENCH_CACHE"] = str(Path(tmp) / "cache")  # prepared data: temporary too
+        argv += ["--out", str(run), "--quiet", *(a for kv in sets for a in ("--set", kv))]
+        # Prepared data and compiled programs start empty, as on a first run: temporary too.
+        env = {"MTL_BENCH_CACHE": "cache", "MTL_BENCH_COMPILE_CACHE_DIR": "compile"}
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update({k: str(Path(tmp) / v) for k, v in env.items()})
         try:
-            rc = cli_main(argv)
+            t0 = time.perf_counter()
+            _cv(cli_main, [*argv, "--folds", "0"])
+            first_call_s = time.perf_counter() - t0
+            sizes = [len(ids) for ids in json.loads((run / "folds.json").read_text())["fold_ids"]]
+            same = [f for f in range(1, len(sizes)) if sizes[f] == sizes[0]]
+            _cv(cli_main, [*argv, "--folds", str(same[0] if same else 1)])
         finally:
-            if old is None:
-                os.environ.pop("MTL_BENCH_CACHE")
-            else:
-                os.environ["MTL_BENCH_CACHE"] = old
-        if rc:
-            raise ProtocolError(f"mtl-bench {' '.join(argv)} exited with {rc}")
-        lines = report(run, "mtl_resunet", epochs, every, folds)
-        lines[0] = lines[0].replace(str(run / "mtl_resunet"), str(out))  # the files' new home
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        mdir = run / "mtl_resunet"
+        fold0_wall = json.loads((mdir / "fold_0.json").read_text())["wall_time_s"]
         out.mkdir(parents=True, exist_ok=True)
-        for name in ("fold_0.json", "fold_0_curve.csv"):
-            shutil.copy(run / "mtl_resunet" / name, out / name)
+        for path in [run / "folds.json", *mdir.glob("fold_*.json"), *mdir.glob("fold_*_curve.csv")]:
+            shutil.copy(path, out / path.name)
+    record = {"outside_folds_s": round(first_call_s - fold0_wall, 3), "first_call_s": first_call_s}
+    (out / MEASURE_NAME).write_text(json.dumps(record, indent=1) + "\n")
+    lines = report(out, None, epochs, every, folds)  # what `protocol_time OUT` prints again
     (out / "estimate.txt").write_text("\n".join(lines) + "\n")
     return lines
+
+
+def _cv(cli_main, argv: list[str]) -> None:
+    if rc := cli_main(argv):
+        raise ProtocolError(f"mtl-bench {' '.join(argv)} exited with {rc}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         "--epochs",
         type=int,
         default=500,
-        help="epochs of the protocol to extrapolate to (default 500; --measure always runs 6)",
+        help="epochs of the protocol to extrapolate to (default 500; --measure runs 6 per fold)",
     )
     p.add_argument(
         "--checkpoint-every", type=int, default=10, help="the protocol's (default 10 epochs)"

@@ -122,32 +122,38 @@ def fit_folds_parallel(
             log(f"folds {folds}: resumed after epoch {start_epoch}", quiet=quiet)
 
     step_fn = jax.jit(partial(_parallel_step, engine), donate_argnums=0)
-    with progress_bar(cfg.epochs * max_steps, f"folds {folds}", quiet=quiet) as bar:
-        bar.set_total(cfg.epochs * max_steps, start_epoch * max_steps)
-        for epoch in range(start_epoch, cfg.epochs):
-            te = time.perf_counter()
-            keys = jnp.stack([jax.random.fold_in(k, epoch) for k in fold_keys])
-            table, weights = _tables(keys, sizes, cfg.batch_size, max_steps, rows)
-            step_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
-            collected = []
-            for _ in range(max_steps):
-                state, m = step_fn(state, data, table, weights, step_keys, spe, alphas)
-                collected.append(m)
-                bar.advance()
-            m = jax.device_get(jax.tree.map(lambda *xs: jnp.stack(xs, 1), *collected))
-            dt = time.perf_counter() - te
-            for f in range(n_folds):
-                mf = {k: np.asarray(v[f, : steps[f]]) for k, v in m.items()}
-                _check_finite(mf, epoch, steps[f])
-                curves[f].append(_curve_row(cfg, epoch, steps[f], mf, sum(sizes) / dt))
-                if curve_paths is not None:
-                    write_curve(curve_paths[f], curves[f])
-            bar.describe(
-                f"folds {folds} epoch {epoch + 1}/{cfg.epochs} "
-                f"{sum(sizes) / dt:.0f} img/s (all folds)"
-            )
-            if ckpt is not None:
-                ckpt.maybe_save(epoch + 1, state, (-np.inf, None), final=epoch + 1 == cfg.epochs)
+    try:
+        with progress_bar(cfg.epochs * max_steps, f"folds {folds}", quiet=quiet) as bar:
+            bar.set_total(cfg.epochs * max_steps, start_epoch * max_steps)
+            for epoch in range(start_epoch, cfg.epochs):
+                te = time.perf_counter()
+                keys = jnp.stack([jax.random.fold_in(k, epoch) for k in fold_keys])
+                table, weights = _tables(keys, sizes, cfg.batch_size, max_steps, rows)
+                step_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
+                collected = []
+                for _ in range(max_steps):
+                    state, m = step_fn(state, data, table, weights, step_keys, spe, alphas)
+                    collected.append(m)
+                    bar.advance()
+                m = jax.device_get(jax.tree.map(lambda *xs: jnp.stack(xs, 1), *collected))
+                dt = time.perf_counter() - te
+                for f in range(n_folds):
+                    mf = {k: np.asarray(v[f, : steps[f]]) for k, v in m.items()}
+                    _check_finite(mf, epoch, steps[f])
+                    curves[f].append(_curve_row(cfg, epoch, steps[f], mf, sum(sizes) / dt))
+                    if curve_paths is not None:
+                        write_curve(curve_paths[f], curves[f])
+                bar.describe(
+                    f"folds {folds} epoch {epoch + 1}/{cfg.epochs} "
+                    f"{sum(sizes) / dt:.0f} img/s (all folds)"
+                )
+                if ckpt is not None:
+                    ckpt.maybe_save(
+                        epoch + 1, state, (-np.inf, None), final=epoch + 1 == cfg.epochs
+                    )
+    finally:
+        if ckpt is not None:  # the last save writes in the background: wait for it
+            ckpt.close()
 
     runs = []
     for f, (_, test_idx) in enumerate(splits):

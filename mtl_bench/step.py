@@ -85,16 +85,22 @@ class Steps:
         self.num_devices = num_devices
 
     def train_step(
-        self, state: State, batch: dict[str, jax.Array], rng: jax.Array
+        self,
+        state: State,
+        batch: dict[str, jax.Array],
+        rng: jax.Array,
+        *,
+        alpha: jax.Array | None = None,
     ) -> tuple[State, dict[str, jax.Array]]:
         """Pure ``train_step(state, batch, rng) -> (state, metrics)`` on a float batch.
 
         ``batch`` holds "image" (B,H,W,C), "mask" (B,H,W,1), "label" (B,) and optionally
-        "weight" (B,) (0 for padding). Augmentation happens here, from ``rng``.
+        "weight" (B,) (0 for padding). Augmentation happens here, from ``rng``. ``alpha``: the
+        focal loss's class weights (default: the ones given at construction).
         """
         aug_key, drop_key = jax.random.split(rng)
         sample_keys = jax.random.split(aug_key, batch["image"].shape[0])
-        return self.step(state, batch, sample_keys, drop_key)
+        return self.step(state, batch, sample_keys, drop_key, alpha=alpha)
 
     def step(
         self,
@@ -168,12 +174,18 @@ class Steps:
         weights: jax.Array,
         key: jax.Array,
     ) -> tuple[State, dict[str, jax.Array]]:
-        """The step on the batch that row ``step % steps`` of the epoch's index table names."""
+        """The step on the batch that row ``step % steps`` of the epoch's index table names.
+
+        ``data`` may carry the fold's class weights as ``"alpha"`` (``Engine.place_data`` puts
+        them there): an argument, not a constant of the program, so every fold of one size runs
+        the same compiled step (JAX's persistent cache serves the later folds).
+        """
         # The step counter picks the row of this epoch's index table and the step's PRNG key.
         row = state["step"] % table.shape[0]
         idx, w = table[row], weights[row]
         batch = {**gather_batch(data, idx), "weight": w}
-        return self.train_step(state, batch, jax.random.fold_in(key, state["step"]))
+        key = jax.random.fold_in(key, state["step"])
+        return self.train_step(state, batch, key, alpha=data.get("alpha"))
 
     def train_indexed_pmap(
         self,
@@ -196,7 +208,8 @@ class Steps:
         keys = jax.lax.dynamic_slice_in_dim(keys, start, size)
         drop_key = jax.random.fold_in(drop_key, jax.lax.axis_index(par.DATA_AXIS))
         batch = {**gather_batch(data, idx), "weight": w}
-        return self.step(state, batch, keys, drop_key, axis_name=par.DATA_AXIS)
+        alpha = data.get("alpha")
+        return self.step(state, batch, keys, drop_key, axis_name=par.DATA_AXIS, alpha=alpha)
 
     def evaluate(
         self, state: State, data: dict[str, jax.Array], idx: jax.Array

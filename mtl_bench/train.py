@@ -106,7 +106,10 @@ class Engine:
 
     # ---- placement -------------------------------------------------------------------------
     def place_data(self, arrays: dict[str, Any], *, for_eval: bool = False) -> dict[str, Any]:
-        """Put a fold's arrays where the strategy needs them (once per fold)."""
+        """Put a fold's arrays where the strategy needs them (once per fold); training arrays
+        carry the fold's class weights (``"alpha"``) as an argument of the step."""
+        if not for_eval and self.alpha is not None:
+            arrays = {**arrays, "alpha": np.asarray(self.alpha)}
         if self.parallel == "jit":
             return par.replicate(arrays, self.mesh)
         if self.parallel == "pmap" and not for_eval:

@@ -41,6 +41,7 @@ def test_fit_loop_records_where_the_time_went(run_dir):
     assert rec["train_images"] == 12  # 24 phantom images, 2 folds
     for k in ("setup_s", "eval_s", "checkpoint_s"):
         assert 0 < rec[k] < rec["wall_time_s"], k
+    assert 0 <= rec["checkpoint_close_s"] < rec["wall_time_s"]  # the last background write
 
 
 def test_extrapolation_is_the_documented_sum(run_dir):
@@ -56,11 +57,35 @@ def test_extrapolation_is_the_documented_sum(run_dir):
         + epoch_s[0]
         + 499 * t["epoch_s"]
         + math.ceil(500 / 10) * rec["checkpoint_s"] / 3
+        + rec["checkpoint_close_s"]
         + rec["eval_s"]
     )
     assert pt.extrapolate(t, 500, 10) == pytest.approx(want)
     lines = pt.report(run_dir, None, 500, 10, 5)
     assert lines[-1].startswith(f"paper protocol from the training loop: {5 * want / 60:.1f} min")
+    assert "(every fold compiling, as the one measured)" in lines[-1]
+
+
+def test_only_the_first_fold_of_each_size_compiles(tmp_path, monkeypatch):
+    # 25 images in 3 stratified folds: test sets of 9, 8 and 8 images, so folds 0 and 1 compile
+    # and fold 2 reuses fold 1's program; the second measured fold stands for the cached ones.
+    monkeypatch.setenv("MTL_BENCH_CACHE", str(tmp_path / "cache"))
+    cfg = dataclasses.replace(TINY, folds=3, synthetic_n=25)
+    run_cv(cfg, tmp_path / "res", folds=[0, 1], quiet=True)
+    manifest = json.loads((tmp_path / "res" / "folds.json").read_text())
+    assert [len(f) for f in manifest["fold_ids"]] == [9, 8, 8]
+    assert pt.fold_plan(tmp_path / "res", 3) == [True, True, False]
+    assert pt.fold_plan(tmp_path / "res", 5) is None  # another protocol: no plan from this one
+    mdir = tmp_path / "res" / "mtl_resunet"
+    cold, warm = (
+        pt.extrapolate(pt.fold_timing(mdir, mdir / f"fold_{f}.json"), 50, 10) for f in (0, 1)
+    )
+    lines = pt.report(tmp_path / "res", None, 50, 10, 3, overhead_s=12.0)
+    want = (2 * cold + warm + 12.0) / 60
+    assert lines[-1].startswith(
+        f"paper protocol from the training loop: {want:.1f} min = 2 fold(s)"
+    )
+    assert "1 from the compilation cache" in lines[-1] and "+ 12 s outside the folds" in lines[-1]
 
 
 def test_unreadable_inputs_are_one_line_errors(run_dir, tmp_path, capsys):
@@ -92,15 +117,25 @@ def test_measure_runs_the_loop_and_keeps_the_fold_files(tmp_path, capsys):
     out = tmp_path / "protocol"
     assert pt.main(["--measure", str(out), "--tiny", "--epochs", "400"]) == 0
     printed = capsys.readouterr().out.strip().splitlines()
+    # Fold 0, then fold 1 (60 images in 5 folds: all of fold 0's size); the checkpoints stayed
+    # in the temporary folder.
     assert sorted(p.name for p in out.iterdir()) == [
-        "estimate.txt",
-        "fold_0.json",
-        "fold_0_curve.csv",
-    ]  # fmt: skip  (the checkpoints stayed in the temporary folder)
-    assert (out / "estimate.txt").read_text().splitlines() == printed[-3:]
-    assert printed[-3].startswith(f"{out}: 1 fold(s) measured")
+        "estimate.txt", "fold_0.json", "fold_0_curve.csv", "fold_1.json", "fold_1_curve.csv",
+        "folds.json", "measure.json",
+    ]  # fmt: skip
+    assert (out / "estimate.txt").read_text().splitlines() == printed[-4:]
+    assert printed[-4].startswith(f"{out}: 2 fold(s) measured")
+    assert "1 fold(s) compiling" in printed[-1] and "4 from the compilation cache" in printed[-1]
     assert "(400 epochs, a checkpoint every 10," in printed[-1]
-    assert json.loads((out / "fold_0.json").read_text())["checkpoints_saved"] == 6
+    assert json.loads((out / "fold_0.json").read_text())["checkpoints_saved"] == 3  # every 2
+    outside = json.loads((out / "measure.json").read_text())["outside_folds_s"]
+    assert 0 < outside and f"+ {outside:.0f} s outside the folds" in printed[-1]
+    # The folder reports again as measured (same files, same lines).
+    assert pt.report(out, None, 400, 10, 5) == printed[-4:]
+    # The warm fold loaded its programs from the fresh compilation cache: a far shorter first
+    # epoch than the cold fold's (which compiled).
+    first = [pt.fold_timing(out, out / f"fold_{f}.json")["first_epoch_s"] for f in (0, 1)]
+    assert first[1] < 0.5 * first[0], first
 
 
 def test_results_or_measure_not_both(tmp_path):
