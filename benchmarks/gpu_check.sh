@@ -20,15 +20,16 @@
 #       (eager + torch.compile): the brief's reference figures;
 #   scale: mtl_resunet under jit and pmap, fp32, fold-parallel at 64, compile cold and warm
 #       (issue #4's measure);
-#   protocol: the real training loop (mtl-bench cv, paper preset, one fold, a few epochs) and
+#   protocol: the real training loop from a cold start (mtl-bench cv, paper preset, fold 0, then
+#       a fold of its size from the compilation cache, 6 epochs each) and
 #       benchmarks/protocol_time.py's extrapolation to 5 folds × 500 epochs (issue #4's 20 min);
 #   segmentation: UNet++/FPN/DeepLabV3+ (ResNet-34) and DAF with the eager peer;
 #   classification: every gradient-trained classifier with its peer (resnet50 also compiled);
-#   tuning: mtl_resunet at batch 16 and 64: default, the packed state (state_layout=packed;
-#       unet at batch 16 too, leaves against packed, each beside its eager twin), the flattened
-#       optimizer update, the up-conv as the input-dilated conv it replaced
-#       (up_conv=dilated_conv), and XLA flag variants (TUNING_FLAGS below; the table's variant
-#       column tells the rows apart): the "profile and fix" attempts of issue #7;
+#   tuning: mtl_resunet at batch 16 and 64 (default), then at 16 with the flattened optimizer
+#       update, the packed state (state_layout=packed) and XLA flag variants (TUNING_FLAGS
+#       below), and unet leaves against packed, each beside its eager twin (the table's variant
+#       column tells the rows apart): the "profile and fix" attempts of issue #7 (the up-conv
+#       A/B, up_conv=dilated_conv, was settled on 2026-11-27: results/README.md);
 #   all: every group in turn (a machine without the 8-minute limit).
 # GPU_CHECK_GROUP=profile,fold runs several groups, in the order above, into one CSV.
 # GPU_CHECK_BUDGET_S (default 450 s) bounds the script; each job has a time box cut to what is
@@ -245,35 +246,33 @@ print(','.join(m for m in list_models('classification')
 fi
 if in_group tuning; then
   # Each variant against the default in the same call: the flattened optimizer update (fewer
-  # kernels per step: launch overhead is what batch 16 pays), autotuning off (compile time vs
-  # speed), CUDA-graph command buffers off, and the latency-hiding scheduler on.
-  # Most telling first (with the correctness checks, a budget of 540 s ends after the two unet
-  # jobs on an H100).
-  job 160 "mtl_resunet (default)" --models mtl_resunet --batch-sizes "$BOTH" --precision bf16 \
+  # kernels per step: launch overhead is what batch 16 pays; +3.6 % pipelined, +8 % blocked on
+  # 2026-11-27), the state as two flat buffers (fewer runtime arguments per call), autotuning
+  # off (compile time vs speed), CUDA-graph command buffers off, the latency-hiding scheduler on.
+  # Most telling first. The variants run at batch B1 only: one configuration costs ~60 s on an
+  # H100 (compile with autotuning) after a ~35 s start, so a 160 s box never reached batch 64
+  # (2026-11-27); at B1, the paper's batch, per-step overheads weigh most.
+  job 200 "mtl_resunet (default)" --models mtl_resunet --batch-sizes "$BOTH" --precision bf16 \
     --compile-cache off
-  # unet's blocked batch-16 step, 1.28× torch eager (target 1.3×), was 1.5 ms slower than its
-  # pipelined one (1.40×) on the 2026-11-26 H100: leaves against the packed state
-  # (mtl_bench/state_pack.py: two flat buffers instead of one array per leaf, fewer runtime
-  # arguments per call), each beside its eager twin in the same call (the ratio the target names).
-  for layout in leaves packed; do
-    job 140 "unet at $B1, state_layout=$layout (+torch eager)" --models unet --batch-sizes "$B1" \
-      --precision bf16 --compile-cache off --config "state_layout=$layout" --peer torch \
-      --peer-compile off
-  done
-  job 160 "mtl_resunet, state_layout=packed" --models mtl_resunet --batch-sizes "$BOTH" \
-    --precision bf16 --compile-cache off --config state_layout=packed
-  job 160 "mtl_resunet, optimizer_flatten" --models mtl_resunet --batch-sizes "$BOTH" \
+  job 120 "mtl_resunet at $B1, optimizer_flatten" --models mtl_resunet --batch-sizes "$B1" \
     --precision bf16 --compile-cache off --config optimizer_flatten=true
-  # The up-conv computed as before (input-dilated conv: its weight gradient was 3.9 ms of a
-  # 21.8 ms batch-16 step in the 2026-11-26 H100 trace) against the default matmul above.
-  job 160 "mtl_resunet, up_conv=dilated_conv" --models mtl_resunet --batch-sizes "$BOTH" \
-    --precision bf16 --compile-cache off --set mtl_resunet:up_conv=dilated_conv
+  job 120 "mtl_resunet at $B1, state_layout=packed" --models mtl_resunet --batch-sizes "$B1" \
+    --precision bf16 --compile-cache off --config state_layout=packed
   TUNING_FLAGS=("--xla_gpu_autotune_level=0" "--xla_gpu_enable_command_buffer="
     "--xla_gpu_enable_latency_hiding_scheduler=true")
   for flags in "${TUNING_FLAGS[@]}"; do
     # No stray space: XLA reads a value not starting with "--" as a file name.
-    XLA_FLAGS="${XLA_FLAGS:-}${XLA_FLAGS:+ }$flags" job 160 "mtl_resunet, XLA_FLAGS='$flags'" \
-      --models mtl_resunet --batch-sizes "$BOTH" --precision bf16 --compile-cache off
+    XLA_FLAGS="${XLA_FLAGS:-}${XLA_FLAGS:+ }$flags" job 120 \
+      "mtl_resunet at $B1, XLA_FLAGS='$flags'" --models mtl_resunet --batch-sizes "$B1" \
+      --precision bf16 --compile-cache off
+  done
+  # unet's blocked batch-16 step was 1.28× torch eager (target 1.3×) on the 2026-11-26 H100,
+  # 1.30× (leaves) and 1.33× (packed: mtl_bench/state_pack.py) on 2026-11-27: that A/B again,
+  # each beside its eager twin in the same call (the ratio the target names).
+  for layout in leaves packed; do
+    job 140 "unet at $B1, state_layout=$layout (+torch eager)" --models unet --batch-sizes "$B1" \
+      --precision bf16 --compile-cache off --config "state_layout=$layout" --peer torch \
+      --peer-compile off
   done
 fi
 
