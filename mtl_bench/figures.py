@@ -159,24 +159,33 @@ def throughput_figures(throughput_dir: Path, out: Path) -> list[Path]:
         if "git_commit" in dev and dev["git_commit"].fillna("").nunique() > 1:
             commit = dev["git_commit"].fillna("?").astype(str).str[:7]
             dev = dev.assign(line=dev["line"] + " @" + commit)
-        groups = list(dev.groupby(["precision", "image_size", "strategy", "devices"]))
-        fig, axes = plt.subplots(
-            1, len(groups), figsize=(5 * len(groups), 4), squeeze=False, sharey=False
-        )
-        for ax, ((prec, size, strat, ndev), g) in zip(axes[0], groups, strict=True):
-            for i, (model, m) in enumerate(sorted(g.groupby("line"), key=lambda t: t[0])):
+        # One panel per model and run kind: several models' variants and commits in one panel
+        # were past reading by the fourth H100 run.
+        keys = ["precision", "image_size", "strategy", "devices", "model"]
+        groups = list(dev.groupby(keys))
+        cols = min(3, len(groups))
+        rows = -(-len(groups) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4.2 * rows), squeeze=False)
+        for ax in axes.flat[len(groups) :]:
+            fig.delaxes(ax)
+        for ax, ((prec, size, strat, ndev, name), g) in zip(
+            axes.flat[: len(groups)], groups, strict=True
+        ):
+            lines = sorted(g.groupby("line"), key=lambda t: t[0])
+            palette = "tab10" if len(lines) <= 10 else "tab20"
+            for i, (label, m) in enumerate(lines):
                 m = m.groupby("batch_size").median(numeric_only=True).sort_index()
-                color = f"C{i % 10}"
-                ax.plot(m.index, m["train_img_per_s"], "o-", c=color, label=model)
+                color = plt.get_cmap(palette)(i % 20)
+                ax.plot(m.index, m["train_img_per_s"], "o-", c=color, label=label)
                 peer = "torch_eager_train_img_per_s"
                 if peer in m and m[peer].notna().any():
-                    ax.plot(m.index, m[peer], "x--", c=color, alpha=0.7, label=f"{model} (torch)")
+                    ax.plot(m.index, m[peer], "x--", c=color, alpha=0.7, label=f"{label} (torch)")
             ax.set_xscale("log", base=2)
             sizes = sorted(g["batch_size"].unique())
             ax.set_xticks(sizes, [str(int(b)) for b in sizes])
             ax.minorticks_off()
             ax.set(xlabel="batch size", ylabel="training images/s")
-            ax.set_title(f"{prec}, {size}², {strat} × {ndev}", fontsize=9)
+            ax.set_title(f"{name}: {prec}, {size}², {strat} × {ndev}", fontsize=9)
             ax.legend(fontsize=6)
         fig.suptitle(str(kind), fontsize=10)
         slug = re.sub(r"[^a-z0-9]+", "-", str(kind).lower()).strip("-")
