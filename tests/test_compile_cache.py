@@ -35,3 +35,47 @@ def test_second_run_reuses_the_cache(tmp_path):
     assert first, "the first run wrote nothing to the compilation cache"
     second = run("b")
     assert second == first  # every program came from the cache: nothing new was compiled
+
+
+def test_folds_with_other_class_weights_share_the_compiled_step():
+    # Every fold has its own class weights. As a constant of the step they made each fold a new
+    # program, which JAX's persistent cache could not serve (the 2026-11-27 H100 protocol run
+    # compiled for 45 s per fold); as an argument, folds of one size share one program.
+    import jax
+    import numpy as np
+
+    from mtl_bench.batches import fold_arrays
+    from mtl_bench.config import RunConfig
+    from mtl_bench.data.phantom import synth_phantom
+    from mtl_bench.fit import build_model
+    from mtl_bench.train import Engine
+
+    cfg = RunConfig(
+        model_kwargs={"widths": (4, 8, 16, 32, 64), "dense_units": 16},
+        image_size=32,
+        batch_size=8,
+        preprocess="none",
+    )
+    data = synth_phantom(16, image_size=32, seed=3, class_set="binary")
+    programs, focal = [], []
+    for alpha in ([0.7, 1.8], [1.2, 0.8]):
+        engine = Engine(
+            build_model(cfg, 2),
+            ("mask", "label"),
+            cfg,
+            steps_per_epoch=2,
+            class_alpha=np.array(alpha),
+        )
+        placed = engine.place_data(fold_arrays(data.images, data.masks, data.labels))
+        table, weights = engine.epoch_table(len(data), jax.random.key(0))
+        args = (
+            engine.flatten_state(engine.initial_state),
+            placed,
+            table,
+            weights,
+            jax.random.key(1),
+        )
+        programs.append(engine._train_indexed.lower(*args).as_text())
+        focal.append(float(engine._train_indexed(*args)[1]["focal_loss"]))
+    assert programs[0] == programs[1]
+    assert focal[0] != focal[1]  # the weights given are the weights used
