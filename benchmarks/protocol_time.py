@@ -6,8 +6,8 @@ epochs — set-up (model, data placement), the first epoch (compile included), t
 ``fold_K.json`` since the fit loop times them) — and scales the per-epoch and per-checkpoint parts
 to the protocol::
 
-    mtl-bench cv --model mtl_resunet --preset paper --precision bf16 --folds 0,1 \\
-        --set epochs=6 --set checkpoint_every=2 --out /tmp/protocol
+    mtl-bench cv --model mtl_resunet --preset paper --precision bf16 --folds 0,2 \\
+        --set epochs=6 --set checkpoint_every=2 --out /tmp/protocol   # fold 2: fold 0's size
     python -m benchmarks.protocol_time /tmp/protocol --epochs 500 --checkpoint-every 10 --folds 5
     python -m benchmarks.protocol_time --measure OUT     # a cold run, then OUT gets its files
 
@@ -18,9 +18,10 @@ when the run had them, as many times as it did).
 
 Only the first fold of each shape compiles: later folds of a run load the step from JAX's
 persistent compilation cache (on by default), and a fold's shape is its test-set size (its
-training set is the rest). So the first measured fold stands for every fold whose size comes
-first in the fold manifest (``folds.json`` beside the results), and the mean of the other
-measured folds for the rest; with one fold measured, every fold is counted as compiling.
+training set is the rest). So, by the fold manifest (``folds.json`` beside the results), the
+measured folds that were the first of their size stand for every such fold, and the others for
+the folds the cache serves; with one fold measured (or the manifest missing), every fold counts
+as the mean measured one.
 
 ``--measure OUT`` runs a cold protocol start: a fresh compilation cache, fold 0, then another fold
 of fold 0's size, 6 epochs each with a checkpoint every 2 (``--tiny``: 32², narrow widths, 60
@@ -169,23 +170,27 @@ def report(
             f"{t['save_s']:.2f} s (+ {t['close_s']:.2f} s for the last write), eval "
             f"{t['eval_s']:.1f} s (wall {t['wall_s']:.1f} s)"
         )
-    cold = extrapolate(rows[0], epochs, every)
-    plan = fold_plan(results, folds) if len(rows) > 1 else None
-    if plan is None:
+    plan = fold_plan(results, folds)
+    cold = [t for t in rows if plan is not None and t["fold"] < folds and plan[t["fold"]]]
+    warm = [t for t in rows if t not in cold]
+    if plan is not None and cold and warm:
+        n_cold = sum(plan)
+        per_cold = statistics.mean(extrapolate(t, epochs, every) for t in cold)
+        per_warm = statistics.mean(extrapolate(t, epochs, every) for t in warm)
+        total = n_cold * per_cold + (folds - n_cold) * per_warm
+        how = (
+            f"{n_cold} fold(s) compiling × {per_cold / 60:.2f} min + {folds - n_cold} from the "
+            f"compilation cache × {per_warm / 60:.2f} min"
+        )
+    else:
         total = folds * statistics.mean(extrapolate(t, epochs, every) for t in rows)
         how = f"{folds} folds × {total / folds / 60:.2f} min"
-        if len(rows) > 1:
+        if len(rows) == 1:
+            how += " (every fold as the one measured)"
+        elif plan is None:
             how += " (no fold manifest of that many folds: every fold as the mean measured one)"
         else:
-            how += " (every fold compiling, as the one measured)"
-    else:
-        warm = statistics.mean(extrapolate(t, epochs, every) for t in rows[1:])
-        n_cold = sum(plan)
-        total = n_cold * cold + (folds - n_cold) * warm
-        how = (
-            f"{n_cold} fold(s) compiling × {cold / 60:.2f} min + {folds - n_cold} from the "
-            f"compilation cache × {warm / 60:.2f} min"
-        )
+            how += " (the measured folds all compiling, or none: every fold as their mean)"
     if overhead_s is not None:
         total += overhead_s
         how += f" + {overhead_s:.0f} s outside the folds (start-up, data preparation)"
