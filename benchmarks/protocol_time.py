@@ -17,8 +17,9 @@ last epoch always saves). Evaluation is counted as run (the test set once; valid
 when the run had them, as many times as it did).
 
 Only the first fold of each shape compiles: later folds of a run load the step from JAX's
-persistent compilation cache (on by default), and a fold's shape is its test-set size (its
-training set is the rest). So, by the fold manifest (``folds.json`` beside the results), the
+persistent compilation cache (on by default), and a fold's shape is its training and test row
+counts, each padded to a multiple of 32 (so the paper's folds of 129 and 130 test images share
+one). So, by the fold manifest (``folds.json`` beside the results), the
 measured folds that were the first of their size stand for every such fold, and the others for
 the folds the cache serves; with one fold measured (or the manifest missing), every fold counts
 as the mean measured one.
@@ -125,8 +126,11 @@ def method_dir_of(results: Path, method: str | None) -> Path:
 
 
 def fold_plan(results: Path, folds: int) -> list[bool] | None:
-    """For each of the protocol's ``folds``: whether it compiles (the first of its test-set size
-    in ``results/folds.json``); None without a manifest of that many folds."""
+    """For each of the protocol's ``folds``: whether it compiles — the first fold of its shape in
+    ``results/folds.json``, a shape being its training and test row counts as the fit loop pads
+    them (``fit.ROW_MULTIPLE``; without an inner validation split); None without a manifest of
+    that many folds."""
+    from mtl_bench import fit
     from mtl_bench.data.folds import load_manifest
 
     path = results / "folds.json"
@@ -138,8 +142,10 @@ def fold_plan(results: Path, folds: int) -> list[bool] | None:
         raise ProtocolError(f"{path}: not a readable fold manifest ({e})") from None
     if manifest.k != folds:
         return None
-    sizes = [len(ids) for ids in manifest.fold_ids]
-    return [size not in sizes[:i] for i, size in enumerate(sizes)]
+    tests = [len(ids) for ids in manifest.fold_ids]
+    shapes = [(math.ceil((sum(tests) - t) / fit.ROW_MULTIPLE), math.ceil(t / fit.ROW_MULTIPLE))
+              for t in tests]  # fmt: skip
+    return [shape not in shapes[:i] for i, shape in enumerate(shapes)]
 
 
 def report(

@@ -39,6 +39,22 @@ def _epoch_table(key: jax.Array, n: int, batch: int, steps: int) -> tuple[jax.Ar
     return flat.reshape(steps, batch), weight.reshape(steps, batch)
 
 
+def pad_rows(host: dict[str, np.ndarray], multiple: int) -> dict[str, np.ndarray]:
+    """``host`` with zero rows appended up to a multiple of ``multiple``.
+
+    Why: a device-resident fold array's row count is part of the compiled step's shape, so folds
+    whose sizes differ by one image (the paper's 647 images make test sets of 129 and 130) would
+    each compile the step again. Padded, they share one program. The padding rows are never read:
+    the epoch table indexes the real rows only (``Engine.run_epoch(rows=...)``) and evaluation
+    takes an explicit index.
+    """
+    n = len(host["labels"])
+    pad = -n % multiple
+    if pad == 0:
+        return host
+    return {k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)]) for k, v in host.items()}
+
+
 def fold_arrays(images: np.ndarray, masks: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     """A fold's host arrays in the dtypes the steps expect (placed by ``Engine.place_data``)."""
     return {

@@ -11,7 +11,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from mtl_bench.batches import fold_arrays
+from mtl_bench.batches import fold_arrays, pad_rows
 from mtl_bench.config import RunConfig
 from mtl_bench.data.types import Dataset
 from mtl_bench.fold_io import Checkpoints, read_curve, write_curve
@@ -20,6 +20,10 @@ from mtl_bench.parallel import fetch
 from mtl_bench.progress import Bar, log, progress_bar
 from mtl_bench.registry import count_params, create_model, model_info
 from mtl_bench.train import Engine, State, TrainingDiverged
+
+# Fold arrays are padded to a multiple of this many rows (batches.pad_rows): 647 images make
+# folds of 517/518 training and 129/130 test images, one compiled step for all with 32.
+ROW_MULTIPLE = 32
 
 
 @dataclass
@@ -134,7 +138,8 @@ def fit_fold(
 
     def arrays(idx, for_eval=True):
         host = fold_arrays(dataset.images[idx], dataset.masks[idx], dataset.labels[idx])
-        return engine.place_data(host, for_eval=for_eval)
+        # Rows padded so folds a few images apart share one compiled step (batches.pad_rows).
+        return engine.place_data(pad_rows(host, ROW_MULTIPLE), for_eval=for_eval)
 
     train_data = arrays(fit_idx, for_eval=False)
     state = engine.place_state(engine.initial_state)
@@ -163,7 +168,11 @@ def fit_fold(
             for epoch in range(start_epoch, cfg.epochs):
                 te = time.perf_counter()
                 state, m = engine.run_epoch(
-                    state, train_data, jax.random.fold_in(base_key, epoch), lambda _i: bar.advance()
+                    state,
+                    train_data,
+                    jax.random.fold_in(base_key, epoch),
+                    lambda _i: bar.advance(),
+                    rows=len(fit_idx),
                 )
                 dt = time.perf_counter() - te
                 _check_finite(m, epoch, steps)
@@ -172,7 +181,9 @@ def fit_fold(
                     (epoch + 1) % max(cfg.eval_every, 1) == 0 or epoch + 1 == cfg.epochs
                 ):
                     tv = time.perf_counter()
-                    ev = engine.evaluate(engine.canonical_state(state), val_data)
+                    ev = engine.evaluate(
+                        engine.canonical_state(state), val_data, np.arange(len(val_idx))
+                    )
                     timing["eval_s"] += time.perf_counter() - tv
                     score = _val_score(info.tasks, ev, dataset.labels[val_idx])
                     row["val_score"] = score
@@ -194,7 +205,7 @@ def fit_fold(
         if best[1] is not None:
             eval_state = {**eval_state, **engine.place_data(best[1], for_eval=True)}
         tv = time.perf_counter()
-        test_eval = engine.evaluate(eval_state, arrays(test_idx))
+        test_eval = engine.evaluate(eval_state, arrays(test_idx), np.arange(len(test_idx)))
         timing["eval_s"] += time.perf_counter() - tv
     finally:
         if ckpt is not None:  # the last save writes in the background: wait for it

@@ -155,9 +155,13 @@ class Engine:
         data: dict[str, jax.Array],
         epoch_key: jax.Array,
         on_step: Callable[[int], None] | None = None,
+        *,
+        rows: int | None = None,
     ) -> tuple[State, dict[str, np.ndarray]]:
-        """One epoch; returns the new state and per-step metrics fetched once at the end."""
-        n = int(data["labels"].shape[-1])
+        """One epoch over the first ``rows`` rows of ``data`` (default: all; more are padding,
+        ``batches.pad_rows``); returns the new state and per-step metrics fetched once at the
+        end."""
+        n = int(data["labels"].shape[-1]) if rows is None else rows
         table, weights = self.epoch_table(n, jax.random.fold_in(epoch_key, 0))
         step_key = jax.random.fold_in(epoch_key, 1)
         if self.parallel == "pmap":

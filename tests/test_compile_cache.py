@@ -79,3 +79,45 @@ def test_folds_with_other_class_weights_share_the_compiled_step():
         focal.append(float(engine._train_indexed(*args)[1]["focal_loss"]))
     assert programs[0] == programs[1]
     assert focal[0] != focal[1]  # the weights given are the weights used
+
+
+def test_folds_a_few_images_apart_share_the_compiled_step():
+    # The fit loop pads a fold's arrays to a multiple of fit.ROW_MULTIPLE rows: the paper's 647
+    # images make training folds of 517 and 518 images, one program for both once padded.
+    import jax
+    import numpy as np
+
+    from mtl_bench.batches import fold_arrays, pad_rows
+    from mtl_bench.config import RunConfig
+    from mtl_bench.data.phantom import synth_phantom
+    from mtl_bench.fit import ROW_MULTIPLE, build_model
+    from mtl_bench.train import Engine
+
+    cfg = RunConfig(
+        model_kwargs={"widths": (4, 8, 16, 32, 64), "dense_units": 16},
+        image_size=32,
+        batch_size=8,
+        preprocess="none",
+    )
+    data = synth_phantom(20, image_size=32, seed=3, class_set="binary")
+    engine = Engine(
+        build_model(cfg, 2), ("mask", "label"), cfg, steps_per_epoch=2, class_alpha=None
+    )
+
+    def program(n: int, pad: bool) -> str:
+        host = fold_arrays(data.images[:n], data.masks[:n], data.labels[:n])
+        placed = engine.place_data(pad_rows(host, ROW_MULTIPLE) if pad else host)
+        assert len(placed["labels"]) == (ROW_MULTIPLE if pad else n)
+        table, weights = engine.epoch_table(n, jax.random.key(0))
+        assert int(np.max(table)) < n  # the padding rows are never drawn
+        args = (
+            engine.flatten_state(engine.initial_state),
+            placed,
+            table,
+            weights,
+            jax.random.key(1),
+        )
+        return engine._train_indexed.lower(*args).as_text()
+
+    assert program(19, pad=True) == program(20, pad=True)
+    assert program(19, pad=False) != program(20, pad=False)

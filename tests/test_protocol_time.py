@@ -66,14 +66,21 @@ def test_extrapolation_is_the_documented_sum(run_dir):
     assert "(every fold as the one measured)" in lines[-1]
 
 
-def test_only_the_first_fold_of_each_size_compiles(tmp_path, monkeypatch):
-    # 29 images in 3 stratified folds: test sets of 10, 10 and 9 images, so folds 0 and 2 compile
-    # and fold 1 reuses fold 0's program; measured fold 1 stands for the cached folds.
+def test_only_the_first_fold_of_each_shape_compiles(tmp_path, monkeypatch):
+    # 29 images in 3 stratified folds: test sets of 10, 10 and 9 images. Padded to 32 rows, as
+    # the fit loop pads them, all three folds have one shape: only fold 0 compiles.
+    from mtl_bench import fit
+
     monkeypatch.setenv("MTL_BENCH_CACHE", str(tmp_path / "cache"))
     cfg = dataclasses.replace(TINY, folds=3, synthetic_n=29)
-    run_cv(cfg, tmp_path / "res", folds=[0, 1], quiet=True)
+    run_cv(cfg, tmp_path / "res", folds=[0], quiet=True)
     manifest = json.loads((tmp_path / "res" / "folds.json").read_text())
     assert [len(f) for f in manifest["fold_ids"]] == [10, 10, 9]
+    assert pt.fold_plan(tmp_path / "res", 3) == [True, False, False]
+    # Unpadded (rows a multiple of 1), folds 0 and 2 would compile and fold 1 reuse fold 0's
+    # program; measured fold 1 then stands for the cached folds.
+    monkeypatch.setattr(fit, "ROW_MULTIPLE", 1)
+    run_cv(cfg, tmp_path / "res", folds=[1], quiet=True)
     assert pt.fold_plan(tmp_path / "res", 3) == [True, False, True]
     assert pt.fold_plan(tmp_path / "res", 5) is None  # another protocol: no plan from this one
     mdir = tmp_path / "res" / "mtl_resunet"
