@@ -37,45 +37,45 @@ def test_second_run_reuses_the_cache(tmp_path):
     assert second == first  # every program came from the cache: nothing new was compiled
 
 
+TINY_NET = {"widths": (4, 8, 16, 32, 64), "dense_units": 16}
+
+
+def _engine(alpha):
+    from mtl_bench.config import RunConfig
+    from mtl_bench.fit import build_model
+    from mtl_bench.train import Engine
+
+    cfg = RunConfig(model_kwargs=TINY_NET, image_size=32, batch_size=8, preprocess="none")
+    return Engine(build_model(cfg, 2), ("mask", "label"), cfg, steps_per_epoch=2, class_alpha=alpha)
+
+
+def _step_program(engine, host, n: int):
+    """The lowered training step on ``host`` (its first ``n`` rows real) and its arguments."""
+    import jax
+
+    placed = engine.place_data(host)
+    table, weights = engine.epoch_table(n, jax.random.key(0))
+    assert int(table.max()) < n  # padding rows, if any, are never drawn
+    args = (engine.flatten_state(engine.initial_state), placed, table, weights, jax.random.key(1))
+    return engine._train_indexed.lower(*args).as_text(), args
+
+
 def test_folds_with_other_class_weights_share_the_compiled_step():
     # Every fold has its own class weights. As a constant of the step they made each fold a new
     # program, which JAX's persistent cache could not serve (the 2026-11-27 H100 protocol run
     # compiled for 45 s per fold); as an argument, folds of one size share one program.
-    import jax
     import numpy as np
 
     from mtl_bench.batches import fold_arrays
-    from mtl_bench.config import RunConfig
     from mtl_bench.data.phantom import synth_phantom
-    from mtl_bench.fit import build_model
-    from mtl_bench.train import Engine
 
-    cfg = RunConfig(
-        model_kwargs={"widths": (4, 8, 16, 32, 64), "dense_units": 16},
-        image_size=32,
-        batch_size=8,
-        preprocess="none",
-    )
     data = synth_phantom(16, image_size=32, seed=3, class_set="binary")
+    host = fold_arrays(data.images, data.masks, data.labels)
     programs, focal = [], []
     for alpha in ([0.7, 1.8], [1.2, 0.8]):
-        engine = Engine(
-            build_model(cfg, 2),
-            ("mask", "label"),
-            cfg,
-            steps_per_epoch=2,
-            class_alpha=np.array(alpha),
-        )
-        placed = engine.place_data(fold_arrays(data.images, data.masks, data.labels))
-        table, weights = engine.epoch_table(len(data), jax.random.key(0))
-        args = (
-            engine.flatten_state(engine.initial_state),
-            placed,
-            table,
-            weights,
-            jax.random.key(1),
-        )
-        programs.append(engine._train_indexed.lower(*args).as_text())
+        engine = _engine(np.array(alpha))
+        program, args = _step_program(engine, host, len(data))
+        programs.append(program)
         focal.append(float(engine._train_indexed(*args)[1]["focal_loss"]))
     assert programs[0] == programs[1]
     assert focal[0] != focal[1]  # the weights given are the weights used
@@ -84,40 +84,18 @@ def test_folds_with_other_class_weights_share_the_compiled_step():
 def test_folds_a_few_images_apart_share_the_compiled_step():
     # The fit loop pads a fold's arrays to a multiple of fit.ROW_MULTIPLE rows: the paper's 647
     # images make training folds of 517 and 518 images, one program for both once padded.
-    import jax
-    import numpy as np
-
     from mtl_bench.batches import fold_arrays, pad_rows
-    from mtl_bench.config import RunConfig
     from mtl_bench.data.phantom import synth_phantom
-    from mtl_bench.fit import ROW_MULTIPLE, build_model
-    from mtl_bench.train import Engine
+    from mtl_bench.fit import ROW_MULTIPLE
 
-    cfg = RunConfig(
-        model_kwargs={"widths": (4, 8, 16, 32, 64), "dense_units": 16},
-        image_size=32,
-        batch_size=8,
-        preprocess="none",
-    )
     data = synth_phantom(20, image_size=32, seed=3, class_set="binary")
-    engine = Engine(
-        build_model(cfg, 2), ("mask", "label"), cfg, steps_per_epoch=2, class_alpha=None
-    )
+    engine = _engine(None)
 
     def program(n: int, pad: bool) -> str:
         host = fold_arrays(data.images[:n], data.masks[:n], data.labels[:n])
-        placed = engine.place_data(pad_rows(host, ROW_MULTIPLE) if pad else host)
-        assert len(placed["labels"]) == (ROW_MULTIPLE if pad else n)
-        table, weights = engine.epoch_table(n, jax.random.key(0))
-        assert int(np.max(table)) < n  # the padding rows are never drawn
-        args = (
-            engine.flatten_state(engine.initial_state),
-            placed,
-            table,
-            weights,
-            jax.random.key(1),
-        )
-        return engine._train_indexed.lower(*args).as_text()
+        host = pad_rows(host, ROW_MULTIPLE) if pad else host
+        assert len(host["labels"]) == (ROW_MULTIPLE if pad else n)
+        return _step_program(engine, host, n)[0]
 
     assert program(19, pad=True) == program(20, pad=True)
     assert program(19, pad=False) != program(20, pad=False)
