@@ -21,15 +21,12 @@ persistent compilation cache (on by default), and a fold's shape is its training
 counts, each padded to a multiple of 32 (so the paper's folds of 129 and 130 test images share
 one). So, by the fold manifest (``folds.json`` beside the results), the
 measured folds that were the first of their size stand for every such fold, and the others for
-the folds the cache serves; with one fold measured (or the manifest missing), every fold counts
-as the mean measured one.
+the folds the cache serves; with one fold measured (or the manifest missing, or an inner
+validation split, whose sizes the manifest does not give), every fold counts as the mean measured
+one.
 
-``--measure OUT`` runs a cold protocol start: a fresh compilation cache, fold 0, then another fold
-of fold 0's size, 6 epochs each with a checkpoint every 2 (``--tiny``: 32², narrow widths, 60
-images, for a CPU). It keeps the checkpoints in a temporary folder (~170 MB at full width) and
-writes the fold files, their curves, the manifest and the printed lines (``estimate.txt``) to OUT;
-the run's time outside the folds (start-up, data preparation) is added once.
-``gpu_check.sh``'s ``protocol`` group runs it on a GPU.
+``--measure OUT`` runs a short cold start of the real loop first and reports on it
+(``benchmarks/protocol_measure.py``); ``gpu_check.sh``'s ``protocol`` group runs it on a GPU.
 """
 
 from __future__ import annotations
@@ -38,11 +35,8 @@ import argparse
 import csv
 import json
 import math
-import os
-import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +85,7 @@ def fold_timing(method_dir: Path, fold_json: Path) -> dict[str, Any]:
         "close_s": res.get("checkpoint_close_s", 0.0),
         "eval_s": res["eval_s"],
         "wall_s": res.get("wall_time_s", float("nan")),
+        "val_fraction": float((res.get("config") or {}).get("val_fraction", 0.0) or 0.0),
     }
 
 
@@ -125,11 +120,12 @@ def method_dir_of(results: Path, method: str | None) -> Path:
     return found[0]
 
 
-def fold_plan(results: Path, folds: int) -> list[bool] | None:
+def fold_plan(results: Path, folds: int, val_fraction: float = 0.0) -> list[bool] | None:
     """For each of the protocol's ``folds``: whether it compiles — the first fold of its shape in
     ``results/folds.json``, a shape being its training and test row counts as the fit loop pads
-    them (``fit.ROW_MULTIPLE``; without an inner validation split); None without a manifest of
-    that many folds."""
+    them (``fit.ROW_MULTIPLE``). None without a manifest of that many folds, or with an inner
+    validation split (``val_fraction`` > 0): the fit loop draws it by duplicate group, so the
+    training rows of a fold the run did not reach are not known from the manifest."""
     from mtl_bench import fit
     from mtl_bench.data.folds import load_manifest
 
@@ -140,7 +136,7 @@ def fold_plan(results: Path, folds: int) -> list[bool] | None:
         manifest = load_manifest(path)
     except (OSError, ValueError) as e:
         raise ProtocolError(f"{path}: not a readable fold manifest ({e})") from None
-    if manifest.k != folds:
+    if manifest.k != folds or val_fraction > 0:
         return None
     tests = [len(ids) for ids in manifest.fold_ids]
     shapes = [(math.ceil((sum(tests) - t) / fit.ROW_MULTIPLE), math.ceil(t / fit.ROW_MULTIPLE))
@@ -176,7 +172,8 @@ def report(
             f"{t['save_s']:.2f} s (+ {t['close_s']:.2f} s for the last write), eval "
             f"{t['eval_s']:.1f} s (wall {t['wall_s']:.1f} s)"
         )
-    plan = fold_plan(results, folds)
+    val_fraction = max(t["val_fraction"] for t in rows)
+    plan = fold_plan(results, folds, val_fraction)
     cold = [t for t in rows if plan is not None and t["fold"] < folds and plan[t["fold"]]]
     warm = [t for t in rows if t not in cold]
     if plan is not None and cold and warm:
@@ -193,6 +190,8 @@ def report(
         how = f"{folds} folds × {total / folds / 60:.2f} min"
         if len(rows) == 1:
             how += " (every fold as the one measured)"
+        elif plan is None and val_fraction > 0:
+            how += " (an inner validation split: every fold as the mean measured one)"
         elif plan is None:
             how += " (no fold manifest of that many folds: every fold as the mean measured one)"
         else:
@@ -205,63 +204,6 @@ def report(
         f"a checkpoint every {every}, folds one after another; from the measured fold(s) above)"
     )
     return lines
-
-
-def measure(
-    out: Path,
-    epochs: int = 500,
-    every: int = 10,
-    folds: int = 5,
-    *,
-    epochs_run: int = 6,
-    tiny: bool = False,
-) -> list[str]:
-    """Run ``mtl-bench cv`` (paper preset, bf16, a checkpoint every 2 epochs, a fresh compilation
-    cache) on fold 0 and then on another fold of its size, in a temporary folder; copy the fold
-    files to ``out`` and return (and save) :func:`report`'s lines."""
-    import time
-
-    from mtl_bench.cli import main as cli_main
-
-    sets = [f"epochs={epochs_run}", "checkpoint_every=2"]
-    if tiny:
-        sets += ["image_size=32", "synthetic_n=60", "model_kwargs={'widths': (4, 8, 16, 32, 64)}"]
-    with tempfile.TemporaryDirectory() as tmp:
-        run = Path(tmp) / "run"
-        argv = ["cv", "--model", "mtl_resunet", "--preset", "paper", "--precision", "bf16"]
-        argv += ["--out", str(run), "--quiet", *(a for kv in sets for a in ("--set", kv))]
-        # Prepared data and compiled programs start empty, as on a first run: temporary too.
-        env = {"MTL_BENCH_CACHE": "cache", "MTL_BENCH_COMPILE_CACHE_DIR": "compile"}
-        old = {k: os.environ.get(k) for k in env}
-        os.environ.update({k: str(Path(tmp) / v) for k, v in env.items()})
-        try:
-            t0 = time.perf_counter()
-            _cv(cli_main, [*argv, "--folds", "0"])
-            first_call_s = time.perf_counter() - t0
-            sizes = [len(ids) for ids in json.loads((run / "folds.json").read_text())["fold_ids"]]
-            same = [f for f in range(1, len(sizes)) if sizes[f] == sizes[0]]
-            _cv(cli_main, [*argv, "--folds", str(same[0] if same else 1)])
-        finally:
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-        mdir = run / "mtl_resunet"
-        fold0_wall = json.loads((mdir / "fold_0.json").read_text())["wall_time_s"]
-        out.mkdir(parents=True, exist_ok=True)
-        for path in [run / "folds.json", *mdir.glob("fold_*.json"), *mdir.glob("fold_*_curve.csv")]:
-            shutil.copy(path, out / path.name)
-    record = {"outside_folds_s": round(first_call_s - fold0_wall, 3), "first_call_s": first_call_s}
-    (out / MEASURE_NAME).write_text(json.dumps(record, indent=1) + "\n")
-    lines = report(out, None, epochs, every, folds)  # what `protocol_time OUT` prints again
-    (out / "estimate.txt").write_text("\n".join(lines) + "\n")
-    return lines
-
-
-def _cv(cli_main, argv: list[str]) -> None:
-    if rc := cli_main(argv):
-        raise ProtocolError(f"mtl-bench {' '.join(argv)} exited with {rc}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give a results folder or --measure OUT (not both)")
     try:
         if args.measure is not None:
+            from benchmarks.protocol_measure import measure
+
             lines = measure(
                 args.measure, args.epochs, args.checkpoint_every, args.folds, tiny=args.tiny
             )

@@ -93,6 +93,17 @@ def test_only_the_first_fold_of_each_shape_compiles(tmp_path, monkeypatch):
         f"paper protocol from the training loop: {want:.1f} min = 2 fold(s)"
     )
     assert "1 from the compilation cache" in lines[-1] and "+ 12 s outside the folds" in lines[-1]
+    # With an inner validation split a fold's training rows depend on its draw by duplicate
+    # group, which the manifest does not give: no plan, every fold as the mean measured one.
+    assert pt.fold_plan(tmp_path / "res", 3, val_fraction=0.2) is None
+    rec = json.loads((mdir / "fold_1.json").read_text())
+    rec["config"]["val_fraction"] = 0.2
+    (mdir / "fold_1.json").write_text(json.dumps(rec))
+    lines = pt.report(tmp_path / "res", None, 50, 10, 3)
+    assert lines[-1].startswith(
+        f"paper protocol from the training loop: {1.5 * (cold + warm) / 60:.1f}"
+    )
+    assert "(an inner validation split: every fold as the mean measured one)" in lines[-1]
 
 
 def test_unreadable_inputs_are_one_line_errors(run_dir, tmp_path, capsys):
