@@ -271,7 +271,7 @@ def _duplicate_groups(manifest: FoldManifest, dataset: Dataset) -> np.ndarray:
     """A group id per image: the manifest's duplicate groups share one, others are alone."""
     from types import SimpleNamespace
 
-    from mtl_bench.data.check import group_index
+    from mtl_bench.data.duplicates import group_index
 
     groups = [SimpleNamespace(ids=tuple(g["ids"])) for g in manifest.duplicate_groups]
     return group_index(groups, len(dataset), list(dataset.ids))

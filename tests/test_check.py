@@ -15,9 +15,9 @@ from busi_fixture import (
     write_png,
 )
 
-from mtl_bench.data.check import (
+from mtl_bench.data.check import check_busi
+from mtl_bench.data.duplicates import (
     DuplicateGroup,
-    check_busi,
     default_near_threshold,
     duplicate_groups,
     group_index,
