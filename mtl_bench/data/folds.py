@@ -189,7 +189,7 @@ def manifest_for(
     groups: list[DuplicateGroup] | None = None,
     preprocess: str | None = None,
 ) -> FoldManifest:
-    """Folds for ``dataset`` keeping ``duplicates.duplicate_groups`` together, via :func:`make_folds`.
+    """Folds for ``dataset`` keeping ``duplicate_groups`` together, via :func:`make_folds`.
 
     ``groups`` (e.g. ``check_busi``'s on the raw folder, matched by id) replaces that search.
     ``preprocess`` is recorded in the description (a Dataset does not say).
