@@ -36,6 +36,8 @@ class DuplicateGroup:
 
 
 def thumbnail(image: np.ndarray, hash_size: int) -> np.ndarray:
+    """The (4·hash_size)² float32 thumbnail a pHash is taken of (check_busi keeps these, not
+    the decoded images, while it reads a folder)."""
     # Pillow's bilinear averages the whole footprint when shrinking: speckle goes.
     side = 4 * hash_size
     small = Image.fromarray(image).resize((side, side), Image.Resampling.BILINEAR)
@@ -43,6 +45,7 @@ def thumbnail(image: np.ndarray, hash_size: int) -> np.ndarray:
 
 
 def phash_bits(thumbs: np.ndarray, hash_size: int) -> np.ndarray:
+    """(N, hash_size²) bool pHashes of stacked :func:`thumbnail` outputs."""
     low = dctn(thumbs, type=2, axes=(1, 2), norm="ortho")[:, :hash_size, :hash_size]
     low = low.reshape(len(thumbs), -1)
     # The DC term only encodes brightness; the median of the rest makes the hash contrast-free.
@@ -74,6 +77,8 @@ def hamming_pairs(bits: np.ndarray, threshold: int, block: int = 2048) -> np.nda
 def build_groups(
     ids: list[str], labels: np.ndarray, keys: list[str], bits: np.ndarray, threshold: int
 ) -> list[DuplicateGroup]:
+    """Groups (>= 2 members, in order of first member) joining equal ``keys`` (exact copies)
+    and hashes at most ``threshold`` bits apart (near copies), chained as connected components."""
     n = len(ids)
     first: dict[str, int] = {}
     exact = [(first.setdefault(k, i), i) for i, k in enumerate(keys)]
@@ -92,6 +97,7 @@ def build_groups(
 
 
 def content_key(image: np.ndarray) -> str:
+    """SHA-256 of shape and pixels: equal keys are exact copies."""
     return hashlib.sha256(f"{image.shape}".encode() + image.tobytes()).hexdigest()
 
 
