@@ -7,8 +7,9 @@ regression. Here: the features of ``moon_features_extract`` (48 per image), then
 regression, or an RBF SVM with Platt-scaled probabilities — and its C are chosen by an inner
 stratified k-fold grid search (``GridSearchCV``, scoring ROC AUC, seeded) on the training fold
 only — group-aware (``StratifiedGroupKFold``) when the fold manifest's near-duplicate groups
-share training images, so no image scores a C chosen on its twin (``inner_folds_grouped`` in the
-record); the test fold is seen once, for the reported probabilities.
+share training images, so no image scores a C chosen on its twin, and the SVM's Platt sigmoid is
+fit on decision values of groups its SVM did not see (``inner_folds_grouped`` in the record;
+``moon_features_search``); the test fold is seen once, for the reported probabilities.
 
 Settings (``cfg.model_kwargs``, all optional; see ``mtl_bench/configs/moon_features.py``):
 ``classifiers`` ("logreg", "svc"), ``C_grid``, ``inner_folds`` (5), ``mask_source``.
@@ -44,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from mtl_bench.config import RunConfig
-from mtl_bench.data.types import DataError, Dataset
+from mtl_bench.data.types import Dataset
 from mtl_bench.fit import FoldRun
 from mtl_bench.progress import log
 from mtl_bench.registry import register_model
@@ -97,91 +98,6 @@ def moon_settings(cfg: RunConfig) -> dict[str, Any]:
     return {**s, "classifiers": clfs, "C_grid": tuple(float(c) for c in grid)}
 
 
-def _search(
-    settings: dict[str, Any],
-    labels: np.ndarray,
-    names: tuple[str, ...],
-    cfg: RunConfig,
-    fold: int,
-    groups: np.ndarray | None = None,
-):
-    """The inner grid search of (classifier, C), given the training labels; ``groups`` (per
-    training image): split the inner folds by duplicate group (``fit`` then takes ``groups=``)."""
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
-
-    n_classes = len(names)
-    counts = np.bincount(labels, minlength=n_classes)
-    if counts.min() < 2:
-        raise DataError(
-            f"moon_features fold {fold}: the training fold has {counts.min()} image(s) of class "
-            f"{names[int(counts.argmin())]!r}; inner cross-validation needs at least 2 per class"
-        )
-    k = int(min(settings["inner_folds"], counts.min()))
-    if groups is not None:  # each inner fold needs a group of every class, for its AUC
-        per_class = [len(np.unique(groups[labels == c])) for c in range(n_classes)]
-        k = min(k, *per_class)
-        if k < 2:
-            raise DataError(
-                f"moon_features fold {fold}: the training fold's class "
-                f"{names[int(np.argmin(per_class))]!r} is one duplicate group; inner "
-                "cross-validation needs at least 2 groups per class"
-            )
-    weight = "balanced" if cfg.class_weights == "inverse_frequency" else None
-    grid: list[dict[str, Any]] = []
-    if "logreg" in settings["classifiers"]:
-        logreg = LogisticRegression(max_iter=10_000, class_weight=weight)
-        grid.append({"clf": [logreg], "clf__C": list(settings["C_grid"])})
-    # Platt scaling on an inner-inner split (sklearn's replacement for SVC(probability=True));
-    # it needs 2+ images per class in each of its splits, so tiny folds drop the SVM.
-    per_class_inner = int(counts.min() - np.ceil(counts.min() / k))
-    if "svc" in settings["classifiers"] and per_class_inner >= 2:
-        svc = SVC(kernel="rbf", gamma="scale", class_weight=weight, random_state=cfg.seed)
-        platt = CalibratedClassifierCV(
-            svc, method="sigmoid", cv=min(3, per_class_inner), ensemble=False
-        )
-        grid.append({"clf": [platt], "clf__estimator__C": list(settings["C_grid"])})
-    if not grid:
-        raise DataError(
-            f"moon_features fold {fold}: the training fold is too small for an SVM-only grid"
-        )
-    pipe = Pipeline(
-        [
-            ("impute", SimpleImputer(strategy="median")),
-            ("scale", StandardScaler()),
-            ("clf", grid[0]["clf"][0]),
-        ]
-    )
-    return GridSearchCV(
-        pipe,
-        grid,
-        scoring="roc_auc" if n_classes == 2 else "roc_auc_ovr",
-        cv=(StratifiedKFold if groups is None else StratifiedGroupKFold)(
-            n_splits=k, shuffle=True, random_state=cfg.seed
-        ),
-        refit=True,
-        error_score="raise",
-    )
-
-
-def _n_fitted(pipe) -> int:
-    """Fitted numbers of the selected pipeline (imputer, scaler, classifier) for ``params``."""
-    clf = pipe.named_steps["clf"]
-    n = pipe.named_steps["impute"].statistics_.size + 2 * pipe.named_steps["scale"].mean_.size
-    if hasattr(clf, "coef_"):
-        return n + clf.coef_.size + clf.intercept_.size
-    for cal in clf.calibrated_classifiers_:
-        svc = cal.estimator
-        n += svc.support_vectors_.size + svc.dual_coef_.size + svc.intercept_.size
-        n += sum(2 for _ in cal.calibrators)  # each Platt sigmoid has a slope and an offset
-    return n
-
-
 def fit_moon(
     cfg: RunConfig,
     dataset: Dataset,
@@ -198,9 +114,11 @@ def fit_moon(
     folds keep each group together, so a near duplicate never scores the C chosen on its twin;
     without shared groups the split is the plain stratified one (the same folds as before).
     """
+    import sklearn
     from threadpoolctl import threadpool_limits
 
     from baselines.moon_features_extract import FEATURE_NAMES, extract_all, predicted_masks
+    from baselines.moon_features_search import inner_searches, n_fitted
     from mtl_bench.pred_masks import out_of_fold_masks
 
     t0 = time.perf_counter()
@@ -219,18 +137,21 @@ def fit_moon(
     g_train = None if groups is None else np.asarray(groups)[train_idx]
     grouped = g_train is not None and len(np.unique(g_train)) < len(g_train)
     g_train = g_train if grouped else None
-    search = _search(settings, y_train, tuple(dataset.class_names), cfg, fold, g_train)
+    searches = inner_searches(settings, y_train, tuple(dataset.class_names), cfg, fold, g_train)
     # A 600 × 48 problem gains nothing from BLAS threads, and on a busy CPU they oversubscribe
     # the cores (measured: 8 s vs 1.6 s per fold on 2 shared cores), so fit single-threaded.
-    with threadpool_limits(limits=1):
-        search.fit(x_train, y_train, **({"groups": g_train} if grouped else {}))
+    # Metadata routing hands the groups to the SVM's Platt split as well as to the inner folds.
+    with threadpool_limits(limits=1), sklearn.config_context(enable_metadata_routing=True):
+        for search in searches.values():
+            search.fit(x_train, y_train, **({"groups": g_train} if grouped else {}))
+    # The best inner AUC; on a tie the first family (logreg), as one grid over both would pick.
+    name = max(searches, key=lambda n: searches[n].best_score_)
+    search = searches[name]
     train_s = time.perf_counter() - t0
     proba = search.predict_proba(x_test)
     prob = np.zeros((len(test_idx), n_classes))
     prob[:, search.classes_] = proba  # columns in label order, whatever sklearn's order
-    best = search.best_params_
-    name = "logreg" if "clf__C" in best else "svc"
-    c_value = best.get("clf__C", best.get("clf__estimator__C"))
+    c_value = search.best_params_["clf__C"]
     log(
         f"moon_features fold {fold}: {len(FEATURE_NAMES)} features, {name} C={c_value:g} "
         f"(inner AUC {search.best_score_:.3f}), masks: {settings['mask_source']}",
@@ -243,7 +164,7 @@ def fit_moon(
         wall_time_s=time.perf_counter() - t0,
         train_img_per_s=len(train_idx) / train_s,
         epochs_run=0,  # not trained by gradient descent: no epochs
-        params=_n_fitted(search.best_estimator_),
+        params=n_fitted(search.best_estimator_),
         extras={
             "selected_classifier": name,
             "selected_C": float(c_value),

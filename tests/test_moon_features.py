@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 from skimage.draw import disk, ellipse, polygon
 
-from baselines.moon_features import DEFAULTS, _search, fit_moon, moon_settings
+from baselines.moon_features import DEFAULTS, fit_moon, moon_settings
 from baselines.moon_features_extract import (
     FEATURE_NAMES,
     extract_all,
     extract_features,
     predicted_masks,
 )
+from baselines.moon_features_search import PlattSVC, inner_searches
 from mtl_bench.cli import main
 from mtl_bench.config import RunConfig
 from mtl_bench.cv import run_cv
@@ -234,7 +235,7 @@ def test_predicted_masks_from_a_methods_folder_are_checked_out_of_fold(data, tmp
         fit_moon(_cfg(model_kwargs=pred), data, train, test, fold=0, quiet=True)
 
 
-def test_inner_folds_keep_duplicate_groups_together(data):
+def test_inner_folds_keep_duplicate_groups_together(data, monkeypatch):
     idx = np.arange(len(data))
     train, test = idx[idx % 2 == 0], idx[idx % 2 == 1]
     groups = idx.copy()  # pair up training images of one class: near duplicates, say
@@ -243,11 +244,26 @@ def test_inner_folds_keep_duplicate_groups_together(data):
         groups[same[1::2]] = same[: len(same) // 2 * 2 : 2]
     cfg = _cfg(model_kwargs=FAST)
     y, g = data.labels[train].astype(np.int64), groups[train]
-    search = _search(moon_settings(cfg), y, tuple(data.class_names), cfg, 0, g)
-    for fit_part, val_part in search.cv.split(np.zeros((len(y), 1)), y, g):
-        assert not set(g[fit_part]) & set(g[val_part])  # no group on both sides
+    searches = inner_searches(moon_settings(cfg), y, tuple(data.class_names), cfg, 0, g)
+    assert list(searches) == ["logreg", "svc"]
+    for search in searches.values():
+        for fit_part, val_part in search.cv.split(np.zeros((len(y), 1)), y, g):
+            assert not set(g[fit_part]) & set(g[val_part])  # no group on both sides
+    seen = []  # every SVM candidate's Platt split keeps the groups apart too
+    fit = PlattSVC.fit
+
+    def spy(self, X, y, groups=None):
+        out = fit(self, X, y, groups)
+        seen.append(groups is not None)
+        for part in self.calibration_folds_:
+            rest = np.setdiff1d(np.arange(len(y)), part)
+            assert not set(groups[part]) & set(groups[rest])
+        return out
+
+    monkeypatch.setattr(PlattSVC, "fit", spy)
     run = fit_moon(cfg, data, train, test, quiet=True, groups=groups)
-    assert run.extras["inner_folds_grouped"]
+    assert run.extras["inner_folds_grouped"] and seen and all(seen)
+    monkeypatch.undo()
     plain = fit_moon(cfg, data, train, test, quiet=True, groups=idx)  # no shared group
     assert not plain.extras["inner_folds_grouped"]
     np.testing.assert_array_equal(
@@ -285,3 +301,30 @@ def test_cli_smoke_preset(tmp_path, capsys):
     rec = json.loads((out / "moon_features" / "fold_0.json").read_text())
     assert rec["config"]["preset"] == "smoke" and rec["config"]["preprocess"] == "none"
     assert "moon_features fold 1:" in capsys.readouterr().err
+
+
+def test_platt_svc_is_sklearns_calibration_and_splits_by_group():
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.svm import SVC
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 4))
+    y = (x[:, 0] + 0.5 * rng.normal(size=60) > 0).astype(np.int64)
+    ours = PlattSVC(C=2.0, n_splits=3, random_state=0).fit(x, y)
+    ref = CalibratedClassifierCV(
+        SVC(kernel="rbf", gamma="scale", C=2.0, random_state=0),
+        method="sigmoid",
+        cv=3,
+        ensemble=False,
+    ).fit(x, y)
+    np.testing.assert_array_equal(ours.predict_proba(x), ref.predict_proba(x))  # no groups
+    assert set(ours.predict(x)) <= {0, 1}
+    groups = np.arange(60) // 2  # pairs: a pair's two images never sit on both sides
+    grouped = PlattSVC(n_splits=3, random_state=0).fit(x, y, groups)
+    folds = grouped.calibration_folds_
+    assert sorted(np.concatenate(folds)) == list(range(60))
+    for part in folds:
+        assert not set(groups[part]) & set(np.delete(groups, part))
+    one = np.where(y == 1, -1, np.arange(60))  # every positive one group: a split lacks it
+    with pytest.raises(DataError, match="Platt calibration split of 60 .*by duplicate group"):
+        PlattSVC(n_splits=2, random_state=0).fit(x, y, one)
