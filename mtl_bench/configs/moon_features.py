@@ -9,7 +9,8 @@
 
 Not trained by gradient descent: 48 texture / intensity / morphology features per lesion, then
 standardise + logistic regression or RBF SVM, the classifier and C ∈ {0.01, 0.1, 1, 10, 100} chosen
-by 5-fold stratified inner cross-validation on the training fold (ROC AUC). Those are its
+by 5-fold stratified inner cross-validation on the training fold (ROC AUC; by near-duplicate group
+where the training fold has any, as is the SVM's Platt calibration split). Those are its
 hyper-parameters (``model_kwargs``, printed in Table 5); the optimiser fields of the config are
 unused, and ``epochs`` is 0 because no epoch is run. Masks: the ground truth, as the original (which
 classified the radiologist's outline), so Table 6 notes that its row saw the true outline of each
