@@ -4,9 +4,9 @@ For each selected model × precision × parallel strategy and device count × ba
 training and inference images/s, ms/step, cold and warm compile time, trainable parameters,
 GFLOPs per image (``benchmarks.flops``), MFU against ``benchmarks.peaks``, compiled and peak
 device memory, the input stall and out-of-memory back-off — one CSV row each (``timing.py``
-measures; this file drives, records and prints). With ``--peer torch`` each model's PyTorch
-twin is timed in a subprocess (``benchmarks.torch_peer``) at the same settings and the
-JAX / PyTorch ratios join the row.
+measures, with ``step_clock.py``'s clock; this file drives, records and prints). With ``--peer
+torch`` each model's PyTorch twin is timed in a subprocess (``benchmarks.torch_peer``) at the same
+settings and the JAX / PyTorch ratios join the row.
 
 Rows go to ``OUT/throughput/<device-kind>-<YYYYMMDD-HHMMSS>.csv`` (or ``--csv FILE``, whose
 existing rows are kept); the whole file is rewritten atomically after every configuration, so an

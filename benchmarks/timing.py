@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import gc
 import inspect
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -36,6 +35,7 @@ import numpy as np
 from flax import nnx
 
 from benchmarks.flops import TRAIN_FACTOR, model_forward_flops
+from benchmarks.step_clock import compile_cold_warm, median_ms, peak_memory_gb, time_train
 from mtl_bench.batches import fold_arrays, gather_batch
 from mtl_bench.config import RunConfig, apply_overrides
 from mtl_bench.fit import build_model
@@ -85,38 +85,6 @@ def is_oom(err: BaseException) -> bool:
     return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or "out of memory" in text
 
 
-def _median_ms(fn: Callable[[], Any], warmup: int, steps: int) -> float:
-    for _ in range(warmup):
-        jax.block_until_ready(fn())
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(times)
-
-
-def _compiled_gb(compiled: Any) -> float | None:
-    """Device memory one executable needs (arguments + outputs − donated + temporaries)."""
-    try:
-        m = compiled.memory_analysis()
-    except (NotImplementedError, AttributeError, RuntimeError):
-        return None
-    if m is None:
-        return None
-    total = m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
-    return (total + m.temp_size_in_bytes) / 1e9
-
-
-def _peak_memory_gb() -> float | None:
-    stats = jax.devices()[0].memory_stats()  # None on CPU
-    return stats["peak_bytes_in_use"] / 1e9 if stats and "peak_bytes_in_use" in stats else None
-
-
-def _cache_dir() -> str | None:
-    return jax.config.jax_compilation_cache_dir or None
-
-
 def _synthetic_arrays(n: int, size: int, num_classes: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     return fold_arrays(
@@ -135,53 +103,6 @@ def _step_key(engine: Engine, key: jax.Array) -> jax.Array:
     if engine.parallel == "jit":
         return jax.random.wrap_key_data(par.replicate(jax.random.key_data(key), engine.mesh))
     return key
-
-
-def compile_cold_warm(lower: Callable[[], Any], warm: bool) -> tuple[Any, dict[str, Any]]:
-    """Compile ``lower()`` ahead of time: (executable, {compile_s, mem_compiled_gb,
-    compile_warm_s}); the warm figure is a second compile with the in-memory caches cleared, so
-    only the persistent cache (when on) can spare it."""
-    t = time.perf_counter()
-    compiled = lower().compile()
-    row = {"compile_s": time.perf_counter() - t, "mem_compiled_gb": _compiled_gb(compiled)}
-    row["compile_warm_s"] = None
-    if warm and _cache_dir():
-        jax.clear_caches()
-        t = time.perf_counter()
-        lower().compile()
-        row["compile_warm_s"] = time.perf_counter() - t
-    return compiled, row
-
-
-def time_train(
-    train_once: Callable[[], tuple[Any, Any]], warmup: int, steps: int, profile: Path | None = None
-) -> dict:
-    """{train_ms (median, blocked), train_pipelined_ms, loss_finite, host_ms (dispatch only)} of a
-    training step; ``train_once()`` runs one step and returns (something to block on, the loss).
-    With ``profile``, three more steps are traced there afterwards (``profile_trace`` column).
-
-    ``train_ms`` blocks on every step, so the host's preparation of the next call shows as device
-    idle time (3 ms per step on an H100, results/profiles/); ``train_pipelined_ms`` is the wall
-    time of ``steps`` calls dispatched back to back, blocked once at the end, per step — what the
-    training loop, which never blocks on a step, sees."""
-    row: dict[str, Any] = {"train_ms": _median_ms(train_once, warmup, steps)}
-    loss = np.asarray(jax.device_get(train_once()[1]))  # one value per device/fold when stacked
-    row["loss_finite"] = bool(np.all(np.isfinite(loss)))
-    # Dispatch-only time: calls return before the device finishes; block once at the end.
-    t_calls = []
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        t = time.perf_counter()
-        out = train_once()
-        t_calls.append(time.perf_counter() - t)
-    jax.block_until_ready(out)
-    row["train_pipelined_ms"] = 1e3 * (time.perf_counter() - t0) / steps
-    row["host_ms"] = 1e3 * statistics.median(t_calls)
-    if profile is not None:
-        from benchmarks.profile_trace import capture
-
-        row["profile_trace"] = str(capture(train_once, profile) or "")
-    return row
 
 
 def measure(spec: BenchSpec) -> dict[str, Any]:
@@ -250,7 +171,7 @@ def measure(spec: BenchSpec) -> dict[str, Any]:
     one = jax.device_put(host)
     idx = jnp.arange(spec.batch_size, dtype=jnp.int32)
     gather = jax.jit(gather_batch).lower(one, idx).compile()
-    row["input_ms"] = _median_ms(lambda: gather(one, idx), spec.warmup, spec.steps)
+    row["input_ms"] = median_ms(lambda: gather(one, idx), spec.warmup, spec.steps)
     row["input_stall_pct"] = 100.0 * row["input_ms"] / row["train_ms"]
 
     graphdef = engine.graphdef
@@ -265,10 +186,10 @@ def measure(spec: BenchSpec) -> dict[str, Any]:
     t = time.perf_counter()
     infer = jax.jit(forward).lower(final["params"], final["rest"], x).compile()
     row["infer_compile_s"] = time.perf_counter() - t
-    row["infer_ms"] = _median_ms(
+    row["infer_ms"] = median_ms(
         lambda: infer(final["params"], final["rest"], x), spec.warmup, spec.steps
     )
-    row["peak_mem_gb"] = _peak_memory_gb()
+    row["peak_mem_gb"] = peak_memory_gb()
     row["train_img_per_s"] = spec.batch_size / (row["train_ms"] / 1e3)
     row["train_pipelined_img_per_s"] = spec.batch_size / (row["train_pipelined_ms"] / 1e3)
     row["infer_img_per_s"] = spec.batch_size / (row["infer_ms"] / 1e3)

@@ -19,14 +19,8 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks.flops import TRAIN_FACTOR, model_forward_flops
-from benchmarks.timing import (
-    BenchSpec,
-    Skip,
-    _peak_memory_gb,
-    _synthetic_arrays,
-    compile_cold_warm,
-    time_train,
-)
+from benchmarks.step_clock import compile_cold_warm, peak_memory_gb, time_train
+from benchmarks.timing import BenchSpec, Skip, _synthetic_arrays
 from mtl_bench.config import RunConfig, apply_overrides
 from mtl_bench.fit import build_model
 from mtl_bench.fold_parallel import _parallel_step, _stack, _tables
@@ -93,7 +87,7 @@ def measure_folds(
     row.update(
         time_train(train_once, spec.warmup, spec.steps, spec.profile_path(f"{folds}-{fold_conv}"))
     )
-    row["peak_mem_gb"] = _peak_memory_gb()
+    row["peak_mem_gb"] = peak_memory_gb()
     row["train_img_per_s"] = folds * spec.batch_size / (row["train_ms"] / 1e3)
     row["train_pipelined_img_per_s"] = folds * spec.batch_size / (row["train_pipelined_ms"] / 1e3)
     row["achieved_tflops"] = row["train_img_per_s"] * row["train_gflops_per_img"] / 1e3

@@ -85,6 +85,7 @@ def test_bench_writes_a_well_formed_csv(tmp_path, monkeypatch, capsys):
     ok = rows[0]
     for key in ("train_img_per_s", "infer_img_per_s", "train_ms", "compile_s", "input_ms"):
         assert float(ok[key]) > 0, key
+    assert float(ok["mem_compiled_gb"]) > 0  # XLA's memory analysis answers on the CPU too
     # Steps dispatched back to back: never slower than dispatch alone, and a real rate.
     piped_ms = 2 / float(ok["train_pipelined_img_per_s"]) * 1e3
     assert float(ok["host_ms"]) * 0.5 < piped_ms < 10 * float(ok["train_ms"])
@@ -100,6 +101,16 @@ def test_bench_writes_a_well_formed_csv(tmp_path, monkeypatch, capsys):
     assert math.isfinite(float(ok["input_stall_pct"]))
     out = capsys.readouterr().out
     assert "| bench_tiny" in out and str(files[0]) in out
+    # With the persistent cache on, the second compile (in-memory caches cleared) is timed too.
+    argv = [*argv[:5], "fp32", *argv[6:-1], str(tmp_path / "cache")]
+    session_cache = jax.config.jax_compilation_cache_dir  # conftest's: given back afterwards
+    try:
+        assert main([*argv, "--csv", str(tmp_path / "warm.csv")]) == 0
+    finally:
+        jax.config.update("jax_compilation_cache_dir", session_cache)
+    with open(tmp_path / "warm.csv", newline="") as f:
+        (warm,) = list(csv.DictReader(f))
+    assert warm["status"] == "ok" and float(warm["compile_warm_s"]) > 0
 
 
 def test_bench_rejects_bad_arguments(capsys):
