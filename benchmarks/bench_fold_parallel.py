@@ -17,6 +17,8 @@ import time
 import numpy as np
 from tabulate import tabulate
 
+from mtl_bench.data.types import DataError
+
 
 def _rate(curves: list[list[dict]], sizes: list[int]) -> float:
     # Steady-state epochs only (the first one compiles): sum of per-fold epoch times.
@@ -27,17 +29,47 @@ def _rate(curves: list[list[dict]], sizes: list[int]) -> float:
     return images / seconds
 
 
+def _at_least(low: int):
+    """An argparse type: an integer >= ``low`` (argparse then names the option and value)."""
+
+    def parse(text: str) -> int:
+        value = int(text)  # a ValueError is argparse's "invalid ... value" message
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        widths = ()
+    if len(widths) != 5 or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"must be 5 positive integers like 4,8,16,32,64: {text}")
+    return widths
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--image-size", type=int, default=64)
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--epochs", type=int, default=3, help="timed epochs + 1 compile epoch")
-    ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--n", type=int, default=None, help="phantom images (default 647)")
-    ap.add_argument("--widths", default=None, help="e.g. 4,8,16,32,64 (default the paper's)")
+    ap.add_argument("--image-size", type=_at_least(16), default=64)
+    ap.add_argument("--batch-size", type=_at_least(1), default=16)
+    ap.add_argument("--epochs", type=_at_least(1), default=3, help="timed epochs (+1 compiling)")
+    ap.add_argument("--folds", type=_at_least(2), default=5)
+    ap.add_argument("--n", type=_at_least(10), default=None, help="phantom images (default 647)")
+    ap.add_argument("--widths", type=_widths, default=None, help="e.g. 4,8,16,32,64 (the paper's)")
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     args = ap.parse_args(argv)
 
+    try:
+        _compare(args)
+    except (ValueError, DataError) as e:  # data too small for the folds, a size the net rejects
+        ap.error(str(e))
+
+
+def _compare(args: argparse.Namespace) -> None:
     import jax
 
     from mtl_bench.config import RunConfig
@@ -46,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     from mtl_bench.fit import fit_fold
     from mtl_bench.fold_parallel import fit_folds_parallel
 
-    kwargs = {"widths": tuple(int(w) for w in args.widths.split(","))} if args.widths else {}
+    kwargs = {"widths": args.widths} if args.widths else {}
     cfg = RunConfig(
         model_kwargs=kwargs, image_size=args.image_size, epochs=args.epochs + 1,
         batch_size=args.batch_size, preprocess="none", checkpoint_every=0,

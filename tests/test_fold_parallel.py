@@ -55,3 +55,54 @@ def test_fold_parallel_rejects_unsupported_combinations():
         fit_folds_parallel(dataclasses.replace(CFG, fold_conv="dense"), ds, split, folds=[0])
     with pytest.raises(ValueError, match="state_layout='packed' applies to sequential folds"):
         fit_folds_parallel(dataclasses.replace(CFG, state_layout="packed"), ds, split, folds=[0])
+
+
+@pytest.mark.slow
+def test_bench_fold_parallel_times_the_real_loop_both_ways(capsys):
+    from benchmarks import bench_fold_parallel
+
+    bench_fold_parallel.main(
+        [
+            "--image-size",
+            "16",
+            "--n",
+            "20",
+            "--folds",
+            "2",
+            "--widths",
+            "2,2,2,2,2",
+            "--batch-size",
+            "4",
+            "--epochs",
+            "1",
+        ]  # fmt: skip
+    )
+    out = capsys.readouterr().out
+    rates = {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[0] in ("sequential folds", "fold-parallel"):
+            rates[cells[0]] = (float(cells[1]), float(cells[2]))
+    assert set(rates) == {"sequential folds", "fold-parallel"}
+    assert all(rate > 0 and wall > 0 for rate, wall in rates.values())
+    ratio = rates["fold-parallel"][0] / rates["sequential folds"][0]
+    assert f"fold-parallel / sequential: {ratio:.2f}×" in out
+    assert out.startswith("device: cpu, 2 folds, 16², batch 4/fold, fp32, 1 timed epochs")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--epochs", "0"], "argument --epochs: must be an integer >= 1, got 0"),
+        (["--widths", "4,8"], "argument --widths: must be 5 positive integers"),
+        (["--n", "10", "--image-size", "16"], "k=5 folds need at least 5 samples per class"),
+    ],
+)
+def test_bench_fold_parallel_bad_arguments_are_one_line_errors(argv, message, capsys):
+    from benchmarks import bench_fold_parallel
+
+    with pytest.raises(SystemExit) as exc:
+        bench_fold_parallel.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1] and "Traceback" not in "\n".join(err)
