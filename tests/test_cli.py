@@ -176,3 +176,25 @@ def test_p_adjust_choices_are_the_statistics_ones():
         sub = parser._subparsers._group_actions[0].choices[command]
         (action,) = [a for a in sub._actions if a.dest == "p_adjust"]
         assert tuple(action.choices) == P_ADJUST and action.default == P_ADJUST[0]
+
+
+@pytest.mark.slow
+def test_cv_fold_parallel_writes_what_sequential_cv_writes_and_resumes(tmp_path, capsys):
+    seq, par = tmp_path / "seq", tmp_path / "par"
+    assert main(["cv", "--model", "mtl_resunet", "--out", str(seq), *TINY]) == 0
+    assert main(["cv", "--model", "mtl_resunet", "--out", str(par), "--fold-parallel", *TINY]) == 0
+    for fold in (0, 1):
+        a = json.loads((seq / "mtl_resunet" / f"fold_{fold}.json").read_text())
+        b = json.loads((par / "mtl_resunet" / f"fold_{fold}.json").read_text())
+        assert a["per_image"]["id"] == b["per_image"]["id"]  # the same test images
+        for task in ("segmentation", "classification"):
+            for key, value in a["metrics"][task].items():
+                assert b["metrics"][task][key] == pytest.approx(value, abs=2e-3), (task, key)
+        assert (par / "mtl_resunet" / f"fold_{fold}_curve.csv").exists()
+    # A finished run resumes to nothing: the fold files are kept as they are.
+    before = (par / "mtl_resunet" / "fold_1.json").read_text()
+    capsys.readouterr()
+    argv = ["cv", "--model", "mtl_resunet", "--out", str(par), "--fold-parallel", "--resume"]
+    assert main([*argv, *TINY[:-1]]) == 0
+    assert "fold 1: done already" in capsys.readouterr().err
+    assert (par / "mtl_resunet" / "fold_1.json").read_text() == before
