@@ -101,3 +101,18 @@ def test_run_cv_gives_the_split_the_manifests_groups(monkeypatch, tmp_path):
 def test_best_epoch_is_the_first_of_the_highest(scores, epoch):
     curve = [{"epoch": e + 1, "val_score": s} for e, s in enumerate(scores)]
     assert _best_epoch(curve) == epoch
+
+
+def test_val_score_is_the_mean_of_dice_and_auc():
+    from mtl_bench.fit import _val_score
+
+    counts = np.array([[3, 1, 0, 12], [1, 0, 1, 14]])  # DC 6/7 and 2/3
+    dc = (6 / 7 + 2 / 3) / 2
+    prob = np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.45, 0.55]])
+    labels = np.array([0, 1, 1, 0])  # AUC: 3 of the 4 (positive, negative) pairs ordered
+    assert _val_score(("mask",), {"counts": counts}, labels[:2]) == pytest.approx(dc)
+    assert _val_score(("label",), {"prob": prob}, labels) == pytest.approx(0.75)
+    both = _val_score(("mask", "label"), {"counts": counts, "prob": prob}, labels)
+    assert both == pytest.approx((dc + 0.75) / 2)
+    # One class only in the split: no AUC, so accuracy stands in (never a NaN score).
+    assert _val_score(("label",), {"prob": prob}, np.zeros(4, int)) == pytest.approx(0.5)
