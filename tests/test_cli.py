@@ -179,7 +179,7 @@ def test_p_adjust_choices_are_the_statistics_ones():
 
 
 @pytest.mark.slow
-def test_cv_fold_parallel_writes_what_sequential_cv_writes_and_resumes(tmp_path, capsys):
+def test_cv_fold_parallel_matches_sequential_cv_resumes_and_figures_redraw(tmp_path, capsys):
     seq, par = tmp_path / "seq", tmp_path / "par"
     assert main(["cv", "--model", "mtl_resunet", "--out", str(seq), *TINY]) == 0
     assert main(["cv", "--model", "mtl_resunet", "--out", str(par), "--fold-parallel", *TINY]) == 0
@@ -198,3 +198,6 @@ def test_cv_fold_parallel_writes_what_sequential_cv_writes_and_resumes(tmp_path,
     assert main([*argv, *TINY[:-1]]) == 0
     assert "fold 1: done already" in capsys.readouterr().err
     assert (par / "mtl_resunet" / "fold_1.json").read_text() == before
+    # `mtl-bench figures` on a run folder rebuilds the images from the stored config (overlays).
+    assert main(["figures", "--results", str(seq)]) == 0
+    assert (seq / "figures" / "segmentation_overlays.png").stat().st_size > 1000
