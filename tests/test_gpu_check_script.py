@@ -1,5 +1,6 @@
 """benchmarks/gpu_check.sh rejects a bad group or fold mode at once, with one line naming it
-(before its environment checks and long before any device time is spent)."""
+(before its environment checks and long before any device time is spent); its correctness checks
+(benchmarks/gpu_checks.py) pass in a dry run and report a failure without stopping the rest."""
 
 import os
 import subprocess
@@ -32,3 +33,27 @@ def test_bad_choice_fails_at_once(tmp_path, env, message):
     assert len(failed) == 1 and message in failed[0], proc.stdout
     assert "step 1/3" not in proc.stdout  # nothing ran before the check
     assert not any(tmp_path.iterdir())  # and nothing was written
+
+
+@pytest.mark.slow
+def test_the_correctness_checks_pass_in_a_dry_run(capsys):
+    # The checks a GPU session runs first, at their dry-run sizes on the CPU: a check broken by a
+    # code change shows here, not in the few minutes of a lent GPU.
+    from benchmarks import gpu_checks
+
+    assert gpu_checks.main(["--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "PASS backend", "PASS bf16 step", "PASS parity", "PASS max-pool gradient"
+    ]  # fmt: skip
+
+
+def test_a_failing_check_is_reported_and_the_rest_still_run(capsys):
+    from benchmarks.gpu_checks import run
+
+    def broken() -> str:
+        raise RuntimeError("cuDNN said\nno")
+
+    assert run([("first", broken), ("second", lambda: "fine")]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["FAIL first: RuntimeError: cuDNN said no", "PASS second: fine"]
