@@ -9,6 +9,9 @@ Checkpoint contract. ``checkpoint`` names one trained fold, as ``mtl-bench cv`` 
 - ``RESULTS/<method>/fold_<K>.json`` beside it: the finished fold's result file, whose ``config``
   gives the model name, model_kwargs, image_size, preprocess and precision, and whose
   ``class_names`` name the probabilities. Passing the ``fold_<K>.json`` itself also works.
+- Folds trained side by side (``cv --fold-parallel``) share one checkpoint,
+  ``RESULTS/<method>/ckpt_folds_<A>_<B>...`` (stacked on a leading fold axis): pass the fold's
+  ``fold_<K>.json``, whose ``folds_trained_together`` names that folder; fold K's slice is used.
 
 Each input goes through the training pipeline: ``load_grey_png`` (grey; RGB(A) → luma), Pillow
 bilinear resize to ``image_size``² (the reader's), ``preprocess`` (the run's method), then the
@@ -37,6 +40,7 @@ from mtl_bench.data.types import DataError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
 _MASK_NAME = re.compile(r".+_mask(_\d+)?$", re.IGNORECASE)
 _CKPT = re.compile(r"ckpt_fold_(\d+)")
+_CKPT_FOLDS = re.compile(r"ckpt_folds_(\d+(?:_\d+)*)")
 
 
 @dataclass
@@ -51,12 +55,33 @@ class PredictReport:
         return [r for r in self.rows if r["status"].startswith("error")]
 
 
-def resolve_checkpoint(checkpoint: str | Path) -> tuple[Path, Path]:
-    """(the fold's ``ckpt_fold_K`` folder, its ``fold_K.json``) for any accepted form."""
+def _trained_together(record: Path) -> list[int] | None:
+    """The folds a result file's fold was trained beside (``--fold-parallel``), else None."""
+    try:
+        rec = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{record}: cannot read the result file ({e})") from None
+    if not isinstance(rec, dict) or not rec.get("fold_parallel"):
+        return None
+    return [int(f) for f in rec.get("folds_trained_together") or []] or None
+
+
+def resolve_checkpoint(checkpoint: str | Path) -> tuple[Path, Path, int | None]:
+    """(checkpoint folder, the fold's ``fold_K.json``, the fold's position on a side-by-side
+    checkpoint's fold axis or None) for any accepted form."""
     p = Path(checkpoint).expanduser()
     if not p.exists():
         raise DataError(f"{p}: checkpoint not found")
     if p.is_file() and re.fullmatch(r"fold_\d+\.json", p.name):
+        together = _trained_together(p)
+        if together is not None:
+            shared = p.with_name("ckpt_folds_" + "_".join(map(str, together)))
+            if not (shared / "last").is_dir():
+                raise DataError(
+                    f"{shared}: missing, so {checkpoint} (folds {together} trained side by "
+                    "side) has no weights to predict with"
+                )
+            return shared, p, together.index(int(p.stem.split("_")[1]))
         p = p.with_name(f"ckpt_{p.stem}")
         if not (p / "last").is_dir():
             raise DataError(
@@ -67,6 +92,13 @@ def resolve_checkpoint(checkpoint: str | Path) -> tuple[Path, Path]:
         p = p.parent.parent
     elif p.name == "last":
         p = p.parent
+    side = _CKPT_FOLDS.fullmatch(p.name)
+    if side and (p / "last").is_dir():
+        folds = ", ".join(side.group(1).split("_"))
+        raise DataError(
+            f"{checkpoint}: folds {folds} trained side by side in one checkpoint; pass the "
+            f"fold_K.json of the fold to predict with (in {p.parent})"
+        )
     m = _CKPT.fullmatch(p.name)
     if not m or not (p / "last").is_dir():
         raise DataError(
@@ -79,7 +111,11 @@ def resolve_checkpoint(checkpoint: str | Path) -> tuple[Path, Path]:
             f"{record}: missing; predict reads the finished fold's config from it (an "
             "interrupted fold has a checkpoint but no result file: finish it with --resume)"
         )
-    return p, record
+    if _trained_together(record) is not None:  # then this folder is an earlier run's
+        raise DataError(
+            f"{record} was trained side by side with other folds, not from {p}: pass {record}"
+        )
+    return p, record, None
 
 
 def load_fold_model(checkpoint: str | Path):
@@ -90,7 +126,7 @@ def load_fold_model(checkpoint: str | Path):
     from mtl_bench.registry import model_info
     from mtl_bench.train import Engine
 
-    ckpt_dir, record_path = resolve_checkpoint(checkpoint)
+    ckpt_dir, record_path, index = resolve_checkpoint(checkpoint)
     try:
         record = json.loads(record_path.read_text(encoding="utf-8"))
         cfg = RunConfig.from_dict(record["config"])
@@ -101,10 +137,19 @@ def load_fold_model(checkpoint: str | Path):
     info = model_info(cfg.model)
     model = build_model(cfg, len(names))
     engine = Engine(model, info.tasks, cfg, steps_per_epoch=1, class_alpha=None)
-    restored = Checkpoints(ckpt_dir, cfg).restore(engine.canonical_state(engine.initial_state))
+    like = engine.canonical_state(engine.initial_state)
+    if index is not None:  # fit_folds_parallel's layout: stacked over folds, plus its tick
+        import jax
+        import jax.numpy as jnp
+
+        n = len(ckpt_dir.name.split("_")) - 2
+        like = {**jax.tree.map(lambda x: jnp.stack([x] * n), like), "tick": jnp.zeros((), "int32")}
+    restored = Checkpoints(ckpt_dir, cfg).restore(like)
     if restored is None:
         raise DataError(f"{ckpt_dir / 'last'}: holds no saved step")
     _, state, best = restored
+    if index is not None:
+        state = jax.tree.map(lambda x: x[index], {k: v for k, v in state.items() if k != "tick"})
     if best[1] is not None:  # validation selection ran: the selected weights were tested
         state = {**state, **best[1]}
     return cfg, names, engine, state

@@ -1,7 +1,10 @@
-"""predict: a fold trained by run_cv, applied to PNGs, a bad file and other inputs."""
+"""predict: a fold trained by run_cv (alone or side by side), applied to PNGs, a bad file and other
+inputs."""
 
 import csv
+import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +93,7 @@ def test_single_image_json_and_checkpoint_forms(trained, tmp_path):
     ckpt = root / "mtl_resunet" / "ckpt_fold_0"
     step = next((ckpt / "last").iterdir())
     for form in (ckpt, ckpt / "last", step, root / "mtl_resunet" / "fold_0.json"):
-        assert resolve_checkpoint(form) == (ckpt, root / "mtl_resunet" / "fold_0.json")
+        assert resolve_checkpoint(form) == (ckpt, root / "mtl_resunet" / "fold_0.json", None)
     report = predict(big, step, tmp_path / "out")
     data = json.loads((tmp_path / "out" / "scan_prediction.json").read_text())
     assert data["status"] == "ok" and data["model"] == "mtl_resunet"
@@ -130,3 +133,38 @@ def test_bad_checkpoints_and_inputs_are_named(trained, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no image files"):
         predict(tmp_path / "empty", root / "mtl_resunet" / "ckpt_fold_0", tmp_path / "o")
+
+
+def test_a_fold_trained_side_by_side_predicts_from_its_slice(tmp_path):
+    root = tmp_path / "res"
+    run_cv(dataclasses.replace(CFG, fold_parallel=True), root, quiet=True)
+    method = root / "mtl_resunet"
+    record = json.loads((method / "fold_1.json").read_text())
+    assert record["folds_trained_together"] == [0, 1]
+    assert resolve_checkpoint(method / "fold_1.json") == (
+        method / "ckpt_folds_0_1",
+        method / "fold_1.json",
+        1,
+    )
+    ds = dataset_for(CFG, quiet=True)
+    index = {k: i for i, k in enumerate(ds.ids)}
+    images = tmp_path / "images"
+    ids = record["per_image"]["id"][:3]
+    for k in ids:
+        (images / k).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(ds.images[index[k]]).save(images / f"{k}.png")
+    report = predict(images, method / "fold_1.json", tmp_path / "out")
+    rows = {Path(r["file"]).relative_to(images).as_posix(): r for r in report.rows}
+    prob = dict(zip(record["per_image"]["id"], record["per_image"]["prob"], strict=True))
+    for k in ids:  # fold 1's slice of the stacked weights: the probabilities fold 1 reported
+        got = [float(rows[f"{k}.png"]["prob_benign"]), float(rows[f"{k}.png"]["prob_malignant"])]
+        np.testing.assert_allclose(got, prob[k], atol=2e-5)
+    with pytest.raises(DataError, match="folds 0, 1 trained side by side in one checkpoint"):
+        resolve_checkpoint(method / "ckpt_folds_0_1" / "last")
+    # A sequential checkpoint left by an earlier run is not this result's weights.
+    shutil.copytree(method / "ckpt_folds_0_1", method / "ckpt_fold_1")
+    with pytest.raises(DataError, match="fold_1.json was trained side by side with other folds"):
+        resolve_checkpoint(method / "ckpt_fold_1")
+    shutil.rmtree(method / "ckpt_folds_0_1")
+    with pytest.raises(DataError, match=r"ckpt_folds_0_1: missing, so .*\(folds \[0, 1\]"):
+        resolve_checkpoint(method / "fold_1.json")
