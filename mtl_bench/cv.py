@@ -244,8 +244,10 @@ def _run_fold_parallel(
         resume=resume,
         quiet=quiet,
         curve_paths=[out / method / f"fold_{f}_curve.csv" for f in todo],
+        keep_state=True,
     )
     for f, (_, test_idx), run in zip(todo, splits, runs, strict=True):
+        _save_masks(run, out / method / f"fold_{f}_masks.npz", dataset, test_idx, cfg)
         record = fold_result(cfg, method, f, manifest, dataset, test_idx, run, started)
         write_json_atomic(paths[f], record)
         log(f"{method} fold {f}: {summary(record)} → {paths[f]}", quiet=quiet)

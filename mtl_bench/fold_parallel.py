@@ -72,8 +72,10 @@ def fit_folds_parallel(
     curve_paths: list[Path] | None = None,
     resume: bool = False,
     quiet: bool = False,
+    keep_state: bool = False,
 ) -> list[FoldRun]:
-    """Train ``len(splits)`` folds side by side; returns one FoldRun per fold, in order."""
+    """Train ``len(splits)`` folds side by side; returns one FoldRun per fold, in order
+    (``keep_state``: each with the engine and its fold's slice of the state, as ``fit_fold``)."""
     _check(cfg)
     if jax.default_backend() == "gpu":
         measured = {
@@ -172,6 +174,8 @@ def fit_folds_parallel(
                 epochs_run=cfg.epochs,
                 params=n_params,
                 extras={"fold_parallel": True, "folds_trained_together": list(folds)},
+                state=one if keep_state else None,
+                engine=engine if keep_state else None,
             )
         )
     return runs

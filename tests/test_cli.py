@@ -5,9 +5,11 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from mtl_bench.cli import main
+from mtl_bench.pred_masks import load_predicted_masks
 from mtl_bench.provenance import host_cpu
 
 TINY = [
@@ -191,6 +193,12 @@ def test_cv_fold_parallel_matches_sequential_cv_resumes_and_figures_redraw(tmp_p
             for key, value in a["metrics"][task].items():
                 assert b["metrics"][task][key] == pytest.approx(value, abs=2e-3), (task, key)
         assert (par / "mtl_resunet" / f"fold_{fold}_curve.csv").exists()
+        # The predicted test masks too (overlays, feature methods on predicted masks).
+        masks_a = load_predicted_masks(seq / "mtl_resunet" / f"fold_{fold}_masks.npz")
+        masks_b = load_predicted_masks(par / "mtl_resunet" / f"fold_{fold}_masks.npz")
+        assert list(masks_b) == a["per_image"]["id"]
+        agree = np.mean([np.mean(masks_a[k] == masks_b[k]) for k in masks_a])
+        assert agree > 0.99
     # A finished run resumes to nothing: the fold files are kept as they are.
     before = (par / "mtl_resunet" / "fold_1.json").read_text()
     capsys.readouterr()
@@ -199,5 +207,5 @@ def test_cv_fold_parallel_matches_sequential_cv_resumes_and_figures_redraw(tmp_p
     assert "fold 1: done already" in capsys.readouterr().err
     assert (par / "mtl_resunet" / "fold_1.json").read_text() == before
     # `mtl-bench figures` on a run folder rebuilds the images from the stored config (overlays).
-    assert main(["figures", "--results", str(seq)]) == 0
-    assert (seq / "figures" / "segmentation_overlays.png").stat().st_size > 1000
+    assert main(["figures", "--results", str(par)]) == 0
+    assert (par / "figures" / "segmentation_overlays.png").stat().st_size > 1000
