@@ -250,7 +250,10 @@ def _run_fold_parallel(
         _save_masks(run, out / method / f"fold_{f}_masks.npz", dataset, test_idx, cfg)
         record = fold_result(cfg, method, f, manifest, dataset, test_idx, run, started)
         write_json_atomic(paths[f], record)
-        log(f"{method} fold {f}: {summary(record)} → {paths[f]}", quiet=quiet)
+        log(
+            f"{method} fold {f}: {summary(record)} [{record['wall_time_s']:.0f} s] → {paths[f]}",
+            quiet=quiet,
+        )
     return paths
 
 
