@@ -32,6 +32,7 @@ from mtl_bench.fit import FoldRun, fit_fold
 from mtl_bench.fold_record import fold_result, summary, write_json_atomic
 from mtl_bench.progress import log
 from mtl_bench.provenance import git_commit
+from mtl_bench.registry import model_info
 
 MANIFEST_NAME = "folds.json"
 
@@ -117,6 +118,10 @@ def run_cv(
     dataset = dataset_for(cfg, quiet=quiet)
     manifest = shared_manifest(cfg, dataset, out, quiet=quiet)
     cfg = _with_manifest_seed(cfg, manifest, quiet)
+    if cfg.fold_parallel and model_info(cfg.model).fit is not None:
+        # No training loop to batch over folds (a reproduce --set reaches every method).
+        log(f"{method}: no gradient training, so fold_parallel does not apply", quiet=quiet)
+        cfg = dataclasses.replace(cfg, fold_parallel=False)
     chosen = list(range(manifest.k)) if folds is None else list(folds)
     bad = [f for f in chosen if not 0 <= f < manifest.k]
     if bad:

@@ -328,3 +328,12 @@ def test_platt_svc_is_sklearns_calibration_and_splits_by_group():
     one = np.where(y == 1, -1, np.arange(60))  # every positive one group: a split lacks it
     with pytest.raises(DataError, match="Platt calibration split of 60 .*by duplicate group"):
         PlattSVC(n_splits=2, random_state=0).fit(x, y, one)
+
+
+def test_fold_parallel_falls_back_to_folds_in_turn(tmp_path, capsys):
+    # reproduce --set fold_parallel=true reaches every method; this one has no step to batch.
+    written = run_cv(_cfg(fold_parallel=True, model_kwargs=FAST), tmp_path)
+    assert sorted(written) == [0, 1]
+    rec = json.loads(written[1].read_text())
+    assert rec["config"]["fold_parallel"] is False and "fold_parallel" not in rec
+    assert "no gradient training, so fold_parallel does not apply" in capsys.readouterr().err
