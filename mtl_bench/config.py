@@ -170,6 +170,10 @@ def check_config(cfg: RunConfig) -> None:
             raise ValueError(f"{key}={getattr(cfg, key)!r}: must be {rule}")
     if trained:  # a feature method checks its own options (baselines/moon_features.py)
         check_model_kwargs(cfg.model, cfg.model_kwargs)
+    if cfg.fold_parallel and trained:  # its combinations (a feature method runs folds in turn)
+        from mtl_bench.fold_parallel import check_fold_parallel
+
+        check_fold_parallel(cfg)
 
 
 def config_differences(

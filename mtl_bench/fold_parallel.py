@@ -42,7 +42,8 @@ from mtl_bench.registry import count_params, model_info
 from mtl_bench.train import Engine, State
 
 
-def _check(cfg: RunConfig) -> None:
+def check_fold_parallel(cfg: RunConfig) -> None:
+    """One-line ValueError for a setting fold-parallel training cannot combine with."""
     if cfg.parallel != "none":
         raise ValueError(
             f"fold_parallel combines with parallel='none' only (got {cfg.parallel!r}); run the "
@@ -76,7 +77,7 @@ def fit_folds_parallel(
 ) -> list[FoldRun]:
     """Train ``len(splits)`` folds side by side; returns one FoldRun per fold, in order
     (``keep_state``: each with the engine and its fold's slice of the state, as ``fit_fold``)."""
-    _check(cfg)
+    check_fold_parallel(cfg)
     if jax.default_backend() == "gpu":
         measured = {
             "grouped": "measured 0.18× sequential folds on an H100",

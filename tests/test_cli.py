@@ -65,6 +65,11 @@ def test_bad_value_is_one_line_before_anything_is_written(tmp_path, capsys):
     assert code == 2
     assert "batch_size=0: must be >= 1" in _one_line_error(capsys)
     assert not out.exists()
+    # So is a combination fold-parallel training cannot run.
+    argv = ["cv", "--model", "mtl_resunet", "--out", str(out), "--fold-parallel"]
+    assert main([*argv, "--set", "val_fraction=0.2"]) == 2
+    assert "fold_parallel does not support val_fraction > 0" in _one_line_error(capsys)
+    assert not out.exists()
 
 
 def test_unknown_model_is_one_line(tmp_path, capsys):
