@@ -15,8 +15,9 @@ How the convolutions are batched over folds is ``fold_conv`` (``mtl_bench/fold_c
 an H100 at 256², bf16, batch 16 per fold, five folds side by side ran at 0.18× the images/s of
 one fold alone (results/README.md; jax-ml/jax#13800), and on a 2-core CPU at 64² with widths
 8…128 at 0.38× (fp32). ``unrolled`` (the default) gives each fold its own dense convolutions and
-keeps the rest of the step batched: 0.97× (fp32) / 1.04× (bf16) on that CPU, 0.75× on the H100
-(bf16) — so on GPUs folds one after another are still faster.
+keeps the rest of the step batched: 0.97× (fp32) / 1.04× (bf16) on that CPU, on the H100 (bf16)
+0.75× before the up-conv and state fixes and 1.08× after them (1.00× on pipelined steps) — no real
+gain, so on GPUs run folds one after another or split them over GPUs (README, "Scale").
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def fit_folds_parallel(
     if jax.default_backend() == "gpu":
         measured = {
             "grouped": "measured 0.18× sequential folds on an H100",
-            "unrolled": "measured 0.75× sequential folds on an H100",
+            "unrolled": "measured 1.08× sequential folds on an H100 (1.00× pipelined)",
         }.get(
             cfg.fold_conv, "unmeasured on GPUs: compare with `mtl-bench bench --parallel none,fold`"
         )
