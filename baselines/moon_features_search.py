@@ -35,7 +35,7 @@ class PlattSVC(ClassifierMixin, BaseEstimator):
     ``enable_metadata_routing`` hands each candidate its training images' groups.
     """
 
-    __metadata_request__fit = {"groups": True}  # noqa: RUF012 (scikit-learn's own convention)
+    __metadata_request__fit = {"groups": True}  # scikit-learn reads requests from this name
 
     def __init__(
         self,
