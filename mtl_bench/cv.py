@@ -29,6 +29,7 @@ from mtl_bench.data.prepare import load_dataset
 from mtl_bench.data.types import DataError, Dataset, DataWarning
 from mtl_bench.distributed import is_writer
 from mtl_bench.fit import FoldRun, fit_fold
+from mtl_bench.fold_io import folds_checkpoint_name
 from mtl_bench.fold_record import fold_result, summary, write_json_atomic
 from mtl_bench.progress import log
 from mtl_bench.provenance import git_commit
@@ -229,7 +230,7 @@ def _run_fold_parallel(
         log(f"{method} fold {f}: done already ({paths[f]}), skipped", quiet=quiet)
     if not todo:
         return paths
-    ckpt = out / method / ("ckpt_folds_" + "_".join(map(str, todo)))
+    ckpt = out / method / folds_checkpoint_name(todo)
     if not resume and ckpt.exists():
         shutil.rmtree(ckpt)
     check = _same_pixels(manifest, cfg)

@@ -16,6 +16,13 @@ import numpy as np
 from mtl_bench.config import STATE_KEYS, RunConfig, config_differences
 from mtl_bench.train import State
 
+
+def folds_checkpoint_name(folds: list[int]) -> str:
+    """The checkpoint folder of folds trained side by side (``ckpt_folds_0_1_2``): one folder,
+    their states stacked on a leading fold axis in this order."""
+    return "ckpt_folds_" + "_".join(str(int(f)) for f in folds)
+
+
 CURVE_FIELDS = ("epoch", "loss", "dice_loss", "focal_loss", "lr", "img_per_s", "val_score")
 
 

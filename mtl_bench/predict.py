@@ -75,7 +75,9 @@ def resolve_checkpoint(checkpoint: str | Path) -> tuple[Path, Path, int | None]:
     if p.is_file() and re.fullmatch(r"fold_\d+\.json", p.name):
         together = _trained_together(p)
         if together is not None:
-            shared = p.with_name("ckpt_folds_" + "_".join(map(str, together)))
+            from mtl_bench.fold_io import folds_checkpoint_name
+
+            shared = p.with_name(folds_checkpoint_name(together))
             if not (shared / "last").is_dir():
                 raise DataError(
                     f"{shared}: missing, so {checkpoint} (folds {together} trained side by "

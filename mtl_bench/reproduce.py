@@ -6,7 +6,8 @@ then every table and figure — one command, one progress display, resumable.
     mtl-bench reproduce --preset paper --data PATH/Dataset_BUSI_with_GT   # a GPU job
 
 What runs is planned by ``mtl_bench.reproduce_plan``. Each (method, fold) is one unit of the
-progress bar; a finished fold (its ``fold_K.json`` exists) is skipped on ``--resume``, an
+progress bar; under ``--set fold_parallel=true`` a method's unfinished folds train together in
+one program. A finished fold (its ``fold_K.json`` exists) is skipped on ``--resume``, an
 interrupted one continues from its checkpoint. A method that fails is recorded and the others
 go on; the failures are listed at the end and the exit status is 1.
 """
@@ -117,24 +118,30 @@ def _run_jobs(
     jobs: list[Job], out: Path, folds: dict[str, int], report: Report, keep: bool, quiet: bool
 ) -> None:
     from mtl_bench.cv import run_cv
+    from mtl_bench.fold_io import folds_checkpoint_name
     from mtl_bench.results_io import FAILED_NAME
 
-    units = [(j, k) for j in jobs for k in range(folds[j.subdir])]
-    done = {(j.method, k) for j, k in units if _fold_file(out, j, k).exists()}
+    done = {
+        (j.method, k)
+        for j in jobs
+        for k in range(folds[j.subdir])
+        if _fold_file(out, j, k).exists()
+    }
+    units = _units(jobs, folds, done)
+    total = sum(folds[j.subdir] for j in jobs)
     failed: set[str] = set()
-    with progress_bar(len(units), "reproduce", quiet=quiet) as bar:
-        bar.set_total(len(units), len(done))
-        for i, (job, k) in enumerate(units, 1):
-            if (job.method, k) in done:
-                continue
+    with progress_bar(total, "reproduce", quiet=quiet) as bar:
+        bar.set_total(total, len(done))
+        for i, (job, ks) in enumerate(units, 1):
             if job.method in failed:  # its other folds would fail alike: count them as handled
-                bar.advance()
+                bar.advance(len(ks))
                 continue
-            fold = f"fold {k + 1}/{folds[job.subdir]}"  # 1-based, as the tables print folds
+            n = folds[job.subdir]  # 1-based below, as the tables print folds
+            fold = f"fold {ks[0] + 1}/{n}" if len(ks) == 1 else f"folds {_one_based(ks)}/{n}"
             what = f"{job.method} {fold}"
             bar.describe(f"[{i}/{len(units)}] {what}")
             try:
-                run_cv(job.cfg, out / job.subdir, folds=[k], resume=True, tag=job.tag, quiet=True)
+                run_cv(job.cfg, out / job.subdir, folds=ks, resume=True, tag=job.tag, quiet=True)
             except Exception as e:  # one method's failure must not stop the others
                 if os.environ.get("MTL_BENCH_DEBUG"):
                     raise
@@ -148,11 +155,39 @@ def _run_jobs(
                 marker.write_text(msg + "\n", "utf-8")
             else:
                 (out / job.subdir / job.method / FAILED_NAME).unlink(missing_ok=True)
-                log(f"{what}: {_summary(_fold_file(out, job, k))}", quiet=quiet)
+                for k in ks:
+                    log(
+                        f"{job.method} fold {k + 1}/{n}: {_summary(_fold_file(out, job, k))}",
+                        quiet=quiet,
+                    )
                 # Baselines' checkpoints are large (a VGG's: over 1 GB a fold); predict wants ours.
                 if not keep and job.cfg.model != PROPOSED:
-                    shutil.rmtree(out / job.subdir / job.method / f"ckpt_fold_{k}", True)
-            bar.advance()
+                    for name in [f"ckpt_fold_{k}" for k in ks] + [folds_checkpoint_name(ks)]:
+                        shutil.rmtree(out / job.subdir / job.method / name, True)
+            bar.advance(len(ks))
+
+
+def _units(
+    jobs: list[Job], folds: dict[str, int], done: set[tuple[str, int]]
+) -> list[tuple[Job, list[int]]]:
+    """What one ``run_cv`` call trains: a fold, or under ``fold_parallel`` all of a method's
+    unfinished folds at once (side by side in one program, as ``cv --fold-parallel`` does)."""
+    from mtl_bench.registry import model_info
+
+    units = []
+    for job in jobs:
+        todo = [k for k in range(folds[job.subdir]) if (job.method, k) not in done]
+        if not todo:
+            continue
+        if job.cfg.fold_parallel and model_info(job.cfg.model).fit is None:
+            units.append((job, todo))
+        else:  # one fold at a time (a method without a training loop ignores fold_parallel)
+            units += [(job, [k]) for k in todo]
+    return units
+
+
+def _one_based(ks: list[int]) -> str:
+    return ",".join(str(k + 1) for k in ks)
 
 
 def _fold_file(out: Path, job: Job, k: int) -> Path:

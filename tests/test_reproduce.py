@@ -152,6 +152,43 @@ def test_reproduce_end_to_end_failure_and_resume(tmp_path, capsys, monkeypatch):
     assert "--reference 'nope' has no results in" in _one_line_error(capsys)
 
 
+def test_fold_parallel_trains_a_methods_folds_together_and_cleans_up(tmp_path, monkeypatch):
+    """Under ``--set fold_parallel=true`` one ``run_cv`` call trains all of a method's unfinished
+    folds side by side (not each fold alone on a fold axis of 1); baselines' shared checkpoint
+    is removed as their per-fold ones are; a method without a training loop runs fold by fold."""
+    import mtl_bench.cv
+
+    calls = []
+    real_run_cv = mtl_bench.cv.run_cv
+
+    def run_cv(cfg, out, *, folds, **kwargs):
+        calls.append((cfg.model, list(folds)))
+        return real_run_cv(cfg, out, folds=folds, **kwargs)
+
+    monkeypatch.setattr(mtl_bench.cv, "run_cv", run_cv)
+    out = tmp_path / "r"
+    argv = ["reproduce", "--methods", "mtl_resunet,unet,moon_features", "--out", str(out), *TINY]
+    argv += ["--set", "fold_parallel=true", "--set", "unet:model_kwargs.base_width=4"]
+    assert main(argv) == 0
+    assert calls == [
+        ("mtl_resunet", [0, 1]), ("unet", [0, 1]), ("moon_features", [0]), ("moon_features", [1])
+    ]  # fmt: skip
+    for method in ("mtl_resunet", "unet"):
+        for k in (0, 1):
+            rec = json.loads((out / method / f"fold_{k}.json").read_text())
+            assert rec["folds_trained_together"] == [0, 1], (method, k)
+    assert (out / "mtl_resunet" / "ckpt_folds_0_1" / "last").is_dir()  # ours kept, for predict
+    assert not list((out / "unet").glob("ckpt_*"))  # a baseline's removed
+
+    # Resume trains only what is missing, side by side again where more than one fold is.
+    (out / "mtl_resunet" / "fold_1.json").unlink()
+    calls.clear()
+    assert main([*argv, "--resume"]) == 0
+    assert calls == [("mtl_resunet", [1])]
+    rec = json.loads((out / "mtl_resunet" / "fold_1.json").read_text())
+    assert rec["folds_trained_together"] == [1]
+
+
 @pytest.mark.slow
 def test_three_class_runs_get_their_own_folder_and_table(tmp_path, capsys):
     out = tmp_path / "r"
