@@ -132,7 +132,11 @@ def _run_jobs(
     failed: set[str] = set()
     with progress_bar(total, "reproduce", quiet=quiet) as bar:
         bar.set_total(total, len(done))
+        last = None
         for i, (job, ks) in enumerate(units, 1):
+            if last not in (None, job.method):
+                _free_compiled()
+            last = job.method
             if job.method in failed:  # its other folds would fail alike: count them as handled
                 bar.advance(len(ks))
                 continue
@@ -165,6 +169,18 @@ def _run_jobs(
                     for name in [f"ckpt_fold_{k}" for k in ks] + [folds_checkpoint_name(ks)]:
                         shutil.rmtree(out / job.subdir / job.method / name, True)
             bar.advance(len(ks))
+
+
+def _free_compiled() -> None:
+    """Drop the programs the method just finished compiled (each method compiles its own, and
+    kept they add up: 8 smoke-preset methods ended at 5.2 GB RSS with them, 3.5 GB without,
+    with the same results). A method's folds share them, so this runs between methods."""
+    import gc
+
+    import jax
+
+    jax.clear_caches()
+    gc.collect()
 
 
 def _units(

@@ -156,6 +156,8 @@ def test_fold_parallel_trains_a_methods_folds_together_and_cleans_up(tmp_path, m
     """Under ``--set fold_parallel=true`` one ``run_cv`` call trains all of a method's unfinished
     folds side by side (not each fold alone on a fold axis of 1); baselines' shared checkpoint
     is removed as their per-fold ones are; a method without a training loop runs fold by fold."""
+    import jax
+
     import mtl_bench.cv
 
     calls = []
@@ -166,6 +168,9 @@ def test_fold_parallel_trains_a_methods_folds_together_and_cleans_up(tmp_path, m
         return real_run_cv(cfg, out, folds=folds, **kwargs)
 
     monkeypatch.setattr(mtl_bench.cv, "run_cv", run_cv)
+    cleared = []  # compiled programs are dropped between methods, not between a method's folds
+    real_clear = jax.clear_caches
+    monkeypatch.setattr(jax, "clear_caches", lambda: (cleared.append(calls[-1][0]), real_clear()))
     out = tmp_path / "r"
     argv = ["reproduce", "--methods", "mtl_resunet,unet,moon_features", "--out", str(out), *TINY]
     argv += ["--set", "fold_parallel=true", "--set", "unet:model_kwargs.base_width=4"]
@@ -173,6 +178,7 @@ def test_fold_parallel_trains_a_methods_folds_together_and_cleans_up(tmp_path, m
     assert calls == [
         ("mtl_resunet", [0, 1]), ("unet", [0, 1]), ("moon_features", [0]), ("moon_features", [1])
     ]  # fmt: skip
+    assert cleared == ["mtl_resunet", "unet"]
     for method in ("mtl_resunet", "unet"):
         for k in (0, 1):
             rec = json.loads((out / method / f"fold_{k}.json").read_text())
