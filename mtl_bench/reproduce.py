@@ -245,12 +245,18 @@ def _tasks(job: Job) -> tuple[str, ...]:
 
 
 def _seconds(jobs: list[Job], out: Path) -> dict[str, float]:
-    """Training wall time per method, summed over its finished folds (from the result files)."""
+    """Training wall time per method over its finished folds (from the result files). Folds
+    trained side by side each record the one run's time, so that run counts once."""
     secs = {}
     for job in jobs:
-        files = sorted((out / job.subdir / job.method).glob("fold_*.json"))
-        if files:
-            secs[job.method] = sum(json.loads(f.read_text("utf-8"))["wall_time_s"] for f in files)
+        runs: dict[object, float] = {}
+        for f in sorted((out / job.subdir / job.method).glob("fold_*.json")):
+            rec = json.loads(f.read_text("utf-8"))
+            together = rec.get("fold_parallel") and tuple(rec.get("folds_trained_together") or ())
+            key = together or f.name
+            runs[key] = max(runs.get(key, 0.0), rec["wall_time_s"])
+        if runs:
+            secs[job.method] = sum(runs.values())
     return secs
 
 

@@ -195,6 +195,27 @@ def test_fold_parallel_trains_a_methods_folds_together_and_cleans_up(tmp_path, m
     assert rec["folds_trained_together"] == [1]
 
 
+def test_a_side_by_side_runs_time_counts_once_per_method(tmp_path):
+    from mtl_bench.config import RunConfig
+    from mtl_bench.reproduce import _seconds
+    from mtl_bench.reproduce_plan import Job
+
+    def write(method, k, wall, together=None):
+        rec = {"wall_time_s": wall}
+        if together is not None:
+            rec |= {"fold_parallel": True, "folds_trained_together": together}
+        (tmp_path / method).mkdir(exist_ok=True)
+        (tmp_path / method / f"fold_{k}.json").write_text(json.dumps(rec))
+
+    write("a", 0, 10.0)
+    write("a", 1, 12.0)  # in turn: summed
+    write("b", 0, 30.0, [0, 1, 2])
+    write("b", 1, 31.0, [0, 1, 2])  # one run of three folds (each file: that run's time)...
+    write("b", 2, 7.0, [2])  # ...and a later rerun of fold 2 alone
+    jobs = [Job(m, RunConfig(model="unet")) for m in ("a", "b", "c")]
+    assert _seconds(jobs, tmp_path) == {"a": 22.0, "b": 38.0}  # c: nothing finished
+
+
 @pytest.mark.slow
 def test_three_class_runs_get_their_own_folder_and_table(tmp_path, capsys):
     out = tmp_path / "r"
