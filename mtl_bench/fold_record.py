@@ -12,14 +12,14 @@ write. Everything a table, a figure or a later analysis needs is in it:
 - provenance: ``config`` (the full ``RunConfig``), ``params``, ``fold_manifest_hash`` (tables
   refuse to mix hashes), ``dataset_fingerprint``, ``dataset_source``, ``git_commit``,
   ``versions``, ``device_kind``, ``host_cpu``, ``from_scratch``, ``finished_utc``;
-- the run: ``wall_time_s`` (folds trained side by side: their one run's), ``train_img_per_s``,
-  ``epochs_run`` (epochs trained), ``selected_by_validation``, ``best_val_score`` and
-  ``selected_epoch`` (with ``val_fraction``: the epoch whose weights were tested),
-  ``train_images``, ``checkpoints_saved``, ``setup_s``, ``eval_s``, ``checkpoint_s`` (the saves'
-  blocking part), ``checkpoint_close_s`` (the wait for the last save's background write); a
-  method's own fields (``moon_features``: ``mask_source``, the selected classifier, …; transfer
-  learning: ``weights``); folds trained side by side: ``fold_parallel`` and
-  ``folds_trained_together``.
+- the run: ``wall_time_s``, ``train_img_per_s`` (folds trained side by side: their one run's
+  time and rate, all its folds' images), ``epochs_run`` (epochs trained),
+  ``selected_by_validation``, ``best_val_score`` and ``selected_epoch`` (with ``val_fraction``:
+  the epoch whose weights were tested), ``train_images``, ``checkpoints_saved``, ``setup_s``,
+  ``eval_s``, ``checkpoint_s`` (the saves' blocking part), ``checkpoint_close_s`` (the wait for
+  the last save's background write); a method's own fields (``moon_features``: ``mask_source``,
+  the selected classifier, …; transfer learning: ``weights``; folds trained side by side:
+  ``fold_parallel``, ``folds_trained_together``).
 
 Non-finite floats are written as null. ``results_io.load_results`` reads and validates them.
 """
