@@ -144,7 +144,7 @@ def load_fold_model(checkpoint: str | Path):
         import jax
         import jax.numpy as jnp
 
-        n = len(ckpt_dir.name.split("_")) - 2
+        n = len(record["folds_trained_together"])  # what resolve_checkpoint named it by
         like = {**jax.tree.map(lambda x: jnp.stack([x] * n), like), "tick": jnp.zeros((), "int32")}
     restored = Checkpoints(ckpt_dir, cfg).restore(like)
     if restored is None:
