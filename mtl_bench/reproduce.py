@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 
 from mtl_bench.progress import log, progress_bar
 from mtl_bench.provenance import git_commit
-from mtl_bench.reproduce_plan import PROPOSED, THREE_CLASS_DIR, Job, plan
+from mtl_bench.reproduce_outputs import build_outputs, fold_summary, method_seconds
+from mtl_bench.reproduce_plan import PROPOSED, Job, plan
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -84,16 +85,6 @@ def _check_out(out: Path, resume: bool, record: dict, jobs: list[Job], quiet: bo
             f"{old.get('overrides')}): finished folds were checked against their settings",
             quiet=quiet,
         )
-
-
-def _summary(path: Path) -> str:
-    rec = json.loads(path.read_text("utf-8"))
-    seg, cls = rec["metrics"]["segmentation"], rec["metrics"]["classification"]
-    parts = [f"DC {seg['DC']:.3f}"] if seg else []
-    if cls:
-        auc = cls["AUC"]
-        parts.append(f"ACC {cls['ACC']:.3f} AUC {'—' if auc is None else f'{auc:.3f}'}")
-    return f"{', '.join(parts)} [{rec['wall_time_s']:.0f} s]"
 
 
 def _prepare(jobs: list[Job], out: Path, record: dict, quiet: bool) -> dict[str, int]:
@@ -161,7 +152,7 @@ def _run_jobs(
                 (out / job.subdir / job.method / FAILED_NAME).unlink(missing_ok=True)
                 for k in ks:
                     log(
-                        f"{job.method} fold {k + 1}/{n}: {_summary(_fold_file(out, job, k))}",
+                        f"{job.method} fold {k + 1}/{n}: {fold_summary(_fold_file(out, job, k))}",
                         quiet=quiet,
                     )
                 # Baselines' checkpoints are large (a VGG's: over 1 GB a fold); predict wants ours.
@@ -210,56 +201,6 @@ def _fold_file(out: Path, job: Job, k: int) -> Path:
     return out / job.subdir / job.method / f"fold_{k}.json"
 
 
-def _outputs(jobs: list[Job], out: Path, report: Report, p_adjust: str = "holm") -> None:
-    """Tables and figures of each folder, from its result files (failures are recorded)."""
-    from mtl_bench.cv import dataset_for
-    from mtl_bench.figures import build_figures
-    from mtl_bench.table_specs import DEFAULT_SPECS, THREE_CLASS_TAG
-    from mtl_bench.tables import build_tables
-
-    three = [s for s in DEFAULT_SPECS if THREE_CLASS_TAG in s.reference]
-    for subdir in dict.fromkeys(j.subdir for j in jobs):
-        folder = out / subdir
-        specs = three if subdir == THREE_CLASS_DIR else [s for s in DEFAULT_SPECS if s not in three]
-        try:
-            # As `mtl-bench tables`: a table none of whose methods has a result is not written.
-            tables = build_tables(
-                folder, reference=PROPOSED, table_specs=specs, skip_empty=True, p_adjust=p_adjust
-            )
-            report.tables.update(tables)
-        except Exception as e:  # still draw the figures, and report it at the end
-            report.failures.append((f"tables of {folder}", f"{type(e).__name__}: {e}"))
-        # Overlays need the images the masks were predicted on: a segmenting job's dataset.
-        seg = [j for j in jobs if j.subdir == subdir and "mask" in _tasks(j)]
-        try:
-            ds = dataset_for(seg[0].cfg, quiet=True) if seg else None
-            report.figures += build_figures(folder, dataset=ds)
-        except Exception as e:
-            report.failures.append((f"figures of {folder}", f"{type(e).__name__}: {e}"))
-
-
-def _tasks(job: Job) -> tuple[str, ...]:
-    from mtl_bench.registry import model_info
-
-    return model_info(job.cfg.model).tasks
-
-
-def _seconds(jobs: list[Job], out: Path) -> dict[str, float]:
-    """Training wall time per method over its finished folds (from the result files). Folds
-    trained side by side each record the one run's time, so that run counts once."""
-    secs = {}
-    for job in jobs:
-        runs: dict[object, float] = {}
-        for f in sorted((out / job.subdir / job.method).glob("fold_*.json")):
-            rec = json.loads(f.read_text("utf-8"))
-            together = rec.get("fold_parallel") and tuple(rec.get("folds_trained_together") or ())
-            key = together or f.name
-            runs[key] = max(runs.get(key, 0.0), rec["wall_time_s"])
-        if runs:
-            secs[job.method] = sum(runs.values())
-    return secs
-
-
 def reproduce(
     preset: str = "smoke",
     methods: str = "default",
@@ -292,6 +233,7 @@ def reproduce(
     report = Report(out)
     folds = _prepare(jobs, out, record, quiet)
     _run_jobs(jobs, out, folds, report, keep_checkpoints, quiet)
-    _outputs(jobs, out, report, p_adjust)
-    report.seconds = _seconds(jobs, out)
+    report.tables, report.figures, failures = build_outputs(jobs, out, p_adjust)
+    report.failures += failures
+    report.seconds = method_seconds(jobs, out)
     return report

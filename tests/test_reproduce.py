@@ -197,7 +197,7 @@ def test_fold_parallel_trains_a_methods_folds_together_and_cleans_up(tmp_path, m
 
 def test_a_side_by_side_runs_time_counts_once_per_method(tmp_path):
     from mtl_bench.config import RunConfig
-    from mtl_bench.reproduce import _seconds
+    from mtl_bench.reproduce_outputs import method_seconds as _seconds
     from mtl_bench.reproduce_plan import Job
 
     def write(method, k, wall, together=None):
