@@ -14,9 +14,10 @@ from PIL import Image
 from mtl_bench.config import RunConfig
 from mtl_bench.cv import dataset_for, run_cv
 from mtl_bench.data.types import DataError
+from mtl_bench.fold_checkpoint import load_fold_model, resolve_checkpoint
 from mtl_bench.metrics import confusion_counts, per_image_segmentation
 from mtl_bench.pred_masks import predicted_masks
-from mtl_bench.predict import load_fold_model, predict, resolve_checkpoint
+from mtl_bench.predict import predict
 
 # Training the fold (module fixture) takes ~40-90 s on 2 busy cores; the tests are fast after it.
 pytestmark = pytest.mark.slow
