@@ -25,11 +25,12 @@ DEFAULT_REFERENCE = "mtl_resunet"  # the proposed model: the tables' reference r
 
 def _int_list(text: str) -> list[int]:
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
+        values = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
+        values = []
+    if not values:  # an empty list would run nothing and report success
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+    return values
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:

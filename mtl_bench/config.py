@@ -118,15 +118,16 @@ def check_config(cfg: RunConfig) -> None:
     """Refuse a config that cannot run as meant, before any data or results are touched.
 
     One-line ValueError naming the field and value: an unknown choice, a count or rate out of
-    range, an unknown model or a model option the model does not take. (Errors found only later
-    would come after a rerun has already replaced a finished fold's checkpoint.)
+    range, an unknown model, a model option the model does not take or a value its builder
+    refuses (built abstractly: ``registry.check_model_builds``). (Errors found only later would
+    come after a rerun has already replaced a finished fold's checkpoint.)
     """
     from mtl_bench.data.preprocess import PREPROCESS_METHODS
     from mtl_bench.data.types import CLASS_SETS
     from mtl_bench.fold_conv import FOLD_CONV_MODES
     from mtl_bench.metrics import EMPTY_POLICIES
     from mtl_bench.parallel import STRATEGIES
-    from mtl_bench.registry import check_model_kwargs, model_info
+    from mtl_bench.registry import check_model_builds, check_model_kwargs, model_info
 
     choices = {
         "class_set": tuple(CLASS_SETS), "preprocess": PREPROCESS_METHODS,
@@ -170,6 +171,12 @@ def check_config(cfg: RunConfig) -> None:
             raise ValueError(f"{key}={getattr(cfg, key)!r}: must be {rule}")
     if trained:  # a feature method checks its own options (baselines/moon_features.py)
         check_model_kwargs(cfg.model, cfg.model_kwargs)
+        # Option values are the builder's to check; the registered defaults are known to build.
+        if cfg.model_kwargs or cfg.image_size != info.defaults.get("image_size"):
+            from mtl_bench.fit import builder_kwargs
+
+            n_classes = len(CLASS_SETS[cfg.class_set])
+            check_model_builds(cfg.model, builder_kwargs(cfg, n_classes))
     if cfg.fold_parallel and trained:  # its combinations (a feature method runs folds in turn)
         from mtl_bench.fold_parallel import check_fold_parallel
 
@@ -197,7 +204,8 @@ def config_differences(
     ]
 
 
-# Model options common enough to be set without the "model_kwargs." prefix.
+# Model options common enough to be set without the "model_kwargs." prefix: the weights files
+# (a builder given one reads it; nothing is downloaded).
 MODEL_KWARG_ALIASES = ("encoder_weights", "weights")
 
 

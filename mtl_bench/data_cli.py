@@ -69,7 +69,7 @@ def run_data(args: argparse.Namespace) -> int:
     if args.data_cmd == "folds":
         from mtl_bench.config import apply_overrides
         from mtl_bench.configs import get_config
-        from mtl_bench.cv import MANIFEST_NAME, dataset_for, shared_manifest
+        from mtl_bench.cv_data import MANIFEST_NAME, dataset_for, shared_manifest
 
         cfg = apply_overrides(
             dataclasses.replace(get_config("mtl_resunet", args.preset), data=args.data),

@@ -42,13 +42,18 @@ class FoldRun:
     engine: Engine | None = None
 
 
-def build_model(cfg: RunConfig, num_classes: int):
-    """The registered model with the run's input/class overrides and precision."""
+def builder_kwargs(cfg: RunConfig, num_classes: int) -> dict[str, Any]:
+    """What the run passes the model's builder: input/class overrides, options and precision."""
     kwargs: dict[str, Any] = {"in_channels": 1, "num_classes": num_classes, **cfg.model_kwargs}
     kwargs.setdefault("image_size", cfg.image_size)
     if cfg.precision != "fp32":
         kwargs.setdefault("dtype", cfg.precision)
-    return create_model(cfg.model, seed=cfg.seed, **kwargs)
+    return kwargs
+
+
+def build_model(cfg: RunConfig, num_classes: int):
+    """The registered model with the run's input/class overrides and precision."""
+    return create_model(cfg.model, seed=cfg.seed, **builder_kwargs(cfg, num_classes))
 
 
 def _split_validation(

@@ -19,10 +19,13 @@ import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jax
 from flax import nnx
+
+from mtl_bench.config import MODEL_KWARG_ALIASES  # the options that name a weights file
 
 # Modules that register models when imported. Listed here (not discovered) so that importing the
 # registry is cheap and deterministic; a new architecture adds its module to this tuple.
@@ -127,6 +130,26 @@ def check_model_kwargs(name: str, kwargs: dict[str, Any]) -> None:
             f"model {name!r} does not take {', '.join(unknown)}; "
             f"it takes {', '.join(k for k in params if k != 'rngs')}"
         )
+
+
+def check_model_builds(name: str, kwargs: dict[str, Any]) -> None:
+    """Build ``name`` with ``kwargs`` abstractly (shapes only, no arrays) so the builder's own
+    checks of option values (``merge='bogus'``, too few ``widths``) fail as a one-line
+    ValueError before a run reads data or replaces a finished fold's checkpoint.
+
+    A weights file is only checked to exist: building would read it, and the run reads it once.
+    """
+    files = {k: kwargs[k] for k in MODEL_KWARG_ALIASES if kwargs.get(k)}
+    for key, path in files.items():
+        if not Path(str(path)).expanduser().exists():
+            raise ValueError(f"model_kwargs.{key}={path}: no such file or folder")
+    if files:
+        return
+    try:
+        nnx.eval_shape(lambda: create_model(name, **kwargs))
+    except (ValueError, TypeError, KeyError, IndexError, AssertionError) as e:
+        shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ValueError(f"model {name!r} cannot be built with {shown}: {e}") from None
 
 
 def count_params(model: nnx.Module) -> int:

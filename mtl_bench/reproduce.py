@@ -91,7 +91,7 @@ def _prepare(jobs: list[Job], out: Path, record: dict, quiet: bool) -> dict[str,
     """Data preparation, then the fold manifest of each folder, from its first job (the proposed
     model's config when it runs); {subdir: number of folds}. Bad data fails here, once, before
     anything is written."""
-    from mtl_bench.cv import dataset_for, shared_manifest
+    from mtl_bench.cv_data import dataset_for, shared_manifest
 
     first: dict[str, Job] = {}
     for job in jobs:
@@ -120,6 +120,8 @@ def _run_jobs(
     }
     units = _units(jobs, folds, done)
     total = sum(folds[j.subdir] for j in jobs)
+    if done:
+        log(f"resume: {len(done)} of {total} folds finished earlier, not rerun", quiet=quiet)
     failed: set[str] = set()
     with progress_bar(total, "reproduce", quiet=quiet) as bar:
         bar.set_total(total, len(done))

@@ -72,6 +72,8 @@ def run_reproduce(args: argparse.Namespace) -> int:
     )
     if report.tables:
         print(render_markdown(report.tables))
+    if report.seconds:  # from the result files: folds finished by an earlier run count too
+        log("training time per method (its result files, earlier runs included):", quiet=args.quiet)
     for method, secs in report.seconds.items():
         log(f"  {method:28s} {secs:7.0f} s", quiet=args.quiet)
     tables = sorted({str(p) for p in report.out.glob("**/tables")})

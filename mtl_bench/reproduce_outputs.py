@@ -29,7 +29,7 @@ def build_outputs(
 ) -> tuple[dict[str, pd.DataFrame], list[Path], list[tuple[str, str]]]:
     """Tables and figures of each folder, from its result files: (tables, figure paths,
     failures), a failure being (what, one-line error) so the other outputs are still built."""
-    from mtl_bench.cv import dataset_for
+    from mtl_bench.cv_data import dataset_for
     from mtl_bench.figures import build_figures
     from mtl_bench.table_specs import DEFAULT_SPECS, THREE_CLASS_TAG
     from mtl_bench.tables import build_tables

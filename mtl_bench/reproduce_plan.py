@@ -21,7 +21,7 @@ narrows the networks that have a width option.
 
 Methods whose images are smaller than their network allows (the Inception family needs 75²) get
 their minimum size; they still share the folds, since the manifest covers sample ids and labels,
-not pixels (``cv._same_pixels``).
+not pixels (``cv_data.same_pixels``).
 """
 
 from __future__ import annotations

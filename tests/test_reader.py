@@ -207,10 +207,13 @@ def test_each_bad_input_names_the_file_or_is_skipped_and_listed(tree, case):
     with pytest.raises(DataError, match=re.escape(text)) as err:
         read_busi(root, 32)
     assert "\n" not in str(err.value)
-    with pytest.warns(DataWarning, match="files skipped"):
+    with pytest.warns(DataWarning, match="files skipped") as caught:
         ds = read_busi(root, 32, strict=False)
     skipped = {Path(p).name: reason for p, reason in ds.skipped}
     assert len(ds) == 8 and set(skipped) == {left_out, "normal"}
+    shown = next(str(w.message) for w in caught if "files skipped" in str(w.message))
+    path = next(p for p in ds.skipped if Path(p[0]).name == left_out)[0]
+    assert shown.count(f"{path}:") == 1  # a decoding error's reason names its file: not twice
     assert text.split(": ")[1] in skipped[left_out]
 
 

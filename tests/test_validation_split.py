@@ -8,6 +8,7 @@ from sklearn.model_selection import train_test_split
 
 from mtl_bench import cv
 from mtl_bench.config import RunConfig
+from mtl_bench.cv_data import duplicate_groups
 from mtl_bench.data.phantom import synth_phantom
 from mtl_bench.fit import _best_epoch, _split_validation, fit_fold
 
@@ -47,7 +48,7 @@ def test_cv_hands_the_manifests_duplicate_groups_to_the_split():
         def __len__(self):
             return 4
 
-    groups = cv._duplicate_groups(Manifest(), Data())
+    groups = duplicate_groups(Manifest(), Data())
     assert groups[0] == groups[2] and len(set(groups.tolist())) == 3  # an unknown id is ignored
 
 

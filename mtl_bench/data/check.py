@@ -85,7 +85,8 @@ class CheckReport:
     def format(self, limit: int = 20) -> str:
         """A readable report; at most ``limit`` lines per problem kind (``--json`` has all)."""
         rel = lambda p: os.path.relpath(p, self.root)  # noqa: E731  (paths lie under root)
-        status = "OK" if self.ok else f"FAILED ({len(self.errors)} errors)"
+        n = len(self.errors)
+        status = "OK" if self.ok else f"FAILED ({n} error{'s' * (n != 1)})"
         per_class = ", ".join(f"{c} {n}" for c, n in self.counts.items())
         lines = [
             f"BUSI check of {self.root} (class set {self.class_set}): {status}",

@@ -232,7 +232,9 @@ def read_busi(
     for kind in dict.fromkeys(p.kind for p in warns):
         _warn(kind.replace("_", " "), [p.message for p in warns if p.kind == kind])
     quiet = (OTHER_CLASS, *KNOWN_FILES.values())
-    _warn("files skipped", [f"{p}: {r}" for p, r in skipped if not r.startswith(quiet)])
+    # A decoding error's reason already starts with its file: name it once.
+    shown = [r if r.startswith(p) else f"{p}: {r}" for p, r in skipped if not r.startswith(quiet)]
+    _warn("files skipped", shown)
     return Dataset(
         images=np.stack([out[0] for _, out in decoded]),
         masks=np.stack([out[1] for _, out in decoded]).astype(np.uint8),

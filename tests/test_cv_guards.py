@@ -1,0 +1,92 @@
+"""``mtl-bench cv`` refuses what would waste or corrupt a results folder — other data under the
+folder's folds, a model option its builder rejects, a tag that is a path, an ``--out`` that is a
+file, an empty ``--folds`` — before any data work or any earlier result is touched."""
+
+import dataclasses
+
+import pytest
+
+from mtl_bench.cli import main
+from mtl_bench.config import RunConfig, check_config
+from mtl_bench.cv import run_cv
+from mtl_bench.cv_data import dataset_for
+from mtl_bench.data.phantom import write_phantom
+from mtl_bench.data.types import DataError
+
+TINY = RunConfig(
+    model_kwargs={"widths": (4, 8, 16, 32, 64), "dense_units": 16},
+    synthetic_n=24,
+    image_size=32,
+    folds=2,
+    epochs=1,
+    batch_size=8,
+    preprocess="none",
+    checkpoint_every=0,
+    eval_batch_size=8,
+)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A results folder whose fold 0 is finished (result file and checkpoint)."""
+    out = tmp_path_factory.mktemp("res")
+    run_cv(TINY, out, folds=[0], quiet=True)
+    return out
+
+
+def _untouched(out):
+    method = out / "mtl_resunet"
+    return (method / "fold_0.json").is_file() and (method / "ckpt_fold_0" / "last").is_dir()
+
+
+def test_other_pixels_under_the_same_names_are_refused_before_the_checkpoint_goes(finished):
+    # Another phantom seed: the same ids and labels, other images. The folder's manifest was
+    # made at this size and pre-processing, so its fingerprint must match.
+    other = dataclasses.replace(TINY, synthetic_seed=TINY.synthetic_seed + 1)
+    with pytest.raises(DataError, match=r"fingerprint .* differs.* made from .*--data"):
+        run_cv(other, finished, folds=[0], quiet=True)
+    assert _untouched(finished)
+
+
+def test_a_model_option_value_the_builder_refuses_fails_before_the_checkpoint_goes(finished):
+    bogus = dataclasses.replace(TINY, model_kwargs={**TINY.model_kwargs, "merge": "bogus"})
+    with pytest.raises(ValueError, match=r"model 'mtl_resunet' cannot be built.*merge"):
+        run_cv(bogus, finished, folds=[0], quiet=True)
+    few = dataclasses.replace(TINY, model_kwargs={"widths": (1, 2)})
+    with pytest.raises(ValueError, match=r"widths needs 5 entries"):
+        run_cv(few, finished, folds=[0], quiet=True)
+    assert _untouched(finished)
+
+
+def test_a_missing_weights_file_is_named_up_front(tmp_path):
+    cfg = RunConfig(model="unet_resnet34", model_kwargs={"encoder_weights": str(tmp_path / "x")})
+    with pytest.raises(ValueError, match=r"model_kwargs.encoder_weights=.*x: no such file"):
+        check_config(cfg)
+
+
+def test_a_tag_is_a_name_not_a_path(tmp_path):
+    for tag in ("../evil", "a/b", ".hidden", ""):
+        with pytest.raises(ValueError, match=r"--tag"):
+            run_cv(TINY, tmp_path / "res", tag=tag, quiet=True)
+    assert not (tmp_path / "res").exists() and not (tmp_path / "evil").exists()
+
+
+def test_out_that_is_a_file_and_empty_folds_are_one_line_errors(tmp_path, capsys):
+    afile = tmp_path / "results.log"
+    afile.write_text("kept\n")
+    with pytest.raises(ValueError, match=r"--out .*results.log is a file, not a folder"):
+        run_cv(TINY, afile, quiet=True)
+    assert afile.read_text() == "kept\n"
+    with pytest.raises(SystemExit) as stop:
+        main(["cv", "--folds", "", "--out", str(tmp_path / "r")])
+    assert stop.value.code == 2 and "expected comma-separated integers" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="no fold chosen"):
+        run_cv(TINY, tmp_path / "r", folds=[], quiet=True)
+
+
+def test_a_class_folder_outside_the_class_set_is_said(tmp_path, capsys):
+    root = write_phantom(tmp_path / "ph", 20, image_size=32, seed=1)
+    cfg = dataclasses.replace(TINY, data=str(root), synthetic_n=None)
+    ds = dataset_for(cfg)
+    assert set(ds.class_names) == {"benign", "malignant"}
+    assert "not used: normal/ (class_set=binary)" in capsys.readouterr().err
