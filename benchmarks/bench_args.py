@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from benchmarks.time_box import parse_time_box
 
 
 def _csv_list(kind: type) -> Any:
@@ -150,6 +149,31 @@ def kwargs_for(kwargs: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
     return {**kwargs.get("*", {}), **kwargs.get(name, {})}
 
 
+def check_model_options(models: list[str], kwargs: dict[str, dict[str, Any]]) -> None:
+    """One-line errors for ``--set`` options, before anything is measured: ``MODEL:`` naming no
+    registered model (KeyError), or an option a selected model's builder does not take
+    (ValueError; measured, it would only be a "skipped: ... does not take" row per configuration).
+
+    Checked as the training path checks their names (``config.check_config``): the JAX builder's own
+    parameters, and not for feature methods (``fit`` set), which the bench skips unbuilt and which
+    check their own options. The PyTorch peer is not asked: it maps the kwargs to its twin itself
+    and a row's note says which it has no twin for."""
+    from mtl_bench.registry import check_model_kwargs, model_info
+
+    for name in set(kwargs) - {"*"}:
+        model_info(name)  # a MODEL:KEY=VALUE for a model not selected is allowed, a typo is not
+    shared_hint = " (KEY=VALUE goes to every model in --models; MODEL:KEY=VALUE to one)"
+    for name in models:
+        if model_info(name).fit is not None:
+            continue
+        # Its own options first: a shared one it does not take gets the hint, its own do not.
+        for given, hint in ((kwargs.get(name, {}), ""), (kwargs_for(kwargs, name), shared_hint)):
+            try:
+                check_model_kwargs(name, given)
+            except TypeError as e:  # ValueError: what both command lines report in one line
+                raise ValueError(f"--set: {e}{hint if len(models) > 1 else ''}") from None
+
+
 def kwargs_cell(kwargs: dict[str, Any]) -> str:
     """The CSV's model_kwargs cell: ``widths=(8, 16)`` style, blank for the registered defaults."""
     return " ".join(f"{k}={v!r}" for k, v in sorted(kwargs.items()))
@@ -185,8 +209,11 @@ def check_options(args: argparse.Namespace) -> None:
     for name, value in (("--steps", args.steps), ("--image-size", args.image_size)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
-    if args.warmup < 0 or not args.batch_sizes or min(args.batch_sizes) < 1:
-        raise ValueError("--warmup must be >= 0 and --batch-sizes positive integers")
+    if args.warmup < 0:
+        raise ValueError(f"--warmup {args.warmup}: must be >= 0")
+    if not args.batch_sizes or min(args.batch_sizes) < 1:
+        sizes = ",".join(map(str, args.batch_sizes)) or "''"  # '' : `--batch-sizes ,`
+        raise ValueError(f"--batch-sizes {sizes}: must be positive integers")
     bad = [p for p in args.precision if p not in ("fp32", "bf16")]
     if bad or not args.precision:
         raise ValueError(f"--precision takes fp32 and/or bf16, got {','.join(args.precision)}")
@@ -232,65 +259,3 @@ def _check_folder(option: str, given: str, folder: Path) -> None:
                 what = "is" if part == Path(given) else f"is under {part}, which is"
                 raise ValueError(f"{option} {given}: {what} a file, not a folder")
             return
-
-
-def parse_time_box(text: str | float | None) -> float | None:
-    """``--time-box`` in seconds (None: no limit); anything but a positive finite number is a
-    one-line ValueError naming the value."""
-    if text is None:
-        return None
-    try:
-        seconds = float(text)
-    except (TypeError, ValueError):
-        seconds = math.nan
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"--time-box must be a positive number of seconds, got {text!r}")
-    return seconds
-
-
-class TimeBox:
-    """The bench's own deadline (``--time-box``), counted from when this object is made.
-
-    An outer ``timeout`` kills the whole process: the configuration or PyTorch peer run in flight
-    is lost, and with it the rows the CSV rewrite after it would have kept. So the bench spends
-    its box itself: ``MARGIN_S`` is kept back for the last CSV write and the printed table, a
-    peer run's time box is cut to what is left, and nothing is started with less than
-    ``MIN_START_S`` left (a JAX compile or torch's import alone takes longer) — nor a JAX
-    configuration with less than the longest one so far took. ``TimeBox(None)`` never runs out.
-    """
-
-    MARGIN_S = 15.0
-    MIN_START_S = 20.0
-
-    def __init__(self, seconds: float | None) -> None:
-        self.seconds = seconds
-        self.deadline = None if seconds is None else time.monotonic() + seconds
-        self.longest_s = 0.0  # the longest JAX configuration so far: the guess for the next
-
-    def remaining(self) -> float:
-        """Seconds to the deadline (``inf`` without a box)."""
-        return math.inf if self.deadline is None else self.deadline - time.monotonic()
-
-    def left(self) -> float:
-        """Seconds left for work: ``remaining()`` less ``MARGIN_S``."""
-        return self.remaining() - self.MARGIN_S
-
-    def can_start(self, needs: float = 0.0) -> bool:
-        """Whether something expected to take ``needs`` seconds may start now."""
-        return self.left() >= max(self.MIN_START_S, needs)
-
-    def spent(self, what: str) -> str:
-        """Why ``what`` was not started, for a row's status or note."""
-        why = f"{self.remaining():.0f} s of the {self.seconds:.0f} s --time-box left"
-        if what == "configuration" and self.longest_s:
-            why += f", a configuration took up to {self.longest_s:.0f} s"
-        return f"time box spent ({why})"
-
-    @contextmanager
-    def timed(self) -> Iterator[None]:
-        """Time one JAX configuration (its compile included) into ``longest_s``."""
-        start = time.monotonic()
-        try:
-            yield
-        finally:
-            self.longest_s = max(self.longest_s, time.monotonic() - start)

@@ -11,7 +11,7 @@ settings and the JAX / PyTorch ratios join the row.
 Rows go to ``OUT/throughput/<device-kind>-<YYYYMMDD-HHMMSS>.csv`` (or ``--csv FILE``, whose
 existing rows are kept); the whole file is rewritten atomically after every configuration, so an
 interrupted run keeps what it measured. With ``--time-box S`` the bench keeps to its own
-deadline (``bench_args.TimeBox``): a configuration or peer run that would not fit is not started
+deadline (``time_box.TimeBox``): a configuration or peer run that would not fit is not started
 (its row says "skipped: time box spent ..."), a peer's time box is cut to what is left, and a
 ``[bench] time box ...`` line says what was cut. Strategies are the Engine's (``none``, ``jit``,
 ``pmap``; ``--devices`` counts) and ``fold`` (``--folds`` folds trained side by side in one
@@ -38,16 +38,16 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_args import (
-    TimeBox,
     add_bench_arguments,
     check_config,
+    check_model_options,
     check_options,
     kwargs_cell,
     kwargs_for,
     parse_model_kwargs,
-    parse_time_box,
 )
 from benchmarks.throughput_io import fold_speedups, format_table, read_csv, write_csv
+from benchmarks.time_box import TimeBox, parse_time_box
 
 
 def select_models(spec: str) -> list[str]:
@@ -226,10 +226,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     models = select_models(args.models)
     kwargs = parse_model_kwargs(args.model_kwargs)
-    from mtl_bench.registry import model_info
-
-    for name in set(kwargs) - {"*"}:
-        model_info(name)  # MODEL:KEY=VALUE must name a registered model (not necessarily selected)
+    check_model_options(models, kwargs)
     from mtl_bench.fold_conv import check_mode
 
     for mode in args.fold_conv or [""]:

@@ -10,7 +10,7 @@ twin and say so.
 
 Each model runs in one subprocess per mode (``eager``, then ``compile``), each with its own time
 box: a ``torch.compile`` that runs long is cut off and its rows say "skipped: ..." while the eager
-numbers stand. Under the bench's ``--time-box`` (``bench_args.TimeBox``) each mode's box is cut
+numbers stand. Under the bench's ``--time-box`` (``time_box.TimeBox``) each mode's box is cut
 to what is left, and a mode with too little left is not started. torch is imported only in the
 subprocess.
 """
@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_args import TimeBox
+from benchmarks.time_box import TimeBox
 
 SMP_ARCHS = {"unet": "Unet", "unetplusplus": "UnetPlusPlus", "fpn": "FPN",
              "deeplabv3plus": "DeepLabV3Plus"}  # fmt: skip

@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mtl_bench.data.types import DataError, Dataset
+from mtl_bench.data.types import DataError, Dataset, DataWarning
 from mtl_bench.progress import log
 from mtl_bench.results_io import load_results, per_image
 
 _CURVE = re.compile(r"fold_(\d+)_curve\.csv")
+_CURVE_KEYS = ("loss", "dice_loss", "focal_loss", "val_score")
 
 
 def _plt():
@@ -95,22 +97,30 @@ def curve_figures(results_dir: Path, out: Path) -> list[Path]:
             m = _CURVE.fullmatch(p.name)
             if m:
                 try:
-                    curves[int(m.group(1))] = pd.read_csv(p)
+                    c = pd.read_csv(p)
                 except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
                     raise DataError(f"{p}: unreadable learning curve ({e})") from None
+                # A readable CSV of other columns would otherwise drop out of the figure unsaid.
+                if "epoch" not in c or not any(k in c for k in _CURVE_KEYS):
+                    warnings.warn(
+                        f"{p}: not a learning curve (needs epoch and one of "
+                        f"{', '.join(_CURVE_KEYS)}; has {', '.join(map(str, c.columns))}): skipped",
+                        DataWarning,
+                        stacklevel=2,
+                    )
+                    continue
+                curves[int(m.group(1))] = c
         if not curves:
             continue
         panels = [
-            k
-            for k in ("loss", "dice_loss", "focal_loss", "val_score")
-            if any(k in c and c[k].notna().any() for c in curves.values())
+            k for k in _CURVE_KEYS if any(k in c and c[k].notna().any() for c in curves.values())
         ]
         if not panels:
             continue
         fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
         for ax, key in zip(axes[0], panels, strict=True):
             for fold, c in sorted(curves.items()):
-                if key in c and "epoch" in c:
+                if key in c:
                     one = len(c) == 1  # a line of one point draws nothing: mark it
                     ax.plot(
                         c["epoch"],
@@ -126,77 +136,10 @@ def curve_figures(results_dir: Path, out: Path) -> list[Path]:
     return written
 
 
-def throughput_figures(throughput_dir: Path, out: Path) -> list[Path]:
-    """Training images/s vs batch size per model, one PNG per device kind."""
-    files = sorted(throughput_dir.glob("*.csv")) if throughput_dir.is_dir() else []
-    if not files:
-        return []
-    frames = []
-    for f in files:
-        df = pd.read_csv(f)
-        if not {"model", "batch_size", "status", "train_img_per_s", "device_kind"} <= set(df):
-            raise DataError(f"{f}: not a throughput CSV (missing model/batch_size/... columns)")
-        frames.append(df)
-    df = pd.concat(frames, ignore_index=True)
-    df = df[df["status"] == "ok"]
-    for col, default in (("strategy", "none"), ("devices", 1), ("image_size", 0)):
-        if col not in df:
-            df[col] = default
-    # Rows that differ in how they ran (fold convolutions, model or config overrides, XLA flags)
-    # are separate lines, never one median.
-    variant_cols = [
-        c for c in ("fold_conv", "model_kwargs", "config_overrides", "xla_flags") if c in df
-    ]
-    df["line"] = df["model"].astype(str)
-    for c in variant_cols:
-        v = df[c].fillna("").astype(str)
-        df["line"] = df["line"].where(v == "", df["line"] + " [" + v + "]")
-    plt = _plt()
-    written = []
-    for kind, dev in df.groupby("device_kind"):
-        # Runs of different code on one device are separate lines too ("model @commit"): the
-        # committed H100 CSVs span the fixes of three sessions, and one median would hide them.
-        if "git_commit" in dev and dev["git_commit"].fillna("").nunique() > 1:
-            commit = dev["git_commit"].fillna("?").astype(str).str[:7]
-            dev = dev.assign(line=dev["line"] + " @" + commit)
-        # One panel per model and run kind: several models' variants and commits in one panel
-        # were past reading by the fourth H100 run.
-        keys = ["precision", "image_size", "strategy", "devices", "model"]
-        groups = list(dev.groupby(keys))
-        cols = min(3, len(groups))
-        rows = -(-len(groups) // cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4.2 * rows), squeeze=False)
-        for ax in axes.flat[len(groups) :]:
-            fig.delaxes(ax)
-        for ax, ((prec, size, strat, ndev, name), g) in zip(
-            axes.flat[: len(groups)], groups, strict=True
-        ):
-            lines = sorted(g.groupby("line"), key=lambda t: t[0])
-            palette = "tab10" if len(lines) <= 10 else "tab20"
-            for i, (label, m) in enumerate(lines):
-                m = m.groupby("batch_size").median(numeric_only=True).sort_index()
-                color = plt.get_cmap(palette)(i % 20)
-                ax.plot(m.index, m["train_img_per_s"], "o-", c=color, label=label)
-                peer = "torch_eager_train_img_per_s"
-                if peer in m and m[peer].notna().any():
-                    ax.plot(m.index, m[peer], "x--", c=color, alpha=0.7, label=f"{label} (torch)")
-            ax.set_xscale("log", base=2)
-            sizes = sorted(g["batch_size"].unique())
-            ax.set_xticks(sizes, [str(int(b)) for b in sizes])
-            ax.minorticks_off()
-            ax.set(xlabel="batch size", ylabel="training images/s")
-            ax.set_title(f"{name}: {prec}, {size}², {strat} × {ndev}", fontsize=9)
-            ax.legend(fontsize=6)
-        fig.suptitle(str(kind), fontsize=10)
-        slug = re.sub(r"[^a-z0-9]+", "-", str(kind).lower()).strip("-")
-        written.append(_save(fig, out / f"throughput_{slug}.png"))
-    return written
-
-
 def _dataset_for(results: pd.DataFrame) -> Dataset:
     """The dataset the results were computed on, from the first result's stored config."""
     from mtl_bench.config import RunConfig
-    from mtl_bench.cv import dataset_for
+    from mtl_bench.cv_data import dataset_for
 
     names = {f.name for f in dataclasses.fields(RunConfig)}
     stored = results["config"].iloc[0]
@@ -245,8 +188,16 @@ def build_figures(
     """Write every figure the files under ``results_dir`` allow; returns the PNG paths.
 
     ``dataset`` supplies the images of the overlays (default: re-loaded from the stored config
-    through the prepared-data cache). ``throughput_dir`` defaults to ``results_dir/throughput``.
+    through the prepared-data cache). ``throughput_dir`` defaults to ``results_dir/throughput``
+    (skipped when absent); one given explicitly must be a folder. ``max_methods`` (>= 1): the
+    most methods in the overlay figure.
     """
+    # Checked before any file is read or written: a bad value must not pass for missing inputs.
+    if max_methods < 1:
+        raise ValueError(f"--max-methods must be >= 1, got {max_methods}")
+    if throughput_dir is not None and not Path(throughput_dir).is_dir():
+        what = "a file, not a folder" if Path(throughput_dir).exists() else "no such folder"
+        raise DataError(f"--throughput {throughput_dir}: {what}")
     results_dir = Path(results_dir)
     out = results_dir / "figures"
     results = load_results(results_dir)
@@ -256,6 +207,8 @@ def build_figures(
         roc = roc_figure(results, out / "roc.png")
         written += [p for p in (overlay, roc) if p is not None]
         written += curve_figures(results_dir, out)
+    from mtl_bench.figure_throughput import throughput_figures  # it imports this module
+
     tp = Path(throughput_dir) if throughput_dir is not None else results_dir / "throughput"
     written += throughput_figures(tp, out)
     return written

@@ -9,6 +9,12 @@ the sigmoid map is resized bilinearly, then thresholded at 0.5), ``<stem>_overla
 input with the mask tinted red), and ``<stem>_prediction.json`` for one image or
 ``predictions.csv`` for a folder (searched recursively; outputs mirror its sub-folders). A file
 that cannot be read is reported in its row and the others are still processed.
+
+``out`` must lie outside the input folder (for one image: not its own folder), checked before
+the model is loaded: outputs are named after the inputs, so ``<stem>_mask.png`` written beside
+``<stem>.png`` would overwrite its ground-truth mask, and a second run would take the overlays
+for new images. Outside that tree no output path can be an input, and a re-run into the same
+``out`` overwrites only the earlier run's outputs (expected), so no per-file guard is kept.
 """
 
 from __future__ import annotations
@@ -61,6 +67,25 @@ def _list_inputs(inputs: Path) -> tuple[list[Path], list[dict[str, Any]]]:
     return files, skipped
 
 
+def _check_out(inputs: Path, out: Path) -> None:
+    """Refuse an ``out`` that is the input folder or inside it (see the module docstring)."""
+    src, dst = inputs.resolve(), out.resolve()  # symlinks, "..", relative forms
+    if src.is_file():
+        # One image's outputs go straight into out: only its own folder can clash.
+        if dst == src.parent:
+            raise DataError(
+                f"--out {out} is the folder of the input {inputs}: predictions there would "
+                "overwrite its files (such as <stem>_mask.png); choose another output folder"
+            )
+    elif dst.is_relative_to(src):
+        where = "is" if dst == src else "is inside"
+        raise DataError(
+            f"--out {out} {where} the input folder {inputs}: predictions there would overwrite "
+            "its masks (<stem>_mask.png) and be read as inputs next time; choose a folder "
+            "outside it"
+        )
+
+
 def _prepare(path: Path, size: int, method: str) -> tuple[np.ndarray, np.ndarray]:
     """(original grey image, model input (size, size) uint8): the training pipeline."""
     from mtl_bench.data.png import load_grey_png, resize_image
@@ -99,8 +124,9 @@ def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> Pred
 
     from mtl_bench.batches import to_input
 
-    inputs, out = Path(inputs).expanduser(), Path(out)
+    inputs, out = Path(inputs).expanduser(), Path(out).expanduser()
     files, skipped = _list_inputs(inputs)
+    _check_out(inputs, out)  # before the model loads or anything is written
     cfg, names, engine, state = load_fold_model(checkpoint)
 
     @jax.jit

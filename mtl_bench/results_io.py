@@ -39,8 +39,10 @@ def _read_json(path: Path) -> dict:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
+        # Some messages end in "at" already ("Invalid control character at"): say it once.
+        msg = err.msg.removesuffix(" at")
         raise DataError(
-            f"{path}: malformed JSON ({err.msg} at line {err.lineno}, column {err.colno})"
+            f"{path}: malformed JSON ({msg} at line {err.lineno}, column {err.colno})"
         ) from None
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot read result file ({err})") from None
@@ -121,7 +123,8 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
     """
     root = Path(results_dir)
     if not root.is_dir():
-        raise DataError(f"{root}: results folder does not exist")
+        what = "a file, not a results folder" if root.exists() else "results folder does not exist"
+        raise DataError(f"{root}: {what}")
     rows = [
         read_result(p)
         for sub in sorted(root.iterdir())

@@ -1,7 +1,7 @@
 """The bench's --time-box: the PyTorch peer's time box is cut to what is left, what does not fit
 is not started and says so, and a peer's partial results reach the CSV.
 
-The clock is bench_args' (``time.monotonic`` there, replaced by a hand-moved one) and the peer
+The clock is time_box.py's (``time.monotonic`` there, replaced by a hand-moved one) and the peer
 subprocess is faked: no torch, and no test waits out a real time box but the one that checks
 ``subprocess.run``'s kill keeps the lines printed before it (2 s).
 """
@@ -13,9 +13,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmarks import bench_args, timing, torch_peer
-from benchmarks.bench_args import TimeBox, parse_time_box
+from benchmarks import time_box, timing, torch_peer
 from benchmarks.throughput import main
+from benchmarks.time_box import TimeBox, parse_time_box
 
 TINY = ["--models", "mtl_resunet", "--set", "widths=(4,8,16,32,64)", "--precision", "fp32",
         "--image-size", "32", "--steps", "1", "--warmup", "1", "--compile-cache", "off",
@@ -24,10 +24,10 @@ TINY = ["--models", "mtl_resunet", "--set", "widths=(4,8,16,32,64)", "--precisio
 
 @pytest.fixture
 def clock(monkeypatch):
-    """bench_args' clock, moved by hand: ``clock.t += 60`` is one minute of work."""
+    """time_box.py's clock, moved by hand: ``clock.t += 60`` is one minute of work."""
     fake = SimpleNamespace(t=1000.0)
     fake.monotonic = lambda: fake.t
-    monkeypatch.setattr(bench_args, "time", fake)
+    monkeypatch.setattr(time_box, "time", fake)
     monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # the bench sets it for --peer
     return fake
 

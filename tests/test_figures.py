@@ -7,7 +7,7 @@ from fixtures_results import write_fixture_results
 from PIL import Image
 
 from benchmarks.throughput_io import write_csv
-from mtl_bench import figures
+from mtl_bench import figure_throughput, figures
 from mtl_bench.data.types import DataError, Dataset
 from mtl_bench.figure_overlays import select_cases
 from mtl_bench.figures import build_figures, pooled_roc
@@ -179,8 +179,8 @@ def test_throughput_lines_keep_run_variants_apart(tmp_path, monkeypatch):
         ]
         return path
 
-    monkeypatch.setattr(figures, "_save", keep)
-    figures.throughput_figures(tmp_path / "throughput", tmp_path / "fig")
+    monkeypatch.setattr(figure_throughput, "_save", keep)
+    figure_throughput.throughput_figures(tmp_path / "throughput", tmp_path / "fig")
     assert seen["throughput_cpu.png"] == [
         ["mtl_resunet [grouped]", "mtl_resunet [unrolled]"],  # the fold panel: two lines
         ["mtl_resunet", "mtl_resunet [optimizer_flatten=true]"],
@@ -205,8 +205,8 @@ def test_throughput_lines_keep_code_versions_apart(tmp_path, monkeypatch):
         ]
         return path
 
-    monkeypatch.setattr(figures, "_save", keep)
-    figures.throughput_figures(tmp_path / "throughput", tmp_path / "fig")
+    monkeypatch.setattr(figure_throughput, "_save", keep)
+    figure_throughput.throughput_figures(tmp_path / "throughput", tmp_path / "fig")
     assert seen["throughput_h100.png"] == [["unet @02ccc44", "unet @dc59781"]]
     assert seen["throughput_cpu.png"] == [["unet"]]
 

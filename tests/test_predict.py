@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from mtl_bench.config import RunConfig
-from mtl_bench.cv import dataset_for, run_cv
+from mtl_bench.cv import run_cv
+from mtl_bench.cv_data import dataset_for
 from mtl_bench.data.types import DataError
 from mtl_bench.fold_checkpoint import load_fold_model, resolve_checkpoint
 from mtl_bench.metrics import confusion_counts, per_image_segmentation
