@@ -75,6 +75,8 @@ def run_data(args: argparse.Namespace) -> int:
             dataclasses.replace(get_config("mtl_resunet", args.preset), data=args.data),
             args.overrides,
         )
+        if Path(args.out).exists() and not Path(args.out).is_dir():  # before reading the data
+            raise ValueError(f"--out {args.out} is a file, not a folder")
         manifest = shared_manifest(cfg, dataset_for(cfg), Path(args.out))
         sizes = ", ".join(str(len(ids)) for ids in manifest.fold_ids)
         print(

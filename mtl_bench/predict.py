@@ -68,7 +68,9 @@ def _list_inputs(inputs: Path) -> tuple[list[Path], list[dict[str, Any]]]:
 
 
 def _check_out(inputs: Path, out: Path) -> None:
-    """Refuse an ``out`` that is the input folder or inside it (see the module docstring)."""
+    """Refuse an ``out`` that is a file, the input folder or inside it (see the module doc)."""
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file, not a folder")
     src, dst = inputs.resolve(), out.resolve()  # symlinks, "..", relative forms
     if src.is_file():
         # One image's outputs go straight into out: only its own folder can clash.

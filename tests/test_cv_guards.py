@@ -82,6 +82,8 @@ def test_out_that_is_a_file_and_empty_folds_are_one_line_errors(tmp_path, capsys
     assert stop.value.code == 2 and "expected comma-separated integers" in capsys.readouterr().err
     with pytest.raises(ValueError, match="no fold chosen"):
         run_cv(TINY, tmp_path / "r", folds=[], quiet=True)
+    assert main(["data", "folds", "--out", str(afile)]) == 2  # before the data is read
+    assert "results.log is a file, not a folder" in capsys.readouterr().err
 
 
 def test_a_class_folder_outside_the_class_set_is_said(tmp_path, capsys):

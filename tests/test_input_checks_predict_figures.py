@@ -45,6 +45,10 @@ def test_predict_refuses_out_in_the_input_folder(dataset_folder, tmp_path, monke
         predict(".", ckpt, f"../{dataset_folder.name}")
     with pytest.raises(DataError, match="is the folder of the input"):
         predict(dataset_folder / "benign (1).png", ckpt, dataset_folder)
+    afile = tmp_path / "out.log"
+    afile.write_text("kept")
+    with pytest.raises(DataError, match="out.log is a file, not a folder"):
+        predict(dataset_folder, ckpt, afile)
     assert _snapshot(dataset_folder) == before  # ground truth untouched, nothing added
 
 
