@@ -60,7 +60,8 @@ def resolve_checkpoint(checkpoint: str | Path) -> tuple[Path, Path, int | None]:
         if not (p / "last").is_dir():
             raise DataError(
                 f"{p}: missing, so {checkpoint} has no weights to predict with (reproduce deletes "
-                "baselines' checkpoints unless --keep-checkpoints; cv keeps them)"
+                "baselines' checkpoints unless --keep-checkpoints; cv keeps them, but a retrain "
+                "that stopped removed the old one: rerun the fold)"
             )
     elif p.parent.name == "last" and p.name.isdigit():
         p = p.parent.parent
