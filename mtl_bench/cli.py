@@ -33,12 +33,20 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
+def _add_run_options(p: argparse.ArgumentParser, *, one_fold: bool = False) -> None:
     p.add_argument("--model", required=True, help="registered model name (mtl-bench models)")
     p.add_argument("--preset", default="smoke", help="smoke | phantom | paper (default smoke)")
     p.add_argument("--data", default=None, help="'synthetic' (default) or a BUSI-layout folder")
     p.add_argument("--out", default=DEFAULT_RESULTS, help=f"results folder ({DEFAULT_RESULTS})")
-    p.add_argument("--resume", action="store_true", help="skip finished folds, resume the rest")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help=(
+            "skip the fold if finished, else continue it"
+            if one_fold
+            else "skip finished folds, resume the rest"
+        ),
+    )
     p.add_argument("--tag", default=None, help="store results as MODEL@TAG (a variant run)")
     p.add_argument(
         "--set",
@@ -60,7 +68,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     scale.add_argument(
         "--fold-parallel",
         action="store_true",
-        help="train all chosen folds side by side in one program",
+        help="(cv) train the chosen folds side by side in one program"
+        if not one_fold
+        else "a fold axis of one (use cv --folds for several)",
     )
     scale.add_argument("--precision", choices=("fp32", "bf16"), default=None)
     scale.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 (multi-host)")
@@ -94,10 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cv", help="cross-validate a model on the shared folds")
     _add_run_options(p)
-    p.add_argument("--folds", type=_int_list, default=None, help="e.g. 0,1 (default all)")
+    p.add_argument("--folds", type=_int_list, default=None, help="0-based, e.g. 0,1 (default all)")
     p = sub.add_parser("train", help="train and evaluate one fold (same options as cv)")
-    _add_run_options(p)
-    p.add_argument("--fold", type=int, required=True)
+    _add_run_options(p, one_fold=True)
+    p.add_argument("--fold", type=int, required=True, help="the fold, 0-based (tables print K+1)")
 
     w = sub.add_parser("weights", help="pretrained-weights tools").add_subparsers(
         dest="weights_cmd", required=True
@@ -112,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="throughput: img/s, compile, GFLOPs, MFU, PyTorch peer")
     add_bench_arguments(p)
     p = sub.add_parser("figures", help="figures (PNG) from result files")
-    p.add_argument("--results", default=DEFAULT_RESULTS)
+    p.add_argument("--results", default=DEFAULT_RESULTS, help=f"results folder ({DEFAULT_RESULTS})")
     p.add_argument(
         "--throughput", default=None, help="throughput CSVs (default RESULTS/throughput)"
     )
@@ -125,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="predictions", help="output folder (default predictions/)")
 
     p = sub.add_parser("tables", help="build the paper's tables from result files")
-    p.add_argument("--results", default=DEFAULT_RESULTS)
+    p.add_argument("--results", default=DEFAULT_RESULTS, help=f"results folder ({DEFAULT_RESULTS})")
     p.add_argument("--format", default="md,latex,csv", help="md, latex, csv (comma-separated)")
     p.add_argument(
         "--reference",

@@ -33,10 +33,17 @@ def add_data_parser(sub: argparse._SubParsersAction, default_results: str) -> No
     p.add_argument("--data-dir", default=None, help="TFDS data dir (default ~/tensorflow_datasets)")
     p.add_argument("--image-size", type=int, default=256)
     p = data.add_parser("folds", help="write the fold manifest of a results folder")
-    p.add_argument("--data", default="synthetic")
-    p.add_argument("--preset", default="smoke")
-    p.add_argument("--out", default=default_results)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--data", default="synthetic", help="'synthetic' (default) or a BUSI folder")
+    p.add_argument("--preset", default="smoke", help="smoke | phantom | paper (default smoke)")
+    p.add_argument("--out", default=default_results, help=f"results folder ({default_results})")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="as for cv: the fields the folds depend on (folds, fold_seed, image_size, ...)",
+    )
 
 
 def run_data(args: argparse.Namespace) -> int:

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from mtl_bench.atomic import atomic_write
 from mtl_bench.config import RunConfig
 from mtl_bench.data.folds import FoldManifest
 from mtl_bench.data.types import Dataset
@@ -72,16 +71,8 @@ def write_json_atomic(path: Path, data: dict) -> None:
     """
     if not is_writer():
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_json_safe(data), f, indent=1, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(_json_safe(data), indent=1, allow_nan=False) + "\n"
+    atomic_write(path, lambda f: f.write(text), text=True)
 
 
 def fold_result(

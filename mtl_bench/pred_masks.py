@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mtl_bench.atomic import atomic_write
 from mtl_bench.data.types import DataError
 
 SCHEMA = 1
@@ -36,22 +36,13 @@ def save_predicted_masks(path: str | os.PathLike, ids: list[str], masks: np.ndar
     if len(set(ids)) != len(ids):
         raise ValueError("mask ids must be unique")
     bits = np.packbits(masks.astype(bool).reshape(len(ids), -1), axis=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(
-                f,
-                schema=np.int64(SCHEMA),
-                ids=np.array(ids, dtype=str),
-                shape=np.array(masks.shape, dtype=np.int64),
-                bits=bits,
-            )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    arrays = {
+        "schema": np.int64(SCHEMA),
+        "ids": np.array(ids, dtype=str),
+        "shape": np.array(masks.shape, dtype=np.int64),
+        "bits": bits,
+    }
+    return atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 def load_predicted_masks(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -88,6 +88,18 @@ class TorchPortable(Protocol):
     def torch_table(self, tb: TorchTable, t: str, f: FlaxPath) -> None: ...
 
 
+def _unreadable(path: Path, err: Exception) -> WeightPortError:
+    """One line for a weights file its reader rejects. Only the message's first line is kept:
+    torch's goes on to suggest ``weights_only=False``, which runs code from an unknown file."""
+    first = (str(err).strip().splitlines() or [""])[0]
+    if "weights_only" in first:  # torch: the file holds more than tensors, or is not torch's
+        first = "not only tensors, or not a torch file; it is never unpickled beyond tensors"
+    return WeightPortError(
+        f"weights file {path}: not a readable {path.suffix} state dict ({type(err).__name__}: "
+        f"{first[:200]})"
+    )
+
+
 def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     """Read ``.pth``/``.pt``/``.bin`` (needs torch), ``.safetensors`` or ``.npz`` as numpy arrays.
 
@@ -103,10 +115,16 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
             from safetensors.numpy import load_file
         except ImportError:
             raise ImportError(f"reading {p} needs the 'safetensors' package") from None
-        raw: Mapping[str, Any] = load_file(str(p))
+        try:
+            raw: Mapping[str, Any] = load_file(str(p))
+        except Exception as e:  # safetensors' own error type: a truncated or foreign file
+            raise _unreadable(p, e) from None
     elif suffix == ".npz":
-        with np.load(p) as z:
-            raw = {k: z[k] for k in z.files}
+        try:
+            with np.load(p) as z:
+                raw = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError) as e:
+            raise _unreadable(p, e) from None
     elif suffix in (".pth", ".pt", ".bin"):
         try:
             import torch
@@ -114,7 +132,10 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
             raise ImportError(
                 f"reading {p} needs torch (install the [torch] extra) or convert it to .safetensors"
             ) from None
-        raw = torch.load(p, map_location="cpu", weights_only=True)
+        try:
+            raw = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as e:  # pickle, zip or torch errors; weights_only refuses code objects
+            raise _unreadable(p, e) from None
         for wrapper in ("state_dict", "model"):
             if isinstance(raw, dict) and isinstance(raw.get(wrapper), dict):
                 raw = raw[wrapper]

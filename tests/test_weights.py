@@ -149,3 +149,16 @@ def test_adapt_first_conv_rules():
     assert adapt_first_conv(w, 3) is w
     with pytest.raises(WeightPortError, match="cannot adapt"):
         adapt_first_conv(w[:, :2], 1)
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors", ".npz"])
+def test_a_corrupt_weights_file_is_one_line_naming_it(tmp_path, suffix):
+    if suffix == ".pth":
+        pytest.importorskip("torch")
+    if suffix == ".safetensors":
+        pytest.importorskip("safetensors")
+    bad = tmp_path / f"garbage{suffix}"
+    bad.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(WeightPortError, match=rf"garbage\{suffix}: not a readable") as err:
+        load_state_dict(bad)
+    assert "\n" not in str(err.value) and "weights_only` set to `False" not in str(err.value)

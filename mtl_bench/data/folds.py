@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from mtl_bench.atomic import atomic_write
 from mtl_bench.data.duplicates import (
     DuplicateGroup,
     default_near_threshold,
@@ -132,17 +132,8 @@ class FoldManifest:
 
 def write_manifest(manifest: FoldManifest, path: str | os.PathLike) -> Path:
     """Write ``manifest`` as JSON to ``path`` atomically (temporary file + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(manifest.to_json(), indent=1, sort_keys=True) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    path = atomic_write(path, lambda f: f.write(text), text=True)
     manifest.path = str(path)
     return path
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mtl_bench.atomic import atomic_write
 from mtl_bench.data import preprocess as preprocess_module
 from mtl_bench.data.phantom import synth_phantom
 from mtl_bench.data.preprocess import preprocess
@@ -66,19 +66,6 @@ def _code_signature() -> str:
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, write: Callable) -> None:
-    """``write(file)`` into a unique temporary file beside ``path``, then ``os.replace`` it, so
-    readers (and concurrent writers of the same entry) only ever see complete files."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _save(path: Path, dataset: Dataset, meta: dict) -> None:
     """Write the arrays, then the sidecar (``meta`` and the read's data warnings): an entry
     counts only once both exist."""
@@ -92,9 +79,9 @@ def _save(path: Path, dataset: Dataset, meta: dict) -> None:
         "skipped": np.array(dataset.skipped, dtype=str).reshape(-1, 2),
         "source": np.array(dataset.source),
     }
-    _atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
     text = (json.dumps(meta, indent=1, sort_keys=True, default=repr) + "\n").encode()
-    _atomic_write(path.with_suffix(".json"), lambda f: f.write(text))
+    atomic_write(path.with_suffix(".json"), lambda f: f.write(text))
 
 
 def _load(path: Path) -> Dataset | None:

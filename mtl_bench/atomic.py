@@ -1,0 +1,45 @@
+"""One way to write a file that readers (and a concurrent writer of the same file) only ever
+see whole: into a unique temporary file beside it, then ``os.replace``. Used for result files,
+fold manifests, predicted masks and the prepared-data cache."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import: os.umask is process-wide, so reading it later could race a thread.
+_MODE = 0o666 & ~_umask()
+
+
+def atomic_write(
+    path: str | os.PathLike, write: Callable[[IO[Any]], None], *, text: bool = False
+) -> Path:
+    """``write(file)`` into a temporary file beside ``path`` (its folder is made), then replace
+    ``path`` with it; on any error the temporary file is removed and ``path`` is left as it was.
+
+    The file gets the permissions any file the user writes gets (0666 less the umask):
+    ``mkstemp`` makes it 0600, and results on a shared ``--out`` must be readable by the group.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, _MODE)
+        with os.fdopen(fd, "w" if text else "wb", **({"encoding": "utf-8"} if text else {})) as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

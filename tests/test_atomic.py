@@ -1,0 +1,47 @@
+"""Files written whole: readers never see a part, a failed write leaves the old file, and the
+file gets the user's usual permissions (``mkstemp`` alone gives 0600, unreadable on a shared
+results folder)."""
+
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from mtl_bench import atomic
+from mtl_bench.atomic import atomic_write
+from mtl_bench.data.folds import FoldManifest, write_manifest
+from mtl_bench.fold_record import write_json_atomic
+from mtl_bench.pred_masks import save_predicted_masks
+
+
+def _mode(path):
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.skipif(not hasattr(os, "fchmod"), reason="POSIX permissions")
+def test_files_get_the_umask_permissions_not_0600(tmp_path, monkeypatch):
+    monkeypatch.setattr(atomic, "_MODE", 0o644)  # as under the common umask 022
+    write_json_atomic(tmp_path / "fold_0.json", {"a": 1})
+    save_predicted_masks(tmp_path / "m.npz", ["x"], np.zeros((1, 4, 4), bool))
+    manifest = FoldManifest(
+        k=2, seed=0, class_set="binary", class_names=["benign", "malignant"],
+        fold_ids=[["a"], ["b"]], fold_labels=[[0], [1]], fingerprint="f",
+    )  # fmt: skip
+    write_manifest(manifest, tmp_path / "folds.json")
+    for name in ("fold_0.json", "m.npz", "folds.json"):
+        assert _mode(tmp_path / name) == 0o644, name
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path):
+    path = atomic_write(tmp_path / "sub" / "r.json", lambda f: f.write("old\n"), text=True)
+    assert path.read_text() == "old\n"
+
+    def fail(f):
+        f.write("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(path, fail, text=True)
+    assert path.read_text() == "old\n" and not list(path.parent.glob(".*.tmp"))
