@@ -233,6 +233,8 @@ def fit_fold(
             # The tested weights' epoch (epochs_run counts the epochs trained).
             "selected_epoch": _best_epoch(curve) if best[1] is not None else None,
             "train_images": len(fit_idx),
+            # > 0 after --resume: wall_time_s and checkpoints_saved then count this run only.
+            "resumed_after_epoch": start_epoch,
             "checkpoints_saved": saves,
             **{k: round(v, 3) for k, v in timing.items()},
         },

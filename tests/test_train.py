@@ -65,7 +65,8 @@ def test_resume_gives_identical_metrics(data, tmp_path):
     half = dataclasses.replace(TINY, epochs=1)
     fit_fold(half, data, train, test, ckpt_dir=tmp_path / "b", quiet=True)
     resumed = fit_fold(TINY, data, train, test, ckpt_dir=tmp_path / "b", resume=True, quiet=True)
-    assert resumed.epochs_run == 2
+    assert resumed.epochs_run == 2 and resumed.extras["resumed_after_epoch"] == 1
+    assert full.extras["resumed_after_epoch"] == 0
     np.testing.assert_array_equal(full.test_eval["counts"], resumed.test_eval["counts"])
     np.testing.assert_allclose(full.test_eval["prob"], resumed.test_eval["prob"], rtol=0, atol=0)
     # Resuming under other settings would record a run that did not happen: refused.
