@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from mtl_bench.data.types import DataError, Dataset, class_names
+from mtl_bench.data.types import DataError, Dataset, DataWarning, class_names
 
 DATASETS: tuple[str, ...] = ("busi", "busi_synthetic")
 # absl warnings that every call here would print, though nothing is wrong: configs are made per
@@ -85,19 +86,37 @@ def prepare_tfds(
 
     ``data_dir`` defaults to TFDS's (``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``). For
     "busi", ``manual_dir`` holds ``Dataset_BUSI_with_GT`` (default ``data_dir/downloads/manual``).
-    An existing build is reused (without looking at the source again) unless ``overwrite``.
-    Failures are one-line DataErrors.
+    An existing build is reused unless ``overwrite``, or, for "busi", unless it was built from
+    another folder than the one found now or that folder's listing has changed: it is then
+    rebuilt, with a DataWarning saying why. Failures are one-line DataErrors.
     """
     cls, config, kwargs = _builder(dataset, data_dir, image_size, synthetic_n, seed, difficulty)
     import tensorflow_datasets as tfds
 
     builder = cls(config=config, file_format="array_record", **kwargs)
     built = Path(builder.data_dir, "dataset_info.json").is_file()
-    if dataset == "busi" and (overwrite or not built):
-        from mtl_bench.data.tfds.busi import find_busi_root
+    if dataset == "busi":
+        from mtl_bench.data.tfds.busi import find_busi_root, source_listing, stale_reason
 
+        named = manual_dir is not None
         manual_dir = Path(manual_dir or Path(builder.data_dir_root) / "downloads" / "manual")
-        find_busi_root(manual_dir)  # a DataError naming the folder before TFDS starts
+        try:
+            root = find_busi_root(manual_dir)  # a DataError naming the folder before TFDS starts
+        except DataError:
+            if overwrite or not built or named:
+                raise
+            root = None  # no folder named and none at the default place: the build is all there is
+        # TFDS reuses a build by its config name alone (the image size), whatever folder it came
+        # from: compare what the build recorded with the folder found now, so a second folder is
+        # never answered with the first one's data.
+        why = stale_reason(builder.info.metadata, source_listing(root)) if built and root else None
+        if why and not overwrite:
+            warnings.warn(
+                f"rebuilding TFDS dataset {dataset}/{config.name} in {builder.data_dir}: {why}",
+                DataWarning,
+                stacklevel=2,
+            )
+            overwrite = True
     mode = (
         tfds.download.GenerateMode.FORCE_REDOWNLOAD
         if overwrite
@@ -117,6 +136,23 @@ def prepare_tfds(
             f"{type(e).__name__}: {first}"
         ) from e
     return Path(builder.data_dir)
+
+
+def _refuse_stale(builder, where: str, image_size: int) -> None:
+    """A DataError when the folder a "busi" build was made from has changed since.
+
+    A folder that is gone is no error: the build is a self-contained copy of what it read.
+    """
+    from mtl_bench.data.tfds.busi import source_listing, stale_reason
+
+    metadata = builder.info.metadata
+    root = metadata.get("source_root")
+    why = stale_reason(metadata, source_listing(root)) if root and Path(root).is_dir() else None
+    if why:
+        raise DataError(
+            f"TFDS dataset {where} is stale: {why}; rebuild it with `mtl-bench data prepare "
+            f"--dataset busi --manual-dir DIR --image-size {image_size}` (same --data-dir)"
+        )
 
 
 def load_tfds(
@@ -153,6 +189,8 @@ def load_tfds(
             f"TFDS dataset {where} is not built: run `mtl-bench data prepare --dataset {dataset}`"
             f" (or prepare_tfds) with this data dir and image size {image_size} first"
         )
+    if dataset == "busi":
+        _refuse_stale(builder, where, image_size)
     import grain
     import tensorflow_datasets as tfds
 

@@ -8,10 +8,14 @@ One ``train`` split holds every image; the cross-validation folds come from a fo
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import tensorflow_datasets as tfds
 
+from mtl_bench.data.prepare import folder_signature
 from mtl_bench.data.reader import read_busi
 from mtl_bench.data.tfds import _common
 from mtl_bench.data.types import DataError
@@ -35,6 +39,35 @@ def find_busi_root(manual_dir: str | Path) -> Path:
         f"BUSI not found: expected the folder {inner} (with benign/, malignant/ and normal/ "
         f"inside); download it from {_common.HOMEPAGE} and unpack it into {manual_dir}"
     )
+
+
+def source_listing(root: str | Path) -> dict[str, str | int]:
+    """What a build reads from ``root``: the resolved folder and a digest of its listing.
+
+    The digest covers relative names, sizes and mtimes (no file is read), so it is cheap enough
+    to recompute on every prepare and load, yet changes when a file is added, removed or edited.
+    """
+    rows = folder_signature(Path(root))
+    digest = hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+    return {
+        "source_root": str(Path(root).resolve()),
+        "source_listing": digest,
+        "source_files": len(rows),
+    }
+
+
+def stale_reason(metadata: Mapping, now: Mapping) -> str | None:
+    """Why a build with ``metadata`` does not hold the folder ``now`` (a :func:`source_listing`);
+    None when it does."""
+    then = metadata.get("source_root")
+    if then is None or "source_listing" not in metadata:
+        return "it records no source folder (made by an older mtl-bench)"
+    if then != now["source_root"]:
+        return f"it was built from {then}, not from {now['source_root']}"
+    if metadata["source_listing"] != now["source_listing"]:
+        files = f"{metadata.get('source_files')} files then, {now['source_files']} now"
+        return f"{then} has changed since it was built ({files})"
+    return None
 
 
 class Busi(tfds.core.GeneratorBasedBuilder):
@@ -64,12 +97,18 @@ class Busi(tfds.core.GeneratorBasedBuilder):
                 f"--manual-dir DIR (default <data_dir>/downloads/manual)"
             ) from None
         root = find_busi_root(manual_dir)
+        # Listed before reading: a file edited during the read makes the build look stale on the
+        # next prepare (so it is rebuilt), never fresh.
+        listing = source_listing(root)
         # Read everything here, outside TFDS's example loop, so a DataError reaches the caller
         # as itself rather than wrapped by TFDS.
         dataset = read_busi(
             root, image_size=self.builder_config.image_size, class_set="three_class"
         )
         _common.record_metadata(self, dataset)
+        # What prepare_tfds and load_tfds compare against, so a build from another folder (or an
+        # edited one) is never taken for this one.
+        self.info.metadata.update(listing)
         return {"train": self._generate_examples(dataset)}
 
     def _generate_examples(self, dataset):
