@@ -1,4 +1,5 @@
-"""Notes a table carries when its numbers were not made alike: other machines, other settings.
+"""Notes a table carries when its numbers were not made alike: other machines, other settings,
+other inputs.
 
 A table's rows are only comparable when they were produced the same way. These functions look at
 the result files behind a table's methods and return a sentence for the table's notes (None when
@@ -102,3 +103,53 @@ def evaluation_note(results: pd.DataFrame, methods: Iterable[str]) -> str | None
         "Methods were scored under different evaluation settings, so their metrics do not "
         "cover the same images: " + " | ".join(parts) + "."
     )
+
+
+# Config fields that say what a method's input image was; name: how a value is shown.
+INPUT_KEYS = {"image_size": "Input size", "preprocess": "Pre-processing"}
+
+
+def inputs_note(results: pd.DataFrame, methods: Iterable[str], task: str) -> str | None:
+    """None if ``methods`` all ran at one image size and one pre-processing, else a note naming
+    the values and their methods.
+
+    Not a refusal: some methods are defined at their own input size (Inception at 299²), and a
+    hand-crafted classifier may skip the pre-processing. But a segmentation metric is counted in
+    pixels at each method's own resolution, and every metric is of images prepared differently,
+    so a table that compares them says so. Files that lack a field (older ones) are not counted.
+    """
+    rows = results[results["method"].isin(list(methods))]
+    if rows.empty or "config" not in rows:  # an empty folder's frame has no columns
+        return None
+    parts = []
+    for key, label in INPUT_KEYS.items():
+        of: dict[str, set[str]] = {}  # method -> its values (several if its folds differ)
+        for method, config in zip(rows["method"], rows["config"], strict=True):
+            if config and config.get(key) is not None:
+                value = config[key]
+                of.setdefault(method, set()).add(f"{value}²" if key == "image_size" else str(value))
+        by_value: dict[str, list[str]] = {}
+        for method, values in sorted(of.items()):
+            by_value.setdefault("/".join(sorted(values, key=_natural)), []).append(method)
+        if len(by_value) > 1:
+            ordered = sorted(by_value.items(), key=_first)
+            per = "; ".join(f"{v}: {', '.join(ms)}" for v, ms in ordered)
+            parts.append(f"{label} differs: {per}")
+    if not parts:
+        return None
+    why = (
+        "pixel metrics are at each method's own resolution"
+        if task == "segmentation"
+        else "each method classified images prepared its own way"
+    )
+    return " | ".join(parts) + f" — {why} (compare with care)."
+
+
+def _natural(text: str) -> tuple[int, str]:
+    """Sort "75²" before "299²" (sizes by value), words alphabetically."""
+    digits = text.split("/")[0].rstrip("²")
+    return (int(digits), text) if digits.isdigit() else (1 << 30, text)
+
+
+def _first(item: tuple[str, list[str]]) -> tuple[int, str]:
+    return _natural(item[0])

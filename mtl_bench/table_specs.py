@@ -9,7 +9,7 @@ stands for the reference method given to ``build_tables`` (default "mtl_resunet"
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from mtl_bench.results_io import METRICS
@@ -90,8 +90,13 @@ class TableSpec:
     def with_variants(self, have: set[str], reference: str) -> TableSpec:
         """This spec with a row for each variant run of a listed method (``METHOD@TAG``, a
         ``--tag`` run in ``have``) right after that method: an ablation or another setting,
-        e.g. ``moon_features@predmask``. Not for per_fold tables, nor variants of the
-        reference (``--reference`` swaps those in) or three-class runs (their own folder)."""
+        e.g. ``moon_features@predmask``. Not for per_fold tables (Tables 1-2 show the reference
+        alone), nor three-class runs (their own table).
+
+        The reference's row is followed by its kin (``reference_kin``): ``mtl_resunet@add`` after
+        ``mtl_resunet``, or with ``--reference mtl_resunet@add`` the untagged ``mtl_resunet``,
+        each tested against the reference on the same folds like any other row.
+        """
         if self.kind == "per_fold":
             return self
         ref = self.reference_for(reference)
@@ -99,6 +104,7 @@ class TableSpec:
         for m in self.methods:
             rows.append(m)
             if REF in m or m == ref:
+                rows += [v for v in reference_kin(have, ref) if v not in self.methods]
                 continue
             rows += sorted(
                 v
@@ -118,6 +124,43 @@ class TableSpec:
         if self.kind == "hyperparams":
             return []
         return list(dict.fromkeys([*self.row_methods(reference), self.reference_for(reference)]))
+
+
+def reference_kin(have: Iterable[str], reference: str) -> list[str]:
+    """The runs in ``have`` of the reference's model other than the reference itself: the
+    untagged model and its ``--tag`` variants (``mtl_resunet``, ``mtl_resunet@add``), sorted.
+
+    A three-class run is left out (it has its own table), and a three-class reference has no
+    kin: the binary runs of its model answer another question.
+    """
+    three = f"@{THREE_CLASS_TAG}"
+    if reference.endswith(three):
+        return []
+    model = reference.partition("@")[0]
+    return sorted(
+        v
+        for v in set(have)
+        if (v == model or v.startswith(f"{model}@")) and v != reference and not v.endswith(three)
+    )
+
+
+def has_own_results(spec: TableSpec, have: set[str], reference: str) -> bool:
+    """Whether a row of ``spec`` other than its reference and the reference's kin (ablations,
+    shown in every table) has results: what a supplementary table is built for."""
+    ref = spec.reference_for(reference)
+    own = set(spec.row_methods(reference)) - {ref, *reference_kin(have, ref)}
+    return bool(have & own)
+
+
+def unlisted(have: Iterable[str], specs: Iterable[TableSpec], reference: str) -> list[str]:
+    """The methods of ``have`` that no table of ``specs`` shows (as a row or as its reference),
+    sorted: their results would otherwise go unreported without a word."""
+    shown: set[str] = set()
+    for s in specs:
+        shown.update(s.row_methods(reference))
+        if s.kind != "hyperparams":  # those list baselines only
+            shown.add(s.reference_for(reference))
+    return sorted(set(have) - shown)
 
 
 # The paper's baselines, in the order its tables list them.

@@ -15,13 +15,14 @@ The CLI only needs: ``frames = build_tables(dir, formats=(fmt,))`` then
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
 from mtl_bench import table_comparison, table_hyperparams, table_kinds
-from mtl_bench.data.types import DataError
+from mtl_bench.data.types import DataError, DataWarning
 from mtl_bench.results_io import (
     check_same_manifest,
     duplicate_groups,
@@ -30,9 +31,9 @@ from mtl_bench.results_io import (
 )
 from mtl_bench.stats import P_ADJUST
 from mtl_bench.table_kinds import Table
-from mtl_bench.table_notes import evaluation_note, machines_note, settings_note
+from mtl_bench.table_notes import evaluation_note, inputs_note, machines_note, settings_note
 from mtl_bench.table_render import render_latex, render_markdown
-from mtl_bench.table_specs import DEFAULT_SPECS, TableSpec
+from mtl_bench.table_specs import DEFAULT_SPECS, TableSpec, has_own_results, unlisted
 
 __all__ = [
     "DEFAULT_SPECS",
@@ -118,9 +119,12 @@ def build_tables(
     an all-"not run" table says nothing), and a DataError if that leaves none; ``empty_tables``
     names them. Off, every table is built.
 
-    A supplementary spec is built only when a method other than its reference has results. A
-    variant run of a listed method (``METHOD@TAG``, from ``--tag``) gets its own row after it
-    (``TableSpec.with_variants``).
+    A supplementary spec is built only when a method other than its reference (and the
+    reference's kin) has results. A variant run of a listed method (``METHOD@TAG``, from
+    ``--tag``) gets its own row after it, and the reference's kin (``mtl_resunet@add``; with
+    ``--reference mtl_resunet@add``, ``mtl_resunet``) after the reference
+    (``TableSpec.with_variants``). Results that no built table shows are named in a
+    ``DataWarning`` (the CLI prints it as an ``mtl-bench: warning:`` line).
 
     ``p_adjust`` (``stats.P_ADJUST``): ``holm`` (default) adjusts each comparison table's p values
     and significance marks for testing its methods against one reference; ``none`` does not.
@@ -135,8 +139,9 @@ def build_tables(
 
     Writes ``results_dir/tables/<name>.<fmt>`` for each format and returns {name: display frame}
     (its ``attrs`` carry title and notes for ``render_markdown``; a table whose methods ran on
-    different machines, a method whose folds ran with different settings, or methods scored
-    under different evaluation settings, gets a note naming them: ``table_notes``). Every table
+    different machines, a method whose folds ran with different settings, methods scored
+    under different evaluation settings, or methods run at other input sizes or pre-processing,
+    gets a note naming them: ``table_notes``). Every table
     is checked before anything is written: if the compared methods of any table come from
     different fold manifests, a DataError names the table, the hashes and their methods, and no
     file is written.
@@ -153,25 +158,19 @@ def build_tables(
     specs = tuple(s.with_variants(have, reference) for s in specs)  # METHOD@TAG runs as rows
     if check_reference:
         _check_reference(results, reference, specs, results_dir)
-    specs = tuple(
-        s
-        for s in specs
-        if not s.supplementary
-        or have.intersection(m for m in s.row_methods(reference) if m != s.reference_for(reference))
-    )
+    specs = tuple(s for s in specs if not s.supplementary or has_own_results(s, have, reference))
     if skip_empty:
         skipped = set(empty_tables(results, specs, reference))
         if specs and len(skipped) == len(specs):
             # Results no table lists (a new method not yet in table_specs.py): say which.
-            unlisted = (
+            which = (
                 f" (results of {', '.join(sorted(have))} are here, but no table lists them: a "
-                "new method goes into mtl_bench/table_specs.py; a variant of the proposed "
-                "model needs --reference)"
+                "new method goes into mtl_bench/table_specs.py)"
                 if have
                 else ""
             )
             raise DataError(
-                f"{results_dir}: no method of any table has a fold_K.json result{unlisted}"
+                f"{results_dir}: no method of any table has a fold_K.json result{which}"
             )
         specs = tuple(s for s in specs if s.name not in skipped)
     problems = [
@@ -200,6 +199,16 @@ def build_tables(
         for note_of in (machines_note, settings_note, *([evaluation_note] if seg else [])):
             if (note := note_of(results, spec.compared(reference))) is not None:
                 table.notes.append(note)
+        if (note := inputs_note(results, spec.compared(reference), spec.task)) is not None:
+            table.notes.append(note)
+    if missing := unlisted(have, specs, reference):
+        # Results no built table shows must not vanish silently (the CLI prints this warning).
+        warnings.warn(
+            f"results not in any table: {', '.join(missing)} (a new method goes into "
+            "mtl_bench/table_specs.py)",
+            DataWarning,
+            stacklevel=2,
+        )
     out_dir = Path(results_dir) / "tables"
     out_dir.mkdir(parents=True, exist_ok=True)
     frames = {}

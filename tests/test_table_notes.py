@@ -38,7 +38,7 @@ def test_a_table_says_when_a_methods_folds_ran_with_different_settings(tmp_path)
     for fold, changes in [(1, {"image_size": 32, "checkpoint_every": 1}), (3, {"epochs": 3})]:
         edit_result(tmp_path, "fpn", [fold], lambda r, c=changes: r["config"].update(c))
     frames = build_tables(tmp_path, formats=("md",), table_specs=specs)
-    note = frames["table4"].attrs["notes"][-1]
+    (note,) = [n for n in frames["table4"].attrs["notes"] if n.startswith("Folds of one")]
     assert note == (
         "Folds of one method ran with different settings, so its mean ± sd mixes them: fpn: "
         "epochs 500 (Fold 1), 500 (Fold 2), 500 (Fold 3), 3 (Fold 4), 500 (Fold 5); "
@@ -72,7 +72,7 @@ def test_variant_runs_get_rows_after_their_method(tmp_path):
         tmp_path,
         {
             "mtl_resunet": {},
-            "mtl_resunet@add": {},  # a reference variant: --reference swaps it in, not a row
+            "mtl_resunet@add": {},  # a reference variant: a row after the reference
             "unet": seg,
             "unet@no_bn": seg,
             "unet@a_first": seg,
@@ -85,15 +85,15 @@ def test_variant_runs_get_rows_after_their_method(tmp_path):
     frames = build_tables(tmp_path, formats=(), table_specs=[seg_spec(), cls_spec(
         methods=("mtl_resunet", "moon_features", "resnet50", "uniyal"))])  # fmt: skip
     assert list(frames["table4"]["Method"]) == [
-        "mtl_resunet", "unet", "unet@a_first", "unet@no_bn", "fpn"
+        "mtl_resunet", "mtl_resunet@add", "unet", "unet@a_first", "unet@no_bn", "fpn"
     ]  # fmt: skip
     t6 = frames["table6"].set_index("Method")
-    assert list(t6.index) == ["mtl_resunet", "moon_features", "moon_features@pred", "resnet50",
-                              "uniyal"]  # fmt: skip
+    assert list(t6.index) == ["mtl_resunet", "mtl_resunet@add", "moon_features",
+                              "moon_features@pred", "resnet50", "uniyal"]  # fmt: skip
     assert "ground-truth" in t6.at["moon_features", "Note"]
     assert t6.at["moon_features@pred", "Note"] == ""  # predicted masks: the image only
     notes = frames["table6"].attrs["notes"]
-    assert any("testing 3 methods against mtl_resunet" in n for n in notes)  # uniyal: not run
+    assert any("testing 4 methods against mtl_resunet" in n for n in notes)  # uniyal: not run
 
 
 def test_without_reference_results_no_test_is_claimed(tmp_path):
@@ -112,6 +112,6 @@ def test_without_reference_results_no_test_is_claimed(tmp_path):
 def test_results_no_table_lists_are_named(tmp_path):
     from mtl_bench.data.types import DataError
 
-    write_fixture_results(tmp_path, {"mtl_resunet@add": {}}, n_folds=2, n_images=12)
-    with pytest.raises(DataError, match=r"results of mtl_resunet@add are here, but no table"):
+    write_fixture_results(tmp_path, {"my_net": {}}, n_folds=2, n_images=12)
+    with pytest.raises(DataError, match=r"results of my_net are here, but no table"):
         build_tables(tmp_path, formats=(), skip_empty=True)
