@@ -54,7 +54,7 @@ def header(metric: str) -> str:
 
 
 def units_note(k: int | None) -> str:
-    over = f"over the {k} folds" if k else "over folds"
+    over = (f"over the {k} folds" if k != 1 else "over the 1 fold") if k else "over folds"
     return (
         f"Metrics in %, AUC as a fraction; Mean ± SD {over} (sample SD, ddof=1); "
         f"{DASH} = not available (null in the results, e.g. the AUC of a one-class fold); "
