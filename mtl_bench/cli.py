@@ -13,8 +13,8 @@ import json
 import os
 import sys
 import warnings
-from pathlib import Path
 
+from mtl_bench.compile_cache import enable_compile_cache
 from mtl_bench.data.types import DataError
 from mtl_bench.data_cli import add_data_parser, run_data
 from mtl_bench.reproduce_cli import add_reproduce_arguments, run_reproduce
@@ -172,20 +172,6 @@ def _config(args: argparse.Namespace):
     return dataclasses.replace(cfg, **{k: v for k, v in flags.items() if v is not None})
 
 
-def enable_compile_cache() -> None:
-    """JAX's persistent compilation cache, on by default: a second identical run skips compiling."""
-    if os.environ.get("MTL_BENCH_COMPILE_CACHE", "1") == "0":
-        return
-    import jax
-
-    path = os.environ.get("MTL_BENCH_COMPILE_CACHE_DIR") or str(
-        Path.home() / ".cache" / "mtl_bench" / "jax_compile"
-    )
-    jax.config.update("jax_compilation_cache_dir", path)
-    min_secs = float(os.environ.get("MTL_BENCH_COMPILE_CACHE_MIN_SECS", "1.0"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", min_secs)
-
-
 def _run(args: argparse.Namespace) -> int:
     if args.command == "models":
         from mtl_bench.registry import list_models, model_info
@@ -233,19 +219,10 @@ def _run(args: argparse.Namespace) -> int:
             print(path)
         return 0
     if args.command == "predict":
-        from mtl_bench.predict import predict
+        from mtl_bench.predict import run_predict
 
         enable_compile_cache()
-        report = predict(args.inputs, args.checkpoint, args.out)
-        ok = sum(r["status"] == "ok" for r in report.rows)
-        for r in report.rows:
-            if r["status"] != "ok":
-                print(f"{r['file']}: {r['status']}", file=sys.stderr)
-        skipped = len(report.rows) - ok - len(report.failed)
-        print(
-            f"{ok} predicted, {len(report.failed)} unreadable, {skipped} skipped → {report.table}"
-        )
-        return 1 if report.failed else 0
+        return run_predict(args.inputs, args.checkpoint, args.out)
     if args.command == "weights":
         from mtl_bench.weights_cli import import_weights
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,3 +184,16 @@ def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> Pred
             w.writeheader()
             w.writerows(report.rows)
     return report
+
+
+def run_predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> int:
+    """The CLI's ``predict``: problems per file on stderr, a one-line summary; 1 if any input
+    was unreadable."""
+    report = predict(inputs, checkpoint, out)
+    ok = sum(r["status"] == "ok" for r in report.rows)
+    for r in report.rows:
+        if r["status"] != "ok":
+            print(f"{r['file']}: {r['status']}", file=sys.stderr)
+    skipped = len(report.rows) - ok - len(report.failed)
+    print(f"{ok} predicted, {len(report.failed)} unreadable, {skipped} skipped → {report.table}")
+    return 1 if report.failed else 0

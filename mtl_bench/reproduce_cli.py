@@ -53,7 +53,7 @@ def add_reproduce_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_reproduce(args: argparse.Namespace) -> int:
     """The CLI handler: run, print the tables (stdout) and a summary (stderr); 1 on failures."""
-    from mtl_bench.cli import enable_compile_cache
+    from mtl_bench.compile_cache import enable_compile_cache
     from mtl_bench.tables import render_markdown
 
     enable_compile_cache()
