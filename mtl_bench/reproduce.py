@@ -229,8 +229,8 @@ def reproduce(
         raise ValueError(f"unknown p adjustment {p_adjust!r}: choose {', '.join(P_ADJUST)}")
     git_commit()  # the code this run imported, recorded in every fold file (read once, now)
     # Each method's settings are checked first, its model built abstractly (shapes only): a
-    # few seconds for a DenseNet, ~30 s for --methods all on 2 CPU cores, said so it shows.
-    log("reproduce: checking each method's settings", quiet=quiet)
+    # few seconds for a DenseNet, ~30 s for --methods all on 2 CPU cores. No line says so:
+    # a bad option must print its error alone.
     jobs = plan(preset, methods, data=data, overrides=overrides, three_class=three_class)
     out = Path(out if out is not None else f"results/reproduce-{preset}")
     record = _record(preset, data, list(overrides), jobs)
