@@ -145,11 +145,19 @@ def check_model_builds(name: str, kwargs: dict[str, Any]) -> None:
             raise ValueError(f"model_kwargs.{key}={path}: no such file or folder")
     if files:
         return
+    # reproduce checks each method when planning and again in run_cv: build it once per process.
+    key = (name, repr(sorted(kwargs.items())))
+    if key in _BUILT:
+        return
     try:
         nnx.eval_shape(lambda: create_model(name, **kwargs))
     except (ValueError, TypeError, KeyError, IndexError, AssertionError) as e:
         shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
         raise ValueError(f"model {name!r} cannot be built with {shown}: {e}") from None
+    _BUILT.add(key)
+
+
+_BUILT: set[tuple[str, str]] = set()  # (name, kwargs) that check_model_builds has built
 
 
 def count_params(model: nnx.Module) -> int:

@@ -58,6 +58,23 @@ def test_a_model_option_value_the_builder_refuses_fails_before_the_checkpoint_go
     assert _untouched(finished)
 
 
+def test_a_model_is_built_once_per_options_and_a_refusal_is_not_remembered(monkeypatch):
+    # reproduce checks each method when planning and again in run_cv; one abstract build is enough.
+    from mtl_bench import registry
+
+    calls = []
+    real = registry.nnx.eval_shape
+    monkeypatch.setattr(registry.nnx, "eval_shape", lambda f: calls.append(1) or real(f))
+    kwargs = {"widths": (2, 4, 8, 8, 8), "dense_units": 3, "image_size": 32}
+    registry.check_model_builds("mtl_resunet", kwargs)
+    registry.check_model_builds("mtl_resunet", dict(kwargs))
+    assert len(calls) == 1
+    for _ in range(2):  # a refused value is refused every time
+        with pytest.raises(ValueError, match="cannot be built"):
+            registry.check_model_builds("mtl_resunet", {**kwargs, "merge": "bogus2"})
+    assert len(calls) == 3
+
+
 def test_a_missing_weights_file_is_named_up_front(tmp_path):
     cfg = RunConfig(model="unet_resnet34", model_kwargs={"encoder_weights": str(tmp_path / "x")})
     with pytest.raises(ValueError, match=r"model_kwargs.encoder_weights=.*x: no such file"):
