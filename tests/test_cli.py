@@ -148,7 +148,7 @@ def test_data_folds_warns_in_one_line_and_skips_bad_images_when_asked(tmp_path, 
     assert main([*argv, "--set", "skip_bad_images=true"]) == 0
     err = capsys.readouterr().err.splitlines()
     skipped = [line for line in err if "malignant (2).png" in line]
-    assert len(skipped) == 1 and skipped[0].startswith("mtl-bench: warning: 1 files skipped")
+    assert len(skipped) == 1 and skipped[0].startswith("mtl-bench: warning: 1 file skipped")
     leak = [line for line in err if "label leakage" in line]
     assert len(leak) == 1 and leak[0].startswith("mtl-bench: warning: 1 group(s) of duplicate")
     assert "benign/benign (1) = malignant/x" in leak[0]

@@ -174,7 +174,7 @@ def test_a_cached_read_repeats_the_data_warnings(tmp_path):
     write_phantom(src, 16, image_size=40, seed=4)
     (src / "benign" / "notes.txt").write_text("stray")
     kw = dict(image_size=SIZE, preprocess="none", cache_dir=tmp_path / "cache")
-    with pytest.warns(DataWarning, match=r"1 files skipped: .*notes\.txt: not a \.png file$"):
+    with pytest.warns(DataWarning, match=r"1 file skipped: .*notes\.txt: not a \.png file$"):
         prepare.load_dataset(str(src), **kw)
     with pytest.warns(DataWarning, match=r"notes\.txt: .*\(as when the data was first read\)"):
         prepare.load_dataset(str(src), **kw)  # from the cache, still said
@@ -190,7 +190,29 @@ def test_bad_images_are_skipped_only_when_asked(tmp_path):
     kw = dict(image_size=SIZE, preprocess="none", cache_dir=tmp_path / "cache")
     with pytest.raises(DataError, match=r"malignant \(1\)\.png"):
         prepare.load_dataset(str(src), **kw)
-    with pytest.warns(DataWarning, match=r"files skipped: .*malignant \(1\)\.png"):
+    with pytest.warns(DataWarning, match=r"1 file skipped: .*malignant \(1\)\.png"):
         ds = prepare.load_dataset(str(src), strict=False, **kw)
     assert "malignant/malignant (1)" not in ds.ids
     assert str(bad) in [p for p, _ in ds.skipped]
+
+
+def test_linked_class_folders_are_followed_and_a_dangling_link_is_named(tmp_path):
+    # Class folders linked to save copying data: a file removed at the source must reach the run.
+    src = tmp_path / "src"
+    write_phantom(src, 16, image_size=40, seed=4)
+    root = tmp_path / "linked"
+    root.mkdir()
+    for name in ("benign", "malignant"):
+        (root / name).symlink_to(src / name, target_is_directory=True)
+    (root / "loop").symlink_to(root, target_is_directory=True)  # a cycle is listed once
+    kw = dict(image_size=SIZE, preprocess="none", cache_dir=tmp_path / "cache")
+    before = prepare.load_dataset(str(root), **kw)
+    gone = before.ids[0]
+    for suffix in (".png", "_mask.png"):
+        (src / (gone + suffix)).unlink()
+    after = prepare.load_dataset(str(root), **kw)
+    assert len(after) == len(before) - 1 and gone not in after.ids
+    dangling = root / "benign" / "benign (99).png"
+    dangling.symlink_to(tmp_path / "nowhere.png")
+    with pytest.raises(DataError, match=r"benign \(99\)\.png"):
+        prepare.load_dataset(str(root), **kw)

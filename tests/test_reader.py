@@ -207,13 +207,14 @@ def test_each_bad_input_names_the_file_or_is_skipped_and_listed(tree, case):
     with pytest.raises(DataError, match=re.escape(text)) as err:
         read_busi(root, 32)
     assert "\n" not in str(err.value)
-    with pytest.warns(DataWarning, match="files skipped") as caught:
+    with pytest.warns(DataWarning, match="files? skipped") as caught:
         ds = read_busi(root, 32, strict=False)
     skipped = {Path(p).name: reason for p, reason in ds.skipped}
     assert len(ds) == 8 and set(skipped) == {left_out, "normal"}
-    shown = next(str(w.message) for w in caught if "files skipped" in str(w.message))
+    shown = next(str(w.message) for w in caught if " skipped: " in str(w.message))
     path = next(p for p in ds.skipped if Path(p[0]).name == left_out)[0]
     assert shown.count(f"{path}:") == 1  # a decoding error's reason names its file: not twice
+    assert shown.count(str(Path(path).parent)) == 1  # a mask beside it is named without its folder
     assert text.split(": ")[1] in skipped[left_out]
 
 
@@ -277,7 +278,7 @@ def test_not_strict_lists_every_problem_and_keeps_the_rest(tree):
     # strict stops at the file listing: two problems there, before anything is decoded
     with pytest.raises(DataError, match=r"image without mask .*\(\+1 more; `mtl-bench data check"):
         read_busi(root, 32)
-    with pytest.warns(DataWarning, match="files skipped"):
+    with pytest.warns(DataWarning, match="files? skipped"):
         ds = read_busi(root, 32, strict=False)
     assert {Path(p).name for p, _ in ds.skipped} == {
         *("benign (10).png", "benign (2).png", "malignant (1).png", "malignant (3)_mask.png"),

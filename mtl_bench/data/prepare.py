@@ -42,14 +42,27 @@ def folder_signature(root: Path) -> list[list]:
     """Sorted ``[relative path, size, mtime_ns]`` of every file under ``root``.
 
     Cheap (no file is read) yet changes when a file is added, removed, replaced or edited.
+    Symlinks are followed, as the reader follows them (class folders linked to save copying
+    data must not freeze the signature); a folder reached twice is listed once, and a broken
+    link is listed as size -1 for the reader to name.
     """
     rows = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a link back up the tree
+            dirnames.clear()
+            continue
+        seen.add(real)
         dirnames.sort()
         for name in filenames:
             path = Path(dirpath) / name
-            st = path.stat()
-            rows.append([path.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns])
+            try:
+                st = path.stat()
+                row = [st.st_size, st.st_mtime_ns]
+            except FileNotFoundError:  # a dangling link
+                row = [-1, 0]
+            rows.append([path.relative_to(root).as_posix(), *row])
     rows.sort()
     return rows
 

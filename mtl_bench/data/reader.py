@@ -170,10 +170,21 @@ def parallel_map(fn: Callable, items: Iterable) -> Iterator:
         yield from pool.map(fn, items)
 
 
-def _warn(kind: str, items: list[str]) -> None:
+def _warn(noun: str, items: list[str], after: str = "") -> None:
+    """``"N noun(s)after: first five; … k more"`` as one DataWarning (none for no items)."""
     if items:
         shown = "; ".join(items[:5]) + (f"; … {len(items) - 5} more" if len(items) > 5 else "")
-        warnings.warn(f"{len(items)} {kind}: {shown}", DataWarning, stacklevel=3)
+        plural = "" if len(items) == 1 else "s"
+        warnings.warn(f"{len(items)} {noun}{plural}{after}: {shown}", DataWarning, stacklevel=3)
+
+
+def _skip_line(path: str, reason: str) -> str:
+    """The skipped file, then why, naming it once: a decoding error's reason starts with its
+    file; one about the entry's mask starts with the mask's path, shown by name only."""
+    if reason.startswith(path):
+        return reason
+    folder = os.path.dirname(path) + os.sep
+    return f"{path}: {reason.removeprefix(folder)}"
 
 
 def _fail(messages: list[str], root: Path) -> DataError:
@@ -232,9 +243,7 @@ def read_busi(
     for kind in dict.fromkeys(p.kind for p in warns):
         _warn(kind.replace("_", " "), [p.message for p in warns if p.kind == kind])
     quiet = (OTHER_CLASS, *KNOWN_FILES.values())
-    # A decoding error's reason already starts with its file: name it once.
-    shown = [r if r.startswith(p) else f"{p}: {r}" for p, r in skipped if not r.startswith(quiet)]
-    _warn("files skipped", shown)
+    _warn("file", [_skip_line(p, r) for p, r in skipped if not r.startswith(quiet)], " skipped")
     return Dataset(
         images=np.stack([out[0] for _, out in decoded]),
         masks=np.stack([out[1] for _, out in decoded]).astype(np.uint8),
