@@ -49,6 +49,23 @@ def method_name(cfg: RunConfig, tag: str | None = None) -> str:
     return f"{cfg.model}@{tag}" if tag else cfg.model
 
 
+def _class_set_tag(cfg: RunConfig, tag: str | None, quiet: bool) -> str | None:
+    """The tables find three-class runs by their tag: an untagged three-class run gets it (it
+    would otherwise stand in the binary tables), and a binary run cannot take it."""
+    from mtl_bench.table_specs import THREE_CLASS_TAG
+
+    three = cfg.class_set == "three_class"
+    if three and not tag:
+        log(f"three-class run: results go under {cfg.model}@{THREE_CLASS_TAG}", quiet=quiet)
+        return THREE_CLASS_TAG
+    if tag == THREE_CLASS_TAG and not three:
+        raise ValueError(
+            f"--tag {THREE_CLASS_TAG} marks three-class runs: add --set class_set=three_class "
+            "or choose another tag"
+        )
+    return tag
+
+
 def run_cv(
     cfg: RunConfig,
     out: str | os.PathLike,
@@ -68,6 +85,7 @@ def run_cv(
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
     git_commit()  # the code this run imported: read now, not when a fold finishes
+    tag = _class_set_tag(cfg, tag, quiet)
     method = method_name(cfg, tag)
     check_config(cfg)  # a bad value fails now, before any data work or replaced checkpoint
     dataset = dataset_for(cfg, quiet=quiet)

@@ -131,6 +131,16 @@ def fold_splits(
     ids, labels or, at the manifest's size and pre-processing, pixels) is a DataError that
     names the data the folder's folds were made from."""
     check = same_pixels(manifest, cfg)
+    if tuple(dataset.class_names) != tuple(manifest.class_names):  # the same data, other classes
+        from mtl_bench.data.types import CLASS_SETS
+
+        known = {v: k for k, v in CLASS_SETS.items()}.get(tuple(manifest.class_names))
+        fix = f"set class_set={known}" if known else "pass the data of its classes"
+        raise DataError(
+            f"{manifest.where}: its folds are of {', '.join(manifest.class_names)}, this run's "
+            f"data of {', '.join(dataset.class_names)}: {fix} or use another --out (one folder "
+            "holds one class set's folds)"
+        )
     try:
         return {f: fold_indices(manifest, dataset, f, check_fingerprint=check) for f in folds}
     except DataError as e:

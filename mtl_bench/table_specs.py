@@ -33,7 +33,8 @@ class TableSpec:
     reference: this table's reference method when it is not the build's own (e.g.
     "{reference}@3class"); empty = the build's reference. supplementary: a table beyond the
     paper's, built only when a method other than its reference has results (so a run of the
-    paper's methods gets no all-"not run" extra table).
+    paper's methods gets no all-"not run" extra table). classes: how many classes its runs
+    classify (a run with another count is left out of the table, with a warning).
     """
 
     name: str
@@ -46,6 +47,7 @@ class TableSpec:
     fixed_rows: Mapping[str, str] = field(default_factory=dict)
     reference: str = ""
     supplementary: bool = False
+    classes: int = 2
 
     def __post_init__(self) -> None:
         where = f"table spec {self.name!r}"
@@ -273,5 +275,6 @@ DEFAULT_SPECS: tuple[TableSpec, ...] = (
         task="classification",
         methods=(*(f"{m}@{THREE_CLASS_TAG}" for m in PRETRAINED_CNNS), REF),
         reference=f"{REF}@{THREE_CLASS_TAG}",
+        classes=3,
     ),
 )

@@ -30,6 +30,7 @@ from mtl_bench.results_io import (
     per_image,
 )
 from mtl_bench.stats import P_ADJUST
+from mtl_bench.table_checks import by_class_count
 from mtl_bench.table_kinds import Table
 from mtl_bench.table_notes import evaluation_note, inputs_note, machines_note, settings_note
 from mtl_bench.table_render import render_latex, render_markdown
@@ -157,10 +158,11 @@ def build_tables(
     have = set(results["method"])
     specs = tuple(s.with_variants(have, reference) for s in specs)  # METHOD@TAG runs as rows
     if check_reference:
-        _check_reference(results, reference, specs, results_dir)
+        check_reference(results, reference, specs, results_dir)
     specs = tuple(s for s in specs if not s.supplementary or has_own_results(s, have, reference))
+    results_of = by_class_count(results, specs, reference)
     if skip_empty:
-        skipped = set(empty_tables(results, specs, reference))
+        skipped = {s.name for s in specs if empty_tables(results_of[s.name], [s], reference)}
         if specs and len(skipped) == len(specs):
             # Results no table lists (a new method not yet in table_specs.py): say which.
             which = (
@@ -176,7 +178,8 @@ def build_tables(
     problems = [
         msg
         for s in specs
-        if (msg := check_same_manifest(results, s.compared(reference), s.name)) is not None
+        if (msg := check_same_manifest(results_of[s.name], s.compared(reference), s.name))
+        is not None
     ]
     if problems:
         raise DataError("; ".join(problems) + " (methods in one table must share a fold manifest)")
@@ -184,7 +187,7 @@ def build_tables(
     tables = [
         build_table(
             s,
-            results,
+            results_of[s.name],
             reference=reference,
             n_boot=n_boot,
             seed=seed,
@@ -197,9 +200,10 @@ def build_tables(
         # empty_policy decides which images the segmentation metrics count: nothing else.
         seg = spec.task == "segmentation"
         for note_of in (machines_note, settings_note, *([evaluation_note] if seg else [])):
-            if (note := note_of(results, spec.compared(reference))) is not None:
+            if (note := note_of(results_of[spec.name], spec.compared(reference))) is not None:
                 table.notes.append(note)
-        if (note := inputs_note(results, spec.compared(reference), spec.task)) is not None:
+        ran = results_of[spec.name]
+        if (note := inputs_note(ran, spec.compared(reference), spec.task)) is not None:
             table.notes.append(note)
     if missing := unlisted(have, specs, reference):
         # Results no built table shows must not vanish silently (the CLI prints this warning).
@@ -225,29 +229,6 @@ def build_tables(
             if not (name in frames and ext in fmts):
                 (out_dir / f"{name}.{ext}").unlink(missing_ok=True)
     return frames
-
-
-def _check_reference(
-    results: pd.DataFrame, reference: str, specs: Iterable[TableSpec], results_dir: str | Path
-) -> None:
-    """The reference (or a table's variant of it, e.g. ``REF@3class``) must have run here and be
-    multi-task: it stands in for the proposed model."""
-    refs = {s.reference_for(reference) for s in specs}
-    present = sorted(refs & set(results["method"]))
-    if not present:
-        have = ", ".join(sorted(set(results["method"]))) or "none"
-        raise DataError(
-            f"--reference {reference!r} has no results in {results_dir} (methods with results: "
-            f"{have})"
-        )
-    for ref in present:
-        tasks = set().union(*results.loc[results["method"] == ref, "tasks"])
-        if tasks != {"mask", "label"}:
-            raise DataError(
-                f"--reference {ref!r} has only {', '.join(sorted(tasks)) or 'no'} outputs: the "
-                "reference plays the proposed multi-task model in every table (mtl_resunet, or "
-                "a variant such as mtl_resunet@TAG)"
-            )
 
 
 def empty_tables(

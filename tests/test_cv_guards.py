@@ -109,3 +109,17 @@ def test_a_class_folder_outside_the_class_set_is_said(tmp_path, capsys):
     ds = dataset_for(cfg)
     assert set(ds.class_names) == {"benign", "malignant"}
     assert "not used: normal/ (class_set=binary)" in capsys.readouterr().err
+
+
+def test_a_three_class_run_is_tagged_3class_and_a_binary_run_cannot_take_that_tag(
+    tmp_path, finished
+):
+    three = dataclasses.replace(TINY, class_set="three_class", synthetic_n=30)
+    with pytest.raises(DataError, match=r"folds are of benign, malignant.*set class_set=binary"):
+        run_cv(three, finished, folds=[0], quiet=True)  # the folder's folds are binary
+    assert _untouched(finished)
+    written = run_cv(three, tmp_path / "res3", folds=[0], quiet=True)
+    assert written[0].parent.name == "mtl_resunet@3class"  # the three-class table's row
+    with pytest.raises(ValueError, match=r"--tag 3class marks three-class runs"):
+        run_cv(TINY, tmp_path / "res2", tag="3class", quiet=True)
+    assert not (tmp_path / "res2").exists()

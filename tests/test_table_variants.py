@@ -103,3 +103,19 @@ def test_a_table_says_when_its_methods_ran_on_other_input_sizes(tmp_path):
     # Alike inputs: nothing to say.
     alike = build_tables(tmp_path, formats=(), n_boot=20, table_specs=[seg_spec(methods=("unet",))])
     assert not any("differs:" in n for n in alike["table4"].attrs["notes"])
+
+
+def test_an_untagged_three_class_run_is_left_out_of_the_binary_tables_with_a_warning(tmp_path):
+    # Its macro-averaged metrics are not the binary tables' "malignant positive" ones.
+    write_fixture_results(
+        tmp_path,
+        {
+            "mtl_resunet": {"class_names": ("benign", "malignant", "normal")},
+            "unet": {"tasks": ("mask",)},
+        },
+    )
+    with pytest.warns(DataWarning, match=r"mtl_resunet ran with 3 classes: left out of table1, "):
+        frames = build_tables(tmp_path, formats=("csv",), n_boot=50, skip_empty=True)
+    assert not {"table1", "table2", "table_3class"} & set(frames)  # nothing of theirs ran
+    row = frames["table4"].set_index("Method").loc["mtl_resunet"]
+    assert "not run" in " ".join(map(str, row.values))

@@ -1,0 +1,62 @@
+"""Checks of what a table may show, made before it is built: the reference ran here, and each
+run classified as many classes as its table (``build_tables`` calls both)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from mtl_bench.data.types import DataError, DataWarning
+from mtl_bench.table_specs import TableSpec
+
+
+def by_class_count(
+    results: pd.DataFrame, specs: Iterable[TableSpec], reference: str
+) -> dict[str, pd.DataFrame]:
+    """{table: the results it may show}: a run that classified another number of classes than
+    the table's (a three-class run without ``--tag 3class`` in a binary table) is left out, with
+    one warning naming it and the tables, rather than shown as if it were comparable."""
+    counts = results["class_names"].map(len)
+    out: dict[str, pd.DataFrame] = {}
+    left_out: dict[tuple[str, int], list[str]] = {}
+    for s in specs:
+        wrong = results["method"].isin(s.compared(reference)) & ~counts.isin((0, s.classes))
+        for method in dict.fromkeys(results.loc[wrong, "method"]):
+            left_out.setdefault((method, s.classes), []).append(s.name)
+        out[s.name] = results[~wrong]
+    for (method, classes), names in left_out.items():
+        n = "/".join(map(str, sorted(set(counts[results["method"] == method]))))
+        warnings.warn(
+            f"{method} ran with {n} classes: left out of {', '.join(names)}, which compare "
+            f"{classes}-class runs (three-class runs are MODEL@3class: `mtl-bench cv` tags a "
+            "class_set=three_class run so)",
+            DataWarning,
+            stacklevel=3,
+        )
+    return out
+
+
+def check_reference(
+    results: pd.DataFrame, reference: str, specs: Iterable[TableSpec], results_dir: str | Path
+) -> None:
+    """The reference (or a table's variant of it, e.g. ``REF@3class``) must have run here and be
+    multi-task: it stands in for the proposed model."""
+    refs = {s.reference_for(reference) for s in specs}
+    present = sorted(refs & set(results["method"]))
+    if not present:
+        have = ", ".join(sorted(set(results["method"]))) or "none"
+        raise DataError(
+            f"--reference {reference!r} has no results in {results_dir} (methods with results: "
+            f"{have})"
+        )
+    for ref in present:
+        tasks = set().union(*results.loc[results["method"] == ref, "tasks"])
+        if tasks != {"mask", "label"}:
+            raise DataError(
+                f"--reference {ref!r} has only {', '.join(sorted(tasks)) or 'no'} outputs: the "
+                "reference plays the proposed multi-task model in every table (mtl_resunet, or "
+                "a variant such as mtl_resunet@TAG)"
+            )
