@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from functools import partial
 from pathlib import Path
 
 import jax
 import numpy as np
 
+from mtl_bench.atomic import atomic_write
 from mtl_bench.config import STATE_KEYS, RunConfig, config_differences
 from mtl_bench.train import State
 
@@ -30,20 +30,24 @@ def write_curve(path: Path, rows: list[dict]) -> None:
     """Write the curve ``rows`` to ``path`` atomically (process 0 only)."""
     if jax.process_index() != 0:  # multi-process: process 0 writes
         return
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", newline="") as f:
+
+    def write(f) -> None:
         w = csv.DictWriter(f, fieldnames=CURVE_FIELDS)
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)
+
+    atomic_write(path, write, text=True)
 
 
 def read_curve(path: Path | None) -> list[dict]:
-    """The rows of a curve CSV (floats); [] when there is none."""
+    """The rows of a curve CSV (the epoch an int, the rest floats); [] when there is none.
+
+    A resumed fold writes these rows again: an epoch read as a float would come back "1.0"."""
     if path is None or not Path(path).exists():
         return []
     with open(path, newline="") as f:
-        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+        rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    return [{**r, "epoch": int(r["epoch"])} for r in rows]
 
 
 class Checkpoints:

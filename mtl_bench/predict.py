@@ -32,6 +32,7 @@ from PIL import Image
 
 from mtl_bench.data.types import DataError
 from mtl_bench.fold_checkpoint import load_fold_model
+from mtl_bench.fold_record import float32_list
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
 _MASK_NAME = re.compile(r".+_mask(_\d+)?$", re.IGNORECASE)
@@ -159,9 +160,9 @@ def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> Pred
         used.add(stem)
         row["status"] = "ok"
         if "prob" in res:
-            probs = np.asarray(res["prob"][0], dtype=float)
+            probs = float32_list(res["prob"][0])  # exact, as the fold records store them
             row["predicted_class"] = names[int(np.argmax(probs))]
-            row.update({f"prob_{n}": round(float(p), 6) for n, p in zip(names, probs, strict=True)})
+            row.update({f"prob_{n}": p for n, p in zip(names, probs, strict=True)})
         row.update(_write_outputs(path, stem, grey, res["mask"][0] if "mask" in res else None))
         report.rows.append(row)
     report.rows += skipped

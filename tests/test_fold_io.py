@@ -50,3 +50,20 @@ def test_every_zero_saves_only_the_final_epoch(tmp_path):
     assert not ckpt.maybe_save(1, _state(1.0), (-np.inf, None), final=False)
     assert ckpt.maybe_save(2, _state(2.0), (-np.inf, None), final=True)
     ckpt.close()
+
+
+def test_a_curve_reads_back_as_written_and_probabilities_are_stored_exactly(tmp_path):
+    import numpy as np
+
+    from mtl_bench.fold_io import CURVE_FIELDS, read_curve, write_curve
+    from mtl_bench.fold_record import float32_list
+
+    rows = [dict.fromkeys(CURVE_FIELDS, 0.5) | {"epoch": e} for e in (1, 2)]
+    path = tmp_path / "fold_0_curve.csv"
+    write_curve(path, rows)
+    write_curve(path, read_curve(path))  # as a resumed fold rewrites its earlier epochs
+    assert path.read_text().splitlines()[1].startswith("1,") and read_curve(path) == rows
+    # A classifier's probability near 1e-7 must not tie at 0 (AUCs are recomputed from these).
+    prob = np.array([[1 - 1e-7, 1e-7], [0.6, 0.4]], np.float32)
+    stored = float32_list(prob)
+    assert stored[0][1] > 0 and np.array_equal(np.array(stored, np.float32), prob)
