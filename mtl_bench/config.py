@@ -177,6 +177,10 @@ def check_config(cfg: RunConfig) -> None:
 
             n_classes = len(CLASS_SETS[cfg.class_set])
             check_model_builds(cfg.model, builder_kwargs(cfg, n_classes))
+    if trained:  # devices exist and share the batch (a feature method uses none of them)
+        from mtl_bench.parallel import check_placement
+
+        check_placement(cfg.parallel, cfg.devices, cfg.batch_size)
     if cfg.fold_parallel and trained:  # its combinations (a feature method runs folds in turn)
         from mtl_bench.fold_parallel import check_fold_parallel
 

@@ -147,7 +147,8 @@ def run_cv(
         write_json_atomic(path, record)
         written[fold] = path
         log(
-            f"{method} fold {fold}: {summary(record)} [{record['wall_time_s']:.0f} s] → {path}",
+            f"{method} fold {fold}: {summary(record)} [{record['wall_time_s']:.0f} s] → {path}"
+            f"{_by_writer()}",
             quiet=quiet,
         )
     return written
@@ -220,20 +221,25 @@ def _run_fold_parallel(
         record = fold_result(cfg, method, f, manifest, dataset, test_idx, run, started)
         write_json_atomic(paths[f], record)
         log(
-            f"{method} fold {f}: {summary(record)} [{record['wall_time_s']:.0f} s] → {paths[f]}",
+            f"{method} fold {f}: {summary(record)} [{record['wall_time_s']:.0f} s] → {paths[f]}"
+            f"{_by_writer()}",
             quiet=quiet,
         )
     return paths
 
 
+def _by_writer() -> str:
+    """After a result path in a log line: who wrote it, in a multi-process run's other processes."""
+    return "" if is_writer() else " (written by process 0)"
+
+
 def _save_masks(run: FoldRun, path: Path, dataset: Dataset, test_idx, cfg: RunConfig) -> None:
     """The fold's predicted test masks (for the overlay figure and feature methods), written
     before the result JSON so a finished fold always has them; then the device copy is freed."""
-    import jax
 
     from mtl_bench.pred_masks import predicted_masks, save_predicted_masks
 
-    if run.engine is not None and "mask" in run.tasks and is_writer() and jax.process_count() == 1:
+    if run.engine is not None and "mask" in run.tasks and is_writer():
         masks = predicted_masks(
             run.engine, run.state, dataset.images[test_idx], cfg.eval_batch_size
         )

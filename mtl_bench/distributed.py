@@ -23,6 +23,12 @@ def init_distributed(
 ) -> bool:
     """Join the process group if asked to; returns whether this is a multi-process run."""
     if not auto and coordinator is None:
+        if num_processes is not None or process_id is not None:
+            # Without it every host would train alone and write the same --out.
+            raise ValueError(
+                "--num-processes/--process-id need --coordinator HOST:PORT (or --distributed "
+                "auto in a cluster JAX detects)"
+            )
         return False
     if not auto and (num_processes is None or process_id is None):
         raise ValueError("--coordinator needs --num-processes and --process-id as well")

@@ -38,6 +38,26 @@ def check_strategy(parallel: str, batch_size: int, n_devices: int) -> None:
         )
 
 
+def check_placement(parallel: str, devices: int, batch_size: int) -> None:
+    """Up front (before any data is read): the devices asked for exist, are used by the
+    strategy, share the batch evenly, and a multi-process run uses the one strategy that spans
+    processes."""
+    if jax.process_count() > 1 and parallel != "jit":
+        raise ValueError(
+            f"parallel={parallel!r} in a run of {jax.process_count()} processes: a multi-process "
+            "run needs --parallel jit (its mesh spans every process's devices)"
+        )
+    available = jax.device_count()
+    if devices > available:
+        raise ValueError(f"devices={devices} but {available} are available")
+    if parallel == "none" and devices > 1:
+        raise ValueError(
+            f"devices={devices} with parallel='none' would train on one device: add --parallel "
+            "jit (or pmap)"
+        )
+    check_strategy(parallel, batch_size, devices or available)
+
+
 def select_devices(count: int = 0) -> list[jax.Device]:
     """The first ``count`` devices of every process (0 = all of them)."""
     devices = jax.devices()

@@ -113,6 +113,12 @@ def predicted_masks(engine: Any, state: dict, images: np.ndarray, batch_size: in
     from mtl_bench.batches import to_input
 
     graphdef = engine.graphdef
+    if not all(getattr(x, "is_fully_addressable", True) for x in jax.tree.leaves(state)):
+        # A multi-process run's state spans every process; its copy here runs on this process's
+        # devices alone (no collective, so process 0 may do it while the others go on).
+        from mtl_bench.parallel import fetch
+
+        state = fetch(state)
 
     @jax.jit
     def forward(params, rest, x):

@@ -19,6 +19,8 @@ def by_class_count(
     """{table: the results it may show}: a run that classified another number of classes than
     the table's (a three-class run without ``--tag 3class`` in a binary table) is left out, with
     one warning naming it and the tables, rather than shown as if it were comparable."""
+    if results.empty:  # no columns either
+        return {s.name: results for s in specs}
     counts = results["class_names"].map(len)
     out: dict[str, pd.DataFrame] = {}
     left_out: dict[tuple[str, int], list[str]] = {}

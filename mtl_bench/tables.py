@@ -31,6 +31,7 @@ from mtl_bench.results_io import (
 )
 from mtl_bench.stats import P_ADJUST
 from mtl_bench.table_checks import by_class_count
+from mtl_bench.table_checks import check_reference as reference_ran
 from mtl_bench.table_kinds import Table
 from mtl_bench.table_notes import evaluation_note, inputs_note, machines_note, settings_note
 from mtl_bench.table_render import render_latex, render_markdown
@@ -158,7 +159,7 @@ def build_tables(
     have = set(results["method"])
     specs = tuple(s.with_variants(have, reference) for s in specs)  # METHOD@TAG runs as rows
     if check_reference:
-        check_reference(results, reference, specs, results_dir)
+        reference_ran(results, reference, specs, results_dir)
     specs = tuple(s for s in specs if not s.supplementary or has_own_results(s, have, reference))
     results_of = by_class_count(results, specs, reference)
     if skip_empty:

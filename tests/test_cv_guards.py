@@ -123,3 +123,30 @@ def test_a_three_class_run_is_tagged_3class_and_a_binary_run_cannot_take_that_ta
     with pytest.raises(ValueError, match=r"--tag 3class marks three-class runs"):
         run_cv(TINY, tmp_path / "res2", tag="3class", quiet=True)
     assert not (tmp_path / "res2").exists()
+
+
+def test_placement_is_checked_before_any_data_is_read(monkeypatch):
+    import jax
+
+    from mtl_bench import parallel
+    from mtl_bench.distributed import init_distributed
+
+    monkeypatch.setattr(jax, "device_count", lambda: 4)
+    for (strategy, devices, batch), message in {
+        ("none", 8, 8): r"devices=8 but 4 are available",
+        ("none", 2, 8): r"devices=2 with parallel='none' would train on one device",
+        ("jit", 0, 6): r"batch_size 6 does not divide by the 4 devices",
+        ("pmap", 3, 8): r"batch_size 8 does not divide by the 3 devices",
+    }.items():
+        with pytest.raises(ValueError, match=message):
+            parallel.check_placement(strategy, devices, batch)
+    parallel.check_placement("jit", 0, 8)
+    parallel.check_placement("none", 1, 6)
+    with pytest.raises(ValueError, match=r"devices=8 but 4"):  # cv's check_config says it
+        check_config(dataclasses.replace(TINY, parallel="jit", devices=8))
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    with pytest.raises(ValueError, match=r"multi-process run needs --parallel jit"):
+        parallel.check_placement("pmap", 0, 8)
+    # Without a coordinator every host would train alone into the same --out.
+    with pytest.raises(ValueError, match=r"--process-id need --coordinator"):
+        init_distributed(None, 2, 1)

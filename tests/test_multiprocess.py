@@ -43,3 +43,5 @@ def test_two_processes_equal_one():
         assert got["devices"] == 2 and got["processes"] == 2
         np.testing.assert_allclose(got["loss"], ref["loss"], rtol=1e-5)
         np.testing.assert_allclose(got["prob"], ref["prob"], rtol=1e-4, atol=1e-5)
+        # The predicted masks (written by process 0 for the overlay figure) are the same too.
+        assert np.abs(np.subtract(got["mask_pixels"], ref["mask_pixels"])).max() <= 2

@@ -1,6 +1,7 @@
 """The paper's Tables 3–7, the supplementary and three-class tables (DEFAULT_SPECS) from fixture
 result files."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -8,6 +9,7 @@ import pandas as pd
 import pytest
 from fixtures_results import result_path, write_fixture_results
 
+from mtl_bench.data.types import DataWarning
 from mtl_bench.table_specs import (
     DEFAULT_SPECS,
     LITERATURE_CLASSIFIERS,
@@ -205,9 +207,15 @@ def test_three_class_table_has_its_own_reference_and_manifest(results):
     auc = res[res["method"] == "vgg19@3class"]["classification.AUC"]
     assert t.at["vgg19@3class", "AUC"].rstrip("*†").startswith(f"{auc.mean():.3f} ± ")
     assert "p vs mtl_resunet@3class" in frames["table_3class"].attrs["notes"][1]
-    # Mixing manifests inside one table is still refused.
-    bad = TableSpec("mix", "Mix", "comparison", task="classification",
+    # A three-class run in a binary table is left out, with a warning, before manifests compare.
+    mix = TableSpec("mix", "Mix", "comparison", task="classification",
                     methods=("resnet50", "resnet50@3class"))  # fmt: skip
+    with pytest.warns(DataWarning, match=r"resnet50@3class ran with 3 classes: left out of mix"):
+        frames = build_tables(results, table_specs=[mix], formats=())
+    assert (table(frames, "mix").loc["resnet50@3class"] == NOT_RUN).all()
+    # Mixing manifests inside one table is still refused.
+    write_fixture_results(results, {"resnet50@other": {"manifest_hash": "9d" * 32}})
+    bad = dataclasses.replace(mix, methods=("resnet50", "resnet50@other"))
     with pytest.raises(ValueError, match="different fold manifests"):
         build_tables(results, table_specs=[bad], formats=())
 

@@ -21,6 +21,7 @@ def main() -> None:
     from mtl_bench.config import RunConfig
     from mtl_bench.data.phantom import synth_phantom
     from mtl_bench.fit import fit_fold
+    from mtl_bench.pred_masks import predicted_masks
 
     ds = synth_phantom(24, image_size=32, seed=4, class_set="binary")
     idx = np.random.default_rng(0).permutation(len(ds))
@@ -29,12 +30,16 @@ def main() -> None:
         image_size=32, epochs=2, batch_size=8, lr=3e-3, lr_decay_every=0, preprocess="none",
         checkpoint_every=0, eval_batch_size=8, parallel="jit",
     )  # fmt: skip
-    run = fit_fold(cfg, ds, np.sort(idx[:16]), np.sort(idx[16:]), quiet=True)
+    test = np.sort(idx[16:])
+    run = fit_fold(cfg, ds, np.sort(idx[:16]), test, quiet=True, keep_state=True)
+    # As cv saves them for the overlay figure: from a state that spans both processes.
+    masks = predicted_masks(run.engine, run.state, ds.images[test], cfg.eval_batch_size)
     out = {
         "devices": len(jax.devices()),
         "processes": jax.process_count(),
         "loss": [r["loss"] for r in run.curve],
         "prob": run.test_eval["prob"].tolist(),
+        "mask_pixels": masks.sum(axis=(1, 2)).tolist(),
     }
     print("RESULT " + json.dumps(out), flush=True)
 
