@@ -99,9 +99,14 @@ def check_image_size(name: str, image_size: int | None, divisor: int) -> None:
 
 
 def maybe_load_encoder(model: nnx.Module, encoder_weights: str | Path | None) -> nnx.Module:
-    """Load a local ImageNet checkpoint into ``model.encoder`` when a path is given."""
+    """Load a local ImageNet checkpoint into ``model.encoder`` when a path is given.
+
+    ``model.weights_source`` says where the run starts (the fold's log line and result file,
+    as for the classifiers): the file, or None for training from scratch."""
+    model.weights_source = None
     if encoder_weights is not None:
         load_encoder_weights(model, encoder_weights)
+        model.weights_source = f"{encoder_weights} (encoder; decoder from scratch)"
     return model
 
 

@@ -127,10 +127,10 @@ def fit_fold(
     model = build_model(cfg, num_classes)
     n_params = count_params(model)
     weights_extras: dict[str, Any] = {}
-    if hasattr(model, "weights_source"):  # transfer-learning classifiers say where they start
+    if hasattr(model, "weights_source"):  # models that take ImageNet weights say where they start
         from baselines.classifiers.port import weights_note
 
-        note = weights_note(model)
+        note = weights_note(model, cfg.model)
         log(note, quiet=quiet)
         weights_extras = {"weights": note, "from_scratch": model.weights_source is None}
     fit_idx, val_idx = _split_validation(cfg, dataset.labels, np.asarray(train_idx), groups)

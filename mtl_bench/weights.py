@@ -28,16 +28,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from mtl_bench.weights_file import WeightPortError, load_state_dict
+
 FlaxPath = tuple[str | int, ...]
 
 
 def sub(prefix: str, name: str | int) -> str:
     """Torch key of child ``name`` under ``prefix`` (``""`` is the root: no leading dot)."""
     return f"{prefix}.{name}" if prefix else str(name)
-
-
-class WeightPortError(ValueError):
-    """A state dict does not fit a model; the message lists the keys that do not match."""
 
 
 @dataclass(frozen=True)
@@ -86,76 +84,6 @@ class TorchPortable(Protocol):
     ignore_prefixes: tuple[str, ...]  # classifier keys a torchvision checkpoint also holds
 
     def torch_table(self, tb: TorchTable, t: str, f: FlaxPath) -> None: ...
-
-
-def _unreadable(path: Path, err: Exception) -> WeightPortError:
-    """One line for a weights file its reader rejects. Only the message's first line is kept:
-    torch's goes on to suggest ``weights_only=False``, which runs code from an unknown file."""
-    first = (str(err).strip().splitlines() or [""])[0]
-    if "weights_only" in first:  # torch: the file holds more than tensors, or is not torch's
-        first = "not only tensors, or not a torch file; it is never unpickled beyond tensors"
-    return WeightPortError(
-        f"weights file {path}: not a readable {path.suffix} state dict ({type(err).__name__}: "
-        f"{first[:200]})"
-    )
-
-
-def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
-    """Read ``.pth``/``.pt``/``.bin`` (needs torch), ``.safetensors`` or ``.npz`` as numpy arrays.
-
-    A ``{"state_dict": ...}`` or ``{"model": ...}`` wrapper and a DataParallel ``module.`` prefix
-    are removed. Nothing is downloaded: ``path`` must be a local file.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"weights file {p} does not exist (weights are never downloaded)")
-    suffix = p.suffix.lower()
-    if suffix == ".safetensors":
-        try:
-            from safetensors.numpy import load_file
-        except ImportError:
-            raise ImportError(f"reading {p} needs the 'safetensors' package") from None
-        try:
-            raw: Mapping[str, Any] = load_file(str(p))
-        except Exception as e:  # safetensors' own error type: a truncated or foreign file
-            raise _unreadable(p, e) from None
-    elif suffix == ".npz":
-        try:
-            with np.load(p) as z:
-                raw = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError) as e:
-            raise _unreadable(p, e) from None
-    elif suffix in (".pth", ".pt", ".bin"):
-        try:
-            import torch
-        except ImportError:
-            raise ImportError(
-                f"reading {p} needs torch (install the [torch] extra) or convert it to .safetensors"
-            ) from None
-        try:
-            raw = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as e:  # pickle, zip or torch errors; weights_only refuses code objects
-            raise _unreadable(p, e) from None
-        for wrapper in ("state_dict", "model"):
-            if isinstance(raw, dict) and isinstance(raw.get(wrapper), dict):
-                raw = raw[wrapper]
-        if not isinstance(raw, dict):
-            raise WeightPortError(f"weights file {p} holds a {type(raw).__name__}, not a dict")
-        bad = [k for k, v in raw.items() if not isinstance(v, torch.Tensor)]
-        if bad:
-            raise WeightPortError(f"weights file {p}: entries that are not tensors: {bad[:8]}")
-        # bf16/fp16 checkpoints become fp32 numpy (numpy has no bfloat16).
-        raw = {
-            k: v.detach().float().numpy() if v.is_floating_point() else v.numpy()
-            for k, v in raw.items()
-        }
-    else:
-        raise ValueError(
-            f"weights file {p}: unknown format {suffix!r}; use .pth, .safetensors or .npz"
-        )
-    if not isinstance(raw, Mapping) or not raw:
-        raise WeightPortError(f"weights file {p} holds no tensors")
-    return {k.removeprefix("module."): np.asarray(v) for k, v in raw.items()}
 
 
 def _resolve(model: nnx.Module, path: FlaxPath) -> nnx.Variable:

@@ -162,3 +162,25 @@ def test_a_corrupt_weights_file_is_one_line_naming_it(tmp_path, suffix):
     with pytest.raises(WeightPortError, match=rf"garbage\{suffix}: not a readable") as err:
         load_state_dict(bad)
     assert "\n" not in str(err.value) and "weights_only` set to `False" not in str(err.value)
+
+
+def test_a_whole_pickled_model_or_a_folder_is_named_with_what_to_give_instead(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "model.pth")  # the model, not its state_dict
+    with pytest.raises(WeightPortError, match=r"model\.pth: .*save model\.state_dict\(\)") as err:
+        load_state_dict(tmp_path / "model.pth")
+    assert "\n" not in str(err.value) and "\x1b" not in str(err.value)
+    with pytest.raises(WeightPortError, match=r"is a folder: give the \.pth"):
+        load_state_dict(tmp_path)
+
+
+def test_a_segmentation_encoder_run_says_where_its_weights_start(model, tmp_path):
+    # The fold's log line and result file say it, as a classifier's do: the file, or from scratch.
+    from baselines.classifiers.port import weights_note
+
+    path = tmp_path / "r18.npz"
+    np.savez(path, **_encoder_state_dict(model))
+    loaded = nnx.eval_shape(lambda: create_model("unet_resnet18", encoder_weights=str(path)))
+    note = weights_note(loaded, "unet_resnet18")
+    assert note == f"unet_resnet18: initialised from {path} (encoder; decoder from scratch)"
+    assert weights_note(model, "unet_resnet18").endswith("training from scratch (no weights file)")

@@ -148,12 +148,14 @@ def load_weights(model: nnx.Module, weights: str | Path) -> PortReport:
     return report
 
 
-def weights_note(model: nnx.Module) -> str:
-    """One line for the run's output and result file: where the weights came from."""
+def weights_note(model: nnx.Module, name: str | None = None) -> str:
+    """One line for the run's output and result file: where the weights of ``name`` (default:
+    the classifier's arch) came from."""
+    name = name or model.arch
     src = getattr(model, "weights_source", None)
     if src is None:
-        return f"{model.arch}: training from scratch (no weights file)"
-    return f"{model.arch}: initialised from {src}"
+        return f"{name}: training from scratch (no weights file)"
+    return f"{name}: initialised from {src}"
 
 
 def export_state_dict(model: nnx.Module) -> dict[str, np.ndarray]:
