@@ -5,16 +5,17 @@ and why (a missing input is never an error; a malformed one is):
 
 - ``segmentation_overlays.png`` — the paper's Figure 3 (``figure_overlays``), for methods that
   saved predicted masks (``fold_<K>_masks.npz``);
-- ``roc.png`` — ROC per method, test predictions pooled over folds (malignant = positive;
-  one-vs-rest for three classes), pooled AUC in the legend;
-- ``curves/<method>.png`` — learning curves per fold from ``fold_<K>_curve.csv``;
-- ``throughput_<device>.png`` — training images/s vs batch size per model, one panel per
-  precision × image size × strategy, from ``throughput/*.csv`` (PyTorch peers dashed).
+- ``roc.png`` — ROC per method, test predictions of every fold pooled into one set (malignant =
+  positive; malignant vs rest for three classes); the legend gives that pooled AUC and, beside
+  it, the mean ± SD of the per-fold AUCs the tables report;
+- ``curves/<method>.png`` — learning curves per fold from ``fold_<K>_curve.csv``: training loss,
+  its Dice and focal parts (only those the model trains) and the validation score;
+- ``throughput_<device>.png`` — training images/s vs batch size, models × parallel strategies in
+  one panel per host CPU × precision × image size (``figure_throughput``; PyTorch peers dashed).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import warnings
 from pathlib import Path
@@ -25,9 +26,13 @@ import pandas as pd
 from mtl_bench.data.types import DataError, Dataset, DataWarning
 from mtl_bench.progress import log
 from mtl_bench.results_io import load_results, per_image
+from mtl_bench.table_kinds import fmt_value, fold_values, mean_sd
 
 _CURVE = re.compile(r"fold_(\d+)_curve\.csv")
 _CURVE_KEYS = ("loss", "dice_loss", "focal_loss", "val_score")
+# The task each loss part trains: the curve CSV writes 0.0 for a part the model lacks.
+_PART_TASK = {"dice_loss": "mask", "focal_loss": "label"}
+_PART_NAME = {"dice_loss": "Dice", "focal_loss": "focal"}
 
 
 def _plt():
@@ -41,7 +46,10 @@ def _plt():
 
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    # Figures with a suptitle or a legend outside the axes use constrained layout, which places
+    # both; tight_layout would override it and let the suptitle overprint the panel titles.
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     fig.savefig(path, dpi=110)
     _plt().close(fig)
     return path
@@ -69,56 +77,125 @@ def pooled_roc(results: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray,
     return out
 
 
+def fold_auc_text(results: pd.DataFrame, method: str) -> str:
+    """``method``'s per-fold AUCs as Table 2 prints them ("0.688 ± 0.007"; one fold: its AUC)."""
+    vals = fold_values(results[results["method"] == method], "classification", "AUC")
+    return fmt_value("AUC", vals.iloc[0]) if len(vals) == 1 else mean_sd("AUC", vals)
+
+
 def roc_figure(results: pd.DataFrame, path: Path) -> Path | None:
     """ROC curves (pooled over folds) of every method with class probabilities."""
     curves = pooled_roc(results)
     if not curves:
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    for method, (fpr, tpr, auc) in curves.items():
-        ax.plot(fpr, tpr, lw=1.4, label=f"{method} (AUC {auc:.3f})")
-    ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
-    # With three classes the curve is malignant vs the rest (the tables' AUC is macro one-vs-rest).
+    # The legend sits right of the axes: inside, a dozen methods' labels hid the curves.
+    fig, ax = plt.subplots(figsize=(10, 5), layout="constrained")
+    palette = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20")
+    # With three classes the curve is malignant vs the rest while the tables' AUC is macro
+    # one-vs-rest: the legend says which AUC is which.
     many = results["class_names"].map(len).max() > 2
-    title = "ROC, malignant vs rest (pooled folds)" if many else "ROC (pooled folds)"
+    folds_auc = "folds' macro AUC" if many else "folds"
+    for i, (method, (fpr, tpr, auc)) in enumerate(curves.items()):
+        # Pooling mixes folds whose probabilities sit in different ranges, so the pooled AUC can
+        # be far below the folds' own: both are shown, named, so neither passes for the other.
+        label = f"{method} (pooled AUC {auc:.3f}; {folds_auc} {fold_auc_text(results, method)})"
+        ax.plot(fpr, tpr, lw=1.4, c=palette(i % palette.N), label=label)
+    ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
+    vs = ", malignant vs rest" if many else " (malignant = positive)"
+    title = f"ROC of every fold's test predictions pooled{vs}"
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
-    ax.legend(fontsize=7 if len(curves) > 6 else 8, loc="lower right")
+    ax.title.set_fontsize(10)
+    key = (
+        "pooled AUC: one AUC over all folds' test images together\n"
+        "(below the folds' mean when their scores sit in different ranges);\n"
+        "folds: mean ± SD of the per-fold AUCs, as in the tables"
+    )
+    ax.legend(
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.03, 1),
+        title=key,
+        title_fontsize=7,
+        alignment="left",  # the key reads as a caption
+    )
     return _save(fig, path)
 
 
-def curve_figures(results_dir: Path, out: Path) -> list[Path]:
-    """One PNG per method with learning curves: loss (and its parts, validation score) per fold."""
+def _read_curves(method_dir: Path) -> dict[int, pd.DataFrame]:
+    """{fold: curve} of one method folder; a CSV of other columns is warned about and skipped."""
+    curves = {}
+    for p in sorted(method_dir.glob("fold_*_curve.csv")):
+        m = _CURVE.fullmatch(p.name)
+        if not m:
+            continue
+        try:
+            c = pd.read_csv(p)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+            raise DataError(f"{p}: unreadable learning curve ({e})") from None
+        # A readable CSV of other columns would otherwise drop out of the figure unsaid.
+        if "epoch" not in c or not any(k in c for k in _CURVE_KEYS):
+            warnings.warn(
+                f"{p}: not a learning curve (needs epoch and one of "
+                f"{', '.join(_CURVE_KEYS)}; has {', '.join(map(str, c.columns))}): skipped",
+                DataWarning,
+                stacklevel=3,
+            )
+            continue
+        curves[int(m.group(1))] = c
+    return curves
+
+
+def _curve_panels(curves: dict[int, pd.DataFrame], tasks: set[str]) -> list[tuple[str, str, str]]:
+    """[(column, title, y label)] worth drawing; ``tasks``: the result record's (empty: unknown)."""
+    present = [
+        k for k in _CURVE_KEYS if any(k in c and c[k].notna().any() for c in curves.values())
+    ]
+
+    def trained(part: str) -> bool:
+        if tasks:
+            return _PART_TASK[part] in tasks
+        # No result record (a run still going): the CSV writes 0.0 for a part the model lacks,
+        # and a part it trains is never exactly 0 at every epoch of every fold.
+        return not all((c[part].fillna(0) == 0).all() for c in curves.values() if part in c)
+
+    parts = [k for k in _PART_TASK if k in present and trained(k)]
+    panels = []
+    if "loss" in present:
+        what = " + ".join(_PART_NAME[k] for k in parts)
+        panels.append(("loss", f"training loss ({what})" if what else "training loss", "loss"))
+        # With one part trained the total is that part: its own panel would repeat this one.
+        parts = parts if len(parts) > 1 else []
+    panels += [(k, f"training {_PART_NAME[k]} loss", "loss") for k in parts]
+    if "val_score" in present:
+        # fit._val_score: Dice and/or AUC (ACC where the AUC is undefined) on the inner split.
+        score = {"mask": "Dice", "label": "AUC"}
+        named = [score[t] for t in ("mask", "label") if t in tasks]
+        ylabel = " and ".join(named) + (" (mean)" if len(named) > 1 else "")
+        panels.append(("val_score", "validation score", ylabel or "Dice / AUC"))
+    return panels
+
+
+def curve_figures(results_dir: Path, out: Path, results: pd.DataFrame | None = None) -> list[Path]:
+    """One PNG per method with learning curves per fold: training loss (and the parts the model
+    trains, by its result records' ``tasks``) and the validation score. ``results``: the loaded
+    result files (default: read from ``results_dir``)."""
     plt = _plt()
+    if results is None:
+        results = load_results(results_dir)
+    tasks: dict[str, set[str]] = {}
+    for method, t in zip(results.get("method", []), results.get("tasks", []), strict=True):
+        tasks.setdefault(str(method), set()).update(t)
     written = []
     for method_dir in sorted(p for p in results_dir.iterdir() if p.is_dir()):
-        curves = {}
-        for p in sorted(method_dir.glob("fold_*_curve.csv")):
-            m = _CURVE.fullmatch(p.name)
-            if m:
-                try:
-                    c = pd.read_csv(p)
-                except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-                    raise DataError(f"{p}: unreadable learning curve ({e})") from None
-                # A readable CSV of other columns would otherwise drop out of the figure unsaid.
-                if "epoch" not in c or not any(k in c for k in _CURVE_KEYS):
-                    warnings.warn(
-                        f"{p}: not a learning curve (needs epoch and one of "
-                        f"{', '.join(_CURVE_KEYS)}; has {', '.join(map(str, c.columns))}): skipped",
-                        DataWarning,
-                        stacklevel=2,
-                    )
-                    continue
-                curves[int(m.group(1))] = c
-        if not curves:
-            continue
-        panels = [
-            k for k in _CURVE_KEYS if any(k in c and c[k].notna().any() for c in curves.values())
-        ]
+        curves = _read_curves(method_dir)
+        panels = _curve_panels(curves, tasks.get(method_dir.name, set())) if curves else []
         if not panels:
             continue
-        fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
-        for ax, key in zip(axes[0], panels, strict=True):
+        fig, axes = plt.subplots(
+            1, len(panels), figsize=(3.6 * len(panels), 3.3), squeeze=False, layout="constrained"
+        )
+        for ax, (key, title, ylabel) in zip(axes[0], panels, strict=True):
             for fold, c in sorted(curves.items()):
                 if key in c:
                     one = len(c) == 1  # a line of one point draws nothing: mark it
@@ -129,53 +206,12 @@ def curve_figures(results_dir: Path, out: Path) -> list[Path]:
                         marker="o" if one else None,
                         label=f"Fold {fold + 1}",  # 1-based, as the tables number folds
                     )
-            ax.set(xlabel="epoch", title=key.replace("_", " "))
+            ax.set(xlabel="epoch", ylabel=ylabel)
+            ax.set_title(title, fontsize=9)
         axes[0][0].legend(fontsize=7)
-        fig.suptitle(method_dir.name, fontsize=10)
+        fig.suptitle(f"{method_dir.name}: learning curves", fontsize=10)
         written.append(_save(fig, out / "curves" / f"{method_dir.name}.png"))
     return written
-
-
-def _dataset_for(results: pd.DataFrame) -> Dataset:
-    """The dataset the results were computed on, from the first result's stored config."""
-    from mtl_bench.config import RunConfig
-    from mtl_bench.cv_data import dataset_for
-
-    names = {f.name for f in dataclasses.fields(RunConfig)}
-    stored = results["config"].iloc[0]
-    cfg = RunConfig(**{k: v for k, v in stored.items() if k in names})
-    return dataset_for(cfg, quiet=True)
-
-
-def overlay_from_results(
-    results_dir: Path, results: pd.DataFrame, out: Path, dataset: Dataset | None, max_methods: int
-) -> Path | None:
-    """The Figure-3 overlay, or None (with the reason logged) when inputs are missing."""
-    from mtl_bench.figure_overlays import overlay_figure, select_cases
-    from mtl_bench.pred_masks import load_method_masks
-
-    masks = {}
-    for method in results["method"].unique():
-        found = load_method_masks(results_dir / method)
-        if found:
-            masks[method] = found
-    if not masks:
-        log("figures: no fold_<K>_masks.npz found: segmentation overlays skipped")
-        return None
-    dc = pd.DataFrame({m: per_image(results, m).set_index("id")["DC"] for m in masks})
-    # The proposed model first, then the others by mean Dice, at most ``max_methods``.
-    order = sorted(masks, key=lambda m: (not m.startswith("mtl_resunet"), -dc[m].mean()))
-    masks = {m: masks[m] for m in order[:max_methods]}
-    cases = select_cases(dc[list(masks)])
-    if not cases:
-        log("figures: no image with a defined Dice: segmentation overlays skipped")
-        return None
-    ds = dataset if dataset is not None else _dataset_for(results)
-    missing = [c for c, _ in cases if c not in set(ds.ids)]
-    if missing:
-        log(f"figures: image {missing[0]} is not in the dataset: segmentation overlays skipped")
-        return None
-    return overlay_figure(out / "segmentation_overlays.png", ds, masks, dc, cases)
 
 
 def build_figures(
@@ -203,10 +239,12 @@ def build_figures(
     results = load_results(results_dir)
     written: list[Path] = []
     if len(results):
+        from mtl_bench.figure_overlays import overlay_from_results
+
         overlay = overlay_from_results(results_dir, results, out, dataset, max_methods)
         roc = roc_figure(results, out / "roc.png")
         written += [p for p in (overlay, roc) if p is not None]
-        written += curve_figures(results_dir, out)
+        written += curve_figures(results_dir, out, results)
     from mtl_bench.figure_throughput import throughput_figures  # it imports this module
 
     tp = Path(throughput_dir) if throughput_dir is not None else results_dir / "throughput"

@@ -1,4 +1,5 @@
-"""Figures from fixture results; predicted-mask files; the choice of overlay cases."""
+"""Figures from fixture results; predicted-mask files; the choice of overlay cases (labels and
+keys: ``test_figure_labels``; the throughput figure: ``test_figure_throughput``)."""
 
 import numpy as np
 import pandas as pd
@@ -7,7 +8,7 @@ from fixtures_results import write_fixture_results
 from PIL import Image
 
 from benchmarks.throughput_io import write_csv
-from mtl_bench import figure_throughput, figures
+from mtl_bench import figures
 from mtl_bench.data.types import DataError, Dataset
 from mtl_bench.figure_overlays import select_cases
 from mtl_bench.figures import build_figures, pooled_roc
@@ -82,8 +83,8 @@ def test_build_figures_writes_every_figure(results):
     ]
     sizes = {p.name: _is_png(p) for p in paths}
     # 4 case rows (typical + hard, per class) × 4 columns (image, truth, 2 methods with masks):
-    # 1.9 in per column, 2 in per row, at 110 dpi.
-    assert sizes["segmentation_overlays.png"] == (round(4 * 1.9 * 110), 4 * 2 * 110)
+    # 1.9 in per column, 2 in per row and 0.3 in for the colour key, at 110 dpi.
+    assert sizes["segmentation_overlays.png"] == (round(4 * 1.9 * 110), round(8.3 * 110))
 
 
 def test_pooled_roc_is_the_auc_of_all_folds_together(results):
@@ -158,57 +159,6 @@ def test_bad_throughput_csv_is_named(tmp_path):
     (tmp_path / "throughput" / "x.csv").write_text("a,b\n1,2\n")
     with pytest.raises(DataError, match="x.csv: not a throughput CSV"):
         build_figures(tmp_path)
-
-
-def test_throughput_lines_keep_run_variants_apart(tmp_path, monkeypatch):
-    base = {"model": "mtl_resunet", "batch_size": 16, "status": "ok", "precision": "bf16",
-            "image_size": 64, "devices": 1, "device_kind": "cpu", "folds": 5}  # fmt: skip
-    rows = [
-        {**base, "strategy": "fold", "fold_conv": "grouped", "train_img_per_s": 60.0},
-        {**base, "strategy": "fold", "fold_conv": "unrolled", "train_img_per_s": 160.0},
-        {**base, "strategy": "none", "train_img_per_s": 150.0},
-        {**base, "strategy": "none", "train_img_per_s": 155.0,
-         "config_overrides": "optimizer_flatten=true"},
-    ]  # fmt: skip
-    write_csv(tmp_path / "throughput" / "cpu-20260101-000000.csv", rows)
-    seen = {}
-
-    def keep(fig, path):
-        seen[path.name] = [
-            sorted(t.get_text() for t in ax.get_legend().get_texts()) for ax in fig.axes
-        ]
-        return path
-
-    monkeypatch.setattr(figure_throughput, "_save", keep)
-    figure_throughput.throughput_figures(tmp_path / "throughput", tmp_path / "fig")
-    assert seen["throughput_cpu.png"] == [
-        ["mtl_resunet [grouped]", "mtl_resunet [unrolled]"],  # the fold panel: two lines
-        ["mtl_resunet", "mtl_resunet [optimizer_flatten=true]"],
-    ]
-
-
-def test_throughput_lines_keep_code_versions_apart(tmp_path, monkeypatch):
-    # Two runs of the same configuration on one device at different commits: two lines, each
-    # named by its commit; a device whose rows share one commit keeps plain names.
-    base = {"model": "unet", "batch_size": 16, "status": "ok", "precision": "bf16",
-            "image_size": 64, "devices": 1, "strategy": "none"}  # fmt: skip
-    write_csv(tmp_path / "throughput" / "gpu-1.csv", [
-        {**base, "device_kind": "H100", "train_img_per_s": 692.0, "git_commit": "02ccc44+dirty"},
-        {**base, "device_kind": "H100", "train_img_per_s": 924.0, "git_commit": "dc59781abc"},
-        {**base, "device_kind": "cpu", "train_img_per_s": 9.0, "git_commit": "dc59781abc"},
-    ])  # fmt: skip
-    seen = {}
-
-    def keep(fig, path):
-        seen[path.name] = [
-            sorted(t.get_text() for t in ax.get_legend().get_texts()) for ax in fig.axes
-        ]
-        return path
-
-    monkeypatch.setattr(figure_throughput, "_save", keep)
-    figure_throughput.throughput_figures(tmp_path / "throughput", tmp_path / "fig")
-    assert seen["throughput_h100.png"] == [["unet @02ccc44", "unet @dc59781"]]
-    assert seen["throughput_cpu.png"] == [["unet"]]
 
 
 def test_learning_curve_legends_number_folds_as_the_tables_do(results, monkeypatch):
