@@ -15,6 +15,8 @@ from mtl_bench.batches import fold_arrays, pad_rows
 from mtl_bench.config import RunConfig
 from mtl_bench.data.types import Dataset
 from mtl_bench.fold_io import Checkpoints, read_curve, write_curve
+from mtl_bench.interrupt import deferred_interrupts as deferred
+from mtl_bench.interrupt import stop_if_requested
 from mtl_bench.losses import class_weights
 from mtl_bench.parallel import fetch
 from mtl_bench.progress import Bar, log, progress_bar
@@ -168,7 +170,7 @@ def fit_fold(
     saves = 0
 
     try:
-        with progress_bar(cfg.epochs * steps, f"fold {fold}", quiet=quiet) as bar:
+        with progress_bar(cfg.epochs * steps, f"fold {fold}", quiet=quiet) as bar, deferred():
             bar.set_total(cfg.epochs * steps, start_epoch * steps)
             for epoch in range(start_epoch, cfg.epochs):
                 te = time.perf_counter()
@@ -176,7 +178,7 @@ def fit_fold(
                     state,
                     train_data,
                     jax.random.fold_in(base_key, epoch),
-                    lambda _i: bar.advance(),
+                    lambda _i: (bar.advance(), stop_if_requested()),
                     rows=len(fit_idx),
                 )
                 dt = time.perf_counter() - te

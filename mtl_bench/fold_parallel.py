@@ -37,6 +37,7 @@ from mtl_bench.data.types import Dataset
 from mtl_bench.fit import FoldRun, _check_finite, _curve_row, build_model
 from mtl_bench.fold_conv import check_mode, fold_conv_mode
 from mtl_bench.fold_io import Checkpoints, read_curve, write_curve
+from mtl_bench.interrupt import deferred_interrupts, stop_if_requested
 from mtl_bench.losses import class_weights
 from mtl_bench.progress import log, progress_bar
 from mtl_bench.registry import count_params, model_info
@@ -127,7 +128,8 @@ def fit_folds_parallel(
 
     step_fn = jax.jit(partial(_parallel_step, engine), donate_argnums=0)
     try:
-        with progress_bar(cfg.epochs * max_steps, f"folds {folds}", quiet=quiet) as bar:
+        bar_ = progress_bar(cfg.epochs * max_steps, f"folds {folds}", quiet=quiet)
+        with bar_ as bar, deferred_interrupts():  # Ctrl-C stops after a step (interrupt.py)
             bar.set_total(cfg.epochs * max_steps, start_epoch * max_steps)
             for epoch in range(start_epoch, cfg.epochs):
                 te = time.perf_counter()
@@ -139,6 +141,7 @@ def fit_folds_parallel(
                     state, m = step_fn(state, data, table, weights, step_keys, spe, alphas)
                     collected.append(m)
                     bar.advance()
+                    stop_if_requested()
                 m = jax.device_get(jax.tree.map(lambda *xs: jnp.stack(xs, 1), *collected))
                 dt = time.perf_counter() - te
                 for f in range(n_folds):

@@ -1,0 +1,75 @@
+"""Ctrl-C during training stops at the next step boundary (a second one at once), so it never
+lands in a garbage-collector callback (ignored: the run went on) or a save thread."""
+
+import dataclasses
+import os
+import signal
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+
+from mtl_bench import fit
+from mtl_bench.interrupt import deferred_interrupts, stop_if_requested
+
+
+@pytest.fixture(autouse=True)
+def terminal_ctrl_c():
+    """Ctrl-C as in a terminal, whatever the runner was started under (a background job
+    ignores it)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_the_first_ctrl_c_waits_for_the_step_and_a_second_is_at_once():
+    before = signal.getsignal(signal.SIGINT)
+    with deferred_interrupts():
+        os.kill(os.getpid(), signal.SIGINT)  # handled before the next bytecode: no exception
+        with pytest.raises(KeyboardInterrupt):
+            stop_if_requested()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
+    stop_if_requested()  # the block is over: nothing pending
+
+
+def test_a_training_run_stops_after_the_step_it_was_interrupted_in(monkeypatch, tmp_path):
+    from test_cv_guards import TINY
+
+    from mtl_bench.data.phantom import synth_phantom
+
+    steps = []
+    real = fit.progress_bar
+
+    @contextmanager
+    def bar(*a, **k):
+        with real(*a, **k) as b:
+            advance = b.advance
+
+            def step():
+                steps.append(1)
+                if len(steps) == 1:
+                    os.kill(os.getpid(), signal.SIGINT)
+                advance()
+
+            b.advance = step
+            yield b
+
+    monkeypatch.setattr(fit, "progress_bar", bar)
+    ds = synth_phantom(24, image_size=32, seed=0, class_set="binary")
+    idx = np.random.default_rng(0).permutation(len(ds))  # both classes in training
+    cfg = dataclasses.replace(TINY, epochs=3)
+    with pytest.raises(KeyboardInterrupt):
+        fit.fit_fold(cfg, ds, np.sort(idx[:16]), np.sort(idx[16:]), quiet=True)
+    assert len(steps) == 1  # not one step more
+
+
+def test_an_ignored_ctrl_c_stays_ignored():
+    # A background job of a script ignores SIGINT; training must not start answering it.
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with deferred_interrupts():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
