@@ -5,21 +5,40 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 from typing import Any
 
+from benchmarks.bench_checks import check_paths
 from benchmarks.time_box import parse_time_box
 
 
 def _csv_list(kind: type) -> Any:
+    what = {int: "integers", float: "numbers"}.get(kind, "values")
+
     def parse(text: str) -> list:
+        items = [x.strip() for x in text.split(",")]
+        if not all(items):  # `4,,8` was silently 4,8: a typo must not shrink the grid unseen
+            raise argparse.ArgumentTypeError(f"empty item in {text!r}; give comma-separated {what}")
         try:
-            return [kind(x.strip()) for x in text.split(",") if x.strip()]
+            return [kind(x) for x in items]
         except ValueError:
-            msg = f"expected a comma-separated list, got {text!r}"
-            raise argparse.ArgumentTypeError(msg) from None
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {what}, got {text!r}"
+            ) from None
 
     return parse
+
+
+def _one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """Make ``parser``'s own errors (a bad type or choice) one ``PROG: error: ...`` line like
+    every other bench error, not the whole usage. Set on this parser only: under ``mtl-bench``
+    it is the bench subparser, whose errors argparse raises through it (its prog is ``mtl-bench
+    bench``; the line says ``mtl-bench``, as the CLI's other errors do)."""
+    prog = parser.prog.split()[0]
+
+    def error(message: str):
+        parser.exit(2, f"{prog}: error: {message}\n")
+
+    parser.error = error  # type: ignore[method-assign]
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,6 +46,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
 
     Every help text states its default in words: the parser may be the CLI's subparser, whose
     formatter is not ours, and list defaults print better as ``16,64`` than as ``[16, 64]``."""
+    _one_line_errors(p)
     p.add_argument(
         "--models", default="mtl_resunet", help="all | NAME[,NAME...] (default: mtl_resunet)"
     )
@@ -169,7 +189,7 @@ def check_model_options(models: list[str], kwargs: dict[str, dict[str, Any]]) ->
         # Its own options first: a shared one it does not take gets the hint, its own do not.
         for given, hint in ((kwargs.get(name, {}), ""), (kwargs_for(kwargs, name), shared_hint)):
             try:
-                check_model_kwargs(name, given)
+                check_model_kwargs(name, given, types=False)  # values: bench_checks.py
             except TypeError as e:  # ValueError: what both command lines report in one line
                 raise ValueError(f"--set: {e}{hint if len(models) > 1 else ''}") from None
 
@@ -226,36 +246,16 @@ def check_options(args: argparse.Namespace) -> None:
     if not args.devices or min(args.devices) < 0:
         devices = ",".join(map(str, args.devices))
         raise ValueError(f"--devices takes device counts >= 0 (0 = all), got {devices!r}")
+    if args.devices != [1] and not {"jit", "pmap"} & set(args.parallel):
+        # none and fold run on one device: the counts would be ignored without a word.
+        devices = ",".join(map(str, args.devices))
+        raise ValueError(
+            f"--devices {devices}: only --parallel jit and pmap span devices; --parallel "
+            f"{','.join(args.parallel)} runs on one (add jit or pmap, or leave --devices out)"
+        )
     if not math.isfinite(args.peer_timeout) or args.peer_timeout <= 0:
         raise ValueError(
             f"--peer-timeout must be a positive number of seconds, got {args.peer_timeout}"
         )
     parse_time_box(getattr(args, "time_box", None))
     check_paths(args)
-
-
-def check_paths(args: argparse.Namespace) -> None:
-    """One-line ValueErrors for output paths that cannot be written: ``--csv`` a folder,
-    ``--out``, ``--profile`` or ``--compile-cache`` a plain file (or under one). Checked up front:
-    otherwise the first CSV write or trace fails after the first configuration was measured."""
-    if args.csv:
-        csv_path = Path(args.csv)
-        if csv_path.is_dir():
-            raise ValueError(f"--csv {args.csv}: is a folder; give a CSV file")
-        _check_folder("--csv", args.csv, csv_path.parent)
-    else:
-        _check_folder("--out", args.out, Path(args.out) / "throughput")
-    if args.profile:
-        _check_folder("--profile", args.profile, Path(args.profile))
-    if args.compile_cache not in ("fresh", "off"):
-        _check_folder("--compile-cache", args.compile_cache, Path(args.compile_cache))
-
-
-def _check_folder(option: str, given: str, folder: Path) -> None:
-    """``folder`` is a folder or can be made one: no part of it is an existing non-folder."""
-    for part in (folder, *folder.parents):
-        if part.exists():
-            if not part.is_dir():
-                what = "is" if part == Path(given) else f"is under {part}, which is"
-                raise ValueError(f"{option} {given}: {what} a file, not a folder")
-            return

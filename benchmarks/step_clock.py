@@ -2,8 +2,9 @@
 
 Shared by ``benchmarks/timing.py`` (one configuration) and ``benchmarks/timing_folds.py`` (k folds
 side by side), so both report the same columns measured the same way: medians of steps each
-blocked with ``jax.block_until_ready`` after warm-up, the pipelined rate of steps dispatched back
-to back, the host's dispatch time, and XLA's memory analysis of the executable.
+blocked with ``jax.block_until_ready`` after warm-up and their spread, the pipelined rate of steps
+dispatched back to back, the host's dispatch time, and XLA's memory analysis of the executable.
+The statistics are ``step_stats.py``'s, which the PyTorch peer uses too.
 """
 
 from __future__ import annotations
@@ -17,17 +18,19 @@ from typing import Any
 import jax
 import numpy as np
 
+from benchmarks.step_stats import blocked_times, iqr_pct, pipelined_times, range_pct
+
 
 def median_ms(fn: Callable[[], Any], warmup: int, steps: int) -> float:
     """Median ms of ``steps`` calls of ``fn``, each blocked, after ``warmup`` calls."""
-    for _ in range(warmup):
-        jax.block_until_ready(fn())
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(times)
+    return median_iqr_ms(fn, warmup, steps)[0]
+
+
+def median_iqr_ms(fn: Callable[[], Any], warmup: int, steps: int) -> tuple[float, float | None]:
+    """(median ms, interquartile range in % of the median) of ``steps`` blocked calls of ``fn``
+    after ``warmup`` calls (the IQR is None for one step)."""
+    times = blocked_times(fn, warmup, steps, jax.block_until_ready)
+    return 1e3 * statistics.median(times), iqr_pct(times)
 
 
 def compiled_gb(compiled: Any) -> float | None:
@@ -72,27 +75,33 @@ def compile_cold_warm(lower: Callable[[], Any], warm: bool) -> tuple[Any, dict[s
 def time_train(
     train_once: Callable[[], tuple[Any, Any]], warmup: int, steps: int, profile: Path | None = None
 ) -> dict:
-    """{train_ms (median, blocked), train_pipelined_ms, loss_finite, host_ms (dispatch only)} of a
-    training step; ``train_once()`` runs one step and returns (something to block on, the loss).
-    With ``profile``, three more steps are traced there afterwards (``profile_trace`` column).
+    """{train_ms (median, blocked), train_iqr_pct, train_pipelined_ms, train_pipelined_spread_pct,
+    loss_finite, host_ms (dispatch only)} of a training step; ``train_once()`` runs one step and
+    returns (something to block on, the loss). With ``profile``, three more steps are traced there
+    afterwards (``profile_trace`` column).
 
     ``train_ms`` blocks on every step, so the host's preparation of the next call shows as device
     idle time (3 ms per step on an H100, results/profiles/); ``train_pipelined_ms`` is the wall
     time of ``steps`` calls dispatched back to back, blocked once at the end, per step — what the
-    training loop, which never blocks on a step, sees."""
-    row: dict[str, Any] = {"train_ms": median_ms(train_once, warmup, steps)}
+    training loop, which never blocks on a step, sees — the median of ``PIPELINED_REPEATS`` such
+    runs (a mean over one run let a single stall set it)."""
+    row: dict[str, Any] = {}
+    row["train_ms"], row["train_iqr_pct"] = median_iqr_ms(train_once, warmup, steps)
     loss = np.asarray(jax.device_get(train_once()[1]))  # one value per device/fold when stacked
     row["loss_finite"] = bool(np.all(np.isfinite(loss)))
-    # Dispatch-only time: calls return before the device finishes; block once at the end.
-    t_calls = []
-    t0 = time.perf_counter()
-    for _ in range(steps):
+    # Dispatch-only time: calls return before the device finishes; each run blocks at its end.
+    dispatch: list[float] = []
+
+    def dispatched():
         t = time.perf_counter()
         out = train_once()
-        t_calls.append(time.perf_counter() - t)
-    jax.block_until_ready(out)
-    row["train_pipelined_ms"] = 1e3 * (time.perf_counter() - t0) / steps
-    row["host_ms"] = 1e3 * statistics.median(t_calls)
+        dispatch.append(time.perf_counter() - t)
+        return out
+
+    runs = pipelined_times(dispatched, steps, jax.block_until_ready)
+    row["train_pipelined_ms"] = 1e3 * statistics.median(runs)
+    row["train_pipelined_spread_pct"] = range_pct(runs)
+    row["host_ms"] = 1e3 * statistics.median(dispatch)
     if profile is not None:
         from benchmarks.profile_trace import capture
 

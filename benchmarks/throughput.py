@@ -11,12 +11,12 @@ settings and the JAX / PyTorch ratios join the row.
 Rows go to ``OUT/throughput/<device-kind>-<YYYYMMDD-HHMMSS>.csv`` (or ``--csv FILE``, whose
 existing rows are kept); the whole file is rewritten atomically after every configuration, so an
 interrupted run keeps what it measured. With ``--time-box S`` the bench keeps to its own
-deadline (``time_box.TimeBox``): a configuration or peer run that would not fit is not started
-(its row says "skipped: time box spent ..."), a peer's time box is cut to what is left, and a
-``[bench] time box ...`` line says what was cut. Strategies are the Engine's (``none``, ``jit``,
-``pmap``; ``--devices`` counts) and ``fold`` (``--folds`` folds trained side by side in one
-program, ``timing_folds.py``; its ``x_sequential`` is its images/s over the ``none`` row's);
-input gather and inference are timed on one device.
+deadline (``time_box.TimeBox``): the proposed model first, what would not fit is not started
+(its row says why), a peer's time box is cut to what is left, and ``[bench]`` lines say what was
+cut. Untrustworthy step times are flagged (``noisy`` column, ``step_stats.py``). Strategies
+are the Engine's (``none``, ``jit``, ``pmap``; ``--devices`` counts) and ``fold`` (``--folds``
+folds trained side by side in one program, ``timing_folds.py``; its ``x_sequential`` is its
+images/s over the ``none`` row's); input gather and inference are timed on one device.
 
 Nothing heavy is imported at import time; the options live in ``bench_args.py``.
 """
@@ -24,12 +24,9 @@ Nothing heavy is imported at import time; the options live in ``bench_args.py``.
 from __future__ import annotations
 
 import argparse
-import atexit
 import itertools
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -46,67 +43,17 @@ from benchmarks.bench_args import (
     kwargs_for,
     parse_model_kwargs,
 )
-from benchmarks.throughput_io import fold_speedups, format_table, read_csv, write_csv
-from benchmarks.time_box import TimeBox, parse_time_box
-
-
-def select_models(spec: str) -> list[str]:
-    """``all`` or a comma list of registered names (an unknown name is a one-line error)."""
-    from mtl_bench.registry import list_models, model_info
-
-    if spec.strip() == "all":
-        return list_models()
-    names = [m.strip() for m in spec.split(",") if m.strip()]
-    for name in names:
-        model_info(name)  # KeyError naming the registered models
-    if not names:
-        raise ValueError("--models is empty: give all or NAME[,NAME...]")
-    return names
-
-
-def _setup_compile_cache(mode: str) -> str:
-    """Point JAX's persistent cache where asked, before anything compiles; returns a label."""
-    import jax
-
-    if mode == "off":
-        return "off"
-    if mode == "fresh":
-        path = tempfile.mkdtemp(prefix="mtl_bench_bench_cache_")
-        atexit.register(shutil.rmtree, path, ignore_errors=True)
-    else:
-        path = mode
-    jax.config.update("jax_compilation_cache_dir", path)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    return "fresh" if mode == "fresh" else path
-
-
-def _environment(cache_label: str, steps: int, warmup: int) -> dict[str, Any]:
-    import jax
-
-    from mtl_bench.provenance import device_kind, git_commit, host_cpu, versions
-
-    v = versions()
-    try:
-        from importlib.metadata import version
-
-        torch_version = version("torch")
-    except Exception:  # not installed: the peer column stays empty
-        torch_version = ""
-    return {
-        "device_kind": device_kind(),
-        "host_cpu": host_cpu(),
-        "platform": jax.devices()[0].platform,
-        "jax_version": v.get("jax"),
-        "jaxlib_version": v.get("jaxlib"),
-        "flax_version": v.get("flax"),
-        "torch_version": torch_version,
-        "git_commit": git_commit(),
-        "timed_steps": steps,
-        "warmup_steps": warmup,
-        "compile_cache": cache_label,
-        "xla_flags": os.environ.get("XLA_FLAGS", ""),  # tuning runs differ only here
-    }
+from benchmarks.bench_checks import check_model_values, select_models
+from benchmarks.bench_env import environment, setup_compile_cache
+from benchmarks.step_stats import noise_reasons
+from benchmarks.throughput_io import (
+    fold_speedups,
+    format_table,
+    read_csv,
+    table_notes,
+    write_csv,
+)
+from benchmarks.time_box import TimeBox, param_arrays, parse_time_box
 
 
 def _finish(row: dict[str, Any], peak: float | None, label: str) -> dict[str, Any]:
@@ -136,6 +83,7 @@ def measure_model(
     from benchmarks.timing_folds import measure_folds
 
     rows, box, cut = [], box or TimeBox(None), 0
+    own_s, arrays = 0.0, None
     # "none" and "fold" run on one device; jit/pmap at each requested device count; fold once
     # per convolution mode.
     layouts = [
@@ -164,19 +112,26 @@ def measure_model(
         fn = None
         if strategy == "fold":
             fn = partial(measure_folds, folds=args.folds, fold_conv=fold_conv)
-        if not box.can_start(box.longest_s):
+        needs = own_s  # this model's slowest configuration so far: the guess for the next
+        if not own_s and not box.can_start(box.longest_s):
+            # The slowest configuration so far would not fit: estimate this model's own.
+            arrays = arrays if arrays is not None else param_arrays(name, spec.model_kwargs,
+                                                                    args.image_size)  # fmt: skip
+            needs = box.estimate(arrays)
+        if not box.can_start(needs):
             # Started, it would most likely be killed half-way by the outer timeout, and the
             # peer run after it with it; left out, its row says why.
-            row["status"] = f"skipped: {box.spent('configuration')}"
+            row["status"] = f"skipped: {box.spent('configuration', needs)}"
             cut += 1
         else:
-            with box.timed():
+            with box.timed(row):
                 _measure_into(row, spec, fn)
+            own_s = max(own_s, box.last_s)
         rows.append(_finish(row, peak, label))
         if on_row is not None:
             on_row(rows)
-    if cut:
-        why = box.spent("configuration")
+    if 0 < cut < len(rows):  # a model left out whole is in run_from_args's one line
+        why = box.spent("configuration", own_s)
         print(f"[bench] {why}: {cut} of {len(rows)} {name} configurations not started", flush=True)
     return rows
 
@@ -188,6 +143,7 @@ def _measure_into(row: dict, spec: Any, fn: Callable | None) -> None:
     try:
         measured, note = measure_with_backoff(spec, fn)
         row.update(measured, status="ok", note=note)
+        row["noisy"] = "; ".join(noise_reasons("jax", row))
     except Skip as e:
         row["status"] = f"skipped: {e}"
     except Exception as e:  # one failing model must not end the suite: record it
@@ -224,6 +180,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.peer == "torch":
         # The peer shares the accelerator: JAX must not grab 75 % of its memory up front.
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    from mtl_bench.registry import model_info
+
     models = select_models(args.models)
     kwargs = parse_model_kwargs(args.model_kwargs)
     check_model_options(models, kwargs)
@@ -232,8 +190,15 @@ def run_from_args(args: argparse.Namespace) -> int:
     for mode in args.fold_conv or [""]:
         check_mode(mode)  # one-line error naming the mode
     check_config(args.config)
-    cache = _setup_compile_cache(args.compile_cache)
-    env = _environment(cache, args.steps, args.warmup)
+    every = args.models.strip() == "all"
+    unbuilt = check_model_values(models, kwargs, args.image_size, args.precision, every=every)
+    if unbuilt:  # --models all only: each row says why
+        print(f"[bench] not buildable at {args.image_size}²: {', '.join(unbuilt)}", flush=True)
+    if box.deadline is not None:
+        # What the box holds is measured in order: the proposed model first, whatever its name.
+        models.sort(key=lambda m: model_info(m).family != "proposed")
+    cache = setup_compile_cache(args.compile_cache)
+    env = environment(cache, args.steps, args.warmup)
     from benchmarks.peaks import device_slug
 
     if args.csv:
@@ -251,6 +216,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         path = Path(args.out) / "throughput" / f"{device_slug(env['device_kind'])}-{stamp}.csv"
         rows = []
     measured: list[dict[str, Any]] = []  # this run's rows (not those already in --csv)
+    left_out = []  # models whose every configuration the time box refused
     for name in models:
         t = time.perf_counter()
         done = list(rows)
@@ -266,8 +232,16 @@ def run_from_args(args: argparse.Namespace) -> int:
             # attach_peer fills the dicts of ``new``, which ``rows`` holds: rewrite them.
             attach_peer(new, kwargs_for(kwargs, name), args, box)
             write_csv(path, rows)
+        if all(r["status"].startswith("skipped: time box spent") for r in new):
+            left_out.append(name)
+            continue
         print(f"[bench] {name}: {len(new)} rows in {time.perf_counter() - t:.0f} s", flush=True)
+    if left_out:  # one line, not one per model: each row's status has the numbers
+        print(f"[bench] {box.spent('model')}: {len(left_out)} models not started, each "
+              f"estimated above what was left: {', '.join(left_out)}", flush=True)  # fmt: skip
     print(format_table(rows))
+    for line in table_notes(rows):
+        print(line)
     print(f"wrote {path}")
     if not any(r.get("status") == "ok" for r in measured):
         # Rows that only say "skipped"/"error" are kept (they say why), but a script or CI

@@ -7,11 +7,17 @@ import os
 from pathlib import Path
 from typing import Any
 
+# Step times follow step_stats.py on both sides: *_ms and *_img_per_s are medians of blocked steps
+# (*_iqr_pct their interquartile range, % of the median), *_pipelined_* the median of repeated
+# back-to-back runs (*_spread_pct their range); jax_over_torch_{mode}_{kind} divides JAX's
+# {kind}_img_per_s by torch_{mode}_{kind}_img_per_s, the same kind; "noisy" says why a row's
+# figures (either side's) are not to be trusted, blank when they are.
 COLUMNS: tuple[str, ...] = (
-    "model", "model_kwargs", "config_overrides", "family", "status", "note", "batch_size",
+    "model", "model_kwargs", "config_overrides", "family", "status", "note", "noisy", "batch_size",
     "requested_batch_size", "precision", "image_size", "devices", "strategy", "folds", "fold_conv",
     "x_sequential",
-    "train_img_per_s", "train_ms", "train_pipelined_img_per_s", "infer_img_per_s", "infer_ms",
+    "train_img_per_s", "train_ms", "train_iqr_pct", "train_pipelined_img_per_s",
+    "train_pipelined_spread_pct", "infer_img_per_s", "infer_ms", "infer_iqr_pct",
     "compile_s", "compile_warm_s", "infer_compile_s",
     "params", "gflops_per_img", "train_gflops_per_img", "achieved_tflops", "peak_tflops",
     "peak_label", "mfu_pct",
@@ -20,7 +26,10 @@ COLUMNS: tuple[str, ...] = (
     "torch_eager_train_pipelined_img_per_s", "torch_compile_train_pipelined_img_per_s",
     "torch_eager_infer_img_per_s", "torch_compile_infer_img_per_s",
     "jax_over_torch_eager_train", "jax_over_torch_compile_train",
-    "jax_over_torch_eager_infer", "jax_over_torch_compile_infer", "torch_params", "torch_note",
+    "jax_over_torch_eager_infer", "jax_over_torch_compile_infer",
+    "jax_over_torch_eager_train_pipelined", "jax_over_torch_compile_train_pipelined",
+    "torch_eager_train_iqr_pct", "torch_compile_train_iqr_pct", "torch_eager_infer_iqr_pct",
+    "torch_compile_infer_iqr_pct", "torch_params", "torch_note",
     "device_kind", "host_cpu", "platform", "jax_version", "jaxlib_version", "flax_version",
     "torch_version", "git_commit", "timed_steps", "warmup_steps", "compile_cache", "xla_flags",
     "profile_trace", "timestamp_utc",
@@ -93,6 +102,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         v = row.get(key)
         if key == "strategy" and v == "fold" and row.get("fold_conv"):
             return f"fold:{row['fold_conv']}"  # older CSVs have no fold_conv: their folds grouped
+        if key == "status" and row.get("noisy"):
+            v = f"{v} (noisy)"  # why: table_notes, and the CSV's noisy column
         if key in ("status", "model"):
             return str(v)[:STATUS_WIDTH]
         return fmt(v)
@@ -104,6 +115,24 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         body = [[*b[:1], v, *b[1:]] for b, v in zip(body, variants, strict=True)]
         headers.insert(1, "variant")
     return tabulate(body, headers=headers, tablefmt="github")
+
+
+def table_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """Lines to print under ``format_table(rows)``: what the PyTorch ratios divide, and why each
+    "(noisy)" row is flagged."""
+    out = []
+    if any(r.get("jax_over_torch_eager_train") or r.get("jax_over_torch_compile_train")
+           for r in rows):  # fmt: skip
+        out.append(
+            "×torch, ×compile: JAX ÷ PyTorch (eager, torch.compile) training img/s, each the "
+            "median of blocked steps; the pipelined ratios are the CSV's "
+            "jax_over_torch_*_train_pipelined"
+        )
+    for r in rows:
+        if r.get("noisy"):
+            what = f"{r.get('model')} b{r.get('batch_size')} {r.get('precision')}"
+            out.append(f"noisy: {what} {r.get('image_size')}² {r.get('strategy')}: {r['noisy']}")
+    return out
 
 
 def variant(row: dict[str, Any]) -> str:
@@ -197,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(rows))
     for line in protocol_minutes(rows):
         print(f"- {line}")
+    for line in table_notes(rows):
+        print(line)
     return 0
 
 

@@ -32,7 +32,8 @@ class TimeBox:
     its box itself: ``MARGIN_S`` is kept back for the last CSV write and the printed table, a
     peer run's time box is cut to what is left, and nothing is started with less than
     ``MIN_START_S`` left (a JAX compile or torch's import alone takes longer) — nor a JAX
-    configuration with less than the longest one so far took. ``TimeBox(None)`` never runs out.
+    configuration with less than its estimate left: what this model's earlier configurations
+    took, else ``estimate``. ``TimeBox(None)`` never runs out.
     """
 
     MARGIN_S = 15.0
@@ -41,7 +42,11 @@ class TimeBox:
     def __init__(self, seconds: float | None) -> None:
         self.seconds = seconds
         self.deadline = None if seconds is None else time.monotonic() + seconds
-        self.longest_s = 0.0  # the longest JAX configuration so far: the guess for the next
+        self.longest_s = 0.0  # the longest JAX configuration so far
+        self.last_s = 0.0  # the one just timed
+        # The highest seconds per parameter array of a configuration so far: another model's
+        # estimate (compilation, most of a configuration's time, grows with its layers).
+        self.per_array_s = 0.0
 
     def remaining(self) -> float:
         """Seconds to the deadline (``inf`` without a box)."""
@@ -55,18 +60,51 @@ class TimeBox:
         """Whether something expected to take ``needs`` seconds may start now."""
         return self.left() >= max(self.MIN_START_S, needs)
 
-    def spent(self, what: str) -> str:
-        """Why ``what`` was not started, for a row's status or note."""
+    def estimate(self, arrays: int | None) -> float:
+        """Seconds a configuration of a model with ``arrays`` parameter arrays should take, at the
+        slowest rate per array so far; the longest configuration so far when either is unknown
+        (one slow model, densenet201's 199 s on a CPU, must not refuse every smaller one)."""
+        if arrays is None or not self.per_array_s:
+            return self.longest_s
+        return self.per_array_s * arrays
+
+    def spent(self, what: str, needs: float | None = None) -> str:
+        """Why ``what`` was not started (``needs``: its estimate), for a row's status or note."""
         why = f"{self.remaining():.0f} s of the {self.seconds:.0f} s --time-box left"
-        if what == "configuration" and self.longest_s:
-            why += f", a configuration took up to {self.longest_s:.0f} s"
+        if what == "configuration" and needs:
+            why += f", this configuration needs about {needs:.0f} s"
         return f"time box spent ({why})"
 
     @contextmanager
-    def timed(self) -> Iterator[None]:
-        """Time one JAX configuration (its compile included) into ``longest_s``."""
+    def timed(self, row: dict | None = None) -> Iterator[None]:
+        """Time one JAX configuration (its compile included) into ``last_s`` and ``longest_s``,
+        and into ``per_array_s`` once ``row`` has its ``param_arrays`` (``timing.measure``)."""
         start = time.monotonic()
         try:
             yield
         finally:
-            self.longest_s = max(self.longest_s, time.monotonic() - start)
+            self.last_s = time.monotonic() - start
+            self.longest_s = max(self.longest_s, self.last_s)
+            arrays = (row or {}).get("param_arrays")
+            if arrays:
+                self.per_array_s = max(self.per_array_s, self.last_s / arrays)
+
+
+def param_arrays(name: str, kwargs: dict, image_size: int) -> int:
+    """How many parameter arrays ``name`` has with ``kwargs`` at ``image_size`` (built
+    abstractly: no arrays); 0 for a model with nothing to compile (a feature method) or one that
+    cannot be built (its configurations are skipped at once)."""
+    import jax
+    from flax import nnx
+
+    from benchmarks.bench_checks import bench_builder_kwargs
+    from mtl_bench.registry import create_model, model_info
+
+    if model_info(name).fit is not None:
+        return 0
+    full = bench_builder_kwargs(name, kwargs, image_size)
+    try:
+        model = nnx.eval_shape(lambda: create_model(name, **full))
+    except Exception:  # measure() says why, in the row
+        return 0
+    return len(jax.tree.leaves(nnx.state(model, nnx.Param)))

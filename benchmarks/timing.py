@@ -4,7 +4,8 @@ What is timed is what ``mtl-bench cv`` runs: the Engine's jitted ``_train_indexe
 by index from device-resident uint8 arrays, augmentation, forward, loss, backward, Adam, state
 donation) and a jitted eval-mode forward pass. Each program is compiled ahead of time first
 (``.lower().compile()``), so compile time is measured apart from run time; then ``warmup`` calls,
-then ``steps`` calls each timed to ``jax.block_until_ready``; the median is reported.
+then ``steps`` calls each timed to ``jax.block_until_ready``; the median is reported, with the
+interquartile range in % of it (``train_iqr_pct``, ``infer_iqr_pct``; ``step_stats.py``).
 
 Input stall: the batch is gathered and converted inside the step, so the host does no data work;
 what remains is the device time of that gather, timed alone as a jitted ``gather_batch`` on the
@@ -35,7 +36,13 @@ import numpy as np
 from flax import nnx
 
 from benchmarks.flops import TRAIN_FACTOR, model_forward_flops
-from benchmarks.step_clock import compile_cold_warm, median_ms, peak_memory_gb, time_train
+from benchmarks.step_clock import (
+    compile_cold_warm,
+    median_iqr_ms,
+    median_ms,
+    peak_memory_gb,
+    time_train,
+)
 from mtl_bench.batches import fold_arrays, gather_batch
 from mtl_bench.config import RunConfig, apply_overrides
 from mtl_bench.fit import build_model
@@ -138,6 +145,8 @@ def measure(spec: BenchSpec) -> dict[str, Any]:
     except (ValueError, TypeError) as e:
         raise Skip(f"cannot build at {spec.image_size}²: {e}") from None
     row: dict[str, Any] = {"family": info.family, "params": count_params(model)}
+    # Not a CSV column: the time box's measure of this model's size (time_box.param_arrays).
+    row["param_arrays"] = len(jax.tree.leaves(nnx.state(model, nnx.Param)))
     # Inference counts the eval-mode graph; training the train-mode one (deep-supervision heads
     # and the like run only there), times 3 for the backward pass.
     row["gflops_per_img"] = model_forward_flops(model, spec.image_size) / 1e9
@@ -186,7 +195,7 @@ def measure(spec: BenchSpec) -> dict[str, Any]:
     t = time.perf_counter()
     infer = jax.jit(forward).lower(final["params"], final["rest"], x).compile()
     row["infer_compile_s"] = time.perf_counter() - t
-    row["infer_ms"] = median_ms(
+    row["infer_ms"], row["infer_iqr_pct"] = median_iqr_ms(
         lambda: infer(final["params"], final["rest"], x), spec.warmup, spec.steps
     )
     row["peak_mem_gb"] = peak_memory_gb()

@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from benchmarks.step_stats import noise_reasons
 from benchmarks.time_box import TimeBox
 
 SMP_ARCHS = {"unet": "Unet", "unetplusplus": "UnetPlusPlus", "fpn": "FPN",
@@ -34,6 +35,7 @@ MTL_KWARGS = ("widths", "dense_units", "dropout", "merge", "shortcut_kernel", "d
 UNET_KWARGS = ("base_width", "batch_norm", "dropout")
 # Model kwargs that only configure the JAX side (or are applied separately) and do not change
 # the architecture, so a twin still matches.
+MODE_DISAGREE = 4.0  # torch.compile vs eager training rate beyond which a row is flagged noisy
 NEUTRAL_KWARGS = ("dtype", "image_size", "in_channels", "num_classes", "encoder_weights")
 
 
@@ -185,7 +187,7 @@ def attach_peer(
     )
     for r in ok:
         key = (int(r["batch_size"]), r["precision"], int(r["image_size"]))
-        notes = []
+        notes, noisy = [], [r["noisy"]] if r.get("noisy") else []
         for p in peer:
             if (p["batch_size"], p["precision"], p["image_size"]) != key:
                 continue
@@ -193,12 +195,23 @@ def attach_peer(
             if p["status"] != "ok":
                 notes.append(f"{mode}: {p['status']}")
                 continue
-            for task in ("train", "infer"):
-                torch_ips = p[f"{task}_img_per_s"]
-                r[f"torch_{mode}_{task}_img_per_s"] = torch_ips
-                r[f"jax_over_torch_{mode}_{task}"] = r[f"{task}_img_per_s"] / torch_ips
-            r[f"torch_{mode}_train_pipelined_img_per_s"] = p.get("train_pipelined_img_per_s")
+            # Each ratio divides like by like (step_stats.py's conventions on both sides): the
+            # blocked medians, and the pipelined medians under *_train_pipelined.
+            for kind in ("train", "infer", "train_pipelined"):
+                torch_ips = p.get(f"{kind}_img_per_s")
+                r[f"torch_{mode}_{kind}_img_per_s"] = torch_ips
+                if torch_ips and r.get(f"{kind}_img_per_s"):
+                    r[f"jax_over_torch_{mode}_{kind}"] = r[f"{kind}_img_per_s"] / torch_ips
+            for kind in ("train", "infer"):
+                r[f"torch_{mode}_{kind}_iqr_pct"] = p.get(f"{kind}_iqr_pct")
             r["torch_params"] = p["params"]
+            noisy += noise_reasons(f"torch {mode}", p)
             if mode == "compile" and p.get("compile_s") is not None:
                 notes.append(f"torch.compile {p['compile_s']:.0f} s")
+        eager, compiled = (r.get(f"torch_{m}_train_img_per_s") for m in ("eager", "compile"))
+        if eager and compiled and not 1 / MODE_DISAGREE < compiled / eager < MODE_DISAGREE:
+            # Steady, but not what torch.compile does to a step (seen on a 2-core CPU: 100×
+            # slower than eager, spreads small): a ratio against it says little about JAX.
+            noisy.append(f"torch compile {compiled:.3g} vs eager {eager:.3g} train img/s")
         r["torch_note"] = "; ".join(notes)
+        r["noisy"] = "; ".join(noisy)

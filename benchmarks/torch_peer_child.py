@@ -11,7 +11,8 @@ arrays, convert, augment on the device (random flips and a rotation, ``affine_gr
 ``torch.autocast(bfloat16)`` for bf16. On CUDA: ``channels_last`` and ``cudnn.benchmark`` (the
 settings a PyTorch user would pick for speed); on CPU denormals flush to zero, as XLA's do.
 ``compile`` mode wraps the model in ``torch.compile`` (default mode); its compile time is
-reported, not counted in the step time.
+reported, not counted in the step time. Steps are summarised as the JAX side's are
+(``step_stats.py``: medians, spreads, pipelined repeats).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any
 
 import torch
 from torch.nn import functional as F
+
+from benchmarks.step_stats import blocked_times, iqr_pct, pipelined_times, range_pct
 
 # The references our classifiers were ported from (baselines/classifiers): torchvision by name,
 # else timm; Inception-v3 without its auxiliary head (our default), MobileNet v1 from timm.
@@ -119,27 +122,11 @@ def _augment(images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, t
     return img, msk
 
 
-def _median_s(fn, warmup: int, steps: int, sync) -> float:
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
-def _pipelined_s(fn, steps: int, sync) -> float:
-    """Seconds per call of ``steps`` calls run back to back, synchronised once at the end."""
-    sync()
-    t = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    sync()
-    return (time.perf_counter() - t) / steps
+def _timed(fn, warmup: int, steps: int, sync) -> tuple[float, float | None]:
+    """(median seconds, IQR % of it) of ``steps`` synchronised calls after ``warmup`` calls: the
+    JAX side's statistics (``step_stats.py``), so a ratio of the two compares like with like."""
+    times = blocked_times(fn, warmup, steps, lambda _: sync())
+    return statistics.median(times), iqr_pct(times)
 
 
 def time_config(job: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
@@ -190,8 +177,8 @@ def time_config(job: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
     loss = train_step()  # the first call compiles (compile mode) and warms cuDNN autotuning
     sync()
     compile_s = time.perf_counter() - t if cfg["mode"] == "compile" else None
-    train_s = _median_s(train_step, job["warmup"], job["steps"], sync)
-    pipelined_s = _pipelined_s(train_step, job["steps"], sync)
+    train_s, train_iqr = _timed(train_step, job["warmup"], job["steps"], sync)
+    runs = pipelined_times(train_step, job["steps"], lambda _: sync())
     finite = bool(torch.isfinite(loss).item())
     model.eval()
     x_inf = torch.rand(b, in_ch, size, size, device=dev).contiguous(memory_format=fmt)
@@ -202,14 +189,17 @@ def time_config(job: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
             return net(x_inf)
 
     infer()  # eval mode is a new graph for torch.compile: compile outside the timing
-    infer_s = _median_s(infer, job["warmup"], job["steps"], sync)
+    infer_s, infer_iqr = _timed(infer, job["warmup"], job["steps"], sync)
     return {
         **cfg,
         "status": "ok",
         "params": params,
         "train_img_per_s": b / train_s,
-        "train_pipelined_img_per_s": b / pipelined_s,
+        "train_pipelined_img_per_s": b / statistics.median(runs),
         "infer_img_per_s": b / infer_s,
+        "train_iqr_pct": train_iqr,
+        "train_pipelined_spread_pct": range_pct(runs),
+        "infer_iqr_pct": infer_iqr,
         "compile_s": compile_s,
         "loss_finite": finite,
         "torch_version": torch.__version__,

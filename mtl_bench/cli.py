@@ -93,8 +93,26 @@ def _version_line() -> str:
     return f"mtl-bench {__version__} ({', '.join(f'{k} {x}' for k, x in v.items())})"
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes (an unknown option, a bad type or choice) as one ``mtl-bench: error:`` line
+    pointing at the command's ``--help``, like every other error, instead of the usage block.
+    Subcommands' parsers are of this class too (argparse makes them with the parent's class)."""
+
+    def error(self, message: str, prog: str = ""):  # type: ignore[override]
+        prog = prog or self.prog
+        self.exit(2, f"mtl-bench: error: {message} (`{prog} --help` lists the options)\n")
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        # Leftovers are found by the top parser: name the subcommand's help, not the top one's.
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            where = " ".join([self.prog, *([ns.command] if getattr(ns, "command", None) else [])])
+            self.error(f"unrecognized arguments: {' '.join(extras)}", where)
+        return ns
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mtl-bench", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="mtl-bench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=_version_line())
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -119,8 +119,9 @@ def create_model(name: str, *, seed: int = 0, rngs: nnx.Rngs | None = None, **ov
     return info.builder(rngs=rngs if rngs is not None else nnx.Rngs(seed), **kwargs)
 
 
-def check_model_kwargs(name: str, kwargs: dict[str, Any]) -> None:
-    """A TypeError naming the options of ``kwargs`` that model ``name``'s builder does not take."""
+def check_model_kwargs(name: str, kwargs: dict[str, Any], *, types: bool = True) -> None:
+    """A TypeError naming the options of ``kwargs`` that model ``name``'s builder does not take,
+    then (``types``) a value of the wrong type (``check_option_types``)."""
     params = inspect.signature(model_info(name).builder).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
@@ -130,6 +131,30 @@ def check_model_kwargs(name: str, kwargs: dict[str, Any]) -> None:
             f"model {name!r} does not take {', '.join(unknown)}; "
             f"it takes {', '.join(k for k in params if k != 'rngs')}"
         )
+    if types:
+        check_option_types(name, kwargs)
+
+
+def check_option_types(name: str, kwargs: dict[str, Any]) -> None:
+    """A TypeError for a value of another type than an option's number or bool default (the
+    registered one, else the builder's): ``dropout='abc'`` builds, and would fail only inside
+    the first training step, after the data is read."""
+    info = model_info(name)
+    params = inspect.signature(info.builder).parameters
+    for key, value in kwargs.items():
+        default = info.defaults.get(key, params[key].default if key in params else None)
+        if isinstance(default, bool):
+            ok, kind = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        elif isinstance(default, float):
+            ok, kind = isinstance(value, int | float) and not isinstance(value, bool), "a number"
+        else:
+            continue
+        if not ok:
+            raise TypeError(
+                f"{key}={value!r}: model {name!r} takes {kind} for {key} (default {default!r})"
+            )
 
 
 def check_model_builds(name: str, kwargs: dict[str, Any]) -> None:
@@ -151,9 +176,10 @@ def check_model_builds(name: str, kwargs: dict[str, Any]) -> None:
         return
     try:
         nnx.eval_shape(lambda: create_model(name, **kwargs))
-    except (ValueError, TypeError, KeyError, IndexError, AssertionError) as e:
+    except (ValueError, TypeError, KeyError, IndexError, AssertionError, ArithmeticError) as e:
         shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-        raise ValueError(f"model {name!r} cannot be built with {shown}: {e}") from None
+        why = e if isinstance(e, ValueError | TypeError) else f"{type(e).__name__}: {e}"
+        raise ValueError(f"model {name!r} cannot be built with {shown}: {why}") from None
     _BUILT.add(key)
 
 

@@ -1,10 +1,12 @@
-"""The bench's option checks (``benchmarks/bench_args.py``): a model option a selected model does
-not take and a bad size are one-line errors naming the option and value, given before anything is
-measured or written, on both command lines (``mtl-bench bench`` and ``benchmarks.throughput``)."""
+"""The bench's option checks (``benchmarks/bench_args.py``, ``bench_checks.py``): a model option a
+selected model does not take or a value it refuses, an image size it cannot be built at, an
+unparsable value and a bad size are one-line errors naming the option and value, given before
+anything is measured or written, on both command lines (``mtl-bench bench`` and
+``benchmarks.throughput``)."""
 
 import pytest
 
-from benchmarks import bench_args, timing
+from benchmarks import bench_args, bench_checks, timing
 from benchmarks.throughput import main
 from mtl_bench.cli import main as cli_main
 
@@ -77,7 +79,6 @@ def test_unknown_models_are_errors_before_anything_is_written(tmp_path, no_measu
     [
         ("--batch-sizes", "0", "--batch-sizes 0: must be positive integers"),
         ("--batch-sizes", "2,-4", "--batch-sizes 2,-4: must be positive integers"),
-        ("--batch-sizes", ",", "--batch-sizes '': must be positive integers"),
         ("--warmup", "-1", "--warmup -1: must be >= 0"),
     ],
 )
@@ -89,3 +90,70 @@ def test_size_errors_name_the_option_and_value(
     other = "--warmup" if option == "--batch-sizes" else "--batch-sizes"
     assert other not in err  # one option per message
     assert not (tmp_path / "t.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        # Before: a row "error: TypeError ..." once the step ran, and exit 3.
+        ("mtl_resunet:dropout=abc",
+         "--set dropout='abc': model 'mtl_resunet' takes a number for dropout (default 0.5)"),
+        ("unet:batch_norm=1", "--set batch_norm=1: model 'unet' takes true or false"),
+        ("unet:base_width=8.5", "--set base_width=8.5: model 'unet' takes an integer"),
+        # Before: a "skipped" row, and a ZeroDivisionError row.
+        ("mtl_resunet:widths=abc",
+         "--set widths='abc': model 'mtl_resunet' cannot be built: invalid literal for int()"),
+        ("mtl_resunet:num_classes=0",
+         "--set num_classes=0: model 'mtl_resunet' cannot be built: ZeroDivisionError"),
+    ],
+)  # fmt: skip
+def test_option_values_a_model_refuses_are_errors(option, message, tmp_path, no_measuring, capsys):
+    argv = TINY[2:] + ["--models", "mtl_resunet,unet", "--set", option]
+    assert main(argv + ["--csv", str(tmp_path / "t.csv")]) == 2
+    one_line_error(capsys, "benchmarks.throughput", message)
+    assert not (tmp_path / "t.csv").exists()
+
+
+def test_an_image_size_a_named_model_refuses_is_an_error(tmp_path, no_measuring, capsys):
+    # Before: rows "skipped: ... needs image_size divisible by 16" and exit 3.
+    argv = TINY + ["--set", "widths=(4,8,16,32,64)", "--image-size", "30"]
+    assert main(argv + ["--csv", str(tmp_path / "t.csv")]) == 2
+    why = "widths=(4, 8, 16, 32, 64): mtl_resunet needs image_size divisible by 16"
+    one_line_error(
+        capsys, "benchmarks.throughput", f"--image-size 30: model 'mtl_resunet' with {why}"
+    )
+    # Under --models all a size some models do not take is theirs to skip, not the run's end.
+    got = bench_checks.check_model_values(
+        ["mtl_resunet", "mobilenet"], {}, 30, ["fp32"], every=True
+    )
+    assert got == ["mtl_resunet"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--batch-sizes", "4,,8"], "argument --batch-sizes: empty item in '4,,8'"),
+        (["--batch-sizes", ","], "argument --batch-sizes: empty item in ','"),
+        (["--batch-sizes", "abc"], "argument --batch-sizes: expected comma-separated integers"),
+        (["--image-size", "abc"], "argument --image-size: invalid int value: 'abc'"),
+        (["--peer", "jax"], "argument --peer: invalid choice: 'jax'"),
+    ],
+)
+def test_unparsable_options_are_one_line_errors(argv, message, no_measuring, capsys):
+    # Before: `4,,8` silently became 4,8, and a bad type printed the whole usage first.
+    for run, prog in ((main, "benchmarks.throughput"), (cli_main, "mtl-bench")):
+        with pytest.raises(SystemExit) as e:
+            run((["bench"] if run is cli_main else []) + TINY + argv)
+        assert e.value.code == 2
+        one_line_error(capsys, prog, message)
+
+
+def test_device_counts_without_a_strategy_that_uses_them_are_an_error(
+    tmp_path, no_measuring, capsys
+):
+    # Before: --devices 3 with --parallel none ran on one device without a word.
+    argv = TINY + ["--devices", "3", "--csv", str(tmp_path / "t.csv")]
+    assert main(argv) == 2
+    one_line_error(capsys, "benchmarks.throughput", "--devices 3: only --parallel jit and pmap")
+    assert main(argv + ["--parallel", "none,fold"]) == 2
+    one_line_error(capsys, "benchmarks.throughput", "--parallel none,fold runs on one")

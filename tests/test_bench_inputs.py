@@ -4,6 +4,7 @@ help states every default, and ``python -m benchmarks.throughput_io`` is a real 
 
 import argparse
 import csv
+from pathlib import Path
 
 import pytest
 
@@ -48,12 +49,43 @@ def test_output_paths_are_checked_before_measuring(tmp_path, no_measuring, capsy
     assert not (tmp_path / "t.csv").exists()
 
 
+@pytest.mark.parametrize("option", ["--out", "--csv", "--profile", "--compile-cache"])
+def test_output_folders_that_cannot_be_written_are_errors(
+    option, tmp_path, monkeypatch, no_measuring, capsys
+):
+    # Before: --out failed at the first CSV write ("[Errno 2] ..." naming no option), --profile
+    # after the measuring (row "error", timings lost), --compile-cache never (compiled uncached).
+    from benchmarks import bench_checks
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = bench_checks.tempfile.TemporaryFile
+
+    def probe(*, dir, **kw):  # permission bits do not stop root: refuse the folder here
+        if Path(dir) == locked:
+            raise PermissionError(13, "Permission denied")
+        return real(dir=dir, **kw)
+
+    monkeypatch.setattr(bench_checks.tempfile, "TemporaryFile", probe)
+    given = locked / "sub" / ("t.csv" if option == "--csv" else "x")
+    # --csv, when given, is where the rows go (--out unused): give it for the other two.
+    argv = TINY + ([] if option in ("--csv", "--out") else ["--csv", str(tmp_path / "t.csv")])
+    assert main(argv + [option, str(given)]) == 2
+    one_line_error(capsys, f"{option} {given}: cannot write in {locked} (Permission denied)")
+    assert list(locked.iterdir()) == [] and not (tmp_path / "t.csv").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_proc_is_not_an_output_folder(tmp_path, no_measuring, capsys):
+    assert main(TINY + ["--out", "/proc/x"]) == 2  # the walkthrough's case, unfaked
+    one_line_error(capsys, "--out /proc/x: cannot write in /proc (")
+
+
 @pytest.mark.parametrize(
     "option, value, message",
     [
         ("--devices", "-1", "--devices takes device counts >= 0 (0 = all), got '-1'"),
         ("--devices", "1,-2", "got '1,-2'"),
-        ("--devices", ",", "--devices takes device counts"),  # an empty list
         ("--peer-timeout", "-5", "--peer-timeout must be a positive number of seconds, got -5.0"),
         ("--peer-timeout", "0", "--peer-timeout must be a positive"),
         ("--peer-timeout", "nan", "--peer-timeout must be a positive"),

@@ -214,3 +214,18 @@ def test_cv_fold_parallel_matches_sequential_cv_resumes_and_figures_redraw(tmp_p
     # `mtl-bench figures` on a run folder rebuilds the images from the stored config (overlays).
     assert main(["figures", "--results", str(par)]) == 0
     assert (par / "figures" / "segmentation_overlays.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    "argv, text",
+    [
+        (["bench", "--bogus"], "unrecognized arguments: --bogus (`mtl-bench bench --help`"),
+        (["cv", "--folds"], "argument --folds: expected one argument (`mtl-bench cv --help`"),
+        (["nosuch"], "invalid choice: 'nosuch'"),
+        (["data", "folds", "--k", "x"], "(`mtl-bench data --help`"),
+    ],
+)
+def test_a_usage_mistake_is_one_line_naming_the_help(argv, text, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2 and text in _one_line_error(capsys)

@@ -52,6 +52,9 @@ def test_a_model_option_value_the_builder_refuses_fails_before_the_checkpoint_go
     bogus = dataclasses.replace(TINY, model_kwargs={**TINY.model_kwargs, "merge": "bogus"})
     with pytest.raises(ValueError, match=r"model 'mtl_resunet' cannot be built.*merge"):
         run_cv(bogus, finished, folds=[0], quiet=True)
+    wrong = dataclasses.replace(TINY, model_kwargs={**TINY.model_kwargs, "dropout": "abc"})
+    with pytest.raises(TypeError, match=r"dropout='abc': model 'mtl_resunet' takes a number"):
+        run_cv(wrong, finished, folds=[0], quiet=True)  # it built, and failed in the first step
     few = dataclasses.replace(TINY, model_kwargs={"widths": (1, 2)})
     with pytest.raises(ValueError, match=r"widths needs 5 entries"):
         run_cv(few, finished, folds=[0], quiet=True)

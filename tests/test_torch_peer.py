@@ -57,6 +57,9 @@ def test_peer_times_two_steps_on_cpu_and_time_boxes_compile():
     )
     assert got[0]["train_img_per_s"] > 0 and got[0]["infer_img_per_s"] > 0
     assert got[0]["train_pipelined_img_per_s"] > 0
+    # The JAX side's statistics (step_stats.py): spreads of the 2 steps and the pipelined runs.
+    assert got[0]["train_iqr_pct"] >= 0 and got[0]["infer_iqr_pct"] >= 0
+    assert got[0]["train_pipelined_spread_pct"] >= 0
     assert got[0]["loss_finite"] is True
     # A 1-second box cannot fit even the interpreter start: the row says so, nothing hangs.
     boxed = run_peer("mtl_resunet", configs, kwargs={"widths": TINY}, modes=("compile",), timeout=1)
