@@ -121,6 +121,23 @@ def _write_outputs(path: Path, stem: Path, grey: np.ndarray, prob_map: np.ndarra
     }
 
 
+# Past these the prediction is still made, with a note: ultrasound frames are near square and
+# hundreds of pixels a side; a strip or a thumbnail squashed to the model's size is unlike them.
+MAX_ASPECT = 3.0
+MIN_SIDE = 32
+
+
+def _shape_note(shape: tuple[int, int], size: int) -> str | None:
+    h, w = shape
+    aspect = max(h, w) / min(h, w)
+    if aspect <= MAX_ASPECT and min(h, w) >= MIN_SIDE:
+        return None
+    return (
+        f"{w}x{h} px resized to {size}x{size} (aspect {aspect:.1f}:1): unlike the training "
+        "images, so the prediction may mean little"
+    )
+
+
 def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> PredictReport:
     """Predict every image of ``inputs`` (a file or a folder) with the fold ``checkpoint``."""
     import jax
@@ -153,6 +170,8 @@ def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> Pred
             msg = str(e).removeprefix(f"{path}: ")  # the row names the file already
             report.rows.append({**row, "status": f"error: {msg}"})
             continue
+        if note := _shape_note(grey.shape, cfg.image_size):
+            row["note"] = note
         res = jax.device_get(forward(state["params"], state["rest"], x[None]))
         stem = out / path.relative_to(root).with_suffix("")
         if stem in used:  # a.png and a.jpg side by side
@@ -195,6 +214,8 @@ def run_predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> 
     for r in report.rows:
         if r["status"] != "ok":
             print(f"{r['file']}: {r['status']}", file=sys.stderr)
+        elif "note" in r:
+            print(f"mtl-bench: warning: {r['file']}: {r['note']}", file=sys.stderr)
     skipped = len(report.rows) - ok - len(report.failed)
     print(f"{ok} predicted, {len(report.failed)} unreadable, {skipped} skipped → {report.table}")
     return 1 if report.failed else 0

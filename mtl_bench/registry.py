@@ -142,6 +142,8 @@ def check_option_types(name: str, kwargs: dict[str, Any]) -> None:
     info = model_info(name)
     params = inspect.signature(info.builder).parameters
     for key, value in kwargs.items():
+        if value is None:  # "not set": builders take it where they take the option at all
+            continue
         default = info.defaults.get(key, params[key].default if key in params else None)
         if isinstance(default, bool):
             ok, kind = isinstance(value, bool), "true or false"

@@ -103,6 +103,12 @@ def test_single_image_json_and_checkpoint_forms(trained, tmp_path):
     assert data["prob_benign"] + data["prob_malignant"] == pytest.approx(1.0, abs=1e-5)
     assert np.asarray(Image.open(data["mask_png"])).shape == (40, 48)  # the input's own size
     assert report.table == tmp_path / "out" / "scan_prediction.json"
+    assert "note" not in data  # near square, big enough
+    # A strip is still predicted, with a note (the CLI prints it as a warning).
+    Image.open(src).resize((400, 40)).save(big)
+    predict(big, step, tmp_path / "out")
+    data = json.loads((tmp_path / "out" / "scan_prediction.json").read_text())
+    assert data["status"] == "ok" and "400x40 px resized to 32x32 (aspect 10.0:1)" in data["note"]
 
 
 def test_predicted_masks_reproduce_the_fold_dice(trained):
