@@ -103,3 +103,15 @@ def test_a_named_manual_dir_that_is_missing_is_an_error_even_when_built(tmp_path
     prepare_tfds("busi", data_dir=data, manual_dir=_parent(tmp_path / "p", 6, 6), image_size=SIZE)
     with pytest.raises(DataError, match=re.escape(f"expected the folder {tmp_path}/typo/{BUSI}")):
         prepare_tfds("busi", data_dir=data, manual_dir=tmp_path / "typo", image_size=SIZE)
+
+
+def test_a_rebuild_that_fails_leaves_the_previous_build(tmp_path):
+    first, second = _parent(tmp_path / "a", 9, 3), _parent(tmp_path / "b", 6, 4)
+    (second / BUSI / "benign" / "benign (1).png").write_bytes(b"not a png")
+    data = tmp_path / "d"
+    prepare_tfds("busi", data_dir=data, manual_dir=first, image_size=SIZE)
+    before = _loaded(data).fingerprint()
+    with pytest.warns(DataWarning, match="rebuilding"), pytest.raises(DataError, match=r"benign"):
+        prepare_tfds("busi", data_dir=data, manual_dir=second, image_size=SIZE)
+    assert _loaded(data).fingerprint() == before  # TFDS had deleted it before building
+    assert not list(data.rglob(".*.previous"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -125,17 +126,29 @@ def prepare_tfds(
     download_config = tfds.download.DownloadConfig(
         manual_dir=os.fspath(manual_dir) if manual_dir else None, download_mode=mode
     )
+    # TFDS deletes a build before making it again: keep the old one aside until the new one is
+    # complete, so a rebuild that fails (a bad image in the new folder) leaves the old build.
+    target = Path(builder.data_dir)
+    aside = target.parent / f".{target.name}.previous"
+    if overwrite and built:
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(target, aside)
     try:
         builder.download_and_prepare(download_config=download_config)
-    except DataError:
-        raise
-    except Exception as e:  # TFDS internals: reduce to one line, keep the chain for debugging
+    except Exception as e:
+        if aside.exists():
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(aside, target)
+        if isinstance(e, DataError):
+            raise
+        # TFDS internals: reduce to one line, keep the chain for debugging
         first = (str(e).strip().splitlines() or [""])[0]
         raise DataError(
             f"building TFDS dataset {dataset}/{config.name} in {builder.data_dir} failed: "
             f"{type(e).__name__}: {first}"
         ) from e
-    return Path(builder.data_dir)
+    shutil.rmtree(aside, ignore_errors=True)
+    return target
 
 
 def _refuse_stale(builder, where: str, image_size: int) -> None:
