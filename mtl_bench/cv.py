@@ -198,6 +198,9 @@ def _run_fold_parallel(
     ckpt = out / method / folds_checkpoint_name(todo)
     if not resume and ckpt.exists():
         shutil.rmtree(ckpt)
+    for f in todo if not resume else ():
+        # A sequential run's own checkpoint of a fold retrained here would outlive its result.
+        shutil.rmtree(out / method / f"ckpt_fold_{f}", ignore_errors=True)
     splits = [splits_by_fold[f] for f in todo]
     started = time.time()
     log(

@@ -145,8 +145,11 @@ def test_bad_checkpoints_and_inputs_are_named(trained, tmp_path):
 
 def test_a_fold_trained_side_by_side_predicts_from_its_slice(tmp_path):
     root = tmp_path / "res"
+    stale = root / "mtl_resunet" / "ckpt_fold_1" / "last"
+    stale.mkdir(parents=True)  # as an earlier sequential run of fold 1 left it
     run_cv(dataclasses.replace(CFG, fold_parallel=True), root, quiet=True)
     method = root / "mtl_resunet"
+    assert not stale.parent.exists()  # retrained side by side: its old weights are gone
     record = json.loads((method / "fold_1.json").read_text())
     assert record["folds_trained_together"] == [0, 1]
     assert resolve_checkpoint(method / "fold_1.json") == (
