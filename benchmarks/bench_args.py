@@ -36,7 +36,7 @@ def _one_line_errors(parser: argparse.ArgumentParser) -> None:
     prog = parser.prog.split()[0]
 
     def error(message: str):
-        parser.exit(2, f"{prog}: error: {message}\n")
+        parser.exit(2, f"{prog}: error: {message} (`{parser.prog} --help` lists the options)\n")
 
     parser.error = error  # type: ignore[method-assign]
 

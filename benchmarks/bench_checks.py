@@ -65,12 +65,13 @@ def bench_builder_kwargs(name: str, kwargs: dict[str, Any], image_size: int) -> 
 
 def _check_types(name: str, given: dict[str, Any]) -> None:
     """A value of another type than the option's number or bool default (``dropout=abc`` builds,
-    and would fail only inside the first timed step): the registry's check, as ``--set``."""
+    and would fail only inside the first timed step), or a dropout rate outside [0, 1): the
+    registry's check, as ``--set``."""
     from mtl_bench.registry import check_option_types
 
     try:
         check_option_types(name, given)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:  # a type, or a value out of range (dropout=1.5)
         raise ValueError(f"--set {e}") from None
 
 

@@ -84,6 +84,15 @@ def _add_run_options(p: argparse.ArgumentParser, *, one_fold: bool = False) -> N
     )
 
 
+class _Version(argparse.Action):
+    """``--version`` as one unwrapped line (argparse's own action wraps it at the terminal width,
+    which breaks the line a bug report pastes), computed only when asked for."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(_version_line())
+        parser.exit()
+
+
 def _version_line() -> str:
     """``mtl-bench 0.1.0 (python …, jax …, …)``: what a bug report or a result needs."""
     from mtl_bench import __version__
@@ -106,14 +115,28 @@ class _Parser(argparse.ArgumentParser):
         # Leftovers are found by the top parser: name the subcommand's help, not the top one's.
         ns, extras = self.parse_known_args(args, namespace)
         if extras:
-            where = " ".join([self.prog, *([ns.command] if getattr(ns, "command", None) else [])])
+            # `mtl-bench data folds --nope` names `mtl-bench data folds --help`.
+            command = getattr(ns, "command", None)
+            nested = getattr(ns, f"{command}_cmd", None) if command else None
+            where = " ".join([self.prog, *(c for c in (command, nested) if c)])
             self.error(f"unrecognized arguments: {' '.join(extras)}", where)
         return ns
 
 
+def _name_subcommands(parser: argparse.ArgumentParser) -> None:
+    """A missing subcommand is named by its choices ("required: {check,synth,...}"), not by the
+    namespace attribute argparse stores it in ("required: data_cmd")."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            if action.metavar is None:
+                action.metavar = "{" + ",".join(action.choices) + "}"
+            for child in action.choices.values():
+                _name_subcommands(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mtl-bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=_version_line())
+    parser.add_argument("--version", action=_Version, nargs=0, help="print versions and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("models", help="list registered models")
@@ -170,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = sub.add_parser("reproduce", help="every method on the same folds, then all tables/figures")
     add_reproduce_arguments(p)
+    _name_subcommands(parser)
     return parser
 
 
@@ -304,7 +328,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mtl-bench: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("mtl-bench: interrupted (rerun with --resume to continue)", file=sys.stderr)
+        # Only cv, train and reproduce resume, and a fold continues only from a checkpoint.
+        hint = (
+            " (rerun with --resume: finished folds are kept, an unfinished one continues from "
+            "its last checkpoint, or from the start with checkpoint_every=0)"
+            if args.command in ("cv", "train", "reproduce")
+            else ""
+        )
+        print(f"mtl-bench: interrupted{hint}", file=sys.stderr)
         return 130
     finally:
         warnings.showwarning = previous

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from mtl_bench.cv_data import (
     with_manifest_seed,
 )
 from mtl_bench.data.folds import FoldManifest
-from mtl_bench.data.types import DataError, Dataset
+from mtl_bench.data.types import DataError, Dataset, DataWarning
 from mtl_bench.distributed import is_writer
 from mtl_bench.fit import FoldRun, fit_fold
 from mtl_bench.fold_io import folds_checkpoint_name
@@ -62,6 +63,15 @@ def _class_set_tag(cfg: RunConfig, tag: str | None, quiet: bool) -> str | None:
         raise ValueError(
             f"--tag {THREE_CLASS_TAG} marks three-class runs: add --set class_set=three_class "
             "or choose another tag"
+        )
+    if three and tag != THREE_CLASS_TAG:
+        # Kept (a user's own analysis may want it), but said now rather than after the training:
+        # the binary tables leave a three-class run out and the three-class table reads @3class.
+        warnings.warn(
+            f"three-class run tagged {tag!r}: {cfg.model}@{tag} will be in no table (the "
+            f"three-class table reads {cfg.model}@{THREE_CLASS_TAG}; leave out --tag for it)",
+            DataWarning,
+            stacklevel=2,
         )
     return tag
 

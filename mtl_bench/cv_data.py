@@ -135,11 +135,12 @@ def fold_splits(
         from mtl_bench.data.types import CLASS_SETS
 
         known = {v: k for k, v in CLASS_SETS.items()}.get(tuple(manifest.class_names))
-        fix = f"set class_set={known}" if known else "pass the data of its classes"
+        fix = f"add --set class_set={known}" if known else "pass data of those classes"
+        have, want = manifest.class_names, dataset.class_names
         raise DataError(
-            f"{manifest.where}: its folds are of {', '.join(manifest.class_names)}, this run's "
-            f"data of {', '.join(dataset.class_names)}: {fix} or use another --out (one folder "
-            "holds one class set's folds)"
+            f"{manifest.where} holds folds of {len(have)} classes ({', '.join(have)}), this "
+            f"run's data has {len(want)} ({', '.join(want)}): {fix}, or use another --out (a "
+            "results folder holds one class set's folds)"
         )
     try:
         return {f: fold_indices(manifest, dataset, f, check_fingerprint=check) for f in folds}

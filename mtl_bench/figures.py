@@ -95,11 +95,14 @@ def roc_figure(results: pd.DataFrame, path: Path) -> Path | None:
     # With three classes the curve is malignant vs the rest while the tables' AUC is macro
     # one-vs-rest: the legend says which AUC is which.
     many = results["class_names"].map(len).max() > 2
+    # The pooled figure is this curve's AUC, which with three classes is not the tables' pooled
+    # macro AUC either: naming it malignant-vs-rest keeps the two from being compared.
+    pooled = "pooled malignant-vs-rest AUC" if many else "pooled AUC"
     folds_auc = "folds' macro AUC" if many else "folds"
     for i, (method, (fpr, tpr, auc)) in enumerate(curves.items()):
         # Pooling mixes folds whose probabilities sit in different ranges, so the pooled AUC can
-        # be far below the folds' own: both are shown, named, so neither passes for the other.
-        label = f"{method} (pooled AUC {auc:.3f}; {folds_auc} {fold_auc_text(results, method)})"
+        # differ much from the folds' own: both are shown, named, so neither passes for the other.
+        label = f"{method} ({pooled} {auc:.3f}; {folds_auc} {fold_auc_text(results, method)})"
         ax.plot(fpr, tpr, lw=1.4, c=palette(i % palette.N), label=label)
     ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
     vs = ", malignant vs rest" if many else " (malignant = positive)"
@@ -107,9 +110,9 @@ def roc_figure(results: pd.DataFrame, path: Path) -> Path | None:
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
     ax.title.set_fontsize(10)
     key = (
-        "pooled AUC: one AUC over all folds' test images together\n"
-        "(below the folds' mean when their scores sit in different ranges);\n"
-        "folds: mean ± SD of the per-fold AUCs, as in the tables"
+        f"{pooled}: one AUC over all folds' test images together\n"
+        "(can differ from the folds' mean when their scores sit in different ranges);\n"
+        f"{folds_auc}: mean ± SD of the per-fold AUCs, as in the tables"
     )
     ax.legend(
         fontsize=7,

@@ -138,7 +138,8 @@ def check_model_kwargs(name: str, kwargs: dict[str, Any], *, types: bool = True)
 def check_option_types(name: str, kwargs: dict[str, Any]) -> None:
     """A TypeError for a value of another type than an option's number or bool default (the
     registered one, else the builder's): ``dropout='abc'`` builds, and would fail only inside
-    the first training step, after the data is read."""
+    the first training step, after the data is read. A ValueError for a dropout rate outside
+    [0, 1)."""
     info = model_info(name)
     params = inspect.signature(info.builder).parameters
     for key, value in kwargs.items():
@@ -151,12 +152,23 @@ def check_option_types(name: str, kwargs: dict[str, Any]) -> None:
             ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
         elif isinstance(default, float):
             ok, kind = isinstance(value, int | float) and not isinstance(value, bool), "a number"
+        elif isinstance(default, tuple | list) and default and all(_is_int(d) for d in default):
+            # widths='abc' would otherwise fail deep in the builder as "invalid literal for int()".
+            ok = isinstance(value, tuple | list) and all(_is_int(v) for v in value)
+            kind = "a list of integers"
         else:
             continue
         if not ok:
             raise TypeError(
                 f"{key}={value!r}: model {name!r} takes {kind} for {key} (default {default!r})"
             )
+        # nnx.Dropout takes any rate: 1.5 would zero every activation and train on silently.
+        if "dropout" in key and ok and not 0 <= value < 1:
+            raise ValueError(f"{key}={value!r}: model {name!r} takes a rate in [0, 1) for {key}")
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def check_model_builds(name: str, kwargs: dict[str, Any]) -> None:
@@ -180,7 +192,8 @@ def check_model_builds(name: str, kwargs: dict[str, Any]) -> None:
         nnx.eval_shape(lambda: create_model(name, **kwargs))
     except (ValueError, TypeError, KeyError, IndexError, AssertionError, ArithmeticError) as e:
         shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-        why = e if isinstance(e, ValueError | TypeError) else f"{type(e).__name__}: {e}"
+        why = str(e) if isinstance(e, ValueError | TypeError) else f"{type(e).__name__}: {e}"
+        why = why.removeprefix(f"{name} ")  # "mtl_resunet needs ...": the line names it already
         raise ValueError(f"model {name!r} cannot be built with {shown}: {why}") from None
     _BUILT.add(key)
 

@@ -102,7 +102,9 @@ def test_size_errors_name_the_option_and_value(
         ("unet:base_width=8.5", "--set base_width=8.5: model 'unet' takes an integer"),
         # Before: a "skipped" row, and a ZeroDivisionError row.
         ("mtl_resunet:widths=abc",
-         "--set widths='abc': model 'mtl_resunet' cannot be built: invalid literal for int()"),
+         "--set widths='abc': model 'mtl_resunet' takes a list of integers for widths"),
+        ("mtl_resunet:dropout=1.5",
+         "--set dropout=1.5: model 'mtl_resunet' takes a rate in [0, 1) for dropout"),
         ("mtl_resunet:num_classes=0",
          "--set num_classes=0: model 'mtl_resunet' cannot be built: ZeroDivisionError"),
     ],
@@ -118,7 +120,7 @@ def test_an_image_size_a_named_model_refuses_is_an_error(tmp_path, no_measuring,
     # Before: rows "skipped: ... needs image_size divisible by 16" and exit 3.
     argv = TINY + ["--set", "widths=(4,8,16,32,64)", "--image-size", "30"]
     assert main(argv + ["--csv", str(tmp_path / "t.csv")]) == 2
-    why = "widths=(4, 8, 16, 32, 64): mtl_resunet needs image_size divisible by 16"
+    why = "widths=(4, 8, 16, 32, 64): needs image_size divisible by 16"  # the name once
     one_line_error(
         capsys, "benchmarks.throughput", f"--image-size 30: model 'mtl_resunet' with {why}"
     )

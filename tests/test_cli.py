@@ -222,7 +222,11 @@ def test_cv_fold_parallel_matches_sequential_cv_resumes_and_figures_redraw(tmp_p
         (["bench", "--bogus"], "unrecognized arguments: --bogus (`mtl-bench bench --help`"),
         (["cv", "--folds"], "argument --folds: expected one argument (`mtl-bench cv --help`"),
         (["nosuch"], "invalid choice: 'nosuch'"),
-        (["data", "folds", "--k", "x"], "(`mtl-bench data --help`"),
+        (["data", "folds", "--k", "x"], "--k x (`mtl-bench data folds --help`"),
+        (["weights", "import", "--nope"], "(`mtl-bench weights import --help`"),
+        # A missing subcommand is named by its choices, not by argparse's "data_cmd".
+        (["data"], "required: {check,synth,prepare,folds} (`mtl-bench data --help`"),
+        (["bench", "--batch-sizes", "x"], "got 'x' (`mtl-bench bench --help`"),
     ],
 )
 def test_a_usage_mistake_is_one_line_naming_the_help(argv, text, capsys):

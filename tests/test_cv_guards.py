@@ -11,7 +11,7 @@ from mtl_bench.config import RunConfig, check_config
 from mtl_bench.cv import run_cv
 from mtl_bench.cv_data import dataset_for
 from mtl_bench.data.phantom import write_phantom
-from mtl_bench.data.types import DataError
+from mtl_bench.data.types import DataError, DataWarning
 
 TINY = RunConfig(
     model_kwargs={"widths": (4, 8, 16, 32, 64), "dense_units": 16},
@@ -55,6 +55,13 @@ def test_a_model_option_value_the_builder_refuses_fails_before_the_checkpoint_go
     wrong = dataclasses.replace(TINY, model_kwargs={**TINY.model_kwargs, "dropout": "abc"})
     with pytest.raises(TypeError, match=r"dropout='abc': model 'mtl_resunet' takes a number"):
         run_cv(wrong, finished, folds=[0], quiet=True)  # it built, and failed in the first step
+    for rate in (1.5, 1.0, -0.1):  # nnx.Dropout would zero every activation, or worse, silently
+        over = dataclasses.replace(TINY, model_kwargs={**TINY.model_kwargs, "dropout": rate})
+        with pytest.raises(ValueError, match=rf"dropout={rate}: .* takes a rate in \[0, 1\)"):
+            run_cv(over, finished, folds=[0], quiet=True)
+    rate = dataclasses.replace(TINY, model="vgg16", model_kwargs={"dropout_rate": 2})
+    with pytest.raises(ValueError, match=r"dropout_rate=2: model 'vgg16' takes a rate"):
+        run_cv(rate, finished, folds=[0], quiet=True)
     few = dataclasses.replace(TINY, model_kwargs={"widths": (1, 2)})
     with pytest.raises(ValueError, match=r"widths needs 5 entries"):
         run_cv(few, finished, folds=[0], quiet=True)
@@ -118,7 +125,8 @@ def test_a_three_class_run_is_tagged_3class_and_a_binary_run_cannot_take_that_ta
     tmp_path, finished
 ):
     three = dataclasses.replace(TINY, class_set="three_class", synthetic_n=30)
-    with pytest.raises(DataError, match=r"folds are of benign, malignant.*set class_set=binary"):
+    refused = r"holds folds of 2 classes \(benign, malignant\), this run.s data has 3 .*--set"
+    with pytest.raises(DataError, match=refused + r" class_set=binary, or use another --out"):
         run_cv(three, finished, folds=[0], quiet=True)  # the folder's folds are binary
     assert _untouched(finished)
     written = run_cv(three, tmp_path / "res3", folds=[0], quiet=True)
@@ -126,6 +134,10 @@ def test_a_three_class_run_is_tagged_3class_and_a_binary_run_cannot_take_that_ta
     with pytest.raises(ValueError, match=r"--tag 3class marks three-class runs"):
         run_cv(TINY, tmp_path / "res2", tag="3class", quiet=True)
     assert not (tmp_path / "res2").exists()
+    # Another tag is allowed, but the user hears before training that no table will show it.
+    with pytest.warns(DataWarning, match=r"mtl_resunet@foo will be in no table.*@3class"):
+        written = run_cv(three, tmp_path / "res3", folds=[0], tag="foo", quiet=True)
+    assert written[0].parent.name == "mtl_resunet@foo"
 
 
 def test_placement_is_checked_before_any_data_is_read(monkeypatch):

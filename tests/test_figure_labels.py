@@ -57,7 +57,10 @@ def test_roc_with_three_classes_says_which_auc_is_which(tmp_path, kept):
     ax = kept["roc.png"].axes[0]
     assert "malignant vs rest" in ax.get_title()
     (label,) = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "pooled AUC" in label and "; folds' macro AUC " in label
+    # The pooled figure is this curve's (malignant vs rest), not the tables' pooled macro AUC.
+    assert "pooled malignant-vs-rest AUC" in label and "; folds' macro AUC " in label
+    key = ax.get_legend().get_title().get_text()
+    assert key.startswith("pooled malignant-vs-rest AUC: ") and "can differ from" in key
 
 
 def _panels(fig):

@@ -73,3 +73,17 @@ def test_an_ignored_ctrl_c_stays_ignored():
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_offers_resume_only_to_commands_that_resume(monkeypatch, capsys):
+    from mtl_bench import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_run", interrupted)
+    assert cli.main(["cv", "--model", "mtl_resunet"]) == 130
+    said = capsys.readouterr().err
+    assert "rerun with --resume" in said and "checkpoint_every=0" in said
+    assert cli.main(["tables"]) == 130  # nothing to resume: no promise
+    assert capsys.readouterr().err == "mtl-bench: interrupted\n"
