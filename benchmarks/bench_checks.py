@@ -106,18 +106,19 @@ def check_model_values(
     precisions: list[str],
     *,
     every: bool,
-) -> list[str]:
+) -> dict[str, str]:
     """Build each selected model abstractly with its ``--set`` options at ``image_size``. A value
     of the wrong type or one its builder refuses is a ValueError naming model, option and value;
     an image size a model refuses is one too, unless ``every`` (``--models all``): then that
     model is returned (its rows say "skipped: cannot build at N²", as a run over every model
-    may meet a size some do not take). Not built here: feature methods (``fit`` set) and models
-    whose every precision is skipped unbuilt (bf16 without a ``dtype`` argument)."""
+    may meet a size some do not take), with the builder's reason. Not built here: feature
+    methods (``fit`` set) and models whose every precision is skipped unbuilt (bf16 without a
+    ``dtype`` argument)."""
     from benchmarks.bench_args import kwargs_for
     from benchmarks.timing import accepts_kwarg
     from mtl_bench.registry import model_info
 
-    refused = []
+    refused = {}
     for name in models:
         if model_info(name).fit is not None:
             continue
@@ -134,8 +135,21 @@ def check_model_values(
         if not every:
             with_opts = f" with {opts}" if opts else ""
             raise ValueError(f"--image-size {image_size}: model {name!r}{with_opts}: {why}")
-        refused.append(name)
+        refused[name] = why
     return refused
+
+
+def known_skip(name: str, precision: str) -> str | None:
+    """Why a configuration of ``name`` at ``precision`` is skipped whatever its batch or time
+    box (``timing.measure`` raises it as ``Skip``; the bench writes it without starting)."""
+    from benchmarks.timing import accepts_kwarg
+    from mtl_bench.registry import model_info
+
+    if model_info(name).fit is not None:
+        return "not trained by gradient descent (no step to time)"
+    if precision == "bf16" and not accepts_kwarg(name, "dtype"):
+        return "bf16: the model's builder takes no dtype argument"
+    return None
 
 
 def select_models(spec: str) -> list[str]:

@@ -72,12 +72,16 @@ def measure_model(
     kwargs: dict,
     on_row: Callable[[list[dict]], None] | None = None,
     box: TimeBox | None = None,
+    unbuilt: str | None = None,
 ) -> list[dict]:
     """Rows of one model: precision × strategy/devices × batch (errors become rows, never raise).
 
     ``on_row(rows so far)`` runs after every configuration: on a GPU one configuration's compile
     alone takes about a minute, so a time-boxed run must keep each finished row. A configuration
-    that ``box`` has no room for is not started: its row is "skipped: time box spent ..."."""
+    skipped whatever the time (``unbuilt``: why the model cannot be built at this size; a
+    feature method; bf16 without dtype) says so at once, without consulting ``box``; one that
+    ``box`` has no room for is not started: its row is "skipped: time box spent ..."."""
+    from benchmarks.bench_checks import known_skip
     from benchmarks.peaks import peak_tflops
     from benchmarks.timing import BenchSpec
     from benchmarks.timing_folds import measure_folds
@@ -113,12 +117,21 @@ def measure_model(
         if strategy == "fold":
             fn = partial(measure_folds, folds=args.folds, fold_conv=fold_conv)
         needs = own_s  # this model's slowest configuration so far: the guess for the next
-        if not own_s and not box.can_start(box.longest_s):
+        known = (
+            f"cannot build at {args.image_size}²: {unbuilt}"
+            if unbuilt
+            else known_skip(name, precision)
+        )
+        if known:  # not a time-box matter, nor counted as one
+            row["status"] = f"skipped: {known}"
+        elif not own_s and not box.can_start(box.longest_s):
             # The slowest configuration so far would not fit: estimate this model's own.
             arrays = arrays if arrays is not None else param_arrays(name, spec.model_kwargs,
                                                                     args.image_size)  # fmt: skip
             needs = box.estimate(arrays)
-        if not box.can_start(needs):
+        if known:
+            pass
+        elif not box.can_start(needs):
             # Started, it would most likely be killed half-way by the outer timeout, and the
             # peer run after it with it; left out, its row says why.
             row["status"] = f"skipped: {box.spent('configuration', needs)}"
@@ -220,9 +233,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     for name in models:
         t = time.perf_counter()
         done = list(rows)
-        new = measure_model(
-            name, args, env, kwargs, lambda r, d=done: write_csv(path, fold_speedups(d + r)), box
-        )
+        keep = partial(lambda d, r: write_csv(path, fold_speedups(d + r)), done)
+        new = measure_model(name, args, env, kwargs, keep, box, unbuilt.get(name))
         rows = fold_speedups(rows + new)
         measured += new
         write_csv(path, rows)
@@ -232,13 +244,16 @@ def run_from_args(args: argparse.Namespace) -> int:
             # attach_peer fills the dicts of ``new``, which ``rows`` holds: rewrite them.
             attach_peer(new, kwargs_for(kwargs, name), args, box)
             write_csv(path, rows)
-        if all(r["status"].startswith("skipped: time box spent") for r in new):
-            left_out.append(name)
+        boxed = [r for r in new if r["status"].startswith("skipped: time box spent")]
+        if boxed and all(r["status"].startswith("skipped: ") for r in new):
+            left_out.append(name)  # nothing of it started for want of time
             continue
         print(f"[bench] {name}: {len(new)} rows in {time.perf_counter() - t:.0f} s", flush=True)
-    if left_out:  # one line, not one per model: each row's status has the numbers
-        print(f"[bench] {box.spent('model')}: {len(left_out)} models not started, each "
-              f"estimated above what was left: {', '.join(left_out)}", flush=True)  # fmt: skip
+    if left_out:  # one line, not one per model: each row's status has the time left then
+        now = f"{box.remaining():.0f} s of the {box.seconds:.0f} s left now"
+        print(f"[bench] time box: {len(left_out)} models not started, each estimated above the "
+              f"time left when its turn came (see their rows): {', '.join(left_out)} ({now})",
+              flush=True)  # fmt: skip
     print(format_table(rows))
     for line in table_notes(rows):
         print(line)

@@ -114,11 +114,12 @@ def _step_key(engine: Engine, key: jax.Array) -> jax.Array:
 
 def measure(spec: BenchSpec) -> dict[str, Any]:
     """Measure ``spec``; raises ``Skip`` for unsupported configurations and XLA errors as is."""
+    from benchmarks.bench_checks import known_skip
+
     info = model_info(spec.model)
-    if info.fit is not None:
-        raise Skip("not trained by gradient descent (no step to time)")
-    if spec.precision == "bf16" and not accepts_kwarg(spec.model, "dtype"):
-        raise Skip("bf16: the model's builder takes no dtype argument")
+    why = known_skip(spec.model, spec.precision)
+    if why:
+        raise Skip(why)
     cfg = RunConfig(
         model=spec.model,
         model_kwargs=dict(spec.model_kwargs),

@@ -26,7 +26,7 @@ def clock(monkeypatch):
     return fake
 
 
-def run(tmp_path, monkeypatch, clock, box):
+def run(tmp_path, monkeypatch, clock, box, models="unet,resnet50,unet_resnet50,vgg16,mtl_resunet"):
     measured = []
 
     def measure(spec):
@@ -37,7 +37,7 @@ def run(tmp_path, monkeypatch, clock, box):
     monkeypatch.setattr(timing, "measure", measure)
     monkeypatch.setattr(throughput, "param_arrays", lambda name, kw, size: ARRAYS[name])
     path = tmp_path / "t.csv"
-    argv = ["--models", "unet,resnet50,unet_resnet50,vgg16,mtl_resunet", "--precision", "fp32",
+    argv = ["--models", models, "--precision", "fp32",
             "--image-size", "32", "--batch-sizes", "2", "--steps", "1", "--warmup", "0",
             "--compile-cache", "off", "--csv", str(path), *box]  # fmt: skip
     assert main(argv) == 0
@@ -56,9 +56,30 @@ def test_a_slow_model_does_not_refuse_every_smaller_one(tmp_path, monkeypatch, c
     assert status["unet_resnet50"] == f"skipped: {left}, this configuration needs about 469 s)"
     out = capsys.readouterr().out
     assert out.count("not started") == 1  # one line for the models left out, not one each
-    assert "(60 s of the 200 s --time-box left): 2 models not started, each estimated above " \
-           "what was left: resnet50, unet_resnet50" in out  # fmt: skip
+    # The rows give the time left when each model's turn came, the summary the time left now.
+    assert "[bench] time box: 2 models not started, each estimated above the time left when " \
+           "its turn came (see their rows): resnet50, unet_resnet50 (60 s of the 200 s left " \
+           "now)" in out  # fmt: skip
     assert "[bench] resnet50:" not in out
+
+
+def test_models_skipped_whatever_the_time_are_not_time_box_rows(
+    tmp_path, monkeypatch, clock, capsys
+):
+    # --models all meets a model it cannot build at the size and a feature method: before, with
+    # the box spent, their rows said "time box spent" and the summary counted them as estimated.
+    order = ["unet", "resnet50", "moon_features", "inception_v3", "mtl_resunet"]
+    monkeypatch.setattr(throughput, "select_models", lambda spec: list(order))
+    measured, status = run(tmp_path, monkeypatch, clock, ["--time-box", "200"], models="all")
+    assert measured == ["mtl_resunet", "unet"]
+    assert status["resnet50"].startswith("skipped: time box spent")
+    assert status["moon_features"] == "skipped: not trained by gradient descent (no step to time)"
+    assert status["inception_v3"].startswith("skipped: cannot build at 32²: ")
+    assert "needs image_size >=" in status["inception_v3"]
+    out = capsys.readouterr().out
+    assert "[bench] not buildable at 32²: inception_v3" in out
+    assert "1 models not started, each estimated above the time left when its turn came " \
+           "(see their rows): resnet50 (" in out  # fmt: skip
 
 
 def test_without_a_time_box_the_given_order_stands(tmp_path, monkeypatch, clock):
