@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from benchmarks.step_stats import PIPELINED_REPEATS
+
 # Step times follow step_stats.py on both sides: *_ms and *_img_per_s are medians of blocked steps
 # (*_iqr_pct their interquartile range, % of the median), *_pipelined_* the median of repeated
 # back-to-back runs (*_spread_pct their range); jax_over_torch_{mode}_{kind} divides JAX's
@@ -118,9 +120,20 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def table_notes(rows: list[dict[str, Any]]) -> list[str]:
-    """Lines to print under ``format_table(rows)``: what the PyTorch ratios divide, and why each
-    "(noisy)" row is flagged."""
+    """Lines to print under ``format_table(rows)``: what the columns measure, what the PyTorch
+    ratios divide, and why each "(noisy)" row is flagged."""
     out = []
+    if any(r.get("status") == "ok" for r in rows):
+        # The screen has no room for the spreads; the reader still needs to know what a rate is.
+        out.append(
+            "train img/s, ms/step: median of blocked steps (IQR: the CSV's train_iqr_pct); "
+            f"pipelined img/s: steps dispatched back to back, median of {PIPELINED_REPEATS} runs "
+            "(range: "
+            "train_pipelined_spread_pct); stall %: the input gather's device time as a share "
+            "of the step"
+        )
+    if any(r.get("x_sequential") not in (None, "") for r in rows):
+        out.append("×seq: a fold row's img/s ÷ the one-fold (par none) row's, same model and batch")
     if any(r.get("jax_over_torch_eager_train") or r.get("jax_over_torch_compile_train")
            for r in rows):  # fmt: skip
         out.append(

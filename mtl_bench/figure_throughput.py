@@ -133,7 +133,8 @@ def _draw(ax, rows: pd.DataFrame, plt) -> None:
     sizes = sorted(rows["batch_size"].unique())
     ax.set_xticks(sizes, [str(int(b)) for b in sizes])
     ax.xaxis.set_minor_locator(plt.NullLocator())
-    ax.set(xlabel="batch size", ylabel="training images/s")
+    # The rows' train_img_per_s: each the median of blocked steps, not the pipelined rate.
+    ax.set(xlabel="batch size", ylabel="training images/s (median of blocked steps)")
     ax.grid(True, alpha=0.3)
     # Outside the axes: inside, a legend of a dozen runs covered the data.
     ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)

@@ -183,6 +183,8 @@ def curve_figures(results_dir: Path, out: Path, results: pd.DataFrame | None = N
     """One PNG per method with learning curves per fold: training loss (and the parts the model
     trains, by its result records' ``tasks``) and the validation score. ``results``: the loaded
     result files (default: read from ``results_dir``)."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _plt()
     if results is None:
         results = load_results(results_dir)
@@ -210,6 +212,8 @@ def curve_figures(results_dir: Path, out: Path, results: pd.DataFrame | None = N
                         label=f"Fold {fold + 1}",  # 1-based, as the tables number folds
                     )
             ax.set(xlabel="epoch", ylabel=ylabel)
+            # Epochs are whole: a short run's axis otherwise ticked at 1.25, 1.5, ...
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_title(title, fontsize=9)
         axes[0][0].legend(fontsize=7)
         fig.suptitle(f"{method_dir.name}: learning curves", fontsize=10)

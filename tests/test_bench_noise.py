@@ -96,3 +96,14 @@ def test_noisy_rows_are_flagged_and_ratios_divide_like_by_like(tmp_path, monkeyp
     assert "noisy" not in throughput_io.format_table([clean]) + str(
         throughput_io.table_notes([clean])
     )
+
+
+def test_the_notes_say_what_the_rate_stall_and_fold_columns_measure():
+    ok = {"model": "mtl_resunet", "status": "ok", "strategy": "none"}
+    notes = " ".join(throughput_io.table_notes([ok]))
+    assert "median of blocked steps (IQR: the CSV's train_iqr_pct)" in notes
+    assert "median of 3 runs" in notes and "stall %: the input gather's" in notes
+    assert "×seq" not in notes  # no fold row: nothing to explain
+    fold = {**ok, "strategy": "fold", "x_sequential": 1.8}
+    assert any(n.startswith("×seq: ") for n in throughput_io.table_notes([ok, fold]))
+    assert throughput_io.table_notes([{"model": "unet", "status": "skipped: x"}]) == []

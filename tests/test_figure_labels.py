@@ -81,6 +81,8 @@ def test_curves_leave_out_loss_parts_the_model_does_not_train(tmp_path, kept):
         ("validation score", "Dice and AUC (mean)"),
     ]
     assert _panels(kept["unet.png"]) == [("training loss (Dice)", "loss")]
+    ticks = kept["unet.png"].axes[0].get_xticks()  # 3 epochs: whole-number ticks only
+    assert len(ticks) and all(float(t).is_integer() for t in ticks)
     assert _panels(kept["vgg16.png"]) == [("training loss (focal)", "loss")]
     assert kept["unet.png"].get_suptitle() == "unet: learning curves"
 

@@ -49,6 +49,8 @@ def test_strategies_and_models_share_one_panel(drawn):
         ["mtl_resunet — jit", "mtl_resunet — none", "unet — jit", "unet — none"]
     ]
     assert "host CPU: AMD EPYC, 2 cores" in fig.axes[0].get_title()
+    # Which of the bench's two rates is plotted: the blocked one (pipelined is a CSV column).
+    assert fig.axes[0].get_ylabel() == "training images/s (median of blocked steps)"
 
 
 def test_run_variants_fold_modes_and_commits_stay_apart(drawn):
