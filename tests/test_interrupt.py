@@ -2,6 +2,7 @@
 lands in a garbage-collector callback (ignored: the run went on) or a save thread."""
 
 import dataclasses
+import gc
 import os
 import signal
 from contextlib import contextmanager
@@ -28,8 +29,14 @@ def test_the_first_ctrl_c_waits_for_the_step_and_a_second_is_at_once():
         os.kill(os.getpid(), signal.SIGINT)  # handled before the next bytecode: no exception
         with pytest.raises(KeyboardInterrupt):
             stop_if_requested()
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
+        # The immediate KeyboardInterrupt lands in whatever runs next: with the collector on,
+        # that was now and then JAX's gc callback ("Exception ignored" noise in the test log).
+        gc.disable()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+        finally:
+            gc.enable()
     assert signal.getsignal(signal.SIGINT) is before
     stop_if_requested()  # the block is over: nothing pending
 
