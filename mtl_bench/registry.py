@@ -139,7 +139,7 @@ def check_option_types(name: str, kwargs: dict[str, Any]) -> None:
     """A TypeError for a value of another type than an option's number or bool default (the
     registered one, else the builder's): ``dropout='abc'`` builds, and would fail only inside
     the first training step, after the data is read. A ValueError for a dropout rate outside
-    [0, 1)."""
+    [0, 1), or an integer option below 1 (below 0 for an ``*_epochs`` count)."""
     info = model_info(name)
     params = inspect.signature(info.builder).parameters
     for key, value in kwargs.items():
@@ -162,6 +162,11 @@ def check_option_types(name: str, kwargs: dict[str, Any]) -> None:
             raise TypeError(
                 f"{key}={value!r}: model {name!r} takes {kind} for {key} (default {default!r})"
             )
+        # Counts and sizes (widths, classes, channels) start at 1, epoch counts at 0: a 0 failed
+        # deep in a builder as ZeroDivisionError.
+        least = 0 if key.endswith("_epochs") else 1
+        if kind == "an integer" and ok and value < least:
+            raise ValueError(f"{key}={value!r}: model {name!r} takes an integer >= {least}")
         # nnx.Dropout takes any rate: 1.5 would zero every activation and train on silently.
         if "dropout" in key and ok and not 0 <= value < 1:
             raise ValueError(f"{key}={value!r}: model {name!r} takes a rate in [0, 1) for {key}")

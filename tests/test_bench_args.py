@@ -105,8 +105,9 @@ def test_size_errors_name_the_option_and_value(
          "--set widths='abc': model 'mtl_resunet' takes a list of integers for widths"),
         ("mtl_resunet:dropout=1.5",
          "--set dropout=1.5: model 'mtl_resunet' takes a rate in [0, 1) for dropout"),
-        ("mtl_resunet:num_classes=0",
-         "--set num_classes=0: model 'mtl_resunet' cannot be built: ZeroDivisionError"),
+        ("mtl_resunet:num_classes=0",  # before: "cannot be built: ZeroDivisionError"
+         "--set num_classes=0: model 'mtl_resunet' takes an integer >= 1"),
+        ("unet:base_width=0", "--set base_width=0: model 'unet' takes an integer >= 1"),
     ],
 )  # fmt: skip
 def test_option_values_a_model_refuses_are_errors(option, message, tmp_path, no_measuring, capsys):

@@ -90,9 +90,9 @@ def test_head_has_num_classes_units(name):
 def test_bad_arguments_are_one_line_errors():
     cases = [
         (dict(in_channels=2), "in_channels must be 1 .* or 3, got 2"),
-        (dict(num_classes=0), "num_classes must be a positive integer, got 0"),
+        (dict(num_classes=0), "num_classes=0: model 'inception_v3' takes an integer >= 1"),
         (dict(input_norm="caffe"), "unknown input_norm 'caffe'"),
-        (dict(freeze_backbone_epochs=-1), "freeze_backbone_epochs must be >= 0, got -1"),
+        (dict(freeze_backbone_epochs=-1), "freeze_backbone_epochs=-1: .* an integer >= 0"),
         (dict(image_size=64, aux_logits=True), "needs image_size >= 299, got 64"),
         (dict(dropout_rate=1.0), "dropout_rate=1.0: .* takes a rate in \\[0, 1\\)"),
     ]
