@@ -244,14 +244,20 @@ def run_from_args(args: argparse.Namespace) -> int:
             # attach_peer fills the dicts of ``new``, which ``rows`` holds: rewrite them.
             attach_peer(new, kwargs_for(kwargs, name), args, box)
             write_csv(path, rows)
-        boxed = [r for r in new if r["status"].startswith("skipped: time box spent")]
-        if boxed and all(r["status"].startswith("skipped: ") for r in new):
-            left_out.append(name)  # nothing of it started for want of time
+        statuses = [r["status"] for r in new]
+        if all(x.startswith("skipped: ") for x in statuses):  # nothing of it was started
+            if any(x.startswith("skipped: time box spent") for x in statuses):
+                left_out.append(name)  # for want of time: the summary line names it
+            elif len(set(statuses)) == 1:  # a feature method, bf16 without dtype, unbuildable
+                print(f"[bench] {name}: {statuses[0]}", flush=True)  # not "1 rows in 0 s"
+            else:
+                print(f"[bench] {name}: {len(new)} rows skipped (see their status)", flush=True)
             continue
         print(f"[bench] {name}: {len(new)} rows in {time.perf_counter() - t:.0f} s", flush=True)
     if left_out:  # one line, not one per model: each row's status has the time left then
         now = f"{box.remaining():.0f} s of the {box.seconds:.0f} s left now"
-        print(f"[bench] time box: {len(left_out)} models not started, each estimated above the "
+        models_s = f"{len(left_out)} model{'s' if len(left_out) > 1 else ''}"
+        print(f"[bench] time box: {models_s} not started, each estimated above the "
               f"time left when its turn came (see their rows): {', '.join(left_out)} ({now})",
               flush=True)  # fmt: skip
     print(format_table(rows))

@@ -78,7 +78,10 @@ def test_models_skipped_whatever_the_time_are_not_time_box_rows(
     assert "needs image_size >=" in status["inception_v3"]
     out = capsys.readouterr().out
     assert "[bench] not buildable at 32²: inception_v3" in out
-    assert "1 models not started, each estimated above the time left when its turn came " \
+    assert "[bench] moon_features: skipped: not trained by gradient descent" in out
+    assert "[bench] inception_v3: skipped: cannot build at 32²: " in out
+    assert "[bench] inception_v3: 1 rows in" not in out  # before: a count for a skipped model
+    assert "1 model not started, each estimated above the time left when its turn came " \
            "(see their rows): resnet50 (" in out  # fmt: skip
 
 
