@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=_at_least(1), default=3, help="timed epochs (+1 compiling)")
     ap.add_argument("--folds", type=_at_least(2), default=5)
     ap.add_argument("--n", type=_at_least(10), default=None, help="phantom images (default 647)")
-    ap.add_argument("--widths", type=_widths, default=None, help="e.g. 4,8,16,32,64 (the paper's)")
+    widths = "five levels, e.g. 4,8,16,32,64 (default: the paper's 64..1024)"
+    ap.add_argument("--widths", type=_widths, default=None, help=widths)
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     args = ap.parse_args(argv)
 
