@@ -116,21 +116,19 @@ def measure_model(
         fn = None
         if strategy == "fold":
             fn = partial(measure_folds, folds=args.folds, fold_conv=fold_conv)
-        needs = own_s  # this model's slowest configuration so far: the guess for the next
         known = (
             f"cannot build at {args.image_size}²: {unbuilt}"
             if unbuilt
             else known_skip(name, precision)
         )
-        if known:  # not a time-box matter, nor counted as one
-            row["status"] = f"skipped: {known}"
-        elif not own_s and not box.can_start(box.longest_s):
+        needs = own_s  # this model's slowest configuration so far: the guess for the next
+        if not known and not own_s and not box.can_start(box.longest_s):
             # The slowest configuration so far would not fit: estimate this model's own.
             arrays = arrays if arrays is not None else param_arrays(name, spec.model_kwargs,
                                                                     args.image_size)  # fmt: skip
             needs = box.estimate(arrays)
-        if known:
-            pass
+        if known:  # skipped whatever the time: not a time-box matter, nor counted as one
+            row["status"] = f"skipped: {known}"
         elif not box.can_start(needs):
             # Started, it would most likely be killed half-way by the outer timeout, and the
             # peer run after it with it; left out, its row says why.

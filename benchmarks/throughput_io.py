@@ -128,9 +128,8 @@ def table_notes(rows: list[dict[str, Any]]) -> list[str]:
         out.append(
             "train img/s, ms/step: median of blocked steps (IQR: the CSV's train_iqr_pct); "
             f"pipelined img/s: steps dispatched back to back, median of {PIPELINED_REPEATS} runs "
-            "(range: "
-            "train_pipelined_spread_pct); stall %: the input gather's device time as a share "
-            "of the step"
+            "(range: train_pipelined_spread_pct); stall %: the input gather's device time as a "
+            "share of the step"
         )
     if any(r.get("x_sequential") not in (None, "") for r in rows):
         out.append("×seq: a fold row's img/s ÷ the one-fold (par none) row's, same model and batch")

@@ -168,7 +168,7 @@ def check_option_types(name: str, kwargs: dict[str, Any]) -> None:
         if kind == "an integer" and ok and value < least:
             raise ValueError(f"{key}={value!r}: model {name!r} takes an integer >= {least}")
         # nnx.Dropout takes any rate: 1.5 would zero every activation and train on silently.
-        if "dropout" in key and ok and not 0 <= value < 1:
+        if "dropout" in key and kind in ("a number", "an integer") and not 0 <= value < 1:
             raise ValueError(f"{key}={value!r}: model {name!r} takes a rate in [0, 1) for {key}")
 
 
