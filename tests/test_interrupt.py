@@ -29,8 +29,8 @@ def test_the_first_ctrl_c_waits_for_the_step_and_a_second_is_at_once():
         os.kill(os.getpid(), signal.SIGINT)  # handled before the next bytecode: no exception
         with pytest.raises(KeyboardInterrupt):
             stop_if_requested()
-        # The immediate KeyboardInterrupt lands in whatever runs next: with the collector on,
-        # that was now and then JAX's gc callback ("Exception ignored" noise in the test log).
+        # The immediate KeyboardInterrupt lands in whatever runs next: with the collector off it
+        # cannot be JAX's gc callback, where it would be swallowed ("Exception ignored").
         gc.disable()
         try:
             with pytest.raises(KeyboardInterrupt):
