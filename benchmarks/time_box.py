@@ -1,5 +1,5 @@
 """The bench's own deadline, ``--time-box``: parsed to seconds and spent by ``TimeBox``, which
-decides what may still start (``throughput.py`` for JAX configurations, ``torch_peer.py`` for
+decides what may still start (``bench_model.py`` for JAX configurations, ``torch_peer.py`` for
 the PyTorch twin)."""
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmarks import throughput, time_box, timing
+from benchmarks import bench_model, throughput, time_box, timing
 from benchmarks.throughput import main
 from benchmarks.time_box import TimeBox, param_arrays
 
@@ -35,7 +35,7 @@ def run(tmp_path, monkeypatch, clock, box, models="unet,resnet50,unet_resnet50,v
         return {"train_img_per_s": 10.0, "param_arrays": ARRAYS[spec.model]}
 
     monkeypatch.setattr(timing, "measure", measure)
-    monkeypatch.setattr(throughput, "param_arrays", lambda name, kw, size: ARRAYS[name])
+    monkeypatch.setattr(bench_model, "param_arrays", lambda name, kw, size: ARRAYS[name])
     path = tmp_path / "t.csv"
     argv = ["--models", models, "--precision", "fp32",
             "--image-size", "32", "--batch-sizes", "2", "--steps", "1", "--warmup", "0",
