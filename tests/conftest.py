@@ -6,9 +6,11 @@ once per session (the suite's time on 2 cores is mostly XLA compilation otherwis
 
 import os
 import tempfile
+from pathlib import Path
 
 import jax
 import pytest
+from busi_fixture import make_busi_tree, standard_spec
 from fixtures_results import write_fixture_results
 
 _CACHE = os.environ.get("MTL_BENCH_TEST_COMPILE_CACHE") or os.path.join(
@@ -39,3 +41,10 @@ def three_seg(tmp_path):
     }
     write_fixture_results(tmp_path, methods, n_folds=5, n_images=40, seed=0)
     return tmp_path
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> tuple[Path, dict]:
+    """A small clean BUSI-layout folder (tests/test_reader*.py): its root and its items."""
+    root = tmp_path / "BUSI"
+    return root, make_busi_tree(root, standard_spec())

@@ -1,26 +1,20 @@
-"""BUSI folder reader: layout, grey conversion, OR-merge, resizing, order, and every bad input."""
+"""BUSI folder reader on clean folders: layout, grey conversion, OR-merge, resizing, order, names
+(damaged folders: test_reader_problems.py)."""
 
 from __future__ import annotations
 
-import re
 import unicodedata
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-from busi_fixture import IMAGE_MODES, Item, ellipse, make_busi_tree, standard_spec, write_png
+from busi_fixture import IMAGE_MODES, Item, ellipse, make_busi_tree, write_png
 from PIL import Image
 
-from mtl_bench.data.png import load_grey_png, load_mask_png
+from mtl_bench.data.png import load_grey_png
 from mtl_bench.data.reader import DataWarning, read_busi, scan_busi
 from mtl_bench.data.types import DataError
-
-
-@pytest.fixture
-def tree(tmp_path: Path) -> tuple[Path, dict[str, Item]]:
-    root = tmp_path / "BUSI"
-    return root, make_busi_tree(root, standard_spec())
 
 
 def read_quiet(root: Path, *args, **kwargs):
@@ -157,143 +151,3 @@ def test_missing_and_empty_class_folders(tree):
     with pytest.raises(DataError, match="class folder has no images") as err:
         read_busi(root, 32, strict=False)
     assert str(root / "malignant") in str(err.value)
-
-
-def _truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
-B, M = Path("benign"), Path("malignant")
-# case: (damage done to a clean tree, the image left out, text the DataError must contain)
-BAD_INPUTS = {
-    "image without mask": (
-        lambda r: (r / B / "benign (2)_mask.png").unlink(),
-        "benign (2).png",
-        "benign (2).png: image without mask (no 'benign (2)_mask.png')",
-    ),
-    "mask without image": (
-        lambda r: (r / M / "malignant (3).png").unlink(),
-        "malignant (3)_mask.png",
-        "malignant (3)_mask.png: mask without image (no 'malignant (3).png')",
-    ),
-    "garbage png": (
-        lambda r: (r / B / "benign (3).png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(99)),
-        "benign (3).png",
-        "benign (3).png: cannot decode image",
-    ),
-    "empty file": (
-        lambda r: (r / B / "benign (3).png").write_bytes(b""),
-        "benign (3).png",
-        "benign (3).png: cannot decode image",
-    ),
-    "truncated png": (
-        lambda r: _truncate(r / M / "malignant (7)_mask_2.png"),
-        "malignant (7).png",
-        "malignant (7)_mask_2.png: cannot decode image",
-    ),
-    "size mismatch": (
-        lambda r: write_png(r / M / "malignant (7)_mask_1.png", np.zeros((40, 48), np.uint8)),
-        "malignant (7).png",
-        "malignant (7)_mask_1.png: mask is 48x40 px but image 'malignant (7).png' is 48x48",
-    ),
-}
-
-
-@pytest.mark.parametrize("case", BAD_INPUTS)
-def test_each_bad_input_names_the_file_or_is_skipped_and_listed(tree, case):
-    root, _ = tree
-    damage, left_out, text = BAD_INPUTS[case]
-    damage(root)
-    with pytest.raises(DataError, match=re.escape(text)) as err:
-        read_busi(root, 32)
-    assert "\n" not in str(err.value)
-    with pytest.warns(DataWarning, match="files? skipped") as caught:
-        ds = read_busi(root, 32, strict=False)
-    skipped = {Path(p).name: reason for p, reason in ds.skipped}
-    assert len(ds) == 8 and set(skipped) == {left_out, "normal"}
-    shown = next(str(w.message) for w in caught if " skipped: " in str(w.message))
-    path = next(p for p in ds.skipped if Path(p[0]).name == left_out)[0]
-    assert shown.count(f"{path}:") == 1  # a decoding error's reason names its file: not twice
-    assert shown.count(str(Path(path).parent)) == 1  # a mask beside it is named without its folder
-    assert text.split(": ")[1] in skipped[left_out]
-
-
-def test_load_functions_name_missing_and_corrupt_files(tmp_path):
-    with pytest.raises(DataError, match="nope_mask.png: file not found"):
-        load_mask_png(tmp_path / "nope_mask.png")
-    (tmp_path / "bad.png").write_bytes(b"junk")
-    with pytest.raises(DataError, match="bad.png: cannot decode image"):
-        load_grey_png(tmp_path / "bad.png")
-
-
-def test_non_binary_mask_is_binarised_and_warned(tree):
-    root, _ = tree
-    mask = np.zeros((48, 48), np.uint8)
-    mask[:10, :10], mask[10:20, :10], mask[20:30, :10] = 100, 200, 255
-    write_png(root / "benign" / "benign (1)_mask.png", mask)
-    with pytest.warns(DataWarning, match=r"nonbinary mask.*benign \(1\)_mask\.png: 200 px"):
-        ds = read_busi(root, 48)
-    got = ds.masks[ds.ids.index("benign/benign (1)")]
-    np.testing.assert_array_equal(got, (mask > 127).astype(np.uint8))
-    write_png(root / "m.png", (mask > 0).astype(np.uint8))  # a 0/1 mask: 1 is the foreground
-    np.testing.assert_array_equal(load_mask_png(root / "m.png"), mask > 0)
-
-
-def test_stray_files_are_skipped_listed_and_warned(tree):
-    root, _ = tree
-    (root / "benign" / "notes.txt").write_text("x")
-    (root / "benign" / ".DS_Store").write_bytes(b"\0")
-    (root / "malignant" / "old").mkdir()
-    (root / "README.md").write_text("x")
-    with pytest.warns(DataWarning, match="4 files skipped") as rec:
-        ds = read_busi(root, 32)
-    assert len(ds) == 9
-    reasons = {Path(p).name: r for p, r in ds.skipped}
-    assert reasons["notes.txt"] == "not a .png file" and reasons[".DS_Store"] == "hidden file"
-    assert reasons["old"] == "sub-folder" and reasons["README.md"] == "not a class"
-    assert "normal" in reasons and "notes.txt" in str(rec[0].message)
-
-
-def test_empty_lesion_mask_is_kept_and_warned_also_when_lost_in_resize(tree):
-    root, _ = tree
-    write_png(root / "malignant" / "malignant (2)_mask.png", np.zeros((48, 48), np.uint8))
-    with pytest.warns(DataWarning, match=r"empty lesion mask.*malignant \(2\)\.png"):
-        ds = read_busi(root, 32)
-    k = ds.ids.index("malignant/malignant (2)")
-    assert not ds.masks[k].any() and ds.labels[k] == 1
-    tiny = np.zeros((48, 48), np.uint8)
-    tiny[1, 1] = 255  # nearest 48 -> 4 samples rows/cols 6, 18, 30, 42 only
-    write_png(root / "benign" / "benign (1)_mask.png", tiny)
-    with pytest.warns(DataWarning, match="mask vanished in resize"):
-        read_busi(root, 4)
-
-
-def test_not_strict_lists_every_problem_and_keeps_the_rest(tree):
-    root, _ = tree
-    (root / "benign" / "benign (2)_mask.png").unlink()
-    (root / "malignant" / "malignant (3).png").unlink()
-    (root / "benign" / "benign (10).png").write_bytes(b"junk")
-    write_png(root / "malignant" / "malignant (1)_mask.png", np.zeros((10, 10), np.uint8))
-    (root / "benign" / "x.txt").write_text("x")
-    # strict stops at the file listing: two problems there, before anything is decoded
-    with pytest.raises(DataError, match=r"image without mask .*\(\+1 more; `mtl-bench data check"):
-        read_busi(root, 32)
-    with pytest.warns(DataWarning, match="files? skipped"):
-        ds = read_busi(root, 32, strict=False)
-    assert {Path(p).name for p, _ in ds.skipped} == {
-        *("benign (10).png", "benign (2).png", "malignant (1).png", "malignant (3)_mask.png"),
-        *("normal", "x.txt"),
-    }
-    assert ds.ids == [
-        *("benign/benign (1)", "benign/benign (3)", "benign/bénin écho (2)"),
-        *("malignant/malignant (2)", "malignant/malignant (7)"),
-    ]
-    assert len(ds.skipped) == 6  # each once
-
-
-def test_class_with_no_usable_image_raises_even_when_not_strict(tmp_path):
-    root = tmp_path / "r"
-    make_busi_tree(root, {"benign": [Item("b (1)")], "malignant": [Item("m (1)")]})
-    (root / "malignant" / "m (1).png").write_bytes(b"junk")
-    with pytest.raises(DataError, match="malignant: no usable images in class 'malignant'"):
-        read_busi(root, 32, strict=False)
