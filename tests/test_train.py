@@ -4,37 +4,21 @@ import dataclasses
 import json
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
+from train_fixture import TINY, split, tiny_data
 
 from mtl_bench.batches import _epoch_table, fold_arrays
-from mtl_bench.config import RunConfig
 from mtl_bench.cv import run_cv
 from mtl_bench.data.phantom import synth_phantom
-from mtl_bench.fit import build_model, fit_fold
+from mtl_bench.fit import fit_fold
 from mtl_bench.metrics import segmentation_metrics_from_counts
-from mtl_bench.optim import make_optimizer
-from mtl_bench.train import Engine, TrainingDiverged
-
-TINY = RunConfig(
-    model_kwargs={"widths": (4, 8, 16, 32, 64), "dense_units": 16},
-    synthetic_n=24,
-    image_size=32,
-    folds=2,
-    epochs=2,
-    batch_size=8,
-    lr=3e-3,
-    lr_decay_every=0,
-    preprocess="none",
-    checkpoint_every=1,
-    eval_batch_size=8,
-)
+from mtl_bench.train import TrainingDiverged
 
 
 @pytest.fixture(scope="module")
 def data():
-    return synth_phantom(24, image_size=32, seed=3, class_set="binary")
+    return tiny_data()
 
 
 def test_epoch_table_covers_every_sample_once():
@@ -48,14 +32,8 @@ def test_epoch_table_covers_every_sample_once():
     assert not np.array_equal(table, np.asarray(other))  # reshuffled per epoch key
 
 
-def _split(n):
-    # The phantom is ordered by class: shuffle so both classes are in train and test.
-    idx = np.random.default_rng(0).permutation(n)
-    return np.sort(idx[: n - 8]), np.sort(idx[n - 8 :])
-
-
 def test_resume_gives_identical_metrics(data, tmp_path):
-    train, test = _split(len(data))
+    train, test = split(len(data))
     full = fit_fold(TINY, data, train, test, ckpt_dir=tmp_path / "a", quiet=True)
     again = fit_fold(TINY, data, train, test, quiet=True)
     # Same seed and config: identical numbers on CPU (determinism).
@@ -81,7 +59,7 @@ def test_resume_gives_identical_metrics(data, tmp_path):
 
 
 def test_eval_batching_does_not_change_results(data):
-    train, test = _split(len(data))
+    train, test = split(len(data))
     cfg = dataclasses.replace(TINY, epochs=1, checkpoint_every=0)
     run = fit_fold(cfg, data, train, test, quiet=True, keep_state=True)
     engine = run.engine
@@ -100,7 +78,7 @@ def test_loss_falls_and_dice_beats_background():
     cfg = dataclasses.replace(
         TINY, epochs=12, checkpoint_every=0, lr=1e-2, model_kwargs={"widths": (8, 16, 32, 64, 128)}
     )
-    train, test = _split(48)
+    train, test = split(48)
     run = fit_fold(cfg, ds, train, test, quiet=True)
     losses = [r["loss"] for r in run.curve]
     assert losses[-1] < 0.8 * losses[0]
@@ -147,7 +125,7 @@ def test_cv_writes_schema_and_resume_skips(tmp_path, monkeypatch):
 
 
 def test_bf16_trains_with_fp32_master_weights(data):
-    train, test = _split(len(data))
+    train, test = split(len(data))
     cfg = dataclasses.replace(TINY, epochs=1, checkpoint_every=0, precision="bf16")
     run = fit_fold(cfg, data, train, test, quiet=True, keep_state=True)
     assert np.isfinite(run.curve[0]["loss"])
@@ -157,95 +135,3 @@ def test_bf16_trains_with_fp32_master_weights(data):
     assert stats == {np.dtype("float32")}  # BatchNorm statistics too
     assert run.test_eval["prob"].dtype == np.float32
     assert np.isfinite(run.test_eval["prob"]).all()
-
-
-@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-def test_flattened_optimizer_computes_the_same_update(data, optimizer):
-    # optimizer_flatten only changes how the element-wise update is laid out (fewer kernels).
-    train, test = _split(len(data))
-    cfg = dataclasses.replace(TINY, epochs=1, checkpoint_every=0, optimizer=optimizer)
-    plain = fit_fold(cfg, data, train, test, quiet=True, keep_state=True)
-    flat_cfg = dataclasses.replace(cfg, optimizer_flatten=True)
-    flat = fit_fold(flat_cfg, data, train, test, quiet=True, keep_state=True)
-    # The flattened state really is flat: one vector per moment instead of one per tensor.
-    n_opt = [len(jax.tree.leaves(r.engine.initial_state["opt_state"])) for r in (plain, flat)]
-    assert n_opt[1] <= 3 < n_opt[0], n_opt
-    # The two layouts compile to different fusions, which may round apart by an ulp on some CPUs,
-    # and Adam's m / sqrt(v) turns an ulp in a near-zero gradient into a visible fraction of a
-    # step: seen 1.4e-6 on one of 9216 weights on an AMD EPYC VM (not on the earlier VMs), lr
-    # 3e-3. So the weights must agree to 1/1000 of one step (the update on identical gradients is
-    # checked to float precision in the test below).
-    leaves = [jax.tree.leaves(r.state["params"]) for r in (plain, flat)]
-    for a, b in zip(*leaves, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-3 * cfg.lr)
-    np.testing.assert_allclose(flat.test_eval["prob"], plain.test_eval["prob"], atol=1e-5)
-
-
-@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
-def test_flattened_optimizer_update_equals_per_tensor_update(optimizer):
-    # Same gradients in, same updates out: the flat layout changes no arithmetic, only layout.
-    cfg = dataclasses.replace(TINY, optimizer=optimizer, weight_decay=1e-2)
-    txs = [make_optimizer(dataclasses.replace(cfg, optimizer_flatten=f)) for f in (False, True)]
-    rng = np.random.default_rng(0)
-    params = {"conv": rng.normal(size=(3, 3, 2, 4)), "bias": rng.normal(size=(4,)) * 1e-3}
-    params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
-    states = [tx.init(params) for tx in txs]
-    for _ in range(3):
-        grads = jax.tree.map(lambda x: jnp.asarray(rng.normal(size=x.shape), jnp.float32), params)
-        out = [jax.jit(tx.update)(grads, st, params) for tx, st in zip(txs, states, strict=True)]
-        states = [st for _, st in out]
-        a, b = (jax.tree.leaves(u) for u, _ in out)
-        for x, y in zip(a, b, strict=True):
-            np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-9)
-
-
-@pytest.mark.parametrize("layout", ["leaves", "packed"])
-def test_jitted_step_takes_the_state_as_flat_arrays(data, layout):
-    # The per-step call gets a plain list (cheap to flatten on the host): the state's leaves, or
-    # a few flat buffers holding them (fewer runtime arguments). Either way one step is the pure
-    # train step on the nested state, bit for bit.
-    cfg = dataclasses.replace(TINY, state_layout=layout)
-    model = build_model(cfg, num_classes=2)
-    engine = Engine(model, ("mask", "label"), cfg, steps_per_epoch=3, class_alpha=np.ones(2))
-    state = engine.initial_state
-    arrays = engine.flatten_state(state)
-    assert isinstance(arrays, list) and all(isinstance(x, jax.Array) for x in arrays)
-    n_leaves = len(jax.tree.leaves(state))
-    # packed: one float32 and one int32 buffer (the step counters) for 300-odd leaves
-    assert len(arrays) == (n_leaves if layout == "leaves" else 2), len(arrays)
-    assert int(engine.unflatten_state(arrays)["step"]) == 0
-    assert arrays[engine.step_leaf].dtype == jnp.int32
-    placed = engine.place_data(fold_arrays(data.images, data.masks, data.labels))
-    table, weights = engine.epoch_table(len(data), jax.random.key(0))
-    key = jax.random.key(1)
-    copy = jax.tree.map(lambda x: x.copy(), arrays)  # the step donates its input
-    new_arrays, m = engine._train_indexed(copy, placed, table, weights, key)
-    new_state, m_ref = jax.jit(engine.steps.train_indexed)(state, placed, table, weights, key)
-    back = engine.unflatten_state(new_arrays)
-    assert int(back["step"]) == 1
-    assert jax.tree.structure(back) == jax.tree.structure(state)
-    for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(new_state), strict=True):
-        assert a.shape == b.shape and a.dtype == b.dtype
-        np.testing.assert_array_equal(a, b)  # the same program
-    np.testing.assert_array_equal(m["loss"], m_ref["loss"])
-
-
-def test_unknown_state_layout_is_one_clear_error():
-    cfg = dataclasses.replace(TINY, state_layout="flat")
-    with pytest.raises(ValueError, match="state_layout 'flat': use packed or leaves"):
-        Engine(build_model(cfg, 2), ("mask", "label"), cfg, steps_per_epoch=1, class_alpha=None)
-
-
-def test_initial_state_survives_training(data):
-    # Training donates the state's buffers; place_state copies, so the engine's initial state
-    # stays readable after an epoch (it is the restore target and the start of every fold).
-    model = build_model(TINY, num_classes=2)
-    engine = Engine(model, ("mask", "label"), TINY, steps_per_epoch=2, class_alpha=np.ones(2))
-    # copies: a zero-copy view held on the CPU would stop the donation this test is about
-    before = [np.array(x, copy=True) for x in jax.tree.leaves(engine.initial_state)]
-    placed = engine.place_data(fold_arrays(data.images, data.masks, data.labels))
-    state, _ = engine.run_epoch(engine.place_state(engine.initial_state), placed, jax.random.key(0))
-    assert int(state["step"]) == 2
-    assert not any(x.is_deleted() for x in jax.tree.leaves(engine.initial_state))
-    for a, b in zip(before, jax.tree.leaves(engine.initial_state), strict=True):
-        np.testing.assert_array_equal(a, np.asarray(b))
