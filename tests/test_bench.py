@@ -1,5 +1,5 @@
-"""The throughput bench: OOM back-off, arguments, the CSV, fold-parallel rows (FLOPs and peaks:
-test_flops.py)."""
+"""The throughput bench end to end: the CSV, fold-parallel rows, profiles, config overrides
+(bookkeeping on rows: test_bench_rows.py; FLOPs and peaks: test_flops.py)."""
 
 import csv
 import math
@@ -13,39 +13,13 @@ import pytest
 from flax import nnx
 
 from benchmarks import timing
-from benchmarks.bench_args import kwargs_cell, parse_model_kwargs
 from benchmarks.throughput import main
-from benchmarks.throughput_io import COLUMNS, fold_speedups, protocol_minutes
+from benchmarks.throughput_io import COLUMNS
 from mtl_bench import registry
 from mtl_bench.provenance import host_cpu
 from mtl_bench.registry import ModelInfo, count_params
 
 ROOT = Path(__file__).resolve().parents[1]  # subprocesses import benchmarks from here
-
-
-def test_oom_backs_off_to_half_the_batch(monkeypatch):
-    seen = []
-
-    def fake_measure(spec):
-        seen.append(spec.batch_size)
-        if spec.batch_size > 2:
-            raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate")
-        return {"train_ms": 1.0}
-
-    monkeypatch.setattr(timing, "measure", fake_measure)
-    row, note = timing.measure_with_backoff(timing.BenchSpec("mtl_resunet", 8))
-    assert seen == [8, 4, 2] and row["batch_size"] == 2
-    assert note == "OOM at batch 8, 4; measured at 2"
-    monkeypatch.setattr(timing, "measure", lambda spec: 1 / 0)
-    with pytest.raises(ZeroDivisionError):  # other errors are not retried
-        timing.measure_with_backoff(timing.BenchSpec("mtl_resunet", 8))
-
-
-def test_model_kwargs_parse_per_model():
-    got = parse_model_kwargs(["widths=(4,8)", "unet:base_width=4", "unet:dropout=0.1"])
-    assert got == {"*": {"widths": (4, 8)}, "unet": {"base_width": 4, "dropout": 0.1}}
-    with pytest.raises(ValueError, match="KEY=VALUE"):
-        parse_model_kwargs(["widths"])
 
 
 def _tiny_builder(*, rngs, in_channels=1, num_classes=2, image_size=None):
@@ -173,29 +147,6 @@ def test_bench_keeps_each_finished_configuration(tmp_path, monkeypatch):
     assert [(r["batch_size"], r["status"]) for r in rows] == [("2", "ok")]
 
 
-def test_protocol_estimate_names_fold_conv_and_non_paper_networks():
-    base = {"model": "mtl_resunet", "status": "ok", "devices": "1", "image_size": "64",
-            "batch_size": "16", "precision": "fp32", "device_kind": "cpu"}  # fmt: skip
-    cell = kwargs_cell({"widths": (8, 16), "dense_units": 4})
-    assert cell == "dense_units=4 widths=(8, 16)" and kwargs_cell({}) == ""
-    rows = [
-        {**base, "strategy": "none", "train_img_per_s": "100", "model_kwargs": cell},
-        {**base, "strategy": "fold", "train_img_per_s": "200", "fold_conv": "unrolled"},
-        {**base, "strategy": "fold", "train_img_per_s": "50"},  # a CSV from before fold_conv
-        {**base, "strategy": "jit", "train_img_per_s": "50"},  # not a one-device protocol
-    ]
-    got = protocol_minutes(rows)
-    # 500 epochs × 647 images × 4 training folds = 1,294,000 images.
-    assert got[0].startswith("paper protocol (5 folds × 500 epochs × 4/5 of 647 images): 215.7 min")
-    assert "folds one after another, model dense_units=4 widths=(8, 16)" in got[0]
-    assert "107.8 min" in got[1] and "folds side by side, fold_conv=unrolled (" in got[1]
-    assert "fold_conv=grouped" in got[2] and len(got) == 3
-    # The pipelined rate (what the training loop sees) is preferred where the row has it.
-    piped = protocol_minutes([{**rows[0], "train_pipelined_img_per_s": "200"}])
-    assert "107.8 min" in piped[0] and "(200 img/s, steps pipelined, on cpu)" in piped[0]
-    assert "(100 img/s on cpu)" in got[0]
-
-
 @pytest.mark.slow
 def test_bench_profile_traces_each_configuration(tmp_path):
     # A subprocess (the real CLI): the profiler's threads keep a pytest-xdist worker from exiting
@@ -241,17 +192,3 @@ def test_bench_config_overrides_reach_the_engine_and_the_row(tmp_path, monkeypat
     assert "a model option; give it with --set" in capsys.readouterr().err
     assert main(argv + ["--config", "no_such_field=1"]) == 2
     assert "unknown config key 'no_such_field'" in capsys.readouterr().err
-
-
-def test_fold_speedup_compares_like_with_like():
-    base = {"model": "m", "image_size": "64", "batch_size": "16", "precision": "fp32",
-            "device_kind": "cpu", "status": "ok"}  # fmt: skip
-    rows = [
-        {**base, "strategy": "none", "train_img_per_s": "100"},  # an older CSV: no new columns
-        {**base, "strategy": "none", "train_img_per_s": "50", "model_kwargs": "widths=(4, 8)"},
-        {**base, "strategy": "fold", "train_img_per_s": "80", "model_kwargs": "", "folds": "5"},
-        {**base, "strategy": "fold", "train_img_per_s": "80", "model_kwargs": "widths=(4, 8)"},
-    ]
-    got = fold_speedups(rows)
-    assert got[2]["x_sequential"] == pytest.approx(0.8)
-    assert got[3]["x_sequential"] == pytest.approx(1.6)
