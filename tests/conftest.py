@@ -48,3 +48,11 @@ def tree(tmp_path: Path) -> tuple[Path, dict]:
     """A small clean BUSI-layout folder (tests/test_reader*.py): its root and its items."""
     root = tmp_path / "BUSI"
     return root, make_busi_tree(root, standard_spec())
+
+
+@pytest.fixture
+def reproduce_env(tmp_path, monkeypatch):
+    """A run's own data cache, and no compile cache of its own (tests/test_reproduce*.py): this
+    file already set one up for the session."""
+    monkeypatch.setenv("MTL_BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MTL_BENCH_COMPILE_CACHE", "0")

@@ -1,26 +1,18 @@
 """``mtl-bench reproduce``: the plan of each preset, and one tiny reproduction end to end
-(tables and figures written, a failing method reported while the others are kept, resume)."""
+(tables and figures written, a failing method reported while the others are kept, resume);
+fold-parallel and three-class runs: test_reproduce_variants.py."""
 
 import json
 
 import pytest
+from reproduce_fixture import TINY
 
 from mtl_bench.cli import main
 from mtl_bench.registry import list_models
 from mtl_bench.reproduce_plan import PROPOSED, THREE_CLASS_DIR, plan
 from mtl_bench.table_specs import DEFAULT_SPECS, THREE_CLASS_TAG
 
-# Two folds of ~20 binary phantom images at 32², one epoch, the proposed model at tiny widths.
-TINY = [
-    "--set", "synthetic_n=24", "--set", "epochs=1", "--set", "batch_size=8",
-    "--set", "mtl_resunet:model_kwargs.widths=(4,8,16,32,64)", "--quiet",
-]  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("MTL_BENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("MTL_BENCH_COMPILE_CACHE", "0")  # conftest already set one up
+pytestmark = pytest.mark.usefixtures("reproduce_env")  # conftest.py
 
 
 def _one_line_error(capsys) -> str:
@@ -150,85 +142,6 @@ def test_reproduce_end_to_end_failure_and_resume(tmp_path, capsys, monkeypatch):
     assert "--reference 'unet' has only mask outputs" in _one_line_error(capsys)
     assert main(["tables", "--results", str(out), "--reference", "nope"]) == 2
     assert "--reference 'nope' has no results in" in _one_line_error(capsys)
-
-
-def test_fold_parallel_trains_a_methods_folds_together_and_cleans_up(tmp_path, monkeypatch):
-    """Under ``--set fold_parallel=true`` one ``run_cv`` call trains all of a method's unfinished
-    folds side by side (not each fold alone on a fold axis of 1); baselines' shared checkpoint
-    is removed as their per-fold ones are; a method without a training loop runs fold by fold."""
-    import jax
-
-    import mtl_bench.cv
-
-    calls = []
-    real_run_cv = mtl_bench.cv.run_cv
-
-    def run_cv(cfg, out, *, folds, **kwargs):
-        calls.append((cfg.model, list(folds)))
-        return real_run_cv(cfg, out, folds=folds, **kwargs)
-
-    monkeypatch.setattr(mtl_bench.cv, "run_cv", run_cv)
-    cleared = []  # compiled programs are dropped between methods, not between a method's folds
-    real_clear = jax.clear_caches
-    monkeypatch.setattr(jax, "clear_caches", lambda: (cleared.append(calls[-1][0]), real_clear()))
-    out = tmp_path / "r"
-    argv = ["reproduce", "--methods", "mtl_resunet,unet,moon_features", "--out", str(out), *TINY]
-    argv += ["--set", "fold_parallel=true", "--set", "unet:model_kwargs.base_width=4"]
-    assert main(argv) == 0
-    assert calls == [
-        ("mtl_resunet", [0, 1]), ("unet", [0, 1]), ("moon_features", [0]), ("moon_features", [1])
-    ]  # fmt: skip
-    assert cleared == ["mtl_resunet", "unet"]
-    for method in ("mtl_resunet", "unet"):
-        for k in (0, 1):
-            rec = json.loads((out / method / f"fold_{k}.json").read_text())
-            assert rec["folds_trained_together"] == [0, 1], (method, k)
-    assert (out / "mtl_resunet" / "ckpt_folds_0_1" / "last").is_dir()  # ours kept, for predict
-    assert not list((out / "unet").glob("ckpt_*"))  # a baseline's removed
-
-    # Resume trains only what is missing, side by side again where more than one fold is.
-    (out / "mtl_resunet" / "fold_1.json").unlink()
-    calls.clear()
-    assert main([*argv, "--resume"]) == 0
-    assert calls == [("mtl_resunet", [1])]
-    rec = json.loads((out / "mtl_resunet" / "fold_1.json").read_text())
-    assert rec["folds_trained_together"] == [1]
-
-
-def test_a_side_by_side_runs_time_counts_once_per_method(tmp_path):
-    from mtl_bench.config import RunConfig
-    from mtl_bench.reproduce_outputs import method_seconds as _seconds
-    from mtl_bench.reproduce_plan import Job
-
-    def write(method, k, wall, together=None):
-        rec = {"wall_time_s": wall}
-        if together is not None:
-            rec |= {"fold_parallel": True, "folds_trained_together": together}
-        (tmp_path / method).mkdir(exist_ok=True)
-        (tmp_path / method / f"fold_{k}.json").write_text(json.dumps(rec))
-
-    write("a", 0, 10.0)
-    write("a", 1, 12.0)  # in turn: summed
-    write("b", 0, 30.0, [0, 1, 2])
-    write("b", 1, 31.0, [0, 1, 2])  # one run of three folds (each file: that run's time)...
-    write("b", 2, 7.0, [2])  # ...and a later rerun of fold 2 alone
-    jobs = [Job(m, RunConfig(model="unet")) for m in ("a", "b", "c")]
-    assert _seconds(jobs, tmp_path) == {"a": 22.0, "b": 38.0}  # c: nothing finished
-
-
-@pytest.mark.slow
-def test_three_class_runs_get_their_own_folder_and_table(tmp_path, capsys):
-    out = tmp_path / "r"
-    argv = ["reproduce", "--methods", "mtl_resunet", "--three-class", "--out", str(out), *TINY]
-    assert main(argv) == 0
-    binary = json.loads((out / "mtl_resunet" / "fold_0.json").read_text())
-    three = json.loads((out / "three_class" / "mtl_resunet@3class" / "fold_0.json").read_text())
-    assert three["class_names"] == ["benign", "malignant", "normal"]
-    assert three["fold_manifest_hash"] != binary["fold_manifest_hash"]  # its own manifest
-    table = (out / "three_class" / "tables" / "table_3class.md").read_text()
-    row = next(line for line in table.splitlines() if line.startswith("| mtl_resunet@3class"))
-    assert "not run" not in row and "ref." in row
-    assert "Three-class" in capsys.readouterr().out
 
 
 def test_a_fold_bar_nests_in_the_reproduce_bar_even_when_quiet(monkeypatch):
