@@ -171,7 +171,7 @@ def _curve_panels(curves: dict[int, pd.DataFrame], tasks: set[str]) -> list[tupl
         parts = parts if len(parts) > 1 else []
     panels += [(k, f"training {_PART_NAME[k]} loss", "loss") for k in parts]
     if "val_score" in present:
-        # fit._val_score: Dice and/or AUC (ACC where the AUC is undefined) on the inner split.
+        # validation.val_score: Dice and/or AUC (ACC where the AUC is undefined) on the inner split.
         score = {"mask": "Dice", "label": "AUC"}
         named = [score[t] for t in ("mask", "label") if t in tasks]
         ylabel = " and ".join(named) + (" (mean)" if len(named) > 1 else "")

@@ -22,6 +22,7 @@ from mtl_bench.parallel import fetch
 from mtl_bench.progress import Bar, log, progress_bar
 from mtl_bench.registry import count_params, create_model, model_info
 from mtl_bench.train import Engine, State, TrainingDiverged
+from mtl_bench.validation import best_epoch, split_validation, val_score
 
 # Fold arrays are padded to a multiple of this many rows (batches.pad_rows): 647 images make
 # folds of 517/518 training and 129/130 test images, one compiled step for all with 32.
@@ -56,41 +57,6 @@ def builder_kwargs(cfg: RunConfig, num_classes: int) -> dict[str, Any]:
 def build_model(cfg: RunConfig, num_classes: int):
     """The registered model with the run's input/class overrides and precision."""
     return create_model(cfg.model, seed=cfg.seed, **builder_kwargs(cfg, num_classes))
-
-
-def _split_validation(
-    cfg: RunConfig, labels: np.ndarray, train_idx: np.ndarray, groups: np.ndarray | None
-):
-    """(fit, validation) indices: a stratified ``val_fraction`` of the training fold's duplicate
-    groups (``groups``: a group id per image; None: every image its own), so no near-duplicate
-    sits on both sides and flatters the epoch choice, as the outer folds keep them together."""
-    if cfg.val_fraction <= 0:
-        return train_idx, None
-    from sklearn.model_selection import train_test_split
-
-    g = (np.arange(len(labels)) if groups is None else np.asarray(groups))[train_idx]
-    ids, first = np.unique(g, return_index=True)  # a group's label: its first member's
-    _, val_groups = train_test_split(
-        ids,
-        test_size=cfg.val_fraction,
-        stratify=labels[train_idx][first],
-        random_state=cfg.seed,
-    )
-    is_val = np.isin(g, val_groups)
-    return np.sort(train_idx[~is_val]), np.sort(train_idx[is_val])
-
-
-def _val_score(tasks: tuple[str, ...], ev: dict[str, np.ndarray], labels: np.ndarray) -> float:
-    """Selection score on the inner validation split: mean of Dice and AUC (those present)."""
-    from mtl_bench.metrics import classification_metrics, segmentation_metrics_from_counts
-
-    parts = []
-    if "counts" in ev:
-        parts.append(segmentation_metrics_from_counts(ev["counts"])["DC"])
-    if "prob" in ev:
-        auc = classification_metrics(labels, ev["prob"])["AUC"]
-        parts.append(classification_metrics(labels, ev["prob"])["ACC"] if math.isnan(auc) else auc)
-    return float(np.mean(parts))
 
 
 def fit_fold(
@@ -135,7 +101,7 @@ def fit_fold(
         note = weights_note(model, cfg.model)
         log(note, quiet=quiet)
         weights_extras = {"weights": note, "from_scratch": model.weights_source is None}
-    fit_idx, val_idx = _split_validation(cfg, dataset.labels, np.asarray(train_idx), groups)
+    fit_idx, val_idx = split_validation(cfg, dataset.labels, np.asarray(train_idx), groups)
     alpha = None
     if "label" in info.tasks and cfg.class_weights != "none":
         alpha = class_weights(dataset.labels[fit_idx], num_classes)
@@ -192,7 +158,7 @@ def fit_fold(
                         engine.canonical_state(state), val_data, np.arange(len(val_idx))
                     )
                     timing["eval_s"] += time.perf_counter() - tv
-                    score = _val_score(info.tasks, ev, dataset.labels[val_idx])
+                    score = val_score(info.tasks, ev, dataset.labels[val_idx])
                     row["val_score"] = score
                     if score > best[0]:
                         canon = engine.canonical_state(state)
@@ -233,7 +199,7 @@ def fit_fold(
             "selected_by_validation": best[1] is not None,
             "best_val_score": best[0] if best[1] is not None else None,
             # The tested weights' epoch (epochs_run counts the epochs trained).
-            "selected_epoch": _best_epoch(curve) if best[1] is not None else None,
+            "selected_epoch": best_epoch(curve) if best[1] is not None else None,
             "train_images": len(fit_idx),
             # > 0 after --resume: wall_time_s and checkpoints_saved then count this run only.
             "resumed_after_epoch": start_epoch,
@@ -243,13 +209,6 @@ def fit_fold(
         state=eval_state if keep_state else None,
         engine=engine if keep_state else None,
     )
-
-
-def _best_epoch(curve: list[dict]) -> int | None:
-    """The first epoch with the highest validation score (the weights kept: a later equal
-    score does not replace them)."""
-    scored = [r for r in curve if np.isfinite(r.get("val_score", np.nan))]
-    return int(max(scored, key=lambda r: r["val_score"])["epoch"]) if scored else None
 
 
 def _check_finite(m: dict[str, np.ndarray], epoch: int, steps: int) -> None:

@@ -10,7 +10,8 @@ from mtl_bench import cv
 from mtl_bench.config import RunConfig
 from mtl_bench.cv_data import duplicate_groups
 from mtl_bench.data.phantom import synth_phantom
-from mtl_bench.fit import _best_epoch, _split_validation, fit_fold
+from mtl_bench.fit import fit_fold
+from mtl_bench.validation import best_epoch, split_validation
 
 CFG = RunConfig(val_fraction=0.25, seed=3)
 
@@ -18,11 +19,11 @@ CFG = RunConfig(val_fraction=0.25, seed=3)
 def test_without_groups_the_split_is_the_plain_stratified_one():
     labels = np.arange(40) % 2
     train = np.arange(5, 40)
-    fit, val = _split_validation(CFG, labels, train, None)
+    fit, val = split_validation(CFG, labels, train, None)
     tr, va = train_test_split(train, test_size=0.25, stratify=labels[train], random_state=3)
     assert fit.tolist() == sorted(tr) and val.tolist() == sorted(va)
     off = dataclasses.replace(CFG, val_fraction=0.0)
-    assert _split_validation(off, labels, train, None) == (train, None)
+    assert split_validation(off, labels, train, None) == (train, None)
 
 
 def test_duplicate_groups_stay_on_one_side():
@@ -32,7 +33,7 @@ def test_duplicate_groups_stay_on_one_side():
         groups[b] = a  # pairs of (same-class) duplicates
     train = np.arange(60)
     for seed in range(10):
-        fit, val = _split_validation(dataclasses.replace(CFG, seed=seed), labels, train, groups)
+        fit, val = split_validation(dataclasses.replace(CFG, seed=seed), labels, train, groups)
         assert sorted([*fit, *val]) == train.tolist()  # every image on exactly one side
         assert not set(groups[fit]) & set(groups[val])  # no group on both sides
         assert abs(labels[val].mean() - 0.5) < 0.15  # still stratified
@@ -64,7 +65,7 @@ def test_the_tested_weights_are_the_selected_epochs(monkeypatch):
         checkpoint_every=0, eval_batch_size=8, val_fraction=0.25, eval_every=1,
     )  # fmt: skip
     scores = []
-    monkeypatch.setattr(mtl_bench.fit, "_val_score", lambda *a: scores.pop(0))
+    monkeypatch.setattr(mtl_bench.fit, "val_score", lambda *a: scores.pop(0))
     scores[:] = [0.5, 0.9, 0.1]  # epoch 2 is the best of three
     run = fit_fold(cfg, data, train, test, quiet=True)
     assert run.extras["selected_by_validation"] and run.extras["selected_epoch"] == 2
@@ -101,19 +102,19 @@ def test_run_cv_gives_the_split_the_manifests_groups(monkeypatch, tmp_path):
 )
 def test_best_epoch_is_the_first_of_the_highest(scores, epoch):
     curve = [{"epoch": e + 1, "val_score": s} for e, s in enumerate(scores)]
-    assert _best_epoch(curve) == epoch
+    assert best_epoch(curve) == epoch
 
 
 def test_val_score_is_the_mean_of_dice_and_auc():
-    from mtl_bench.fit import _val_score
+    from mtl_bench.validation import val_score
 
     counts = np.array([[3, 1, 0, 12], [1, 0, 1, 14]])  # DC 6/7 and 2/3
     dc = (6 / 7 + 2 / 3) / 2
     prob = np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.45, 0.55]])
     labels = np.array([0, 1, 1, 0])  # AUC: 3 of the 4 (positive, negative) pairs ordered
-    assert _val_score(("mask",), {"counts": counts}, labels[:2]) == pytest.approx(dc)
-    assert _val_score(("label",), {"prob": prob}, labels) == pytest.approx(0.75)
-    both = _val_score(("mask", "label"), {"counts": counts, "prob": prob}, labels)
+    assert val_score(("mask",), {"counts": counts}, labels[:2]) == pytest.approx(dc)
+    assert val_score(("label",), {"prob": prob}, labels) == pytest.approx(0.75)
+    both = val_score(("mask", "label"), {"counts": counts, "prob": prob}, labels)
     assert both == pytest.approx((dc + 0.75) / 2)
     # One class only in the split: no AUC, so accuracy stands in (never a NaN score).
-    assert _val_score(("label",), {"prob": prob}, np.zeros(4, int)) == pytest.approx(0.5)
+    assert val_score(("label",), {"prob": prob}, np.zeros(4, int)) == pytest.approx(0.5)

@@ -1,0 +1,55 @@
+"""Model selection inside a training fold (``val_fraction`` > 0): a stratified, group-aware
+validation split of the training fold, the score each epoch is judged by, and the epoch kept.
+
+The outer test fold is never looked at: choosing the epoch on it would flatter every table.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mtl_bench.config import RunConfig
+
+
+def split_validation(
+    cfg: RunConfig, labels: np.ndarray, train_idx: np.ndarray, groups: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(fit, validation) indices: a stratified ``val_fraction`` of the training fold's duplicate
+    groups (``groups``: a group id per image; None: every image its own), so no near-duplicate
+    sits on both sides and flatters the epoch choice, as the outer folds keep them together."""
+    if cfg.val_fraction <= 0:
+        return train_idx, None
+    from sklearn.model_selection import train_test_split
+
+    g = (np.arange(len(labels)) if groups is None else np.asarray(groups))[train_idx]
+    ids, first = np.unique(g, return_index=True)  # a group's label: its first member's
+    _, val_groups = train_test_split(
+        ids,
+        test_size=cfg.val_fraction,
+        stratify=labels[train_idx][first],
+        random_state=cfg.seed,
+    )
+    is_val = np.isin(g, val_groups)
+    return np.sort(train_idx[~is_val]), np.sort(train_idx[is_val])
+
+
+def val_score(tasks: tuple[str, ...], ev: dict[str, np.ndarray], labels: np.ndarray) -> float:
+    """Selection score on the inner validation split: mean of Dice and AUC (those present)."""
+    from mtl_bench.metrics import classification_metrics, segmentation_metrics_from_counts
+
+    parts = []
+    if "counts" in ev:
+        parts.append(segmentation_metrics_from_counts(ev["counts"])["DC"])
+    if "prob" in ev:
+        auc = classification_metrics(labels, ev["prob"])["AUC"]
+        parts.append(classification_metrics(labels, ev["prob"])["ACC"] if math.isnan(auc) else auc)
+    return float(np.mean(parts))
+
+
+def best_epoch(curve: list[dict]) -> int | None:
+    """The first epoch with the highest validation score (the weights kept: a later equal
+    score does not replace them)."""
+    scored = [r for r in curve if np.isfinite(r.get("val_score", np.nan))]
+    return int(max(scored, key=lambda r: r["val_score"])["epoch"]) if scored else None
