@@ -114,8 +114,10 @@ def run_cv(
         )
     if not chosen:
         raise ValueError("no fold chosen (--folds is empty)")
-    if resume:
-        check_finished_match(cfg, [out / method / f"fold_{f}.json" for f in chosen])
+    # A method's finished folds that this run keeps must share its settings: with --resume
+    # every one (skipped, or left alone outside --folds), without it those outside --folds.
+    kept = [f for f in range(manifest.k) if resume or f not in chosen]
+    check_finished_match(cfg, [out / method / f"fold_{f}.json" for f in kept], resume=resume)
     # Every chosen fold's data is checked against the manifest before any checkpoint is removed.
     splits = fold_splits(manifest, dataset, chosen, cfg)
     written: dict[int, Path] = {}
@@ -164,9 +166,10 @@ def run_cv(
     return written
 
 
-def check_finished_match(cfg: RunConfig, paths: list[Path]) -> None:
-    """--resume skips finished folds: a one-line ValueError if any of ``paths`` (fold result
-    files; absent ones are ignored) was trained with other settings than ``cfg``."""
+def check_finished_match(cfg: RunConfig, paths: list[Path], *, resume: bool = True) -> None:
+    """A one-line ValueError if any of ``paths`` (fold result files the run keeps: skipped by
+    --resume, or outside --folds; absent ones are ignored) was trained with other settings than
+    ``cfg``: one method's folds would mix them."""
     new = json.loads(json.dumps(cfg.to_dict(), default=str))
     for path in paths:
         if not path.exists():
@@ -177,10 +180,15 @@ def check_finished_match(cfg: RunConfig, paths: list[Path]) -> None:
             raise DataError(f"{path}: cannot read its config ({e})") from None
         diffs = config_differences(old, new)
         if diffs:
+            fix = (
+                "--resume would mix them in one method's folds: drop --resume to retrain"
+                if resume
+                else "training only some folds would mix them in one method's results: train "
+                "every fold (drop --folds), give this run a --tag"
+            )
             raise ValueError(
                 f"{path}: finished with other settings ({'; '.join(diffs)}, saved → now); "
-                "--resume would mix them in one method's folds: drop --resume to retrain, or "
-                "use another --out"
+                f"{fix}, or use another --out"
             )
 
 

@@ -5,6 +5,7 @@ after it), and each fold's rows checked against that manifest."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 import warnings
 from pathlib import Path
@@ -142,11 +143,35 @@ def fold_splits(
             f"run's data has {len(want)} ({', '.join(want)}): {fix}, or use another --out (a "
             "results folder holds one class set's folds)"
         )
+    source = (manifest.description or {}).get("source", "other data")
     try:
-        return {f: fold_indices(manifest, dataset, f, check_fingerprint=check) for f in folds}
+        splits = {f: fold_indices(manifest, dataset, f, check_fingerprint=check) for f in folds}
     except DataError as e:
-        source = (manifest.description or {}).get("source", "other data")
+        raise DataError(f"{e} — {_which_data(source, dataset)}") from None
+    made_from = (manifest.description or {}).get("source_fingerprint")
+    if made_from and dataset.source_fingerprint and made_from != dataset.source_fingerprint:
+        # Checked at any size and pre-processing: the pixel fingerprint above only catches other
+        # data at the manifest's own, so a 299² classifier could run on edited images.
         raise DataError(
-            f"{e} — this folder's folds were made from {source}: pass that --data, or use "
-            "another --out"
-        ) from None
+            f"{manifest.where}: this run's images or masks are not those the folds were made "
+            f"from (source fingerprint {dataset.source_fingerprint[:12]}, the folds' "
+            f"{made_from[:12]}; the ids and labels match) — {_which_data(source, dataset)}"
+        )
+    return splits
+
+
+def _which_data(source: str, dataset: Dataset) -> str:
+    """The end of a data-mismatch error: what the folder's folds were made from, and what to do."""
+    if source == dataset.source:  # the folder named, its files changed since
+        return (
+            f"{source} changed since this folder's folds were made: restore its files, or use "
+            "another --out for the data as it is now"
+        )
+    found = re.fullmatch(r"synthetic\(n=(\S+),seed=(\S+),difficulty=(\S+)\)", source)
+    if found:  # load_dataset's name for the phantom: the settings that make it again
+        keys = ("synthetic_n", "synthetic_seed", "synthetic_difficulty")
+        sets = zip(keys, found.groups(), strict=True)
+        fix = "give this run " + " ".join(f"--set {k}={v}" for k, v in sets)
+    else:
+        fix = "pass that --data"
+    return f"this folder's folds were made from {source}: {fix}, or use another --out"

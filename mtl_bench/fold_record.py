@@ -10,8 +10,9 @@ write. Everything a table, a figure or a later analysis needs is in it:
   class probabilities or null), ``JSI``/``DC`` (per image, null where ``empty_policy`` leaves an
   image out) — from which the image-level tests and CIs are computed;
 - provenance: ``config`` (the full ``RunConfig``), ``params``, ``fold_manifest_hash`` (tables
-  refuse to mix hashes), ``dataset_fingerprint``, ``dataset_source``, ``git_commit``,
-  ``versions``, ``device_kind``, ``host_cpu``, ``from_scratch``, ``finished_utc``;
+  refuse to mix hashes), ``dataset_fingerprint``, ``dataset_source``,
+  ``dataset_source_fingerprint`` (the raw data whatever the size and pre-processing),
+  ``git_commit``, ``versions``, ``device_kind``, ``host_cpu``, ``from_scratch``, ``finished_utc``;
 - the run: ``wall_time_s``, ``train_img_per_s`` (folds trained side by side: their one run's
   time and rate, all its folds' images), ``epochs_run`` (epochs trained),
   ``selected_by_validation``, ``best_val_score`` and ``selected_epoch`` (with ``val_fraction``:
@@ -130,6 +131,7 @@ def fold_result(
         "fold_manifest_hash": manifest.hash(),
         "dataset_fingerprint": dataset.fingerprint(),
         "dataset_source": dataset.source,
+        "dataset_source_fingerprint": dataset.source_fingerprint or None,
         "git_commit": git_commit(),
         "versions": versions(),
         "device_kind": device_kind(),

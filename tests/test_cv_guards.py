@@ -43,7 +43,7 @@ def test_other_pixels_under_the_same_names_are_refused_before_the_checkpoint_goe
     # Another phantom seed: the same ids and labels, other images. The folder's manifest was
     # made at this size and pre-processing, so its fingerprint must match.
     other = dataclasses.replace(TINY, synthetic_seed=TINY.synthetic_seed + 1)
-    with pytest.raises(DataError, match=r"fingerprint .* differs.* made from .*--data"):
+    with pytest.raises(DataError, match=r"fingerprint .* differs.* made from .*synthetic_seed=0"):
         run_cv(other, finished, folds=[0], quiet=True)
     assert _untouched(finished)
 

@@ -213,6 +213,9 @@ def manifest_for(
         fingerprint=dataset.fingerprint(),
         description={
             "source": dataset.source,
+            # The raw data whatever the size and pre-processing: every method is checked
+            # against it (the pixels, ``fingerprint``, only at this size and pre-processing).
+            "source_fingerprint": dataset.source_fingerprint or None,
             "image_size": list(dataset.image_size),
             "preprocess": preprocess,
             "class_counts": dataset.class_counts(),

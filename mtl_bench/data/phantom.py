@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from mtl_bench.data.phantom_tissue import STREAM, render_image
-from mtl_bench.data.types import ALL_CLASSES, DataError, Dataset, class_names
+from mtl_bench.data.types import ALL_CLASSES, DataError, Dataset, class_names, source_fingerprint
 
 BUSI_COUNTS: dict[str, int] = {"benign": 437, "malignant": 210, "normal": 133}
 MARKER = "PHANTOM.json"
@@ -126,7 +126,10 @@ def synth_phantom(
             ids.append(f"{name}/{name} ({k})")
             i += 1
     source = f"phantom(seed={seed}, difficulty={difficulty}, image_size={image_size})"
-    return Dataset(images, masks, labels, ids, names, source=source)
+    # The raw data is the generator's scene: the same at every size (rendered, not resized).
+    scene = [f"phantom seed={seed} difficulty={difficulty}"] * len(ids)
+    fp = source_fingerprint(ids, scene)
+    return Dataset(images, masks, labels, ids, names, source=source, source_fingerprint=fp)
 
 
 def _prepare_dir(out: Path) -> None:

@@ -91,6 +91,7 @@ def _save(path: Path, dataset: Dataset, meta: dict) -> None:
         "class_names": np.array(dataset.class_names, dtype=str),
         "skipped": np.array(dataset.skipped, dtype=str).reshape(-1, 2),
         "source": np.array(dataset.source),
+        "source_fingerprint": np.array(dataset.source_fingerprint),
     }
     atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
     text = (json.dumps(meta, indent=1, sort_keys=True, default=repr) + "\n").encode()
@@ -118,6 +119,7 @@ def _load(path: Path) -> Dataset | None:
                 class_names=tuple(str(s) for s in z["class_names"]),
                 skipped=[(str(p), str(r)) for p, r in z["skipped"]],
                 source=str(z["source"]),
+                source_fingerprint=str(z["source_fingerprint"]),  # absent: an older entry
             )
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         return None  # rebuilt, and the rebuild warns itself

@@ -19,7 +19,15 @@ from typing import Any
 import numpy as np
 
 from mtl_bench.data.png import load_grey_png, load_mask_counted, resize_pair
-from mtl_bench.data.types import ALL_CLASSES, DataError, Dataset, DataWarning, class_names
+from mtl_bench.data.types import (
+    ALL_CLASSES,
+    DataError,
+    Dataset,
+    DataWarning,
+    class_names,
+    native_digest,
+    source_fingerprint,
+)
 
 _MASK_RE = re.compile(r"^(?P<stem>.+)_mask(?:_(?P<k>\d+))?$", re.IGNORECASE)
 CLASS_PROBLEMS = ("missing_class_folder", "empty_class_folder")
@@ -225,7 +233,7 @@ def read_busi(
         small = resize_pair(image, mask, hw)  # type: ignore[arg-type]
         if entry.class_name != "normal" and mask.any() and not small[1].any():
             warns.append(Problem("empty_lesion_mask", str(entry.image), "mask vanished in resize"))
-        return small, errors, warns
+        return (*small, native_digest(image, mask)), errors, warns
 
     decoded, errors, warns = [], [], []
     results = zip(todo, parallel_map(work, todo), strict=True)
@@ -252,4 +260,7 @@ def read_busi(
         class_names=names,
         skipped=skipped,
         source=f"busi:{scan.root}",
+        source_fingerprint=source_fingerprint(
+            [e.id for e, _ in decoded], [o[2] for _, o in decoded]
+        ),
     )

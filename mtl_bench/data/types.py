@@ -45,6 +45,8 @@ class Dataset:
     images: (N, H, W) uint8 grey; masks: (N, H, W) uint8 in {0, 1}; labels: (N,) int32 indices
     into ``class_names``; ids: stable sample ids "<class>/<file stem>" used by fold manifests.
     ``skipped`` lists (path, reason) for every file that was not used, so nothing vanishes silently.
+    ``source_fingerprint`` identifies the raw data whatever the size and pre-processing (see
+    :func:`source_fingerprint`); "" where unknown (a subset, a TFDS read).
     """
 
     images: np.ndarray
@@ -54,6 +56,7 @@ class Dataset:
     class_names: tuple[str, ...]
     skipped: list[tuple[str, str]] = field(default_factory=list)
     source: str = ""
+    source_fingerprint: str = ""
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -94,3 +97,25 @@ class Dataset:
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=len(self.class_names))
         return {name: int(c) for name, c in zip(self.class_names, counts, strict=True)}
+
+
+def native_digest(image: np.ndarray, mask: np.ndarray) -> str:
+    """SHA-256 of one image and its (OR-merged) mask as decoded, at their own size: what a
+    source fingerprint is made of for a folder (re-encoding a PNG does not change it)."""
+    h = hashlib.sha256()
+    for arr in (np.asarray(image, np.uint8), np.asarray(mask, bool).astype(np.uint8)):
+        h.update(repr(arr.shape).encode() + b"\0" + np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def source_fingerprint(ids: list[str], parts: list[str]) -> str:
+    """SHA-256 over each id and what identifies its raw data (``parts``: a folder's
+    :func:`native_digest` per image, or one generator description repeated for the phantom).
+
+    Unlike :meth:`Dataset.fingerprint` it does not depend on the image size or pre-processing,
+    so a results folder can check that a 299² classifier or a CLAHE ablation was given the data
+    its folds were made from."""
+    h = hashlib.sha256()
+    for i, part in zip(ids, parts, strict=True):
+        h.update(f"{i}\0{part}\n".encode())
+    return h.hexdigest()
