@@ -47,6 +47,7 @@ class RunConfig:
     lr_decay_every: int = 20  # epochs; 0 keeps the rate constant
     lr_decay_factor: float = 0.1
     weight_decay: float = 0.0
+    adam_eps: float = 1e-8  # optax's default; Keras (the authors' TensorFlow) uses 1e-7
     # Loss: w_seg * Dice + w_cls * weighted focal.
     w_seg: float = 1.0
     w_cls: float = 1.0
@@ -154,6 +155,7 @@ def check_config(cfg: RunConfig) -> None:
         ("lr_decay_every", cfg.lr_decay_every >= 0, ">= 0 (0 keeps the rate constant)"),
         ("lr_decay_factor", cfg.lr_decay_factor > 0, "> 0"),
         ("weight_decay", cfg.weight_decay >= 0, ">= 0"),
+        ("adam_eps", cfg.adam_eps > 0, "> 0"),
         ("w_seg", cfg.w_seg >= 0, ">= 0"),
         ("w_cls", cfg.w_cls >= 0, ">= 0"),
         ("focal_gamma", cfg.focal_gamma >= 0, ">= 0"),

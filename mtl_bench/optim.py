@@ -17,9 +17,10 @@ def make_optimizer(cfg: RunConfig) -> optax.GradientTransformation:
     value) while computing exactly what ``optax.adam(schedule)`` computes.
     """
     if cfg.optimizer == "adam":
-        tx = optax.scale_by_adam()
+        tx = optax.scale_by_adam(eps=cfg.adam_eps)
     elif cfg.optimizer == "adamw":
-        tx = optax.chain(optax.scale_by_adam(), optax.add_decayed_weights(cfg.weight_decay))
+        adam = optax.scale_by_adam(eps=cfg.adam_eps)
+        tx = optax.chain(adam, optax.add_decayed_weights(cfg.weight_decay))
     elif cfg.optimizer == "sgd":
         tx = optax.trace(decay=0.9)
     else:

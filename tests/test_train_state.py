@@ -6,6 +6,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from train_fixture import TINY, split, tiny_data
 
@@ -110,3 +111,16 @@ def test_initial_state_survives_training(data):
     assert not any(x.is_deleted() for x in jax.tree.leaves(engine.initial_state))
     for a, b in zip(before, jax.tree.leaves(engine.initial_state), strict=True):
         np.testing.assert_array_equal(a, np.asarray(b))
+
+
+def test_adam_eps_reaches_the_update():
+    # ε matters where gradients are tiny: Keras's 1e-7 against optax's 1e-8 (the default here).
+    params = {"w": jnp.zeros(3)}
+    grads = {"w": jnp.array([1e-8, 1e-6, 1e-3])}
+    got = {}
+    for eps in (1e-8, 1e-7):
+        tx = make_optimizer(dataclasses.replace(TINY, adam_eps=eps))
+        got[eps], _ = tx.update(grads, tx.init(params), params)
+        ref, _ = optax.adam(1.0, eps=eps).update(grads, optax.adam(1.0, eps=eps).init(params))
+        np.testing.assert_allclose(got[eps]["w"], -ref["w"], rtol=1e-6)  # the engine applies -lr
+    assert got[1e-8]["w"][0] > 1.5 * got[1e-7]["w"][0]

@@ -1,10 +1,12 @@
 """Shared presets: the paper protocol, a one-hour CPU protocol on the phantom, and a smoke test.
 
 - ``paper``: the paper's settings — 256², 5 folds, Adam lr 1e-4 ×0.1 every 20 epochs, batch 16,
-  500 epochs, MPGHE, Dice + weighted focal loss. Cost: 5 × 500 epochs × ~518 images, hours on a
-  GPU (see README for measured times); not a CPU job.
-- ``phantom``: the same protocol shortened for a 2-core CPU on the 780-image phantom at 64² with
-  narrow widths — an end-to-end check that training works, not a paper number.
+  500 epochs, MPGHE, Dice + weighted focal loss. Cost: 5 × 500 epochs × ~518 images: for the
+  proposed model on one H100 about 18 minutes of training, 20–27 with compile, checkpoints and
+  evaluation (README, "The paper preset on GPUs"); not a CPU job.
+- ``phantom``: the same protocol shortened for a 2-core CPU on the phantom (647 benign and
+  malignant images; 780 with normal) at 64² with narrow widths — an end-to-end check that
+  training works, not a paper number.
 - ``smoke``: tiny (64², 2 folds, a few epochs) — the whole CV + tables in minutes on 2 cores.
 """
 
