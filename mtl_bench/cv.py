@@ -27,7 +27,7 @@ from mtl_bench.cv_data import (
     shared_manifest,
     with_manifest_seed,
 )
-from mtl_bench.data.folds import FoldManifest
+from mtl_bench.data.manifest import FoldManifest
 from mtl_bench.data.types import DataError, Dataset, DataWarning
 from mtl_bench.distributed import is_writer
 from mtl_bench.fit import FoldRun, fit_fold

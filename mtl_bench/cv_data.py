@@ -13,13 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from mtl_bench.config import RunConfig
-from mtl_bench.data.folds import (
-    FoldManifest,
-    fold_indices,
-    load_manifest,
-    manifest_for,
-    write_manifest,
-)
+from mtl_bench.data.folds import fold_indices, manifest_for
+from mtl_bench.data.manifest import FoldManifest, load_manifest, write_manifest
 from mtl_bench.data.prepare import load_dataset
 from mtl_bench.data.reader import OTHER_CLASS
 from mtl_bench.data.types import DataError, Dataset, DataWarning

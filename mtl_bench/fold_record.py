@@ -39,7 +39,7 @@ import numpy as np
 
 from mtl_bench.atomic import atomic_write
 from mtl_bench.config import RunConfig
-from mtl_bench.data.folds import FoldManifest
+from mtl_bench.data.manifest import FoldManifest
 from mtl_bench.data.types import Dataset
 from mtl_bench.distributed import is_writer
 from mtl_bench.fit import FoldRun

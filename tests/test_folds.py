@@ -128,6 +128,25 @@ def test_load_manifest_errors(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(DataError, match="m.json was modified"):
         load_manifest(path)
+    # Outside the fold hash, the duplicate groups and description are guarded too: the groups
+    # are the image-level tests' units, the description holds the source fingerprint.
+    fresh = write_manifest(manifest_for(noise_dataset(), k=5), tmp_path / "d.json")
+    clean = json.loads(fresh.read_text())
+    ids = clean["fold_ids"][0][:2]
+    edits = {
+        "duplicate_groups": [{"ids": ids, "kind": "exact", "cross_class": False}],
+        "description": {**clean["description"], "source": "other data"},
+    }
+    for key, value in edits.items():
+        assert clean[key] != value
+        fresh.write_text(json.dumps({**clean, key: value}))
+        with pytest.raises(DataError, match=r"d.json was modified: .*\(details_hash\)"):
+            load_manifest(fresh)
+    # A folder from before details_hash is read as it was.
+    old = {k: v for k, v in clean.items() if k != "details_hash"}
+    fresh.write_text(json.dumps({**old, **edits}))
+    assert load_manifest(fresh).duplicate_groups == edits["duplicate_groups"]
+    data = json.loads(path.read_text())
     data["fold_ids"][0].append(data["fold_ids"][1][0])
     data["fold_labels"][0].append(0)
     path.write_text(json.dumps(data))

@@ -1,30 +1,25 @@
-"""Stratified, group-aware k-fold splits and the fold manifest every result file points to.
-
-:meth:`FoldManifest.hash` is what a result file stores as ``fold_manifest_hash``: runs with one
-hash were evaluated on the same folds, since it covers every fold's ids (not just the seed, which
-could split differently under another scikit-learn version) and the data's fingerprint.
+"""Stratified, group-aware k-fold splits: made for a dataset (:func:`manifest_for`), and each
+fold's rows found in a dataset checked against the manifest (:func:`fold_indices`). The
+manifest itself, its hash and its file: ``manifest.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-
 import numpy as np
 
-from mtl_bench.atomic import atomic_write
 from mtl_bench.data.duplicates import (
     DuplicateGroup,
     default_near_threshold,
     duplicate_groups,
     group_index,
 )
+from mtl_bench.data.manifest import (  # noqa: F401 (importable from here, as they were)
+    MANIFEST_FORMAT,
+    FoldManifest,
+    load_manifest,
+    write_manifest,
+)
 from mtl_bench.data.types import CLASS_SETS, DataError, Dataset
-
-MANIFEST_FORMAT = 1
 
 
 def _check_k(labels: np.ndarray, k: int, class_names: tuple[str, ...] | None = None) -> None:
@@ -72,102 +67,6 @@ def make_folds(
         if len(test) == 0:
             raise DataError(f"fold {i} of k={k} came out empty: the duplicate groups are too big")
     return folds
-
-
-@dataclass
-class FoldManifest:
-    """Test ids and labels per fold (``fold_ids[i]``: fold i; training uses the others).
-
-    ``duplicate_groups``: the multi-member groups kept within one fold (ids, kind, cross_class),
-    found with Hamming ``near_threshold``. ``path``: for messages only, not serialised.
-    """
-
-    k: int
-    seed: int
-    class_set: str
-    class_names: tuple[str, ...]
-    fold_ids: list[list[str]]
-    fold_labels: list[list[int]]
-    fingerprint: str
-    description: dict = field(default_factory=dict)
-    duplicate_groups: list[dict] = field(default_factory=list)
-    near_threshold: int | None = None
-    path: str | None = field(default=None, compare=False)
-
-    def identity(self) -> dict:
-        """The fields the hash covers: which samples are tested in which fold, of what data."""
-        return {
-            "k": int(self.k),
-            "seed": int(self.seed),
-            "class_set": self.class_set,
-            "fingerprint": self.fingerprint,
-            "fold_ids": [list(ids) for ids in self.fold_ids],
-        }
-
-    def hash(self) -> str:
-        """SHA-256 of the canonical JSON (sorted keys, no spaces) of :meth:`identity`."""
-        text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
-
-    def to_json(self) -> dict:
-        data = asdict(self)
-        data.pop("path")
-        data["class_names"] = list(self.class_names)
-        return {"format": MANIFEST_FORMAT, "hash": self.hash(), **data}
-
-    def validate(self) -> None:
-        """A ValueError unless there are k folds, a label per id and every id once."""
-        ids = [s for fold in self.fold_ids for s in fold]
-        if len(self.fold_ids) != self.k or len(self.fold_labels) != self.k:
-            raise ValueError(f"k={self.k} but {len(self.fold_ids)} folds listed")
-        if [len(f) for f in self.fold_ids] != [len(f) for f in self.fold_labels]:
-            raise ValueError("fold_ids and fold_labels differ in length")
-        if len(set(ids)) != len(ids):
-            raise ValueError("an id appears in more than one place")
-
-    @property
-    def where(self) -> str:
-        return f"fold manifest {self.path}" if self.path else "fold manifest"
-
-
-def write_manifest(manifest: FoldManifest, path: str | os.PathLike) -> Path:
-    """Write ``manifest`` as JSON to ``path`` atomically (temporary file + ``os.replace``)."""
-    text = json.dumps(manifest.to_json(), indent=1, sort_keys=True) + "\n"
-    path = atomic_write(path, lambda f: f.write(text), text=True)
-    manifest.path = str(path)
-    return path
-
-
-def load_manifest(path: str | os.PathLike) -> FoldManifest:
-    """Read a :func:`write_manifest` file; a DataError names it on any flaw, including a stored
-    hash that does not match the content (a hand-edited fold list)."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"fold manifest {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DataError(f"fold manifest {path} is not readable JSON: {e}") from None
-    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
-        raise DataError(
-            f"fold manifest {path} has no 'format': {MANIFEST_FORMAT} (not a manifest?)"
-        )
-    stored_hash = data.pop("hash", None)
-    data.pop("format")
-    try:
-        manifest = FoldManifest(**data)
-        manifest.class_names = tuple(manifest.class_names)
-        manifest.validate()
-        actual_hash = manifest.hash()
-    except (TypeError, ValueError) as e:
-        raise DataError(f"fold manifest {path} is malformed: {e}") from None
-    if stored_hash != actual_hash:
-        raise DataError(
-            f"fold manifest {path} was modified: stored hash {stored_hash} != content hash "
-            f"{actual_hash}"
-        )
-    manifest.path = str(path)
-    return manifest
 
 
 def manifest_for(
