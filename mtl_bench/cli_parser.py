@@ -177,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--reference",
         default=DEFAULT_REFERENCE,
         help="the method in the proposed model's place: rows are compared with it (default "
-        "mtl_resunet; e.g. a variant mtl_resunet@TAG)",
+        "mtl_resunet; e.g. a variant mtl_resunet@TAG; not @3class: the three-class table "
+        "compares the reference's @3class run itself)",
     )
     p.add_argument(
         "--p-adjust",

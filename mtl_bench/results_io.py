@@ -1,8 +1,9 @@
 """Read result files ``R/<method>/fold_<K>.json`` (schema 1) into a pandas table.
 
 Every file is validated as it is read, so a table never silently drops or misreads a run: a bad
-file raises ``DataError`` with a one-line message that names it. Metric columns are named
-"<task>.<metric>" (e.g. "segmentation.DC"); null metrics become NaN.
+file, or one without the per-image results its tasks need, raises ``DataError`` with a one-line
+message that names it. Metric columns are named "<task>.<metric>" (e.g. "segmentation.DC"); null
+metrics become NaN.
 """
 
 from __future__ import annotations
@@ -65,7 +66,13 @@ def _metric(path: Path, task: str, name: str, value) -> float:
     return float(value)
 
 
-def _check_per_image(path: Path, per: object) -> dict:
+def _check_per_image(path: Path, per: object, needs: dict[str, str], n_classes: int) -> dict:
+    """``per_image``, with what the run's tasks need (``needs``: {key: task}): the pooled
+    values, CIs and image-level tests would otherwise silently leave the fold's images out."""
+    lost = "the pooled values and image-level tests would cover the other folds only"
+    if per is None and needs:
+        tasks = " and ".join(dict.fromkeys(needs.values()))
+        raise DataError(f"{path}: per_image is missing, but the run has {tasks} results: {lost}")
     if per is None:
         return {}
     if not isinstance(per, dict) or not isinstance(per.get("id"), list):
@@ -73,10 +80,36 @@ def _check_per_image(path: Path, per: object) -> dict:
     n = len(per["id"])
     for key in ("label", "prob", "JSI", "DC"):
         vals = per.get(key)
+        if vals is None and key in needs:
+            raise DataError(
+                f"{path}: per_image.{key} is missing or null, but the run has {needs[key]} "
+                f"results: {lost}"
+            )
         if vals is not None and (not isinstance(vals, list) or len(vals) != n):
             got = len(vals) if isinstance(vals, list) else type(vals).__name__
             raise DataError(f"{path}: per_image.{key} has {got} entries, per_image.id has {n}")
+    probs = per.get("prob") or []
+    want = n_classes or (len(probs[0]) if probs and isinstance(probs[0], list) else 2)
+    for i, p in enumerate(probs):
+        if not (isinstance(p, list) and len(p) == want and all(_is_number(v) for v in p)):
+            raise DataError(f"{path}: per_image.prob[{i}] is not a list of {want} probabilities")
     return per
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _needs(rec: dict) -> dict[str, str]:
+    """{per_image key: task}: what a record's tasks (or, lacking ``tasks``, metrics) need."""
+    tasks, metrics = set(rec.get("tasks") or ()), rec["metrics"]
+    metrics = metrics if isinstance(metrics, dict) else {}
+    needs = {}
+    if "mask" in tasks or metrics.get("segmentation") is not None:
+        needs.update(JSI="segmentation", DC="segmentation")
+    if "label" in tasks or metrics.get("classification") is not None:
+        needs.update(label="classification", prob="classification")
+    return needs
 
 
 def read_result(path: str | Path) -> dict:
@@ -110,7 +143,8 @@ def read_result(path: str | Path) -> dict:
             row[f"{task}.{name}"] = _metric(path, task, name, (block or {}).get(name))
     config = rec.get("config")
     row["config"] = config if isinstance(config, dict) else {}
-    row["per_image"] = _check_per_image(path, rec.get("per_image"))
+    n_classes = len(row["class_names"])
+    row["per_image"] = _check_per_image(path, rec.get("per_image"), _needs(rec), n_classes)
     return row
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from mtl_bench.data.types import DataError, DataWarning
-from mtl_bench.table_specs import TableSpec
+from mtl_bench.table_specs import THREE_CLASS_TAG, TableSpec
 
 
 def by_class_count(
@@ -41,6 +41,18 @@ def by_class_count(
     return out
 
 
+def check_reference_name(reference: str) -> None:
+    """A DataError for a three-class ``reference``: the three-class table turns the build's
+    reference into ``REF@3class`` itself, and the binary tables compare binary runs."""
+    three = f"@{THREE_CLASS_TAG}"
+    if reference.endswith(three):
+        raise DataError(
+            f"--reference {reference!r}: --reference takes a model name without {three} "
+            f"({reference.removesuffix(three)!r}); the three-class table then compares its "
+            f"{three} run"
+        )
+
+
 def check_reference(
     results: pd.DataFrame, reference: str, specs: Iterable[TableSpec], results_dir: str | Path
 ) -> None:
@@ -61,4 +73,32 @@ def check_reference(
                 f"--reference {ref!r} has only {', '.join(sorted(tasks)) or 'no'} outputs: the "
                 "reference plays the proposed multi-task model in every table (mtl_resunet, or "
                 "a variant such as mtl_resunet@TAG)"
+            )
+
+
+def warn_incomplete(
+    results_of: dict[str, pd.DataFrame],
+    specs: Iterable[TableSpec],
+    reference: str,
+    results_dir: str | Path,
+) -> None:
+    """One warning per method shown in ``specs`` (``results_of``: each table's results) with
+    fewer fold files than its manifest's k: its rows are over those folds only, and its pooled
+    values and image-level tests over their images only, which a "(j/k)" is easy to miss."""
+    folds: dict[str, tuple[int, set[int]]] = {}
+    for s in specs:
+        rows = results_of[s.name]
+        if rows.empty:
+            continue
+        for method, group in rows[rows["method"].isin(s.compared(reference))].groupby("method"):
+            folds[str(method)] = (int(group["n_folds"].iloc[0]), set(group["fold"]))
+    for method, (k, present) in sorted(folds.items()):
+        if len(present) < k:
+            missing = ", ".join(f"fold_{f}.json" for f in range(k) if f not in present)
+            warnings.warn(
+                f"{method} has results for {len(present)} of {k} folds (no {missing} in "
+                f"{Path(results_dir) / method}): its table rows are over those folds only, its "
+                "pooled values and image-level tests over their test images only",
+                DataWarning,
+                stacklevel=3,
             )

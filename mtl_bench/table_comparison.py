@@ -3,7 +3,7 @@
 Each cell is Mean ± SD over folds; the main metrics also get the value pooled over every test
 image with its bootstrap CI, and paired tests against the reference at fold and image level,
 adjusted for testing many methods at once (``stats.adjust_p``). ``table_kinds`` holds the
-shared formatting and the per-fold tables.
+shared formatting and the per-fold tables, ``table_comparison_notes`` these tables' notes.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pandas as pd
 
 from mtl_bench import image_stats, stats
 from mtl_bench.results_io import per_image
+from mtl_bench.table_comparison_notes import comparison_notes, duplicates_note, incomplete_note
 from mtl_bench.table_kinds import (
     DASH,
     NOT_RUN,
@@ -26,7 +27,6 @@ from mtl_bench.table_kinds import (
     header,
     mean_sd,
     unavailable,
-    units_note,
     with_notes,
 )
 
@@ -50,6 +50,10 @@ def comparison(
     with a test in this table. The CSV keeps both the unadjusted (``_p_folds``, ``_p_images``)
     and the adjusted values (``_adj``). ``duplicates``: {fold manifest hash: {image id: group}}
     (``results_io.duplicate_groups``); a group's images are one unit at image level.
+
+    A method with fewer fold files than the manifest's k is labelled "(j/k folds)", its cells
+    carry "(j/k)" as in Tables 1-2, the CSV gives j (``n_folds``) and k (``n_folds_expected``),
+    and a note says what its pooled values and paired tests cover.
     """
     cols, main, task = spec.columns, spec.main, spec.task
     ref_rows = res[res["method"] == reference]
@@ -89,7 +93,7 @@ def comparison(
         for f, adj in zip(ran, stats.adjust_p(p_img, p_adjust), strict=True):
             f["st"][m]["p_images_adj"] = float(adj)
 
-    raws, disp, reasons = [], [], []
+    raws, disp, reasons, incomplete = [], [], [], []
     for method, f in found:
         if f is None:
             cell, reason = unavailable(spec, method, res)
@@ -100,13 +104,14 @@ def comparison(
         rows, is_ref = f["rows"], method == reference
         k, n_run = int(rows["n_folds"].iloc[0]), len(rows)
         raw: dict[str, object] = {"method": method, "status": "ok", "n_folds": n_run}
+        raw["n_folds_expected"] = k
         cells, extra = [], {}
         for m in cols:
             vals, p_f = f["vals"][m], f["p_f_adj"][m]
             raw[f"{m}_mean"], raw[f"{m}_sd"] = vals.mean(), vals.std(ddof=1)
             raw[f"{m}_n_folds"] = int(np.isfinite(vals).sum())  # the display's (j/k)
             raw[f"{m}_p_folds"], raw[f"{m}_p_folds_adj"] = f["p_f"][m], p_f
-            cell = mean_sd(m, vals)
+            cell = mean_sd(m, vals.reindex(range(k)))  # a missing fold: (j/k), as Tables 1-2
             if m in main:
                 st = f["st"][m]
                 raw.update({f"{m}_{key}": v for key, v in st.items()})
@@ -118,13 +123,15 @@ def comparison(
             cells.append(cell + ("†" if p_f < 0.05 else ""))
         raws.append(raw)
         label = method if n_run == k else f"{method} ({n_run}/{k} folds)"
+        if n_run < k:
+            incomplete.append(label)
         disp.append([label, *cells, *(x for m in main for x in extra[m])])
         reasons.append(_input_note(rows))
     headers = ["Method", *map(header, cols)]
     for m in main:
         headers += [f"{m} pooled [95% CI]", f"p {m} (folds / images)"]
     display = with_notes(pd.DataFrame(disp, columns=headers), reasons)
-    raw_cols = ["method", "status", "n_folds"]
+    raw_cols = ["method", "status", "n_folds", "n_folds_expected"]
     raw_cols += [
         f"{m}_{key}" for m in cols for key in ("mean", "sd", "n_folds", "p_folds", "p_folds_adj")
     ]
@@ -140,24 +147,21 @@ def comparison(
     tested = not ref_rows.empty
     table_ids = pd.DataFrame({"id": sorted(tested_ids)})
     n_groups, n_grouped = image_stats.duplicate_units(table_ids, groups)
-    notes = _comparison_notes(
+    notes = comparison_notes(
         task, reference, k, n_boot, seed, p_adjust, n_tests, tested=tested, grouped=n_groups > 0
     )
-    if n_groups:
-        notes.append(
-            f"{n_grouped} test images fall in {n_groups} near-duplicate groups (the fold "
-            "manifest's duplicate_groups): each group is one unit in the image-level tests and CIs "
-            "(n_units in the CSV)."
-        )
-    elif groups is None and len(hashes) == 1:
-        notes.append(
-            "No fold manifest (folds.json) of these results beside them: near-duplicate test "
-            "images, if the data has any, count as independent images in the CIs and image-level "
-            "tests."
-        )
+    manifests = list(duplicates or {})  # the hash of the folds.json beside the results
+    for note in (
+        incomplete_note(incomplete, reference),
+        duplicates_note(n_groups, n_grouped, groups, list(hashes), manifests),
+    ):
+        if note is not None:
+            notes.append(note)
     raw_frame = pd.DataFrame(raws, columns=raw_cols)
+    if k is not None:  # a row without results: the table's k
+        raw_frame["n_folds_expected"] = raw_frame["n_folds_expected"].fillna(k)
     for col in [
-        c for c in raw_cols if c.endswith(("n_folds", "n_images", "n_units"))
+        c for c in raw_cols if c.endswith(("n_folds", "n_folds_expected", "n_images", "n_units"))
     ]:  # 3, not 3.0
         raw_frame[col] = raw_frame[col].astype("Int64")
     n_classes = max((len(c) for c in ran_rows.get("class_names", [])), default=2)
@@ -168,70 +172,6 @@ def comparison(
             "fraction of images classified right."
         )
     return Table(spec.name, spec.title, display, raw_frame, notes)
-
-
-def _comparison_notes(
-    task: str,
-    reference: str,
-    k: int | None,
-    n_boot: int,
-    seed: int,
-    p_adjust: str,
-    n_tests: int,
-    *,
-    tested: bool,
-    grouped: bool = False,
-) -> list[str]:
-    models = f"the {k} fold models" if k else "the fold models"
-    if task == "segmentation":
-        image_test = "Wilcoxon signed-rank over per-image DC / JSI pairs" + (
-            " (a near-duplicate group's means as one pair)" if grouped else ""
-        )
-    else:
-        mcnemar = (
-            "exact McNemar with near-duplicate groups as clusters (the signs of whole groups' "
-            "discordance flipped: the exact form of Durkalski et al. 2003)"
-            if grouped
-            else "exact McNemar"
-        )
-        image_test = (
-            f"{mcnemar} on per-image correctness (ACC), paired bootstrap (n_boot={n_boot}) of the "
-            f"AUC difference (AUC; its smallest p is 2/(n_boot+1) = {fmt_p(2 / (n_boot + 1))})"
-        )
-    pooled = (
-        "mean per-image DC / JSI"
-        if task == "segmentation"
-        else f"ACC: accuracy; AUC: the AUC of {models}' scores pooled"
-    )
-    ci = (
-        f"Pooled: the value over the test images of all folds together ({pooled}), which need "
-        f"not equal the Mean ± SD over folds beside it; 95% CI: percentile bootstrap over those "
-        f"images ({'whole near-duplicate groups drawn, ' if grouped else ''}"
-        f"n_boot={n_boot}, seed={seed}), the uncertainty from the test sample given "
-        f"{models}, not from training."
-    )
-    if not tested:  # no reference results: nothing was tested
-        return [units_note(k), f"No p values: the reference {reference} has no results here.", ci]
-    k = k or 5
-    unreachable = ", so it cannot reach 0.05" if stats.min_wilcoxon_p(k) >= 0.05 else ""
-    if n_tests == 0:
-        adjusted = ""
-    elif p_adjust == "holm":
-        what = f"{n_tests} method{'' if n_tests == 1 else 's'} against {reference}"
-        adjusted = (
-            f"p values and marks are Holm-adjusted for testing {what} (within this table, per "
-            "metric and test level; a method without that test is not counted); the CSV also "
-            "holds the unadjusted p values."
-        )
-    else:
-        adjusted = "p values are not adjusted for multiple comparisons."
-    return [
-        units_note(k),
-        f"p vs {reference}, two-sided, as folds / images. Folds: Wilcoxon signed-rank over "
-        f"paired folds; its smallest attainable p is 2/2^k = {fmt_p(stats.min_wilcoxon_p(k))} "
-        f"for k={k}{unreachable}. Images: {image_test}." + (f" {adjusted}" if adjusted else ""),
-        f"* p(images) < 0.05; † p(folds) < 0.05. {ci}",
-    ]
 
 
 def _pooled_ci(metric: str, st: dict[str, float]) -> str:

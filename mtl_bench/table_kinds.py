@@ -53,12 +53,20 @@ def header(metric: str) -> str:
     return metric if metric == "AUC" else f"{metric} (%)"
 
 
-def units_note(k: int | None) -> str:
+def units_note(k: int | None, task: str = "") -> str:
+    """The units and conventions every table states (``task`` "classification" adds the
+    zero-division rule, which shows there as a fold's 0.00: ``metrics``)."""
     over = (f"over the {k} folds" if k != 1 else "over the 1 fold") if k else "over folds"
+    zero = (
+        " PRE, REC, SPE or F1 with a zero denominator (e.g. the PRE of a class no test image "
+        f"was predicted as) is 0, not {DASH} (scikit-learn's zero_division=0)."
+        if task == "classification"
+        else ""
+    )
     return (
-        f"Metrics in %, AUC as a fraction; Mean ± SD {over} (sample SD, ddof=1); "
-        f"{DASH} = not available (null in the results, e.g. the AUC of a one-class fold); "
-        "(j/k) after a Mean ± SD: over the j of k folds that define it."
+        f"Metrics in % (fractions in the CSV), AUC as a fraction; Mean ± SD {over} (sample SD, "
+        f"ddof=1); {DASH} = not available (null in the results, e.g. the AUC of a one-class fold);"
+        f" (j/k) after a Mean ± SD: over the j of k folds that define it.{zero}"
     )
 
 
@@ -119,7 +127,7 @@ def per_fold(spec: TableSpec, res: pd.DataFrame, reference: str) -> Table:
         for f in range(k)
     ]
     disp.append(["Mean ± SD", *(mean_sd(m, values[m]) for m in cols)])
-    notes = [units_note(len(present))]
+    notes = [units_note(len(present), spec.task)]
     if len(present) < k:
         notes.append(f"Only {len(present)} of {k} folds have results; Mean ± SD uses those.")
     raw = raw.rename_axis("row").reset_index()

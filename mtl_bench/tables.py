@@ -30,7 +30,7 @@ from mtl_bench.results_io import (
     per_image,
 )
 from mtl_bench.stats import P_ADJUST
-from mtl_bench.table_checks import by_class_count
+from mtl_bench.table_checks import by_class_count, check_reference_name, warn_incomplete
 from mtl_bench.table_checks import check_reference as reference_ran
 from mtl_bench.table_kinds import Table
 from mtl_bench.table_notes import evaluation_note, inputs_note, machines_note, settings_note
@@ -126,7 +126,9 @@ def build_tables(
     ``--tag``) gets its own row after it, and the reference's kin (``mtl_resunet@add``; with
     ``--reference mtl_resunet@add``, ``mtl_resunet``) after the reference
     (``TableSpec.with_variants``). Results that no built table shows are named in a
-    ``DataWarning`` (the CLI prints it as an ``mtl-bench: warning:`` line).
+    ``DataWarning`` (the CLI prints it as an ``mtl-bench: warning:`` line), and so is each method
+    shown with fewer fold files than its manifest's k (``table_checks.warn_incomplete``). A
+    three-class ``reference`` (``REF@3class``) is a DataError: the build's reference is the model.
 
     ``p_adjust`` (``stats.P_ADJUST``): ``holm`` (default) adjusts each comparison table's p values
     and significance marks for testing its methods against one reference; ``none`` does not.
@@ -155,6 +157,7 @@ def build_tables(
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"table spec names must be unique, got {names}")
+    check_reference_name(reference)  # before any file is read
     results = load_results(results_dir)
     have = set(results["method"])
     specs = tuple(s.with_variants(have, reference) for s in specs)  # METHOD@TAG runs as rows
@@ -206,6 +209,7 @@ def build_tables(
         ran = results_of[spec.name]
         if (note := inputs_note(ran, spec.compared(reference), spec.task)) is not None:
             table.notes.append(note)
+    warn_incomplete(results_of, specs, reference, results_dir)  # "(j/k)" is easy to miss
     if missing := unlisted(have, specs, reference):
         # Results no built table shows must not vanish silently (the CLI prints this warning).
         warnings.warn(

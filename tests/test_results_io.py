@@ -112,3 +112,47 @@ def test_host_cpu_names_model_architecture_cores_and_isa():
     if platform.machine() == "x86_64" and platform.system() == "Linux":
         assert any(p in ("avx512f", "avx2", "avx", "sse4_2") for p in parts), text
         assert "(family " in text, text
+
+
+@pytest.mark.parametrize(
+    ("method", "tasks", "edit", "message"),
+    [
+        ("unet", ("mask",), lambda r: r.pop("per_image"), "per_image is missing, but the run "
+         "has segmentation results"),
+        ("mobilenet", ("label",), lambda r: r["per_image"].update(prob=None),
+         "per_image.prob is missing or null, but the run has classification results"),
+        ("mtl_resunet", ("mask", "label"), lambda r: r["per_image"].pop("DC"),
+         "per_image.DC is missing or null"),
+        ("mtl_resunet", ("mask", "label"), lambda r: r["per_image"].update(label=None),
+         "per_image.label is missing or null"),
+        ("mobilenet", ("label",), lambda r: r["per_image"]["prob"][1].pop(),
+         r"per_image.prob\[1\] is not a list of 2 probabilities"),
+    ],
+)  # fmt: skip
+def test_a_fold_without_the_per_image_results_its_tasks_need_is_refused(
+    tmp_path, capsys, method, tasks, edit, message
+):
+    # The pooled values, CIs and image-level p values come from per_image: a fold without it
+    # would silently leave its images out of them (the other folds only).
+    from mtl_bench.cli import main
+
+    write_fixture_results(tmp_path, {"mtl_resunet": {}, method: {"tasks": tasks}}, n_folds=2)
+    path = result_path(tmp_path, method, 1)
+    record = json.loads(path.read_text())
+    edit(record)
+    path.write_text(json.dumps(record))
+    with pytest.raises(DataError, match=message) as err:
+        load_results(tmp_path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    assert main(["tables", "--results", str(tmp_path)]) == 2
+    out = capsys.readouterr()
+    assert out.err.startswith(f"mtl-bench: error: {path}: per_image") and out.err.count("\n") == 1
+    assert not (tmp_path / "tables").exists()  # no table is written
+
+
+def test_a_segmenter_needs_no_probabilities_nor_a_classifier_masks(tmp_path):
+    # What a complete record of each kind holds (fold_record.fold_result): prob null for a
+    # segmenter, JSI / DC null for a classifier.
+    write_fixture_results(tmp_path, {"unet": {"tasks": ("mask",)}, "vgg16": {"tasks": ("label",)}})
+    results = load_results(tmp_path)
+    assert "prob_0" not in per_image(results, "unet") and len(per_image(results, "vgg16")) == 40
