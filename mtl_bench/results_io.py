@@ -31,8 +31,9 @@ FAILED_NAME = "failed.txt"
 _REQUIRED = ("schema", "method", "fold", "n_folds", "metrics", "fold_manifest_hash")
 # Copied from each file as-is, when present, so tables can report provenance.
 _PASSTHROUGH = (
-    "model", "family", "dataset_fingerprint", "git_commit", "device_kind", "host_cpu",
-    "from_scratch", "wall_time_s", "train_img_per_s", "epochs_run", "finished_utc",
+    "model", "family", "dataset_fingerprint", "dataset_source_fingerprint", "git_commit",
+    "device_kind", "host_cpu", "from_scratch", "wall_time_s", "train_img_per_s", "epochs_run",
+    "finished_utc",
 )  # fmt: skip
 
 

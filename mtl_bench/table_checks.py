@@ -1,5 +1,6 @@
-"""Checks of what a table may show, made before it is built: the reference ran here, and each
-run classified as many classes as its table (``build_tables`` calls both)."""
+"""Checks of what a table may show, made before it is built: the reference ran here, each run
+classified as many classes as its table, its methods saw the same data, and which rows are over
+fewer folds than the table's (``build_tables`` calls them)."""
 
 from __future__ import annotations
 
@@ -102,3 +103,24 @@ def warn_incomplete(
                 DataWarning,
                 stacklevel=3,
             )
+
+
+def check_same_source(results: pd.DataFrame, methods: Iterable[str], what: str) -> str | None:
+    """None if the rows of ``methods`` that record a ``dataset_source_fingerprint`` (the images
+    and masks as decoded, whatever the size and pre-processing) share one, else a one-line
+    problem naming each fingerprint's methods. One fold manifest means the same image ids in the
+    same folds; a folder whose images or masks were edited between two methods' runs keeps the
+    ids, and its methods were still scored on different data. Records from before the
+    fingerprint existed (null) are not compared."""
+    if "dataset_source_fingerprint" not in results:
+        return None
+    rows = results[results["method"].isin(list(methods))]
+    rows = rows[rows["dataset_source_fingerprint"].notna()]
+    by_source = rows.groupby("dataset_source_fingerprint")["method"].unique()
+    if len(by_source) <= 1:
+        return None
+    parts = [f"{str(h)[:12]} ({', '.join(sorted(ms))})" for h, ms in by_source.items()]
+    return (
+        f"{what}: results come from different data under one fold manifest (the images or masks "
+        f"changed between runs; dataset_source_fingerprint): {' vs '.join(parts)}"
+    )

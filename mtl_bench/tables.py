@@ -30,7 +30,12 @@ from mtl_bench.results_io import (
     per_image,
 )
 from mtl_bench.stats import P_ADJUST
-from mtl_bench.table_checks import by_class_count, check_reference_name, warn_incomplete
+from mtl_bench.table_checks import (
+    by_class_count,
+    check_reference_name,
+    check_same_source,
+    warn_incomplete,
+)
 from mtl_bench.table_checks import check_reference as reference_ran
 from mtl_bench.table_kinds import Table
 from mtl_bench.table_notes import evaluation_note, inputs_note, machines_note, settings_note
@@ -187,6 +192,13 @@ def build_tables(
     ]
     if problems:
         raise DataError("; ".join(problems) + " (methods in one table must share a fold manifest)")
+    problems = [
+        msg
+        for s in specs
+        if (msg := check_same_source(results_of[s.name], s.compared(reference), s.name)) is not None
+    ]
+    if problems:
+        raise DataError("; ".join(problems) + " (rerun the methods on one version of the data)")
     duplicates = duplicate_groups(results_dir)  # near-duplicate images: one unit each
     tables = [
         build_table(

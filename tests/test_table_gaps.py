@@ -106,3 +106,24 @@ def test_notes_say_the_csv_holds_fractions_and_the_zero_division_rule(tmp_path):
     assert "PRE, REC, SPE or F1 with a zero denominator" in cls and "is 0, not —" in cls
     csv = pd.read_csv(tmp_path / "tables" / "table1.csv").set_index("row")
     assert 0 < csv.loc["mean", "DC"] < 1  # a fraction where the table prints a percentage
+
+
+def test_methods_scored_on_edited_data_are_refused_and_older_records_are_not(tmp_path):
+    import json
+
+    write_fixture_results(tmp_path, ["mtl_resunet", "unet", "fpn"])
+    spec = seg_spec(methods=("mtl_resunet", "unet", "fpn"))
+
+    def stamp(method, value):
+        for fold in range(5):
+            path = result_path(tmp_path, method, fold)
+            rec = json.loads(path.read_text())
+            path.write_text(json.dumps({**rec, "dataset_source_fingerprint": value}))
+
+    stamp("mtl_resunet", "a" * 64)
+    stamp("unet", "a" * 64)  # fpn: a record from before the fingerprint (null): not compared
+    build_tables(tmp_path, formats=(), n_boot=20, table_specs=[spec])
+    stamp("fpn", "b" * 64)  # same ids and folds, other pixels (an edited mask, say)
+    with pytest.raises(DataError, match=r"different data under one fold manifest") as err:
+        build_tables(tmp_path, formats=(), n_boot=20, table_specs=[spec])
+    assert "aaaaaaaaaaaa (mtl_resunet, unet) vs bbbbbbbbbbbb (fpn)" in str(err.value)
