@@ -174,7 +174,7 @@ def test_a_cached_read_repeats_the_data_warnings(tmp_path):
     write_phantom(src, 16, image_size=40, seed=4)
     (src / "benign" / "notes.txt").write_text("stray")
     kw = dict(image_size=SIZE, preprocess="none", cache_dir=tmp_path / "cache")
-    with pytest.warns(DataWarning, match=r"1 file skipped: .*notes\.txt: not a \.png file$"):
+    with pytest.warns(DataWarning, match=r"1 stray file skipped: .*notes\.txt: not a \.png file$"):
         prepare.load_dataset(str(src), **kw)
     with pytest.warns(DataWarning, match=r"notes\.txt: .*\(as when the data was first read\)"):
         prepare.load_dataset(str(src), **kw)  # from the cache, still said

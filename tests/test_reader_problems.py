@@ -102,13 +102,17 @@ def test_stray_files_are_skipped_listed_and_warned(tree):
     (root / "benign" / ".DS_Store").write_bytes(b"\0")
     (root / "malignant" / "old").mkdir()
     (root / "README.md").write_text("x")
-    with pytest.warns(DataWarning, match="4 files skipped") as rec:
+    (root / "benign" / "._benign (1).png").write_bytes(b"\0")  # a macOS resource fork
+    with pytest.warns(DataWarning, match="3 stray files skipped") as rec:
         ds = read_busi(root, 32)
     assert len(ds) == 9
     reasons = {Path(p).name: r for p, r in ds.skipped}
     assert reasons["notes.txt"] == "not a .png file" and reasons[".DS_Store"] == "hidden file"
     assert reasons["old"] == "sub-folder" and reasons["README.md"] == "not a class"
-    assert "normal" in reasons and "notes.txt" in str(rec[0].message)
+    assert reasons["._benign (1).png"] == "hidden file"
+    # Hidden files (OS artefacts) are listed, not warned about; the class outside the set too.
+    assert "normal" in reasons and "notes.txt" in str(rec[0].message) and len(rec) == 1
+    assert "hidden" not in str(rec[0].message)
 
 
 def test_empty_lesion_mask_is_kept_and_warned_also_when_lost_in_resize(tree):

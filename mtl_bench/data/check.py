@@ -21,7 +21,8 @@ from mtl_bench.data.duplicates import (
     phash_bits,
     thumbnail,
 )
-from mtl_bench.data.reader import BusiEntry, Problem, decode_entry, parallel_map, scan_busi
+from mtl_bench.data.reader import BusiEntry, Problem, decode_entry, parallel_map
+from mtl_bench.data.reader_scan import class_folders, scan_busi
 from mtl_bench.data.types import class_names
 
 
@@ -134,14 +135,14 @@ def check_busi(
 ) -> CheckReport:
     """Audit every file of a BUSI folder, then find duplicates and label leakage.
 
-    ``class_set`` "auto": three_class when the folder has a ``normal`` sub-folder, else binary
-    (the report names the set it checked). A missing root raises DataError (``scan_busi``);
-    every other finding is in the report.
+    ``class_set`` "auto": three_class when the folder has a ``normal`` sub-folder (in any case),
+    else binary (the report names the set it checked). A missing root raises DataError
+    (``scan_busi``); every other finding is in the report.
     """
     if hash_size < 2:
         raise ValueError(f"hash_size {hash_size}: must be at least 2")
     if class_set == "auto":
-        class_set = "three_class" if (Path(root).expanduser() / "normal").is_dir() else "binary"
+        class_set = "three_class" if class_folders(Path(root).expanduser())["normal"] else "binary"
     thr = default_near_threshold(hash_size) if near_threshold is None else near_threshold
     scan = scan_busi(root, class_set)
     names = class_names(class_set)

@@ -1,41 +1,59 @@
 """Decode BUSI-style PNGs to grey uint8 images and bool masks, and resize them for training.
 
 The reader (``reader.read_busi``), the checker and ``predict`` all go through these, so an image
-is decoded and resized the same way for training as for inference.
+is decoded and resized the same way for training as for inference. 16-bit samples are mapped to
+8 bits by ``png_depth`` (the sBIT chunk honoured; a note when most grey levels are lost, which
+the reader and the checker gather into one warning and ``load_grey_png`` warns about itself).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from mtl_bench.data.types import DataError
+from mtl_bench.data.png_depth import (
+    colour_sixteen_note,
+    grey_sbit,
+    read_png_header,
+    sixteen_bit_note,
+    sixteen_to_eight,
+)
+from mtl_bench.data.types import DataError, DataWarning
 
 _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
 
-def _grey(img: Image.Image) -> np.ndarray:
+def _grey(img: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """(grey uint8, the samples before mapping, note on lost grey levels or None)."""
     if img.mode in _SIXTEEN_BIT:
-        # 16-bit grey: map 0..65535 linearly onto 0..255 (v / 257), so 8-bit data stored as
-        # 16 bits (v * 257) comes back exactly; Pillow's own convert would clip at 255 instead.
-        a = np.clip(np.asarray(img, dtype=np.float64), 0, 65535)
-        return np.rint(a / 257.0).astype(np.uint8)
+        # 16-bit grey: sBIT honoured, else 0..65535 onto 0..255 (v / 257), so 8-bit data stored
+        # as 16 bits (v * 257) comes back exactly; Pillow's own convert would clip at 255.
+        raw = np.asarray(img)
+        sbit = grey_sbit(read_png_header(path)) if img.format == "PNG" else None
+        grey = sixteen_to_eight(raw, sbit)
+        return grey, raw, sixteen_bit_note(raw, grey, sbit)
     # 1, L, LA, P, RGB, RGBA: alpha is dropped (not composited), palettes are looked up, colour
     # becomes ITU-R 601 luma, which is exactly the grey value when R == G == B as in BUSI.
-    return np.asarray(img.convert("L"), dtype=np.uint8)
+    grey = np.asarray(img.convert("L"), dtype=np.uint8)
+    note = None
+    # Maybe 16-bit colour, of which Pillow keeps the high bytes: luma <= the largest channel,
+    # so only a nearly black image needs a look at its channels and header.
+    if img.format == "PNG" and img.mode in ("RGB", "RGBA", "LA") and grey.max(initial=0) < 16:
+        top = int(np.asarray(img.convert("RGB")).max(initial=0))
+        note = colour_sixteen_note(read_png_header(path), top)
+    return grey, grey, note
 
 
-def load_grey_png(path: str | os.PathLike) -> np.ndarray:
-    """An image as (H, W) uint8 grey (RGB(A): luma, alpha dropped; palette looked up; 16-bit
-    v / 257); DataError naming a missing, corrupt or truncated file."""
+def _decode(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, str | None]:
     path = Path(path)
     try:
         with Image.open(path) as img:
             img.load()
-            return _grey(img)
+            return _grey(img, path)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
@@ -44,13 +62,32 @@ def load_grey_png(path: str | os.PathLike) -> np.ndarray:
         raise DataError(f"{path}: cannot decode image ({reason})") from None
 
 
-def load_mask_counted(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """A mask as bool (> 127; a 0/1-valued mask uses 1) and its count of pixels not 0/255."""
-    a = load_grey_png(path)
-    if a.max(initial=0) == 1:
-        return a == 1, 0
-    nonbinary = int(np.count_nonzero((a != 0) & (a != 255)))
-    return a > 127, nonbinary
+def load_grey_noted(path: str | os.PathLike) -> tuple[np.ndarray, str | None]:
+    """An image as (H, W) uint8 grey (see ``load_grey_png``) and a one-line note (without the
+    path) when a 16-bit PNG lost most of its grey levels in the mapping (``png_depth``), else
+    None; for callers that gather notes over many files."""
+    grey, _, note = _decode(path)
+    return grey, note
+
+
+def load_grey_png(path: str | os.PathLike) -> np.ndarray:
+    """An image as (H, W) uint8 grey (RGB(A): luma, alpha dropped; palette looked up; 16-bit:
+    v / 257, or per its sBIT chunk); DataError naming a missing, corrupt or truncated file. A
+    16-bit PNG that loses most of its grey levels gives a DataWarning naming it."""
+    grey, note = load_grey_noted(path)
+    if note:
+        warnings.warn(f"{path}: {note}", DataWarning, stacklevel=2)
+    return grey
+
+
+def load_mask_counted(path: str | os.PathLike) -> tuple[np.ndarray, int, str | None]:
+    """A mask as bool (> 127 after decoding as ``load_grey_png``; a 0/1-valued mask, also a
+    16-bit one, uses 1), its count of pixels not 0/255, and ``load_grey_noted``'s note."""
+    grey, samples, note = _decode(path)
+    if samples.max(initial=0) == 1:
+        return samples == 1, 0, None
+    nonbinary = int(np.count_nonzero((grey != 0) & (grey != 255)))
+    return grey > 127, nonbinary, note
 
 
 def load_mask_png(path: str | os.PathLike) -> np.ndarray:

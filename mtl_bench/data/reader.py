@@ -1,26 +1,35 @@
 """Read ``ROOT/{benign,malignant,normal}/NAME.png`` + ``NAME_mask[_k].png`` into a Dataset.
 
 Questionable inputs give one ``DataWarning`` (``warnings.warn``) per kind, naming the files; bad
-inputs raise ``DataError`` naming the file, or with ``strict=False`` are skipped and listed.
+inputs raise ``DataError`` naming the file, or with ``strict=False`` are skipped and listed (one
+warning line for them, another for stray files). Finding the files: ``reader_scan``.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import unicodedata
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mtl_bench.data.png import load_grey_png, load_mask_counted, resize_pair
+from mtl_bench.data.png import load_grey_noted, load_mask_counted, resize_pair
+from mtl_bench.data.reader_scan import (
+    CLASS_PROBLEMS,
+    HIDDEN,
+    KNOWN_FILES,
+    OTHER_CLASS,
+    BusiEntry,
+    Problem,
+    ScanResult,
+    class_folders,
+    natural_key,
+    scan_busi,
+)
 from mtl_bench.data.types import (
-    ALL_CLASSES,
     DataError,
     Dataset,
     DataWarning,
@@ -29,128 +38,41 @@ from mtl_bench.data.types import (
     source_fingerprint,
 )
 
-_MASK_RE = re.compile(r"^(?P<stem>.+)_mask(?:_(?P<k>\d+))?$", re.IGNORECASE)
-CLASS_PROBLEMS = ("missing_class_folder", "empty_class_folder")
-# Reason for a class folder outside the class set: listed as skipped, not warned about.
-OTHER_CLASS = "class not in class set"
-# Known non-image files at the root (the phantom's parameter record): listed, not warned about.
-KNOWN_FILES = {"PHANTOM.json": "phantom parameters (known file)"}
-
-
-@dataclass(frozen=True)
-class BusiEntry:
-    """An image file and its mask files (``()`` when none was found); id ``<class>/<stem>``."""
-
-    image: Path
-    masks: tuple[Path, ...]
-    class_name: str
-    id: str
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A bad input: its kind, the file and what is wrong."""
-
-    kind: str
-    path: str
-    detail: str
-
-    @property
-    def message(self) -> str:
-        return f"{self.path}: {self.detail}"
-
-
-@dataclass
-class ScanResult:
-    """Entries in reading order, stray files (path, reason) and problems."""
-
-    root: Path
-    class_set: str
-    entries: list[BusiEntry]
-    skipped: list[tuple[str, str]]
-    problems: list[Problem]
-
-
-def natural_key(name: str) -> tuple:
-    """Sort key reading digit runs as numbers: ``b (2)`` before ``b (10)``."""
-    parts = re.split(r"(\d+)", unicodedata.normalize("NFC", name).casefold())
-    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), name
-
-
-def scan_busi(root: str | os.PathLike, class_set: str = "three_class") -> ScanResult:
-    """Find each class's image and mask files, decoding nothing; DataError if root is missing."""
-    root = Path(root)
-    names = class_names(class_set)
-    if not root.is_dir():
-        what = "is not a folder" if root.exists() else "does not exist"
-        raise DataError(f"{root}: BUSI folder {what} (expected {'/, '.join(names)}/ inside)")
-    skipped: list[tuple[str, str]] = []
-    problems: list[Problem] = []
-    entries: list[BusiEntry] = []
-    present = sorted(root.iterdir(), key=lambda p: natural_key(p.name))
-    for child in (p for p in present if p.name not in names):
-        if child.name in KNOWN_FILES:
-            skipped.append((str(child), KNOWN_FILES[child.name]))
-            continue
-        other = child.name in ALL_CLASSES
-        skipped.append((str(child), f"{OTHER_CLASS} {class_set!r}" if other else "not a class"))
-    for cls in names:
-        folder = root / cls
-        if not folder.is_dir():
-            found = ", ".join(p.name for p in present if p.is_dir()) or "nothing"
-            problems.append(Problem(CLASS_PROBLEMS[0], str(folder), f"missing (found: {found})"))
-        elif found := _scan_class(folder, cls, skipped, problems):
-            entries.extend(found)
-        else:
-            problems.append(Problem(CLASS_PROBLEMS[1], str(folder), "class folder has no images"))
-    return ScanResult(root, class_set, entries, skipped, problems)
-
-
-def _scan_class(folder: Path, cls: str, skipped: list, problems: list) -> list[BusiEntry]:
-    images: dict[str, Path] = {}
-    masks: dict[str, list[tuple[int, Path]]] = {}
-    for f in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
-        if f.name.startswith("."):
-            skipped.append((str(f), "hidden file"))
-        elif f.is_dir():
-            skipped.append((str(f), "sub-folder"))
-        elif f.suffix.lower() != ".png":
-            skipped.append((str(f), "not a .png file"))
-        elif m := _MASK_RE.match(f.name[:-4]):
-            # NFC so that names written on macOS (NFD) pair with masks written elsewhere.
-            key = unicodedata.normalize("NFC", m["stem"])
-            masks.setdefault(key, []).append((int(m["k"] or 0), f))
-        else:
-            key = unicodedata.normalize("NFC", f.name[:-4])
-            if key in images:  # e.g. "a.png" beside "a.PNG": never drop one silently
-                problems.append(Problem("duplicate_image", str(f), f"second image {key!r}"))
-            images.setdefault(key, f)
-    for key in sorted(set(masks) - set(images), key=natural_key):
-        for _, m in masks[key]:
-            detail = f"mask without image (no {key + '.png'!r})"
-            problems.append(Problem("mask_without_image", str(m), detail))
-    entries = []
-    for key in sorted(images, key=natural_key):
-        found = tuple(p for _, p in sorted(masks.get(key, [])))
-        if not found:
-            detail = f"image without mask (no {key + '_mask.png'!r})"
-            problems.append(Problem("image_without_mask", str(images[key]), detail))
-        entries.append(BusiEntry(images[key], found, cls, f"{cls}/{key}"))
-    return entries
+# The scanning half lives in reader_scan; its names are re-exported here.
+__all__ = [
+    "CLASS_PROBLEMS",
+    "HIDDEN",
+    "KNOWN_FILES",
+    "OTHER_CLASS",
+    "BusiEntry",
+    "DataWarning",
+    "Problem",
+    "ScanResult",
+    "class_folders",
+    "decode_entry",
+    "natural_key",
+    "parallel_map",
+    "read_busi",
+    "scan_busi",
+]
+# A 16-bit PNG that lost most of its grey levels in the mapping to 8 bits (png_depth).
+SQUEEZED = "squeezed_16bit_png"
 
 
 def decode_entry(entry: BusiEntry) -> tuple[Any, Any, list[Problem], list[Problem]]:
     """Native (grey image or None, OR-merged bool mask, errors, warnings) of one entry; errors
     (``undecodable``, ``size_mismatch``) make it unusable, warnings do not."""
     try:
-        image = load_grey_png(entry.image)
+        image, note = load_grey_noted(entry.image)
     except DataError as e:
         return None, None, [_undecodable(entry.image, e)], []
     errors, warns = [], []
+    if note:
+        warns.append(Problem(SQUEEZED, str(entry.image), note))
     merged = np.zeros(image.shape, dtype=bool)
     for path in entry.masks:
         try:
-            mask, count = load_mask_counted(path)
+            mask, count, note = load_mask_counted(path)
         except DataError as e:
             errors.append(_undecodable(path, e))
             continue
@@ -160,11 +82,17 @@ def decode_entry(entry: BusiEntry) -> tuple[Any, Any, list[Problem], list[Proble
             errors.append(Problem("size_mismatch", str(path), detail))
             continue
         merged |= mask
+        if note:
+            warns.append(Problem(SQUEEZED, str(path), note))
         if count:
             detail = f"{count} px neither 0 nor 255 (binarised at > 127)"
             warns.append(Problem("nonbinary_mask", str(path), detail))
-    if entry.masks and not errors and entry.class_name != "normal" and not merged.any():
-        warns.append(Problem("empty_lesion_mask", str(entry.image), "lesion with empty mask"))
+    if entry.masks and not errors:
+        if entry.class_name != "normal" and not merged.any():
+            warns.append(Problem("empty_lesion_mask", str(entry.image), "lesion with empty mask"))
+        elif entry.class_name == "normal" and merged.any():
+            detail = f"{int(merged.sum())} px of lesion in the mask of a normal image"
+            warns.append(Problem("nonempty_normal_mask", str(entry.image), detail))
     return image, merged, errors, warns
 
 
@@ -250,8 +178,11 @@ def read_busi(
         raise DataError(f"{scan.root / cls}: no usable images in class {cls!r}")
     for kind in dict.fromkeys(p.kind for p in warns):
         _warn(kind.replace("_", " "), [p.message for p in warns if p.kind == kind])
-    quiet = (OTHER_CLASS, *KNOWN_FILES.values())
-    _warn("file", [_skip_line(p, r) for p, r in skipped if not r.startswith(quiet)], " skipped")
+    # Bad inputs first, in a line of their own: they are data left out, unlike stray files.
+    _warn("file", [_skip_line(p, r) for p, r in skipped[len(scan.skipped) :]], " skipped")
+    quiet = (OTHER_CLASS, HIDDEN, *KNOWN_FILES.values())
+    stray = [_skip_line(p, r) for p, r in scan.skipped if not r.startswith(quiet)]
+    _warn("stray file", stray, " skipped")
     return Dataset(
         images=np.stack([out[0] for _, out in decoded]),
         masks=np.stack([out[1] for _, out in decoded]).astype(np.uint8),

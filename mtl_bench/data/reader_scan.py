@@ -1,0 +1,163 @@
+"""Find the files of a BUSI folder without decoding: ``ROOT/<class>/NAME.png`` + masks.
+
+Class folders match their names in any case (``Benign/``), as they do on a case-insensitive
+file system anyway; two that differ only in case are an error. Ids keep the lower-case class.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from mtl_bench.data.types import ALL_CLASSES, DataError, class_names
+
+_MASK_RE = re.compile(r"^(?P<stem>.+)_mask(?:_(?P<k>\d+))?$", re.IGNORECASE)
+CLASS_PROBLEMS = ("missing_class_folder", "empty_class_folder", "ambiguous_class_folder")
+# Reason for a class folder outside the class set: listed as skipped, not warned about.
+OTHER_CLASS = "class not in class set"
+# Hidden files (.DS_Store, macOS's ._NAME resource forks): listed as skipped, not warned about.
+HIDDEN = "hidden file"
+# Known non-image files at the root (the phantom's parameter record): listed, not warned about.
+KNOWN_FILES = {"PHANTOM.json": "phantom parameters (known file)"}
+
+
+@dataclass(frozen=True)
+class BusiEntry:
+    """An image file and its mask files (``()`` when none was found); id ``<class>/<stem>``."""
+
+    image: Path
+    masks: tuple[Path, ...]
+    class_name: str
+    id: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A bad input: its kind, the file and what is wrong."""
+
+    kind: str
+    path: str
+    detail: str
+
+    @property
+    def message(self) -> str:
+        return f"{self.path}: {self.detail}"
+
+
+@dataclass
+class ScanResult:
+    """Entries in reading order, stray files (path, reason) and problems."""
+
+    root: Path
+    class_set: str
+    entries: list[BusiEntry]
+    skipped: list[tuple[str, str]]
+    problems: list[Problem]
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key reading digit runs as numbers: ``b (2)`` before ``b (10)``."""
+    parts = re.split(r"(\d+)", unicodedata.normalize("NFC", name).casefold())
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), name
+
+
+def class_folders(root: str | os.PathLike) -> dict[str, list[Path]]:
+    """The sub-folders of ``root`` named after each class in any case (exact name first)."""
+    found: dict[str, list[Path]] = {c: [] for c in ALL_CLASSES}
+    root = Path(root)
+    if root.is_dir():
+        for p in sorted(root.iterdir(), key=lambda p: (p.name.casefold() != p.name, p.name)):
+            if p.name.casefold() in found and p.is_dir():
+                found[p.name.casefold()].append(p)
+    return found
+
+
+def scan_busi(root: str | os.PathLike, class_set: str = "three_class") -> ScanResult:
+    """Find each class's image and mask files, decoding nothing; DataError if root is missing."""
+    root = Path(root)
+    names = class_names(class_set)
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise DataError(f"{root}: BUSI folder {what} (expected {'/, '.join(names)}/ inside)")
+    skipped: list[tuple[str, str]] = []
+    problems: list[Problem] = []
+    entries: list[BusiEntry] = []
+    folders = class_folders(root)
+    present = sorted(root.iterdir(), key=lambda p: natural_key(p.name))
+    for child in present:
+        cls = child.name.casefold()
+        if child.name in KNOWN_FILES:
+            skipped.append((str(child), KNOWN_FILES[child.name]))
+        elif child.name.startswith("."):
+            skipped.append((str(child), HIDDEN))
+        elif child in folders.get(cls, []):
+            if cls not in names:
+                skipped.append((str(child), f"{OTHER_CLASS} {class_set!r}"))
+        elif child.name not in names:
+            skipped.append((str(child), "not a class"))
+    for cls in names:
+        found = folders[cls]
+        if not found:
+            seen = ", ".join(p.name for p in present if p.is_dir()) or "nothing"
+            detail = f"missing (found: {seen}){_inner_hint(present, names)}"
+            problems.append(Problem(CLASS_PROBLEMS[0], str(root / cls), detail))
+            continue
+        for extra in found[1:]:
+            detail = f"second {cls!r} class folder beside {found[0].name!r} (merge them)"
+            problems.append(Problem(CLASS_PROBLEMS[2], str(extra), detail))
+        if got := _scan_class(found[0], cls, skipped, problems):
+            entries.extend(got)
+        else:
+            problems.append(Problem(CLASS_PROBLEMS[1], str(found[0]), "class folder has no images"))
+    return ScanResult(root, class_set, entries, skipped, problems)
+
+
+def _inner_hint(present: list[Path], names: tuple[str, ...]) -> str:
+    """Where a sub-folder holds the classes (the parent of ``Dataset_BUSI_with_GT`` was given)."""
+    for p in present:
+        if p.is_dir() and all(class_folders(p)[c] for c in names):
+            return f"; {p.name!r} holds the class folders: give that folder"
+    return ""
+
+
+def _scan_class(folder: Path, cls: str, skipped: list, problems: list) -> list[BusiEntry]:
+    images: dict[str, Path] = {}
+    masks: dict[str, list[tuple[int, Path]]] = {}
+    others: dict[tuple[str, bool], str] = {}  # (NFC stem, is a mask) -> a non-PNG file's name
+    for f in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
+        # NFC so that names written on macOS (NFD) pair with masks written elsewhere.
+        m = _MASK_RE.match(Path(f.name).stem)
+        key = unicodedata.normalize("NFC", m["stem"] if m else Path(f.name).stem)
+        if f.name.startswith("."):
+            skipped.append((str(f), HIDDEN))
+        elif f.is_dir():
+            skipped.append((str(f), "sub-folder"))
+        elif f.suffix.lower() != ".png":
+            skipped.append((str(f), "not a .png file"))
+            others.setdefault((key, bool(m)), f.name)
+        elif m:
+            masks.setdefault(key, []).append((int(m["k"] or 0), f))
+        else:
+            if key in images:  # e.g. "a.png" beside "a.PNG": never drop one silently
+                problems.append(Problem("duplicate_image", str(f), f"second image {key!r}"))
+            images.setdefault(key, f)
+
+    def but(key: str, mask: bool) -> str:  # a same-named file that is not a PNG, said
+        other = others.get((key, mask))
+        return f"; {other!r} is not a .png file" if other else ""
+
+    for key in sorted(set(masks) - set(images), key=natural_key):
+        for _, m in masks[key]:
+            detail = f"mask without image (no {key + '.png'!r}{but(key, False)})"
+            problems.append(Problem("mask_without_image", str(m), detail))
+    entries = []
+    for key in sorted(images, key=natural_key):
+        found = tuple(p for _, p in sorted(masks.get(key, [])))
+        if not found:
+            detail = f"image without mask (no {key + '_mask.png'!r}{but(key, True)})"
+            problems.append(Problem("image_without_mask", str(images[key]), detail))
+        entries.append(BusiEntry(images[key], found, cls, f"{cls}/{key}"))
+    return entries

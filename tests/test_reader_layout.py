@@ -1,0 +1,125 @@
+"""Folder layouts users bring: class folders in other case, non-PNG twins, upper-case names,
+bad inputs beside stray files, a lesion in a normal image's mask."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from busi_fixture import Item, ellipse, make_busi_tree, write_png
+from PIL import Image
+
+from mtl_bench.data.check import check_busi
+from mtl_bench.data.reader import DataWarning, read_busi
+from mtl_bench.data.types import DataError
+
+
+def tree(tmp_path: Path, classes=("benign", "malignant", "normal")) -> Path:
+    root = tmp_path / "busi"
+    make_busi_tree(root, {c: [Item(f"{c} (1)"), Item(f"{c} (2)")] for c in classes})
+    return root
+
+
+def said(fn, *args, **kwargs) -> tuple:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(*args, **kwargs)
+    return out, [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+
+
+def test_class_folder_in_other_case_is_read_under_its_class(tmp_path):
+    root = tree(tmp_path)
+    (root / "benign").rename(root / "Benign")
+    (root / "normal").rename(root / "NORMAL")
+    ds, lines = said(read_busi, root, 32, "three_class")
+    assert ds.ids[:2] == ["benign/benign (1)", "benign/benign (2)"] and lines == []
+    assert ds.class_counts() == {"benign": 2, "malignant": 2, "normal": 2} and ds.skipped == []
+    report = check_busi(root)  # auto: NORMAL/ counts as normal/
+    assert report.class_set == "three_class" and report.ok and report.skipped == []
+    ds, lines = said(read_busi, root, 32)  # binary: NORMAL/ left out quietly, but listed
+    assert lines == [] and [(Path(p).name, r) for p, r in ds.skipped] == [
+        ("NORMAL", "class not in class set 'binary'")
+    ]
+
+
+def test_two_folders_of_one_class_differing_in_case_are_an_error(tmp_path):
+    root = tree(tmp_path)
+    make_busi_tree(root, {"Benign": [Item("benign (9)")]})
+    text = f"{root / 'Benign'}: second 'benign' class folder beside 'benign' (merge them)"
+    for strict in (True, False):
+        with pytest.raises(DataError, match=re.escape(text)):
+            read_busi(root, 32, strict=strict)
+    report = check_busi(root)
+    assert [(p.kind, Path(p.path).name) for p in report.errors] == [
+        ("ambiguous_class_folder", "Benign")
+    ]
+    assert report.skipped == []  # said once, as the error
+
+
+def test_a_non_png_twin_is_named_in_the_pairing_error(tmp_path):
+    root = tree(tmp_path, ("benign", "malignant"))
+    b = root / "benign"
+    Image.open(b / "benign (1).png").convert("RGB").save(b / "benign (1).jpg")
+    (b / "benign (1).png").unlink()
+    Image.open(b / "benign (2)_mask.png").save(b / "benign (2)_mask.jpg")
+    (b / "benign (2)_mask.png").unlink()
+    report = check_busi(root)
+    details = {Path(p.path).name: p.detail for p in report.errors}
+    assert details == {
+        "benign (1)_mask.png": "mask without image (no 'benign (1).png'; "
+        "'benign (1).jpg' is not a .png file)",
+        "benign (2).png": "image without mask (no 'benign (2)_mask.png'; "
+        "'benign (2)_mask.jpg' is not a .png file)",
+    }
+
+
+def test_upper_case_suffixes_and_mask_words_are_read(tmp_path):
+    root = tree(tmp_path, ("benign", "malignant"))
+    m = root / "malignant"
+    lesion = ellipse((48, 48), (20, 20), (6, 9))
+    write_png(m / "tmp.png", np.full((48, 48), 80, np.uint8), "RGB")
+    (m / "tmp.png").rename(m / "malignant (3).PNG")
+    write_png(m / "tmp.png", lesion.astype(np.uint8) * 255)
+    (m / "tmp.png").rename(m / "malignant (3)_MASK_1.PNG")
+    ds, lines = said(read_busi, root, 48)
+    k = ds.ids.index("malignant/malignant (3)")
+    assert lines == [] and ds.masks[k].sum() == lesion.sum()
+
+
+def test_bad_inputs_get_their_own_line_before_stray_files(tmp_path):
+    root = tree(tmp_path, ("benign", "malignant"))
+    for i in range(6):
+        (root / "benign" / f"notes {i}.txt").write_text("x")
+    (root / "benign" / "benign (2)_mask.png").unlink()
+    ds, lines = said(read_busi, root, 32, strict=False)
+    assert len(ds) == 3 and len(lines) == 2
+    assert lines[0] == (
+        f"1 file skipped: {root / 'benign' / 'benign (2).png'}: image without mask "
+        "(no 'benign (2)_mask.png')"
+    )
+    assert lines[1].startswith("6 stray files skipped: ") and "… 1 more" in lines[1]
+
+
+def test_a_lesion_in_a_normal_mask_is_warned(tmp_path):
+    root = tree(tmp_path)
+    write_png(root / "normal" / "normal (2)_mask.png", ellipse((48, 48), (9, 9), (3, 3)) * 255)
+    ds, lines = said(read_busi, root, 48, "three_class")
+    assert lines == [
+        f"1 nonempty normal mask: {root / 'normal' / 'normal (2).png'}: 29 px of "
+        "lesion in the mask of a normal image"
+    ]
+    assert ds.masks[ds.ids.index("normal/normal (2)")].sum() == 29  # kept as drawn
+
+
+def test_the_parent_of_the_busi_folder_is_pointed_to_its_child(tmp_path):
+    root = tree(tmp_path, ("benign", "malignant"))
+    with pytest.raises(DataError) as err:
+        read_busi(tmp_path, 32)
+    assert str(err.value) == (
+        f"{tmp_path / 'benign'}: missing (found: busi); 'busi' holds the class folders: "
+        "give that folder (+1 more; `mtl-bench data check " + str(tmp_path) + "` lists all)"
+    )
+    assert read_busi(root, 32).class_counts() == {"benign": 2, "malignant": 2}
