@@ -164,11 +164,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-methods", type=int, default=8, help="methods in the overlay figure")
     p = sub.add_parser("predict", help="masks and class probabilities of new images")
-    p.add_argument("inputs", metavar="IMAGE_OR_DIR")
+    p.add_argument(
+        "inputs",
+        metavar="IMAGE_OR_DIR",
+        help="an image, or a folder searched recursively (masks, hidden and non-image files "
+        "skipped, each said)",
+    )
     p.add_argument(
         "--checkpoint", required=True, help="RESULTS/<method>/ckpt_fold_K or fold_K.json"
     )
-    p.add_argument("--out", default="predictions", help="output folder (default predictions/)")
+    p.add_argument(
+        "--out",
+        default="predictions",
+        help="output folder outside the inputs (default predictions/); a rerun for the same "
+        "inputs replaces its earlier outputs, other files there are never overwritten",
+    )
 
     p = sub.add_parser("tables", help="build the paper's tables from result files")
     p.add_argument("--results", default=DEFAULT_RESULTS, help=f"results folder ({DEFAULT_RESULTS})")

@@ -20,8 +20,13 @@ import dataclasses
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mtl_bench.data.types import DataError
+
+if TYPE_CHECKING:
+    from mtl_bench.config import RunConfig
+    from mtl_bench.train import Engine
 
 _CKPT = re.compile(r"ckpt_fold_(\d+)")
 _CKPT_FOLDS = re.compile(r"ckpt_folds_(\d+(?:_\d+)*)")
@@ -36,6 +41,22 @@ def _trained_together(record: Path) -> list[int] | None:
     if not isinstance(rec, dict) or not rec.get("fold_parallel"):
         return None
     return [int(f) for f in rec.get("folds_trained_together") or []] or None
+
+
+def _no_checkpoint_kind(record: Path) -> None:
+    """Refuse a result of a method that is fitted without the gradient engine (no checkpoint)."""
+    from mtl_bench.registry import model_info
+
+    try:
+        model = json.loads(record.read_text(encoding="utf-8"))["config"]["model"]
+        fitted_apart = model_info(model).fit is not None
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # the caller's message (no checkpoint) stands
+    if fitted_apart:
+        raise DataError(
+            f"{record}: {model} is fitted by its own fit (not a network), which saves no "
+            "checkpoint, so predict cannot use it"
+        )
 
 
 def resolve_checkpoint(checkpoint: str | Path) -> tuple[Path, Path, int | None]:
@@ -58,6 +79,7 @@ def resolve_checkpoint(checkpoint: str | Path) -> tuple[Path, Path, int | None]:
             return shared, p, together.index(int(p.stem.split("_")[1]))
         p = p.with_name(f"ckpt_{p.stem}")
         if not (p / "last").is_dir():
+            _no_checkpoint_kind(p.with_name(f"{p.name[5:]}.json"))
             raise DataError(
                 f"{p}: missing, so {checkpoint} has no weights to predict with (reproduce deletes "
                 "baselines' checkpoints unless --keep-checkpoints; cv keeps them, but a retrain "
@@ -76,9 +98,11 @@ def resolve_checkpoint(checkpoint: str | Path) -> tuple[Path, Path, int | None]:
         )
     m = _CKPT.fullmatch(p.name)
     if not m or not (p / "last").is_dir():
+        inside = sorted(q.name for q in p.glob("ckpt_fold*") if q.is_dir()) if p.is_dir() else []
         raise DataError(
             f"{checkpoint}: not a fold checkpoint (expected RESULTS/<method>/ckpt_fold_K with a "
             "'last' folder, or the fold_K.json beside it)"
+            + (f"; it holds {', '.join(inside)}: pass one of those" if inside else "")
         )
     record = p.parent / f"fold_{m.group(1)}.json"
     if not record.is_file():
@@ -93,7 +117,9 @@ def resolve_checkpoint(checkpoint: str | Path) -> tuple[Path, Path, int | None]:
     return p, record, None
 
 
-def load_fold_model(checkpoint: str | Path):
+def load_fold_model(
+    checkpoint: str | Path,
+) -> tuple[RunConfig, tuple[str, ...], Engine, dict[str, Any]]:
     """(RunConfig, class names, engine, eval state) of a trained fold (see the module doc)."""
     from mtl_bench.config import RunConfig
     from mtl_bench.fit import build_model
@@ -108,10 +134,18 @@ def load_fold_model(checkpoint: str | Path):
         names = tuple(record["class_names"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise DataError(f"{record_path}: cannot read the run config ({e})") from None
-    cfg = dataclasses.replace(cfg, parallel="none")
-    info = model_info(cfg.model)
-    model = build_model(cfg, len(names))
-    engine = Engine(model, info.tasks, cfg, steps_per_epoch=1, class_alpha=None)
+    try:
+        cfg = dataclasses.replace(cfg, parallel="none")
+        engine = Engine(
+            build_model(cfg, len(names)),
+            model_info(cfg.model).tasks,
+            cfg,
+            steps_per_epoch=1,
+            class_alpha=None,
+        )
+    except (DataError, ValueError, KeyError, TypeError) as e:
+        reason = e.args[0] if isinstance(e, KeyError) and e.args else e
+        raise DataError(f"{record_path}: cannot rebuild the model it records ({reason})") from None
     like = engine.canonical_state(engine.initial_state)
     if index is not None:  # fit_folds_parallel's layout: stacked over folds, plus its tick
         import jax
@@ -119,7 +153,13 @@ def load_fold_model(checkpoint: str | Path):
 
         n = len(record["folds_trained_together"])  # what resolve_checkpoint named it by
         like = {**jax.tree.map(lambda x: jnp.stack([x] * n), like), "tick": jnp.zeros((), "int32")}
-    restored = Checkpoints(ckpt_dir, cfg).restore(like)
+    ckpts = Checkpoints(ckpt_dir, cfg)
+    try:
+        restored = ckpts.restore(like)
+    except Exception as e:  # orbax/tensorstore raise many kinds; any is a bad checkpoint here
+        raise _restore_error(ckpt_dir, record_path, e) from None
+    finally:
+        ckpts.close()  # orbax's background threads, on success and failure alike
     if restored is None:
         raise DataError(f"{ckpt_dir / 'last'}: holds no saved step")
     _, state, best = restored
@@ -128,3 +168,26 @@ def load_fold_model(checkpoint: str | Path):
     if best[1] is not None:  # validation selection ran: the selected weights were tested
         state = {**state, **best[1]}
     return cfg, names, engine, state
+
+
+def _restore_error(ckpt_dir: Path, record: Path, e: Exception) -> DataError:
+    """One line for a checkpoint that cannot be restored: saved by another run, or damaged."""
+    while e.__cause__ is not None:  # orbax wraps tensorstore's reason in a page of repr
+        e = e.__cause__  # type: ignore[assignment]
+    text = " ".join(str(e).split()) or type(e).__name__
+    if m := re.search(r"its run had other settings \((.*), saved → now\)", text):
+        return DataError(
+            f"{ckpt_dir}: saved by a run with other settings than {record.name} records "
+            f"({m.group(1)}, checkpoint → result file): not the weights that result was tested "
+            "with (a later run of the fold that did not finish?); rerun the fold"
+        )
+    if m := re.search(
+        r"Requested shape: (\(.*?\)) is not compatible with the stored shape: (\(.*?\))", text
+    ):
+        return DataError(
+            f"{ckpt_dir}: its weights do not fit the model {record.name} records (an array "
+            f"stored as {m.group(2)}, the model's is {m.group(1)}): not that result's checkpoint"
+        )
+    if len(text) > 300:
+        text = text[:300] + " …"
+    return DataError(f"{ckpt_dir}: cannot restore the weights ({text})")

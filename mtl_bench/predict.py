@@ -1,28 +1,31 @@
 """``mtl-bench predict``: masks and class probabilities of new images from a trained fold.
 
-The checkpoint forms it accepts: ``mtl_bench.fold_checkpoint``.
+The checkpoint forms it accepts: ``mtl_bench.fold_checkpoint``; the inputs a folder gives and the
+outputs' names: ``mtl_bench.predict_files``.
 
-Each input goes through the training pipeline: ``load_grey_png`` (grey; RGB(A) → luma), Pillow
+Each input goes through the training pipeline: ``load_grey_png`` (grey; RGB(A) → luma, 16-bit
+/ 257; 32-bit pixels are refused, a multi-frame file gives its first frame, with a note), Pillow
 bilinear resize to ``image_size``² (the reader's), ``preprocess`` (the run's method), then the
 model in eval mode. Outputs under ``out``: ``<stem>_mask.png`` (0/255 at the input's own size:
 the sigmoid map is resized bilinearly, then thresholded at 0.5), ``<stem>_overlay.png`` (the
 input with the mask tinted red), and ``<stem>_prediction.json`` for one image or
-``predictions.csv`` for a folder (searched recursively; outputs mirror its sub-folders). A file
-that cannot be read is reported in its row and the others are still processed.
+``predictions.csv`` for a folder (searched recursively; outputs mirror its sub-folders), whose
+PNG paths are absolute. A file that cannot be read is reported in its row and the others are
+still processed.
 
 ``out`` must lie outside the input folder (for one image: not its own folder), checked before
 the model is loaded: outputs are named after the inputs, so ``<stem>_mask.png`` written beside
 ``<stem>.png`` would overwrite its ground-truth mask, and a second run would take the overlays
-for new images. Outside that tree no output path can be an input, and a re-run into the same
-``out`` overwrites only the earlier run's outputs (expected), so no per-file guard is kept.
+for new images. A re-run into the same ``out`` replaces the earlier run's outputs and removes
+those it does not rewrite; it refuses to overwrite any other file (``predict_files``).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import re
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,43 +33,35 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from mtl_bench.atomic import atomic_write
 from mtl_bench.data.types import DataError
 from mtl_bench.fold_checkpoint import load_fold_model
 from mtl_bench.fold_record import float32_list
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
-_MASK_NAME = re.compile(r".+_mask(_\d+)?$", re.IGNORECASE)
+from mtl_bench.predict_files import (
+    OUTPUT_KINDS,
+    check_overwrites,
+    check_rerun,
+    earlier_outputs,
+    list_inputs,
+    output_path,
+    output_stems,
+    remove_stale,
+)
 
 
 @dataclass
 class PredictReport:
-    """One row per input file (status "ok", "error: ...", "skipped: ...") and the table file."""
+    """One row per input file (status "ok", "error: ...", "skipped: ..."), the table file and
+    the earlier run's outputs that were removed (``predict_files``)."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     table: Path | None = None
+    removed: list[Path] = field(default_factory=list)
+    tasks: tuple[str, ...] = ()
 
     @property
     def failed(self) -> list[dict[str, Any]]:
         return [r for r in self.rows if r["status"].startswith("error")]
-
-
-def _list_inputs(inputs: Path) -> tuple[list[Path], list[dict[str, Any]]]:
-    """Image files to predict and rows for files that are skipped (masks, other files)."""
-    if inputs.is_file():
-        return [inputs], []
-    if not inputs.is_dir():
-        raise DataError(f"{inputs}: no such file or folder")
-    files, skipped = [], []
-    for p in sorted(q for q in inputs.rglob("*") if q.is_file()):
-        if p.suffix.lower() not in IMAGE_SUFFIXES:
-            skipped.append({"file": str(p), "status": f"skipped: not an image ({p.suffix or '?'})"})
-        elif _MASK_NAME.fullmatch(p.stem):
-            skipped.append({"file": str(p), "status": "skipped: a mask file (*_mask.png)"})
-        else:
-            files.append(p)
-    if not files:
-        raise DataError(f"{inputs}: no image files ({', '.join(IMAGE_SUFFIXES)}) found")
-    return files, skipped
 
 
 def _check_out(inputs: Path, out: Path) -> None:
@@ -90,31 +85,55 @@ def _check_out(inputs: Path, out: Path) -> None:
         )
 
 
-def _prepare(path: Path, size: int, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """(original grey image, model input (size, size) uint8): the training pipeline."""
+def _make_out(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as e:
+        raise DataError(f"--out {out}: cannot write there ({e.strerror or e})") from None
+
+
+def _prepare(path: Path, size: int, method: str) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """(original grey image, model input (size, size) uint8, a note or None): the training
+    pipeline, for pixels it reads as training does (a float image is refused, not zeroed)."""
     from mtl_bench.data.png import load_grey_png, resize_image
     from mtl_bench.data.preprocess import preprocess
 
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(f"{path}: an empty file (0 bytes)")
     grey = load_grey_png(path)
+    with Image.open(path) as im:
+        frames, mode = getattr(im, "n_frames", 1), im.mode
+        lo, hi = im.getextrema() if mode[0] in "FI" else (0, 0)
+    if mode == "F" or not 0 <= lo <= hi <= 65535:
+        kind = "32-bit float" if mode == "F" else "32-bit integer"
+        raise DataError(
+            f"{path}: {kind} pixels ({lo:g} to {hi:g}), which training never reads (8- and "
+            "16-bit images only): convert it to 8 or 16 bits first"
+        )
     small = resize_image(grey, (size, size))  # the reader's own resize
-    return grey, preprocess(small[None], method)[0]
+    note = f"{frames} frames: only the first was predicted" if frames > 1 else None
+    return grey, preprocess(small[None], method)[0], note
 
 
-def _write_outputs(path: Path, stem: Path, grey: np.ndarray, prob_map: np.ndarray | None) -> dict:
+def _write_outputs(stem: Path, grey: np.ndarray, prob_map: np.ndarray | None) -> dict:
     from mtl_bench.figure_overlays import PRED_RGB, blend
 
-    if prob_map is None:
-        return {}
     h, w = grey.shape
+    if prob_map is None:
+        return {"width": w, "height": h}
     prob = Image.fromarray(np.asarray(prob_map, dtype=np.float32))
     up = np.asarray(prob.resize((w, h), Image.Resampling.BILINEAR))
     mask = up > 0.5
     stem.parent.mkdir(parents=True, exist_ok=True)
-    mask_png, overlay_png = Path(f"{stem}_mask.png"), Path(f"{stem}_overlay.png")
+    mask_png, overlay_png = (output_path(stem, k) for k in OUTPUT_KINDS)
     Image.fromarray(mask.astype(np.uint8) * 255).save(mask_png)
     rgb = np.clip(np.rint(blend(grey, mask, PRED_RGB) * 255), 0, 255).astype(np.uint8)
     Image.fromarray(rgb).save(overlay_png)
     return {
+        "width": w,
+        "height": h,
+        "mask_pixels": int(mask.sum()),
         "mask_fraction": round(float(mask.mean()), 6),
         "mask_png": str(mask_png),
         "overlay_png": str(overlay_png),
@@ -144,11 +163,25 @@ def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> Pred
     from flax import nnx
 
     from mtl_bench.batches import to_input
+    from mtl_bench.registry import model_info
 
     inputs, out = Path(inputs).expanduser(), Path(out).expanduser()
-    files, skipped = _list_inputs(inputs)
+    files, skipped = list_inputs(inputs)
     _check_out(inputs, out)  # before the model loads or anything is written
+    single = inputs.is_file()
+    root = inputs.parent if single else inputs
+    table = out / (f"{inputs.stem}_prediction.json" if single else "predictions.csv")
+    check_rerun(table, inputs)
     cfg, names, engine, state = load_fold_model(checkpoint)
+    report = PredictReport(table=table, tasks=tuple(model_info(cfg.model).tasks))
+    stems = output_stems(files, root, out.resolve())
+    owned = earlier_outputs(table, out)
+    if single:  # its JSON names this image's outputs only
+        owned &= {output_path(stems[inputs], k).resolve() for k in OUTPUT_KINDS}
+    kinds = OUTPUT_KINDS if "mask" in report.tasks else ()
+    planned = [output_path(s, k) for s in stems.values() for k in kinds]
+    check_overwrites(planned, owned, table, inputs)
+    _make_out(out)
 
     @jax.jit
     def forward(params, rest, x):
@@ -160,49 +193,48 @@ def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> Pred
             got["prob"] = jax.nn.softmax(res["label"].astype(np.float32), -1)
         return got
 
-    report, used = PredictReport(), set()
-    root = inputs if inputs.is_dir() else inputs.parent
+    written: set[Path] = set()
     for path in files:
         row: dict[str, Any] = {"file": str(path)}
         try:
-            grey, x = _prepare(path, cfg.image_size, cfg.preprocess)
-        except (DataError, ValueError) as e:
+            grey, x, note = _prepare(path, cfg.image_size, cfg.preprocess)
+        except (DataError, ValueError, OSError) as e:
             msg = str(e).removeprefix(f"{path}: ")  # the row names the file already
             report.rows.append({**row, "status": f"error: {msg}"})
             continue
-        if note := _shape_note(grey.shape, cfg.image_size):
-            row["note"] = note
+        notes = [n for n in (_shape_note(grey.shape, cfg.image_size), note) if n]
         res = jax.device_get(forward(state["params"], state["rest"], x[None]))
-        stem = out / path.relative_to(root).with_suffix("")
-        if stem in used:  # a.png and a.jpg side by side
-            stem = stem.with_name(f"{stem.name}_{path.suffix.lstrip('.').lower()}")
-        used.add(stem)
         row["status"] = "ok"
         if "prob" in res:
             probs = float32_list(res["prob"][0])  # exact, as the fold records store them
             row["predicted_class"] = names[int(np.argmax(probs))]
             row.update({f"prob_{n}": p for n, p in zip(names, probs, strict=True)})
-        row.update(_write_outputs(path, stem, grey, res["mask"][0] if "mask" in res else None))
-        report.rows.append(row)
+        row.update(_write_outputs(stems[path], grey, res["mask"][0] if "mask" in res else None))
+        written.update(Path(row[f"{k}_png"]) for k in kinds)
+        report.rows.append({**row, **({"note": "; ".join(notes)} if notes else {})})
     report.rows += skipped
-    out.mkdir(parents=True, exist_ok=True)
+    report.removed = remove_stale(owned, written, inputs, out)
     meta = {
         "checkpoint": str(checkpoint),
         "model": cfg.model,
+        "tasks": list(report.tasks),
         "class_names": list(names),
         "image_size": cfg.image_size,
         "preprocess": cfg.preprocess,
     }
-    if inputs.is_file():
-        report.table = out / f"{inputs.stem}_prediction.json"
-        report.table.write_text(json.dumps({**report.rows[0], **meta}, indent=1) + "\n")
+    if single:
+        text = json.dumps({**report.rows[0], **meta}, indent=1) + "\n"
+        atomic_write(table, lambda f: f.write(text), text=True)
     else:
-        report.table = out / "predictions.csv"
-        cols = list(dict.fromkeys(k for r in report.rows for k in r))
-        with open(report.table, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=cols, restval="")
+        rows = [{**r, "model": cfg.model, "checkpoint": str(checkpoint)} for r in report.rows]
+        cols = list(dict.fromkeys([*(k for r in report.rows for k in r), "model", "checkpoint"]))
+
+        def write(f) -> None:
+            w = csv.DictWriter(f, fieldnames=cols, restval="", lineterminator="\n")
             w.writeheader()
-            w.writerows(report.rows)
+            w.writerows(rows)
+
+        atomic_write(table, write, text=True)
     return report
 
 
@@ -216,6 +248,16 @@ def run_predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> 
             print(f"{r['file']}: {r['status']}", file=sys.stderr)
         elif "note" in r:
             print(f"mtl-bench: warning: {r['file']}: {r['note']}", file=sys.stderr)
+    if report.removed:
+        print(
+            f"mtl-bench: removed {len(report.removed)} output(s) of the earlier run that this "
+            f"run did not rewrite (e.g. {report.removed[0]})",
+            file=sys.stderr,
+        )
+    if "mask" not in report.tasks:
+        print("mtl-bench: a classifier's checkpoint: class probabilities only, no masks")
+    elif "label" not in report.tasks:
+        print("mtl-bench: a segmentation model's checkpoint: masks only, no class probabilities")
     skipped = len(report.rows) - ok - len(report.failed)
     print(f"{ok} predicted, {len(report.failed)} unreadable, {skipped} skipped → {report.table}")
     return 1 if report.failed else 0

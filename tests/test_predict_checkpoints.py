@@ -1,0 +1,97 @@
+"""Checkpoints predict cannot use: each a one-line DataError naming the file and why (never an
+orbax traceback, a message about --resume, or a reason without its file). The checkpoint is a
+real one, saved by fold_io.Checkpoints from an untrained tiny network (training is not needed
+to damage one; test_predict.py predicts from a trained fold)."""
+
+import json
+import shutil
+
+import pytest
+
+from mtl_bench.config import RunConfig
+from mtl_bench.data.types import DataError
+from mtl_bench.fit import build_model
+from mtl_bench.fold_checkpoint import load_fold_model, resolve_checkpoint
+from mtl_bench.fold_io import Checkpoints
+from mtl_bench.registry import model_info
+from mtl_bench.train import Engine
+
+CFG = RunConfig(
+    model_kwargs={"widths": (4, 8, 16, 32, 64), "dense_units": 16},
+    image_size=32,
+    epochs=1,
+    preprocess="none",
+    checkpoint_every=1,
+)
+NAMES = ["benign", "malignant"]
+
+
+@pytest.fixture(scope="module")
+def method(tmp_path_factory):
+    """RESULTS/mtl_resunet with ckpt_fold_0 (one save) and the fold_0.json beside it."""
+    folder = tmp_path_factory.mktemp("results") / "mtl_resunet"
+    engine = Engine(
+        build_model(CFG, 2), ("mask", "label"), CFG, steps_per_epoch=1, class_alpha=None
+    )
+    ckpts = Checkpoints(folder / "ckpt_fold_0", CFG)
+    ckpts.maybe_save(1, engine.canonical_state(engine.initial_state), (0.0, None), final=True)
+    ckpts.close()
+    record = {"config": json.loads(json.dumps(CFG.to_dict(), default=str)), "class_names": NAMES}
+    (folder / "fold_0.json").write_text(json.dumps(record))
+    return folder
+
+
+def _copy(method, tmp_path, edit=None):
+    folder = tmp_path / "mtl_resunet"
+    shutil.copytree(method, folder)
+    if edit is not None:
+        record = json.loads((folder / "fold_0.json").read_text())
+        edit(record)
+        (folder / "fold_0.json").write_text(json.dumps(record))
+    return folder
+
+
+def test_the_saved_fold_loads(method):
+    cfg, names, _, state = load_fold_model(method / "ckpt_fold_0")
+    assert cfg.model == "mtl_resunet" and names == tuple(NAMES) and "params" in state
+
+
+def test_a_damaged_or_mismatched_checkpoint_is_named(method, tmp_path):
+    folder = _copy(method, tmp_path)
+    (meta,) = (folder / "ckpt_fold_0" / "last").glob("*/meta/metadata")
+    meta.write_text("not json")
+    with pytest.raises(DataError, match=r"ckpt_fold_0: cannot restore the weights \(Expecting"):
+        load_fold_model(folder / "ckpt_fold_0")
+    # Weights saved by a run with other settings: not the weights the result was tested with.
+    other = _copy(method, tmp_path / "b", lambda r: r["config"].update(preprocess="clahe"))
+    with pytest.raises(DataError, match="saved by a run with other settings than fold_0.json") as e:
+        load_fold_model(other / "ckpt_fold_0")
+    assert "preprocess: 'none' → 'clahe'" in str(e.value) and "--resume" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (lambda r: r["config"].update(model="nosuch"), "unknown model 'nosuch'"),
+        (lambda r: r["config"]["model_kwargs"].update(nope=1), "does not take nope"),
+        (lambda r: r.update(class_names=[]), "num_classes=0"),
+        (lambda r: r.pop("class_names"), "cannot read the run config"),
+    ],
+    ids=["model", "kwargs", "classes", "no-classes"],
+)
+def test_a_result_file_that_cannot_rebuild_its_model_is_named(method, tmp_path, edit, reason):
+    folder = _copy(method, tmp_path, edit)
+    with pytest.raises(DataError, match=rf"fold_0\.json: .*{reason}"):
+        load_fold_model(folder / "ckpt_fold_0")
+
+
+def test_folders_that_are_no_checkpoint_say_what_to_pass(method, tmp_path):
+    with pytest.raises(DataError, match="not a fold checkpoint .*; it holds ckpt_fold_0: pass"):
+        resolve_checkpoint(method)
+    # A method fitted without the network engine never has a checkpoint to predict with.
+    moon = tmp_path / "moon_features"
+    moon.mkdir()
+    assert model_info("moon_features").fit is not None
+    (moon / "fold_0.json").write_text(json.dumps({"config": {"model": "moon_features"}}))
+    with pytest.raises(DataError, match="moon_features is fitted by its own fit .* no checkpoint"):
+        resolve_checkpoint(moon / "fold_0.json")

@@ -1,0 +1,147 @@
+"""predict into an ``--out`` that already holds results: an earlier run's outputs are replaced
+and its stale ones removed, anything else refused before a file is written; single-task and
+three-class models. A tiny untrained network stands in for a checkpoint (those forms are
+tested in test_predict.py): the bookkeeping, not the weights, is under test here."""
+
+import csv
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from flax import nnx
+from PIL import Image
+
+from mtl_bench import predict as predict_module
+from mtl_bench.config import RunConfig
+from mtl_bench.data.types import DataError
+from mtl_bench.predict import predict, run_predict
+
+
+class _Tiny(nnx.Module):
+    """A conv and a dense head, filling the output keys its registered model fills."""
+
+    def __init__(self, tasks: tuple[str, ...], n_classes: int):
+        rngs = nnx.Rngs(0)
+        self.conv = nnx.Conv(1, 1, (3, 3), rngs=rngs)
+        self.head = nnx.Linear(1, n_classes, rngs=rngs)
+        self.tasks = tasks
+
+    def __call__(self, x, train=False):
+        y = self.conv(x)
+        out = {"mask": y} if "mask" in self.tasks else {}
+        return out | ({"label": self.head(y.mean((1, 2)))} if "label" in self.tasks else {})
+
+
+def _use(monkeypatch, model: str, tasks: tuple[str, ...], names: tuple[str, ...]) -> None:
+    graphdef, params, rest = nnx.split(_Tiny(tasks, len(names)), nnx.Param, ...)
+    cfg = RunConfig(model=model, image_size=32, preprocess="none")
+    fold = (cfg, names, SimpleNamespace(graphdef=graphdef), {"params": params, "rest": rest})
+    monkeypatch.setattr(predict_module, "load_fold_model", lambda checkpoint: fold)
+
+
+def _images(folder: Path, names: list[str]) -> Path:
+    for i, name in enumerate(names):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        grey = np.random.default_rng(i).integers(0, 256, (40, 36), dtype=np.uint8)
+        Image.fromarray(grey).save(folder / name)
+    return folder
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    files = (p for p in folder.rglob("*") if p.is_file())
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in files}
+
+
+def test_a_rerun_replaces_the_earlier_outputs_and_removes_stale_ones(tmp_path, monkeypatch):
+    _use(monkeypatch, "mtl_resunet", ("mask", "label"), ("benign", "malignant"))
+    scans = _images(tmp_path / "scans", ["a.png", "b.png", "sub/c.png", "échographie 1.png"])
+    out = tmp_path / "out"
+    first = predict(scans, "ckpt", out)
+    assert all(r["status"] == "ok" for r in first.rows) and not first.removed
+    with open(out / "predictions.csv", newline="", encoding="utf-8") as f:
+        rows = {Path(r["file"]).name: r for r in csv.DictReader(f)}
+    row = rows["échographie 1.png"]
+    got = (row["width"], row["height"], row["model"], row["checkpoint"])
+    assert got == ("36", "40", "mtl_resunet", "ckpt")
+    mask = np.asarray(Image.open(row["mask_png"])) > 0  # absolute: readable from anywhere
+    assert Path(row["mask_png"]).is_absolute() and int(row["mask_pixels"]) == mask.sum()
+    # Next time b.png is unreadable and sub/c.png gone: their old masks must not stay behind.
+    (scans / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    (scans / "sub" / "c.png").unlink()
+    second = predict(scans, "ckpt", out)
+    removed = sorted(p.name for p in second.removed)
+    assert removed == ["b_mask.png", "b_overlay.png", "c_mask.png", "c_overlay.png"]
+    kept = ["a_mask.png", "a_overlay.png", "predictions.csv"]
+    assert sorted(_files(out)) == [*kept, "échographie 1_mask.png", "échographie 1_overlay.png"]
+    assert not (out / "sub").exists()  # emptied by the removal
+    # A table from before absolute paths (relative to the directory it ran in) counts too.
+    monkeypatch.chdir(tmp_path)
+    text = (out / "predictions.csv").read_text(encoding="utf-8")
+    (out / "predictions.csv").write_text(text.replace(str(tmp_path) + os.sep, ""), "utf-8")
+    assert predict("scans", "ckpt", "out").removed == []
+
+
+def test_foreign_files_in_out_are_refused_before_anything_is_written(tmp_path, monkeypatch):
+    _use(monkeypatch, "mtl_resunet", ("mask", "label"), ("benign", "malignant"))
+    scans = _images(tmp_path / "scans", ["a.png", "b.png"])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "b_mask.png").write_bytes(b"someone's mask")  # an interrupted run's, or by hand
+    with pytest.raises(DataError, match=r"out/b_mask\.png would be overwritten, and no earlier"):
+        predict(scans, "ckpt", out)
+    assert _files(out) == {"b_mask.png": b"someone's mask"}
+    (out / "b_mask.png").unlink()
+    (out / "predictions.csv").write_text("patient,grade\n7,3\n")  # the user's own table
+    with pytest.raises(DataError, match=r"predictions\.csv is in the way: not a table predict"):
+        predict(scans, "ckpt", out)
+    assert _files(out) == {"predictions.csv": b"patient,grade\n7,3\n"}
+    (out / "predictions.csv").unlink()
+    predict(scans, "ckpt", out)
+    other = _images(tmp_path / "other", ["a.png"])  # another folder's run must not replace it
+    before = _files(out)
+    with pytest.raises(DataError, match=r"predictions\.csv holds the predictions of another fo"):
+        predict(other, "ckpt", out)
+    # One image: the same name from another folder would replace its JSON and PNGs.
+    predict(scans / "a.png", "ckpt", tmp_path / "one")
+    with pytest.raises(DataError, match=r"a_prediction\.json holds the predictions of another"):
+        predict(other / "a.png", "ckpt", tmp_path / "one")
+    # Into the folder run's out, one image's outputs would overwrite that run's a_mask.png.
+    with pytest.raises(DataError, match=r"out/a_mask\.png \(and 1 more\) would be overwritten"):
+        predict(other / "a.png", "ckpt", out)
+    assert _files(out) == before
+    # An out above the inputs whose outputs would land inside them (scans/scans/x.png).
+    _images(scans, ["scans/x.png"])
+    with pytest.raises(DataError, match=r"scans/x_mask\.png would be written inside the input"):
+        predict(scans, "ckpt", tmp_path)
+    with pytest.raises(DataError, match=r"--out .*a\.png/sub: cannot write there"):
+        predict(other, "ckpt", scans / "a.png" / "sub")
+
+
+def test_single_task_and_three_class_models(tmp_path, monkeypatch, capsys):
+    scans = _images(tmp_path / "scans", ["a.png", "b.png"])
+    (scans / "a_mask.png").write_bytes((scans / "a.png").read_bytes())
+    out = tmp_path / "out"
+    _use(monkeypatch, "unet", ("mask",), ("benign", "malignant"))
+    assert run_predict(scans, "ckpt", out) == 0
+    captured = capsys.readouterr()
+    assert "masks only, no class probabilities" in captured.out
+    assert f"{scans / 'a_mask.png'}: skipped: a mask file" in captured.err
+    assert (out / "a_mask.png").is_file()
+    # A classifier next into the same out: the segmenter's masks are not left as if its own.
+    _use(monkeypatch, "mobilenet_v2", ("label",), ("benign", "malignant", "normal"))
+    assert run_predict(scans, "ckpt", out) == 0
+    captured = capsys.readouterr()
+    assert "class probabilities only, no masks" in captured.out
+    assert "removed 4 output(s) of the earlier run" in captured.err
+    assert sorted(_files(out)) == ["predictions.csv"]
+    with open(out / "predictions.csv", newline="") as f:
+        row = next(csv.DictReader(f))
+    probs = [float(row[f"prob_{n}"]) for n in ("benign", "malignant", "normal")]
+    assert sum(probs) == pytest.approx(1.0, abs=1e-5) and "mask_png" not in row
+    assert row["predicted_class"] == ("benign", "malignant", "normal")[int(np.argmax(probs))]
+    predict(scans / "b.png", "ckpt", tmp_path / "one")
+    data = json.loads((tmp_path / "one" / "b_prediction.json").read_text())
+    assert data["class_names"] == ["benign", "malignant", "normal"] and data["tasks"] == ["label"]
