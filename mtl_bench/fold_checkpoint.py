@@ -172,15 +172,17 @@ def load_fold_model(
 
 def _restore_error(ckpt_dir: Path, record: Path, e: Exception) -> DataError:
     """One line for a checkpoint that cannot be restored: saved by another run, or damaged."""
+    from mtl_bench.fold_io import SettingsMismatch
+
+    if isinstance(e, SettingsMismatch):
+        return DataError(
+            f"{ckpt_dir}: saved by a run with other settings than {record.name} records "
+            f"({'; '.join(e.diffs)}, checkpoint → result file): not the weights that result was "
+            "tested with (a later run of the fold that did not finish?); rerun the fold"
+        )
     while e.__cause__ is not None:  # orbax wraps tensorstore's reason in a page of repr
         e = e.__cause__  # type: ignore[assignment]
     text = " ".join(str(e).split()) or type(e).__name__
-    if m := re.search(r"its run had other settings \((.*), saved → now\)", text):
-        return DataError(
-            f"{ckpt_dir}: saved by a run with other settings than {record.name} records "
-            f"({m.group(1)}, checkpoint → result file): not the weights that result was tested "
-            "with (a later run of the fold that did not finish?); rerun the fold"
-        )
     if m := re.search(
         r"Requested shape: (\(.*?\)) is not compatible with the stored shape: (\(.*?\))", text
     ):

@@ -50,6 +50,14 @@ def read_curve(path: Path | None) -> list[dict]:
     return [{**r, "epoch": int(r["epoch"])} for r in rows]
 
 
+class SettingsMismatch(ValueError):
+    """A checkpoint saved under other settings; ``diffs``: "key: saved → now" lines."""
+
+    def __init__(self, message: str, diffs: list[str]) -> None:
+        super().__init__(message)
+        self.diffs = diffs
+
+
 class Checkpoints:
     """orbax CheckpointManager keyed by completed epochs, plus the best-validation weights.
 
@@ -109,7 +117,7 @@ class Checkpoints:
 
     def restore(self, like: State) -> tuple[int, State, tuple] | None:
         """(epoch, state shaped like ``like``, (best score, best weights)) of the latest save;
-        None when there is none; ValueError when it was saved under other settings."""
+        None when there is none; ``SettingsMismatch`` when it was saved under other settings."""
         step = self.mngr.latest_step()
         if step is None:
             return None
@@ -127,10 +135,11 @@ class Checkpoints:
         if step > self.config["epochs"]:
             diffs.append(f"epochs: {step} trained already → {self.config['epochs']}")
         if diffs:
-            raise ValueError(
+            raise SettingsMismatch(
                 f"{self.directory}: its run had other settings ({'; '.join(diffs)}, saved → "
                 "now); --resume continues only the same run: drop --resume to retrain, delete "
-                "this checkpoint, or use another --out"
+                "this checkpoint, or use another --out",
+                diffs,
             )
         abstract = partial(jax.tree.map, ocp.utils.to_shape_dtype_struct)
         items = {"state": ocp.args.StandardRestore(abstract(like))}
