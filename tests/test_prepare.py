@@ -118,6 +118,30 @@ def test_folder_change_invalidates(tmp_path, counted):
     assert len(counted) == 2
 
 
+def test_hidden_files_do_not_invalidate(tmp_path, counted):
+    # The reader skips names starting with "." (Finder's .DS_Store, AppleDouble ._NAME files,
+    # hidden folders): their coming and going must not cost a rebuild.
+    src = tmp_path / "copy"
+    write_phantom(src, 16, image_size=40, seed=4)
+    kw = dict(image_size=SIZE, preprocess="none", cache_dir=tmp_path / "cache")
+    first = prepare.load_dataset(str(src), **kw)
+    store = src / "benign" / ".DS_Store"
+    store.write_bytes(b"\0" * 10)
+    (src / "benign" / "._benign (1).png").write_bytes(b"resource fork")
+    (src / ".DS_Store").write_bytes(b"root")
+    (src / ".Trashes").mkdir()
+    (src / ".Trashes" / "old.png").write_bytes(b"x")
+    assert prepare.load_dataset(str(src), **kw).fingerprint() == first.fingerprint()
+    store.write_bytes(b"\1" * 99)  # Finder rewrote it
+    prepare.load_dataset(str(src), **kw)
+    assert len(counted) == 1
+    image = src / (first.ids[0] + ".png")  # a real image, edited: rebuilt
+    st = image.stat()
+    os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    prepare.load_dataset(str(src), **kw)
+    assert len(counted) == 2
+
+
 def test_corrupt_entry_is_rebuilt(tmp_path, counted):
     kw = dict(image_size=SIZE, synthetic_n=12, preprocess="none", cache_dir=tmp_path)
     first = prepare.load_dataset("synthetic", **kw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -93,6 +94,31 @@ def test_build_is_reused_and_overwrite_rebuilds(tmp_path):
     prepare_tfds("busi", data_dir=tmp_path / "d", manual_dir=other, image_size=SIZE, overwrite=True)
     ds = load_tfds("busi", data_dir=tmp_path / "d", image_size=SIZE, preprocess="none")
     assert ds.fingerprint() == read_busi(other, image_size=SIZE).fingerprint()
+
+
+def test_class_folders_in_other_case_build_as_the_reader_reads_them(tmp_path):
+    # manual_dir is the BUSI folder itself, so finding it rests on the class folders' names.
+    root = write_phantom(tmp_path / "busi", 9, image_size=40, seed=7)
+    for name, other in (("benign", "Benign"), ("malignant", "Malignant"), ("normal", "NORMAL")):
+        (root / name).rename(root / other)
+    data = tmp_path / "d"
+    prepare_tfds("busi", data_dir=data, manual_dir=root, image_size=SIZE)
+    ds = load_tfds("busi", data_dir=data, image_size=SIZE, preprocess="none")
+    ref = read_busi(root, image_size=SIZE)
+    assert ds.ids == ref.ids and ds.fingerprint() == ref.fingerprint()
+    assert ds.ids[0].startswith("benign/")  # ids keep the lower-case class
+
+
+def test_two_folders_of_one_class_are_refused_in_one_line(tmp_path):
+    root = write_phantom(tmp_path / "busi", 9, image_size=40, seed=7)
+    second = root / "Benign"
+    second.mkdir()
+    for f in sorted((root / "benign").iterdir())[:2]:  # an image and its mask
+        f.rename(second / f.name)
+    text = f"{second}: second 'benign' class folder beside 'benign' (merge them)"
+    with pytest.raises(DataError, match=re.escape(text)) as err:
+        prepare_tfds("busi", data_dir=tmp_path / "d", manual_dir=root, image_size=SIZE)
+    assert "\n" not in str(err.value)
 
 
 def test_builder_used_directly_names_the_manual_folder(tmp_path):

@@ -38,10 +38,18 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "mtl_bench" / "datasets"
 
 
+def _hidden(name: str) -> bool:
+    # The reader's rule (reader_scan: a name starting with "."), for files and folders alike:
+    # what it never opens must not invalidate a cache either.
+    return name.startswith(".")
+
+
 def folder_signature(root: Path) -> list[list]:
-    """Sorted ``[relative path, size, mtime_ns]`` of every file under ``root``.
+    """Sorted ``[relative path, size, mtime_ns]`` of every file under ``root``, hidden ones aside.
 
     Cheap (no file is read) yet changes when a file is added, removed, replaced or edited.
+    Hidden files and folders (``.DS_Store``, ``._NAME``) are left out, as the reader skips
+    them: Finder rewriting ``.DS_Store`` must not force a rebuild.
     Symlinks are followed, as the reader follows them (class folders linked to save copying
     data must not freeze the signature); a folder reached twice is listed once, and a broken
     link is listed as size -1 for the reader to name.
@@ -54,8 +62,10 @@ def folder_signature(root: Path) -> list[list]:
             dirnames.clear()
             continue
         seen.add(real)
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if not _hidden(d))  # in place: os.walk prunes
         for name in filenames:
+            if _hidden(name):
+                continue
             path = Path(dirpath) / name
             try:
                 st = path.stat()

@@ -17,6 +17,7 @@ import tensorflow_datasets as tfds
 
 from mtl_bench.data.prepare import folder_signature
 from mtl_bench.data.reader import read_busi
+from mtl_bench.data.reader_scan import class_folders
 from mtl_bench.data.tfds import _common
 from mtl_bench.data.types import DataError
 
@@ -27,13 +28,17 @@ CLASS_FOLDERS = ("benign", "malignant", "normal")
 def find_busi_root(manual_dir: str | Path) -> Path:
     """``manual_dir/Dataset_BUSI_with_GT``, or ``manual_dir`` itself when it holds the classes.
 
-    A DataError names the expected folder when neither is there.
+    Class folders count in any case (``Benign/``), by the reader's own rule, so that every folder
+    the reader accepts is found here; two folders of one class are found too, and refused with
+    the reader's one-line error when the build reads them. A DataError names the expected folder
+    when neither is there.
     """
     manual_dir = Path(manual_dir).expanduser()
     inner = manual_dir / FOLDER
     if inner.is_dir():
         return inner
-    if all((manual_dir / c).is_dir() for c in CLASS_FOLDERS):
+    found = class_folders(manual_dir)
+    if all(found[c] for c in CLASS_FOLDERS):
         return manual_dir
     raise DataError(
         f"BUSI not found: expected the folder {inner} (with benign/, malignant/ and normal/ "
