@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from mtl_bench.config_types import check_field_types, checked_values, describe, field_types
+
 
 @dataclass
 class RunConfig:
@@ -79,11 +81,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(unknown)}")
-        return cls(**d)
+        return cls(**checked_values(cls, d))  # "big" for image_size: named here, not in a model
 
 
 def parse_value(text: str) -> Any:
@@ -118,9 +116,10 @@ STATE_KEYS = frozenset({"optimizer_flatten"})
 def check_config(cfg: RunConfig) -> None:
     """Refuse a config that cannot run as meant, before any data or results are touched.
 
-    One-line ValueError naming the field and value: an unknown choice, a count or rate out of
-    range, an unknown model, a model option the model does not take or a value its builder
-    refuses (built abstractly: ``registry.check_model_builds``). (Errors found only later would
+    One-line ValueError naming the field and value: a type its annotation refuses
+    (``config_types``), an unknown choice, a count or rate out of range, an unknown model, a
+    model option the model does not take or a value its builder refuses (built abstractly:
+    ``registry.check_model_builds``). (Errors found only later would
     come after a rerun has already replaced a finished fold's checkpoint.)
     """
     from mtl_bench.data.preprocess import PREPROCESS_METHODS
@@ -130,6 +129,7 @@ def check_config(cfg: RunConfig) -> None:
     from mtl_bench.parallel import STRATEGIES
     from mtl_bench.registry import check_model_builds, check_model_kwargs, model_info
 
+    check_field_types(type(cfg), vars(cfg))  # first: the checks below compare values
     choices = {
         "class_set": tuple(CLASS_SETS), "preprocess": PREPROCESS_METHODS,
         "optimizer": OPTIMIZERS, "state_layout": STATE_LAYOUTS, "class_weights": CLASS_WEIGHTS,
@@ -218,7 +218,8 @@ MODEL_KWARG_ALIASES = ("encoder_weights", "weights")
 def apply_overrides(cfg: RunConfig, assignments: list[str]) -> RunConfig:
     """Apply ``key=value`` strings; ``model_kwargs.widths=(8,16,32,64,128)`` sets a model kwarg.
 
-    An unknown key or a malformed assignment is a one-line ValueError naming it.
+    An unknown key, a malformed assignment or a value of the wrong type (the field's annotation,
+    ``config_types``) is a one-line ValueError naming it.
     """
     fields = {f.name: f for f in dataclasses.fields(cfg)}
     updates: dict[str, Any] = {}
@@ -243,17 +244,12 @@ def apply_overrides(cfg: RunConfig, assignments: list[str]) -> RunConfig:
             raise ValueError(
                 f"unknown config key {key!r} in --set {item!r}; known keys: {', '.join(fields)}"
             )
-        current = getattr(cfg, key)
-        if isinstance(current, str):
+        tp = field_types(type(cfg))[key]
+        if tp is str:
             value = raw.strip()  # strings stay strings: preprocess=none is "none", not None
-        if isinstance(current, bool) and not isinstance(value, bool):
-            raise ValueError(f"--set {item!r}: {key} takes true or false")
-        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        elif current is not None and not isinstance(value, type(current)) and value is not None:
-            kind = {"int": "an integer", "float": "a number", "dict": "a dict"}.get(
-                type(current).__name__, f"a {type(current).__name__}"
-            )
-            raise ValueError(f"--set {item!r}: {key} takes {kind}, got {raw!r}")
+        try:
+            value = check_field_types(type(cfg), {key: value})[key]
+        except ValueError:
+            raise ValueError(f"--set {item!r}: {key} takes {describe(tp)}, got {raw!r}") from None
         updates[key] = value
     return dataclasses.replace(cfg, model_kwargs=model_kwargs, **updates)
