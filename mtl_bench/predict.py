@@ -3,10 +3,13 @@
 The checkpoint forms it accepts: ``mtl_bench.fold_checkpoint``; the inputs a folder gives and the
 outputs' names: ``mtl_bench.predict_files``.
 
-Each input goes through the training pipeline: ``load_grey_png`` (grey; RGB(A) → luma, 16-bit
-/ 257; 32-bit pixels are refused, a multi-frame file gives its first frame, with a note), Pillow
+Each input goes through the training pipeline: ``load_grey_noted`` (``load_grey_png``'s
+decoding: grey; RGB(A) → luma, 16-bit / 257 or per sBIT; 32-bit pixels are refused), Pillow
 bilinear resize to ``image_size``² (the reader's), ``preprocess`` (the run's method), then the
-model in eval mode. Outputs under ``out``: ``<stem>_mask.png`` (0/255 at the input's own size:
+model in eval mode. What is questionable about an image still predicted (a 16-bit PNG that lost
+most grey levels, a multi-frame file of which the first frame is used, a strip or thumbnail)
+goes in its row's ``note``, summed up on the console when many files share it
+(``predict_notes``). Outputs under ``out``: ``<stem>_mask.png`` (0/255 at the input's own size:
 the sigmoid map is resized bilinearly, then thresholded at 0.5), ``<stem>_overlay.png`` (the
 input with the mask tinted red), and ``<stem>_prediction.json`` for one image or
 ``predictions.csv`` for a folder (searched recursively; outputs mirror its sub-folders), whose
@@ -47,17 +50,22 @@ from mtl_bench.predict_files import (
     output_stems,
     remove_stale,
 )
+from mtl_bench.predict_notes import console_lines, shape_note
 
 
 @dataclass
 class PredictReport:
     """One row per input file (status "ok", "error: ...", "skipped: ..."), the table file and
-    the earlier run's outputs that were removed (``predict_files``)."""
+    the earlier run's outputs that were removed (``predict_files``). ``notes``: the rows' notes
+    by kind (``predict_notes.NOTE_KINDS``) and file; ``levels``: the most grey levels any image
+    with a "depth" note kept."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     table: Path | None = None
     removed: list[Path] = field(default_factory=list)
     tasks: tuple[str, ...] = ()
+    notes: dict[str, dict[str, str]] = field(default_factory=dict)
+    levels: int = 0
 
     @property
     def failed(self) -> list[dict[str, Any]]:
@@ -93,15 +101,16 @@ def _make_out(out: Path) -> None:
         raise DataError(f"--out {out}: cannot write there ({e.strerror or e})") from None
 
 
-def _prepare(path: Path, size: int, method: str) -> tuple[np.ndarray, np.ndarray, str | None]:
-    """(original grey image, model input (size, size) uint8, a note or None): the training
+def _prepare(path: Path, size: int, method: str) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
+    """(original grey image, model input (size, size) uint8, its notes by kind): the training
     pipeline, for pixels it reads as training does (a float image is refused, not zeroed)."""
-    from mtl_bench.data.png import load_grey_png, resize_image
+    from mtl_bench.data.png import load_grey_noted, resize_image
     from mtl_bench.data.preprocess import preprocess
 
     if path.is_file() and path.stat().st_size == 0:
         raise DataError(f"{path}: an empty file (0 bytes)")
-    grey = load_grey_png(path)
+    # The noted form: load_grey_png would warn once per file, a line each for a whole folder.
+    grey, depth = load_grey_noted(path)
     with Image.open(path) as im:
         frames, mode = getattr(im, "n_frames", 1), im.mode
         lo, hi = im.getextrema() if mode[0] in "FI" else (0, 0)
@@ -112,8 +121,10 @@ def _prepare(path: Path, size: int, method: str) -> tuple[np.ndarray, np.ndarray
             "16-bit images only): convert it to 8 or 16 bits first"
         )
     small = resize_image(grey, (size, size))  # the reader's own resize
-    note = f"{frames} frames: only the first was predicted" if frames > 1 else None
-    return grey, preprocess(small[None], method)[0], note
+    notes = {"depth": depth} if depth else {}
+    if frames > 1:
+        notes["frames"] = f"{frames} frames: only the first was predicted"
+    return grey, preprocess(small[None], method)[0], notes
 
 
 def _write_outputs(stem: Path, grey: np.ndarray, prob_map: np.ndarray | None) -> dict:
@@ -138,23 +149,6 @@ def _write_outputs(stem: Path, grey: np.ndarray, prob_map: np.ndarray | None) ->
         "mask_png": str(mask_png),
         "overlay_png": str(overlay_png),
     }
-
-
-# Past these the prediction is still made, with a note: ultrasound frames are near square and
-# hundreds of pixels a side; a strip or a thumbnail squashed to the model's size is unlike them.
-MAX_ASPECT = 3.0
-MIN_SIDE = 32
-
-
-def _shape_note(shape: tuple[int, int], size: int) -> str | None:
-    h, w = shape
-    aspect = max(h, w) / min(h, w)
-    if aspect <= MAX_ASPECT and min(h, w) >= MIN_SIDE:
-        return None
-    return (
-        f"{w}x{h} px resized to {size}x{size} (aspect {aspect:.1f}:1): unlike the training "
-        "images, so the prediction may mean little"
-    )
 
 
 def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> PredictReport:
@@ -197,12 +191,17 @@ def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> Pred
     for path in files:
         row: dict[str, Any] = {"file": str(path)}
         try:
-            grey, x, note = _prepare(path, cfg.image_size, cfg.preprocess)
+            grey, x, notes = _prepare(path, cfg.image_size, cfg.preprocess)
         except (DataError, ValueError, OSError) as e:
             msg = str(e).removeprefix(f"{path}: ")  # the row names the file already
             report.rows.append({**row, "status": f"error: {msg}"})
             continue
-        notes = [n for n in (_shape_note(grey.shape, cfg.image_size), note) if n]
+        if shaped := shape_note(grey.shape, cfg.image_size):
+            notes = {"shape": shaped, **notes}
+        for kind, text in notes.items():
+            report.notes.setdefault(kind, {})[str(path)] = text
+        if "depth" in notes:
+            report.levels = max(report.levels, int(np.count_nonzero(np.bincount(grey.ravel()))))
         res = jax.device_get(forward(state["params"], state["rest"], x[None]))
         row["status"] = "ok"
         if "prob" in res:
@@ -211,7 +210,7 @@ def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> Pred
             row.update({f"prob_{n}": p for n, p in zip(names, probs, strict=True)})
         row.update(_write_outputs(stems[path], grey, res["mask"][0] if "mask" in res else None))
         written.update(Path(row[f"{k}_png"]) for k in kinds)
-        report.rows.append({**row, **({"note": "; ".join(notes)} if notes else {})})
+        report.rows.append({**row, **({"note": "; ".join(notes.values())} if notes else {})})
     report.rows += skipped
     report.removed = remove_stale(owned, written, inputs, out)
     meta = {
@@ -239,15 +238,12 @@ def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> Pred
 
 
 def run_predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> int:
-    """The CLI's ``predict``: problems per file on stderr, a one-line summary; 1 if any input
-    was unreadable."""
+    """The CLI's ``predict``: problems and notes on stderr (per file when few, ``predict_notes``),
+    a one-line summary; 1 if any input was unreadable."""
     report = predict(inputs, checkpoint, out)
     ok = sum(r["status"] == "ok" for r in report.rows)
-    for r in report.rows:
-        if r["status"] != "ok":
-            print(f"{r['file']}: {r['status']}", file=sys.stderr)
-        elif "note" in r:
-            print(f"mtl-bench: warning: {r['file']}: {r['note']}", file=sys.stderr)
+    for line in console_lines(report.rows, report.notes, report.table, report.levels):
+        print(line, file=sys.stderr)
     if report.removed:
         print(
             f"mtl-bench: removed {len(report.removed)} output(s) of the earlier run that this "

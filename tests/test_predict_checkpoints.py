@@ -3,16 +3,24 @@ orbax traceback, a message about --resume, or a reason without its file). The ch
 real one, saved by fold_io.Checkpoints from an untrained tiny network (training is not needed
 to damage one; test_predict.py predicts from a trained fold)."""
 
+import asyncio
+import gc
 import json
 import shutil
+import subprocess
+import sys
+import threading
+import time
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from mtl_bench.config import RunConfig
 from mtl_bench.data.types import DataError
 from mtl_bench.fit import build_model
 from mtl_bench.fold_checkpoint import load_fold_model, resolve_checkpoint
-from mtl_bench.fold_io import Checkpoints
+from mtl_bench.fold_io import Checkpoints, _settling_loops
 from mtl_bench.registry import model_info
 from mtl_bench.train import Engine
 
@@ -67,6 +75,62 @@ def test_a_damaged_or_mismatched_checkpoint_is_named(method, tmp_path):
     with pytest.raises(DataError, match="saved by a run with other settings than fold_0.json") as e:
         load_fold_model(other / "ckpt_fold_0")
     assert "preprocess: 'none' → 'clahe'" in str(e.value) and "--resume" not in str(e.value)
+    # Damaged array data (the OCDBT manifest every array's read goes through), from the CLI: its
+    # one line, and no traceback of orbax's in-flight reads landing on a closed event loop after
+    # it (a race; test_a_failed_restore_lets_its_other_reads_end checks the cause without one).
+    broken = _copy(method, tmp_path / "c")
+    (manifest,) = (broken / "ckpt_fold_0" / "last").glob("*/state/manifest.ocdbt")
+    manifest.write_bytes(b"junk\n")
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "scan.png")
+    cmd = [sys.executable, "-m", "mtl_bench.cli", "predict", str(tmp_path / "scan.png")]
+    cmd += ["--checkpoint", str(broken / "ckpt_fold_0"), "--out", str(tmp_path / "out")]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 2
+    assert f"mtl-bench: error: {broken / 'ckpt_fold_0'}: cannot restore the weights (" in run.stderr
+    assert "Traceback" not in run.stderr and "Event loop is closed" not in run.stderr
+
+
+def test_a_failed_restore_lets_its_other_reads_end(caplog):
+    """orbax's restore in miniature: a fresh loop gathers one task per array, one fails at once
+    and the loop is closed on that error while the others' results are still to come from
+    worker threads (tensorstore's)."""
+    late: list[threading.Thread] = []
+    closed_loop: list[RuntimeError] = []
+
+    def deliver(loop, fut, outcome):
+        time.sleep(0.2)
+        setter = fut.set_exception if isinstance(outcome, Exception) else fut.set_result
+        try:  # what tensorstore does when a read ends
+            loop.call_soon_threadsafe(setter, outcome)
+        except RuntimeError as e:
+            closed_loop.append(e)
+
+    async def read(outcome):
+        if outcome == "damaged":
+            raise ValueError(outcome)
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        late.append(threading.Thread(target=deliver, args=(loop, fut, outcome)))
+        late[-1].start()
+        return await fut
+
+    async def restore():
+        return await asyncio.gather(read(1), read("damaged"), read(ValueError("later")))
+
+    plain = asyncio.new_event_loop
+    with _settling_loops():
+        loop = asyncio.new_event_loop()
+        try:
+            with pytest.raises(ValueError, match="damaged"):
+                loop.run_until_complete(restore())
+        finally:
+            loop.close()
+    for thread in late:
+        thread.join()
+    del loop
+    gc.collect()  # a task's unretrieved error is logged when it is collected
+    assert closed_loop == [] and asyncio.new_event_loop is plain
+    assert "never retrieved" not in caplog.text
 
 
 @pytest.mark.parametrize(

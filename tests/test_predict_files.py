@@ -28,8 +28,8 @@ def test_model_input_equals_training_pipeline(tmp_path):
     trained = preprocess(ds.images, "mpghe")
     for i, key in enumerate(ds.ids):
         cls, stem = key.split("/")
-        grey, x, note = _prepare(tmp_path / cls / f"{stem}.png", 32, "mpghe")
-        assert grey.shape == (48, 48) and note is None
+        grey, x, notes = _prepare(tmp_path / cls / f"{stem}.png", 32, "mpghe")
+        assert grey.shape == (48, 48) and notes == {}
         np.testing.assert_array_equal(x, trained[i], err_msg=key)
     files, rows = list_inputs(tmp_path)
     assert len(files) == len(ds.ids)  # the images, and each mask skipped in a row of its own
@@ -106,8 +106,8 @@ def test_pixels_training_never_reads_are_refused_or_noted(tmp_path):
         _prepare(tmp_path / "empty.png", 32, "none")
     frames = [Image.fromarray(np.roll(grey, k, 0)) for k in range(3)]
     frames[0].save(tmp_path / "cine.tif", save_all=True, append_images=frames[1:])
-    first, x, note = _prepare(tmp_path / "cine.tif", 32, "none")
-    assert note == "3 frames: only the first was predicted"
+    first, x, notes = _prepare(tmp_path / "cine.tif", 32, "none")
+    assert notes == {"frames": "3 frames: only the first was predicted"}
     np.testing.assert_array_equal(first, grey)
     # 16-bit, RGBA and palette forms of one image give the model the same input.
     Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "d16.png")
@@ -115,6 +115,6 @@ def test_pixels_training_never_reads_are_refused_or_noted(tmp_path):
     Image.fromarray(grey).save(tmp_path / "grey.bmp")
     ref = _prepare(tmp_path / "cine.tif", 32, "mpghe")[1]
     for name in ("d16.png", "rgba.png", "grey.bmp"):
-        got_grey, got, note = _prepare(tmp_path / name, 32, "mpghe")
-        assert note is None
+        got_grey, got, notes = _prepare(tmp_path / name, 32, "mpghe")
+        assert notes == {}
         np.testing.assert_array_equal(got, ref, err_msg=name)
