@@ -1,5 +1,5 @@
 """16-bit PNGs in a BUSI folder: the reader and the checker say which files lost grey levels, in
-one line per kind, and decode them as ``load_grey_png`` (predict's path) does."""
+one line per kind, and decode them as ``load_grey_png`` (predict's decoding) does."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def test_reader_warns_once_naming_each_squeezed_file(tmp_path):
     for sid in ("benign/benign (1)", "benign/benign (3)"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataWarning)
-            predicted = load_grey_png(root / f"{sid}.png")  # what predict decodes
+            predicted = load_grey_png(root / f"{sid}.png")  # the pixels predict decodes
         np.testing.assert_array_equal(ds.images[ds.ids.index(sid)], predicted)
     assert len(np.unique(ds.images[ds.ids.index("benign/benign (1)")])) <= 17
 

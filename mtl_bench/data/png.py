@@ -3,7 +3,8 @@
 The reader (``reader.read_busi``), the checker and ``predict`` all go through these, so an image
 is decoded and resized the same way for training as for inference. 16-bit samples are mapped to
 8 bits by ``png_depth`` (the sBIT chunk honoured; a note when most grey levels are lost, which
-the reader and the checker gather into one warning and ``load_grey_png`` warns about itself).
+the reader, the checker and ``predict`` gather (``load_grey_noted``), and ``load_grey_png``
+warns about itself).
 """
 
 from __future__ import annotations
