@@ -172,8 +172,10 @@ def load_fold_model(
 
 def _restore_error(ckpt_dir: Path, record: Path, e: Exception) -> DataError:
     """One line for a checkpoint that cannot be restored: saved by another run, or damaged."""
-    from mtl_bench.fold_io import SettingsMismatch
+    from mtl_bench.fold_io import CheckpointDamaged, SettingsMismatch
 
+    if isinstance(e, CheckpointDamaged):  # its message names the folder and the array
+        return DataError(str(e))
     if isinstance(e, SettingsMismatch):
         return DataError(
             f"{ckpt_dir}: saved by a run with other settings than {record.name} records "

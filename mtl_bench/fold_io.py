@@ -19,6 +19,7 @@ import numpy as np
 
 from mtl_bench.atomic import atomic_write
 from mtl_bench.config import STATE_KEYS, RunConfig, config_differences
+from mtl_bench.state_digest import digest, first_difference
 from mtl_bench.train import State
 
 
@@ -63,6 +64,10 @@ class SettingsMismatch(ValueError):
         self.diffs = diffs
 
 
+class CheckpointDamaged(ValueError):
+    """A restored array differs from what was saved (``state_digest``): the files changed."""
+
+
 class Checkpoints:
     """orbax CheckpointManager keyed by completed epochs, plus the best-validation weights.
 
@@ -76,6 +81,11 @@ class Checkpoints:
     two epochs' worth at the paper's batch of 16. A save waits for the one before it, and
     ``close`` for the last: call it when the fold ends. orbax writes each save into a temporary
     folder and renames it when complete, so an interrupted write leaves the previous save.
+
+    orbax checks no checksum on the arrays' data, so each save also records their digest
+    (``state_digest``, computed on the device: a few scalars reach the host) and a restore
+    whose arrays differ raises ``CheckpointDamaged``. Saves from before that have none and
+    restore unchecked.
     """
 
     def __init__(self, directory: Path, cfg: RunConfig) -> None:
@@ -94,12 +104,20 @@ class Checkpoints:
             directory / "last", options=ocp.CheckpointManagerOptions(max_to_keep=1)
         )
         self.best_dir = directory / "best"
+        # The best weights change only when validation improves; digesting them on every save
+        # would redo the same work (numpy on host). Kept with the tree itself, not its id().
+        self._best_digest: tuple[object, dict] | None = None
 
     def maybe_save(self, epoch: int, state: State, best: tuple, *, final: bool) -> bool:
         """Save after ``epoch`` when it is due (or ``final``); whether it saved."""
         if not final and (self.every <= 0 or epoch % self.every):
             return False
         ocp = self._ocp
+        sums = {"state": digest(state)}
+        if best[1] is not None:
+            if self._best_digest is None or self._best_digest[0] is not best[1]:
+                self._best_digest = (best[1], digest(best[1]))
+            sums["best"] = self._best_digest[1]
         items = {
             "state": ocp.args.StandardSave(state),
             "meta": ocp.args.JsonSave(
@@ -108,6 +126,7 @@ class Checkpoints:
                     "best_score": _finite_or_none(best[0]),
                     "has_best": best[1] is not None,
                     "config": self.config,
+                    "digest": sums,
                 }
             ),
         }
@@ -154,9 +173,20 @@ class Checkpoints:
             )
         with _settling_loops():
             got = self.mngr.restore(step, args=ocp.args.Composite(**items))
+        # The best weights are checked on the host copy made anyway (no second compile).
+        got = {k: jax.device_get(got[k]) if k == "best" else got[k] for k in items}
+        self._check(meta.get("digest"), got)
         score = -np.inf if meta["best_score"] is None else float(meta["best_score"])
-        best = (score, jax.device_get(got["best"]) if meta["has_best"] else None)
-        return int(step), got["state"], best
+        return int(step), got["state"], (score, got.get("best"))
+
+    def _check(self, saved: dict | None, got: dict) -> None:
+        """Raise ``CheckpointDamaged`` unless the restored items match their saved digests."""
+        for item, sums in (saved or {}).items():  # None: saved before digests were recorded
+            if (wrong := first_difference(sums, digest(got[item]))) is not None:
+                raise CheckpointDamaged(
+                    f"{self.directory}: the saved array {item}/{wrong[0]} {wrong[1]}; retrain "
+                    "the fold or restore the folder from a copy"
+                )
 
 
 _PATCH_LOCK = threading.Lock()

@@ -1,11 +1,16 @@
 """mtl_bench/fold_io.py: checkpoints written in the background, safe against donated buffers."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
+import mtl_bench.fold_io as fold_io
 from mtl_bench.config import RunConfig
-from mtl_bench.fold_io import Checkpoints
+from mtl_bench.fold_io import CheckpointDamaged, Checkpoints
+from mtl_bench.state_digest import digest
 
 
 def _state(scale: float) -> dict:
@@ -67,3 +72,25 @@ def test_a_curve_reads_back_as_written_and_probabilities_are_stored_exactly(tmp_
     prob = np.array([[1 - 1e-7, 1e-7], [0.6, 0.4]], np.float32)
     stored = float32_list(prob)
     assert stored[0][1] > 0 and np.array_equal(np.array(stored, np.float32), prob)
+
+
+def test_the_best_weights_are_digested_once_and_a_changed_array_is_refused(tmp_path, monkeypatch):
+    digested = []
+    monkeypatch.setattr(fold_io, "digest", lambda t: digested.append(t) or digest(t))
+
+    ckpt = Checkpoints(tmp_path / "ck", RunConfig(checkpoint_every=1))
+    best = jax.device_get({"params": _state(1.0)["params"], "rest": _state(1.0)["rest"]})
+    for epoch in (1, 2):  # the same best weights (host numpy, as fit keeps them) both times
+        ckpt.maybe_save(epoch, _state(float(epoch)), (0.5, best), final=epoch == 2)
+    ckpt.close()
+    assert sum(d is best for d in digested) == 1 and len(digested) == 3
+    epoch, _, (score, got) = Checkpoints(tmp_path / "ck", RunConfig()).restore(_state(0.0))
+    assert (epoch, score) == (2, 0.5) and np.array_equal(got["params"]["w"], best["params"]["w"])
+    # What --resume meets when an array's data changed: a ValueError (the CLI's one line).
+    (meta,) = (tmp_path / "ck" / "last").glob("*/meta/metadata")
+    record = json.loads(meta.read_text())
+    record["digest"]["best"]["rest/mean"][1] += 1
+    meta.write_text(json.dumps(record))
+    with pytest.raises(CheckpointDamaged, match=r"ck: the saved array best/rest/mean does not"):
+        Checkpoints(tmp_path / "ck", RunConfig()).restore(_state(0.0))
+    assert issubclass(CheckpointDamaged, ValueError)

@@ -90,6 +90,30 @@ def test_a_damaged_or_mismatched_checkpoint_is_named(method, tmp_path):
     assert "Traceback" not in run.stderr and "Event loop is closed" not in run.stderr
 
 
+def test_a_flipped_byte_in_the_array_data_is_caught_and_old_checkpoints_still_load(
+    method, tmp_path
+):
+    # orbax checks no checksum on chunk data: this restored, silently, as other weights.
+    folder = _copy(method, tmp_path)
+    chunks = (folder / "ckpt_fold_0" / "last").glob("*/state/ocdbt.process_0/d/*")
+    data = max(chunks, key=lambda p: p.stat().st_size)
+    raw = bytearray(data.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    data.write_bytes(bytes(raw))
+    with pytest.raises(DataError) as e:
+        load_fold_model(folder / "ckpt_fold_0")
+    msg = str(e.value)
+    assert msg.startswith(f"{folder / 'ckpt_fold_0'}: the saved array state/") and "\n" not in msg
+    assert "does not match its checksum" in msg and "cannot restore" not in msg
+    # Saved before digests were recorded: restored unchecked, not refused.
+    old = _copy(method, tmp_path / "old")
+    (meta,) = (old / "ckpt_fold_0" / "last").glob("*/meta/metadata")
+    record = json.loads(meta.read_text())
+    del record["digest"]
+    meta.write_text(json.dumps(record))
+    assert "params" in load_fold_model(old / "ckpt_fold_0")[3]
+
+
 def test_a_failed_restore_lets_its_other_reads_end(caplog):
     """orbax's restore in miniature: a fresh loop gathers one task per array, one fails at once
     and the loop is closed on that error while the others' results are still to come from
