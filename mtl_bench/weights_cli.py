@@ -3,7 +3,8 @@ registered classifier, stored with orbax, and read back by the builders' ``weigh
 
 An imported folder holds ``state/`` (orbax ``StandardSave`` of the model's nnx Param and BatchStat
 pytree, nested dicts keyed by attribute names and list indices as strings) and ``imported.json``
-(arch, source file, its sha256, class count, tensors ported). The model is built with the
+(arch, source file, its sha256, class count, tensors ported, and the saved arrays' checksums:
+``state_digest``, checked on load, as orbax checks none on array data). The model is built with the
 file's own class count (1000 for ImageNet), so the head is imported too; a model built later with
 other ``num_classes`` loads everything but the head, which keeps its fresh init (``port.py``).
 Nothing is downloaded: ``--file`` must be a local ``.pth``/``.pt`` (needs torch) or
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 from flax import nnx
 
+from mtl_bench.state_digest import digest, first_difference
 from mtl_bench.weights import TorchTable, WeightPortError, load_state_dict
 
 SIDECAR = "imported.json"
@@ -101,6 +103,7 @@ def import_weights(arch: str, file: str | Path, out_dir: str | Path) -> dict[str
         "aux_logits": bool(extra),
         "tensors": report.tensors,
         "params": count_params(model),
+        "digest": digest(state),
     }
     (out / SIDECAR).write_text(json.dumps(meta, indent=2) + "\n")
     return meta
@@ -130,7 +133,15 @@ def load_imported(model: nnx.Module, directory: str | Path):
     if meta.get("arch") != model.arch:
         raise WeightPortError(f"{directory} holds {meta.get('arch')} weights, not {model.arch}")
     with ocp.StandardCheckpointer() as ckpt:
-        saved = _flatten(ckpt.restore(directory / STATE))
+        restored = ckpt.restore(directory / STATE)
+    if "digest" in meta:  # folders imported before checksums were recorded load unchecked
+        wrong = first_difference(meta["digest"], digest(restored))
+        if wrong is not None:
+            raise WeightPortError(
+                f"{directory}: the imported array {wrong[0]} {wrong[1]}; import the weights "
+                "again (mtl-bench weights import)"
+            )
+    saved = _flatten(restored)
     tb = TorchTable()
     tops = set()
     for path, var in nnx.iter_graph(model):

@@ -177,6 +177,14 @@ def test_import_round_trip_and_head_replacement(mobilenet, tmp_path):
         import_weights("mobilenet", src, tmp_path / "imported")
     with pytest.raises(WeightPortError, match="holds mobilenet weights, not mobilenet_v2"):
         load_imported(_abstract("mobilenet_v2"), tmp_path / "imported")
+    # An array whose data changed since the import (its checksum in the sidecar): refused.
+    sidecar = tmp_path / "imported" / "imported.json"
+    record = json.loads(sidecar.read_text())
+    name = sorted(record["digest"])[0]
+    record["digest"][name][1] ^= 1
+    sidecar.write_text(json.dumps(record))
+    with pytest.raises(WeightPortError, match=f"the imported array {name} does not match its"):
+        load_imported(_abstract("mobilenet"), tmp_path / "imported")
     with pytest.raises(WeightPortError, match="not a full mobilenet_v2 checkpoint"):
         import_weights("mobilenet_v2", src, tmp_path / "wrong")
     partial = export_state_dict(mobilenet)
