@@ -8,6 +8,8 @@ Per array, over its bits read as unsigned ints of its item size (1- and 2-byte i
 8-byte items as two uint32 words) with flat index ``i``, two uint32 sums mod 2**32:
 ``sum(bits)`` and ``sum(bits * (2*i + 1))``. An odd weight is invertible mod 2**32, so any
 single changed word (any bit flip) changes the weighted sum, and moved values change it too.
+Blind spot: a top bit (bit 31: a float32's sign) flipped in an even number of words adds a
+multiple of 2**32 to both sums; damage confined to such pairs goes unseen.
 Integer sums mod 2**32 are exact in any order: the digest a GPU computed at save time equals
 the one a CPU computes at restore, and the numpy version (for host arrays, such as the
 best-validation weights) gives the same numbers.
