@@ -2,7 +2,8 @@
 # Everything GPU-side in one call, for an H100/H200 with JAX's CUDA plugin and torch installed:
 #   1. GPU-only correctness (benchmarks.gpu_checks): JAX sees the GPU, a bf16 training step is
 #      finite, mtl_resunet gives the same outputs on the GPU and the CPU, max_pool2's custom
-#      gradient equals reduce_window's on the GPU (ties included);
+#      gradient equals reduce_window's on the GPU (ties included), a checkpoint's array
+#      checksums computed on the GPU equal a CPU's (and what one costs a save);
 #   2. throughput jobs (benchmarks.throughput) at 256², bf16, batch 16 and 64, all rows into one
 #      CSV (rewritten after every configuration, so a job stopped by its time box keeps them);
 #   3. a compact table of the CSV and the paper-protocol time it implies, printed last.

@@ -44,7 +44,8 @@ def test_the_correctness_checks_pass_in_a_dry_run(capsys):
     assert gpu_checks.main(["--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == [
-        "PASS backend", "PASS bf16 step", "PASS parity", "PASS max-pool gradient"
+        "PASS backend", "PASS bf16 step", "PASS parity", "PASS max-pool gradient",
+        "PASS checkpoint digest",
     ]  # fmt: skip
 
 
