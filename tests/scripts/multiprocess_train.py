@@ -1,8 +1,10 @@
 """Run by tests/test_multiprocess.py: one tiny training run, printed as JSON.
 
 ``multiprocess_train.py single`` trains on this process's devices; ``multiprocess_train.py
-PORT PID`` joins a 2-process group on 127.0.0.1:PORT first. Both use parallel=jit with one
-global batch, so the losses must agree.
+PORT PID CKPT`` joins a 2-process group on 127.0.0.1:PORT first, saves a checkpoint every epoch
+into CKPT (orbax's multi-process save, with the arrays' checksums computed across both
+processes) and then resumes the finished fold from it (restored and checked on both). Both use
+parallel=jit with one global batch, so the losses must agree.
 """
 
 import json
@@ -31,7 +33,10 @@ def main() -> None:
         checkpoint_every=0, eval_batch_size=8, parallel="jit",
     )  # fmt: skip
     test = np.sort(idx[16:])
-    run = fit_fold(cfg, ds, np.sort(idx[:16]), test, quiet=True, keep_state=True)
+    ckpt = sys.argv[3] if len(sys.argv) > 3 else None
+    if ckpt:
+        cfg.checkpoint_every = 1
+    run = fit_fold(cfg, ds, np.sort(idx[:16]), test, quiet=True, keep_state=True, ckpt_dir=ckpt)
     # As cv saves them for the overlay figure: from a state that spans both processes.
     masks = predicted_masks(run.engine, run.state, ds.images[test], cfg.eval_batch_size)
     out = {
@@ -41,6 +46,10 @@ def main() -> None:
         "prob": run.test_eval["prob"].tolist(),
         "mask_pixels": masks.sum(axis=(1, 2)).tolist(),
     }
+    if ckpt:  # the finished fold again, from its checkpoint: no epoch trained, the same test
+        again = fit_fold(cfg, ds, np.sort(idx[:16]), test, quiet=True, ckpt_dir=ckpt, resume=True)
+        out["resumed_prob"] = again.test_eval["prob"].tolist()
+        out["resumed_after_epoch"] = again.extras["resumed_after_epoch"]
     print("RESULT " + json.dumps(out), flush=True)
 
 
