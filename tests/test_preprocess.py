@@ -230,3 +230,13 @@ def test_preprocess_errors() -> None:
         with pytest.raises(ValueError, match=word):
             preprocess(empty, method, params)
     assert preprocess(empty, "mpghe").shape == (0, 8, 8)
+
+
+def test_segment_lut_is_non_decreasing_below_a_segments_darkest_level() -> None:
+    from mtl_bench.data.preprocess import segment_lut
+
+    counts = np.zeros(256, int)
+    counts[[20, 120, 200]] = [5, 90, 10]  # levels 100..119 are empty: below 120, the darkest
+    lut = segment_lut(counts, [(0, 99), (100, 255)])
+    assert np.all(np.diff(lut.astype(int)) >= 0)
+    assert lut[100] == lut[119] == 100 and lut[200] == 255  # the occupied levels: as before

@@ -123,3 +123,29 @@ def test_the_parent_of_the_busi_folder_is_pointed_to_its_child(tmp_path):
         "give that folder (+1 more; `mtl-bench data check " + str(tmp_path) + "` lists all)"
     )
     assert read_busi(root, 32).class_counts() == {"benign": 2, "malignant": 2}
+
+
+def test_a_mask_drawn_in_colour_counts_by_its_strongest_channel(tmp_path):
+    root = tree(tmp_path, ("benign", "malignant"))
+    lesion = ellipse((48, 48), (24, 24), (8, 10))
+    for name, colour in (("benign (1)", (255, 0, 0)), ("malignant (1)", (0, 0, 255))):
+        rgb = np.zeros((48, 48, 3), np.uint8)
+        rgb[lesion] = colour  # luma 76 / 29: a luma reading would find no lesion at all
+        Image.fromarray(rgb).save(root / name.split()[0] / f"{name}_mask.png")
+    ds, lines = said(read_busi, root, 48)
+    assert lines == []
+    for sid in ("benign/benign (1)", "malignant/malignant (1)"):
+        np.testing.assert_array_equal(ds.masks[ds.ids.index(sid)], lesion)
+
+
+def test_a_quoted_tilde_path_and_a_twin_image_named_with_the_one_read(tmp_path, monkeypatch):
+    root = tree(tmp_path, ("benign", "malignant"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    report = check_busi("~/busi")  # as a config file or a script would pass it
+    assert report.ok and report.class_set == "binary"
+    write_png(root / "benign" / "benign (1).PNG", np.zeros((48, 48), np.uint8))
+    report = check_busi(root)
+    [problem] = report.errors
+    assert problem.kind == "duplicate_image" and problem.detail == (
+        "second image 'benign (1)' beside 'benign (1).PNG' (the one read)"
+    )

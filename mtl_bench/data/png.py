@@ -28,8 +28,9 @@ from mtl_bench.data.types import DataError, DataWarning
 _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
 
-def _grey(img: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray, str | None]:
-    """(grey uint8, the samples before mapping, note on lost grey levels or None)."""
+def _grey(img: Image.Image, path: Path, mask: bool) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """(grey uint8, the samples before mapping, note on lost grey levels or None); a colour
+    ``mask`` reads its largest channel per pixel (see ``load_mask_counted``)."""
     if img.mode in _SIXTEEN_BIT:
         # 16-bit grey: sBIT honoured, else 0..65535 onto 0..255 (v / 257), so 8-bit data stored
         # as 16 bits (v * 257) comes back exactly; Pillow's own convert would clip at 255.
@@ -39,7 +40,11 @@ def _grey(img: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray, str | N
         return grey, raw, sixteen_bit_note(raw, grey, sbit)
     # 1, L, LA, P, RGB, RGBA: alpha is dropped (not composited), palettes are looked up, colour
     # becomes ITU-R 601 luma, which is exactly the grey value when R == G == B as in BUSI.
-    grey = np.asarray(img.convert("L"), dtype=np.uint8)
+    colour = img.mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV")
+    if mask and colour:  # a lesion drawn in pure red (luma 76) or blue (29) is still a lesion
+        grey = np.asarray(img.convert("RGB"), dtype=np.uint8).max(axis=2)
+    else:
+        grey = np.asarray(img.convert("L"), dtype=np.uint8)
     note = None
     # Maybe 16-bit colour, of which Pillow keeps the high bytes: luma <= the largest channel,
     # so only a nearly black image needs a look at its channels and header.
@@ -49,12 +54,14 @@ def _grey(img: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray, str | N
     return grey, grey, note
 
 
-def _decode(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, str | None]:
+def _decode(
+    path: str | os.PathLike, mask: bool = False
+) -> tuple[np.ndarray, np.ndarray, str | None]:
     path = Path(path)
     try:
         with Image.open(path) as img:
             img.load()
-            return _grey(img, path)
+            return _grey(img, path, mask)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
@@ -82,9 +89,11 @@ def load_grey_png(path: str | os.PathLike) -> np.ndarray:
 
 
 def load_mask_counted(path: str | os.PathLike) -> tuple[np.ndarray, int, str | None]:
-    """A mask as bool (> 127 after decoding as ``load_grey_png``; a 0/1-valued mask, also a
-    16-bit one, uses 1), its count of pixels not 0/255, and ``load_grey_noted``'s note."""
-    grey, samples, note = _decode(path)
+    """A mask as bool (> 127 after decoding as ``load_grey_png``, except that a colour mask reads
+    its largest channel, not luma: a lesion drawn in any saturated colour counts; a 0/1-valued
+    mask, also a 16-bit one, uses 1), its count of pixels not 0/255, and ``load_grey_noted``'s
+    note. BUSI's masks are grey (R == G == B), for which both readings agree."""
+    grey, samples, note = _decode(path, mask=True)
     if samples.max(initial=0) == 1:
         return samples == 1, 0, None
     nonbinary = int(np.count_nonzero((grey != 0) & (grey != 255)))

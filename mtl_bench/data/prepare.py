@@ -80,8 +80,15 @@ def folder_signature(root: Path) -> list[list]:
 def _code_signature() -> str:
     # Every module that shapes the pixels: the reader, PNG decoding and resizing, the phantom
     # (split over several files, hence the patterns, which also catch future siblings),
-    # pre-processing and the types.
+    # pre-processing and the types; and the versions of the libraries that decode, resize and
+    # equalise (an upgrade that changes Pillow's resampling or CLAHE must not serve old pixels).
+    import PIL
+    import scipy
+    import skimage
+
     h = hashlib.sha256()
+    for lib in (PIL, scipy, skimage, np):
+        h.update(f"{lib.__name__}={lib.__version__}\0".encode())
     here = Path(__file__).parent
     for pattern in ("reader*.py", "png*.py", "phantom*.py", "preprocess*.py", "types.py"):
         for path in sorted(here.glob(pattern)):

@@ -141,7 +141,10 @@ def segment_lut(counts: np.ndarray, bounds: list[tuple[int, int]]) -> np.ndarray
         cdf_min = cdf[np.flatnonzero(c)[0]]
         if cdf_min >= 1.0:  # one occupied level: nothing to spread
             continue
-        lut[lo : hi + 1] = lo + np.rint((hi - lo) * (cdf - cdf_min) / (1.0 - cdf_min))
+        # Levels below the segment's darkest occupied one map to lo (cdf < cdf_min there), so
+        # the table stays non-decreasing; no pixel has those levels, so images are unchanged.
+        spread = np.maximum(cdf - cdf_min, 0.0) / (1.0 - cdf_min)
+        lut[lo : hi + 1] = lo + np.rint((hi - lo) * spread)
     return np.clip(lut, 0, len(counts) - 1).astype(np.uint8)
 
 

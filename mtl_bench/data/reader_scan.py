@@ -77,7 +77,7 @@ def class_folders(root: str | os.PathLike) -> dict[str, list[Path]]:
 
 def scan_busi(root: str | os.PathLike, class_set: str = "three_class") -> ScanResult:
     """Find each class's image and mask files, decoding nothing; DataError if root is missing."""
-    root = Path(root)
+    root = Path(root).expanduser()  # a quoted "~/BUSI" (a config, a script) as the shell would
     names = class_names(class_set)
     if not root.is_dir():
         what = "is not a folder" if root.exists() else "does not exist"
@@ -142,7 +142,8 @@ def _scan_class(folder: Path, cls: str, skipped: list, problems: list) -> list[B
             masks.setdefault(key, []).append((int(m["k"] or 0), f))
         else:
             if key in images:  # e.g. "a.png" beside "a.PNG": never drop one silently
-                problems.append(Problem("duplicate_image", str(f), f"second image {key!r}"))
+                detail = f"second image {key!r} beside {images[key].name!r} (the one read)"
+                problems.append(Problem("duplicate_image", str(f), detail))
             images.setdefault(key, f)
 
     def but(key: str, mask: bool) -> str:  # a same-named file that is not a PNG, said
