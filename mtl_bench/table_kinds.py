@@ -43,10 +43,17 @@ def fmt_value(metric: str, x: float | None) -> str:
 
 
 def fmt_p(p: float) -> str:
-    """A p value with 3 significant digits, "<0.001" below that, "—" if undefined."""
+    """A p value with 3 significant digits, "<0.001" below that, "—" if undefined; more digits
+    where 3 would round across 0.05 or 0.01 (0.04996 as "0.05" beside a significance mark)."""
     if not math.isfinite(p):
         return DASH
-    return "<0.001" if p < 0.001 else f"{p:.3g}"
+    if p < 0.001:
+        return "<0.001"
+    for digits in range(3, 7):
+        text = f"{p:.{digits}g}"
+        if all((float(text) < level) == (p < level) for level in (0.05, 0.01)):
+            break
+    return text
 
 
 def header(metric: str) -> str:

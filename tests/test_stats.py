@@ -59,9 +59,11 @@ def test_stats_helpers_against_references():
     a = rng.random(8)
     assert stats.wilcoxon_p(a, a) == 1.0 and np.isnan(stats.wilcoxon_p([1.0], [2.0]))
     assert stats.wilcoxon_p(a, a + 0.1) == pytest.approx(sps.wilcoxon(a, a + 0.1).pvalue)
-    assert stats.wilcoxon_p([0.1, np.nan, 0.3, 0.2], [0.2, 0.5, 0.1, 0.4]) == pytest.approx(
-        sps.wilcoxon([0.1, 0.3, 0.2], [0.2, 0.1, 0.4]).pvalue
+    assert stats.wilcoxon_p([0.1, np.nan, 0.3, 0.25], [0.2, 0.5, 0.1, 0.4]) == pytest.approx(
+        sps.wilcoxon([0.1, 0.3, 0.25], [0.2, 0.1, 0.4]).pvalue
     )
+    # 0.3 - 0.1 and 0.2 - 0.4 tie (scipy ranks their float noise: 0.75); with midranks, p = 1.
+    assert stats.wilcoxon_p([0.1, 0.3, 0.2], [0.2, 0.1, 0.4]) == 1.0
     same = bootstrap.paired_bootstrap_p(
         lambda i: s[i].mean(1), lambda i: s[i].mean(1), 50, n_boot=50
     )
@@ -117,6 +119,10 @@ def test_wilcoxon_is_exact_with_ties_and_never_below_its_floor():
     # Five folds with tied differences, all favouring one side: 2/2^5, as the notes promise
     # (scipy before 1.15 used the normal approximation here: 0.042).
     assert stats.wilcoxon_p(np.array([1, 1, 2, 2, 3]) / 130, np.zeros(5)) == 0.0625
+    # Fold metrics k/40: 27/40 - 28/40 and 30/40 - 31/40 differ in their last bits, yet tie.
+    a, b = np.array([27, 33, 33, 30, 31]) / 40, np.array([28, 33, 25, 31, 33]) / 40
+    assert (a - b)[0] != (a - b)[3] and stats.wilcoxon_p(a, b) == every_sign(np.round(a - b, 9))
+    assert stats.wilcoxon_p(a, b) == 0.75  # ranking the float noise gave 0.875
     big_a, big_b = rng.normal(size=80), rng.normal(size=80)  # beyond 50 pairs: approximation
     expected = sps.wilcoxon(big_a, big_b, method="approx").pvalue
     assert stats.wilcoxon_p(big_a, big_b) == pytest.approx(expected)

@@ -95,3 +95,8 @@ def test_cli_p_adjust(three_seg, capsys):
     with pytest.raises(SystemExit) as e:
         main(["tables", "--results", str(three_seg), "--p-adjust", "fdr"])
     assert e.value.code == 2 and "invalid choice: 'fdr'" in capsys.readouterr().err
+
+
+def test_a_p_value_never_rounds_across_a_significance_level():
+    assert fmt_p(0.04996) == "0.04996" and fmt_p(0.00999) == "0.00999"  # not "0.05" / "0.01"
+    assert fmt_p(0.0500001) == "0.05" and fmt_p(0.123456) == "0.123" and fmt_p(0.0004) == "<0.001"
