@@ -158,7 +158,7 @@ def fit_fold(
                         engine.canonical_state(state), val_data, np.arange(len(val_idx))
                     )
                     timing["eval_s"] += time.perf_counter() - tv
-                    score = val_score(info.tasks, ev, dataset.labels[val_idx])
+                    score = val_score(info.tasks, ev, dataset.labels[val_idx], cfg.empty_policy)
                     row["val_score"] = score
                     if score > best[0]:
                         canon = engine.canonical_state(state)

@@ -35,13 +35,21 @@ def split_validation(
     return np.sort(train_idx[~is_val]), np.sort(train_idx[is_val])
 
 
-def val_score(tasks: tuple[str, ...], ev: dict[str, np.ndarray], labels: np.ndarray) -> float:
-    """Selection score on the inner validation split: mean of Dice and AUC (those present)."""
+def val_score(
+    tasks: tuple[str, ...],
+    ev: dict[str, np.ndarray],
+    labels: np.ndarray,
+    empty_policy: str = "exclude",
+) -> float:
+    """Selection score on the inner validation split: mean of Dice and AUC (those present), the
+    Dice under the run's ``empty_policy`` (as its test metrics), so that with ``match`` the
+    epoch kept is also judged on the normal images' empty masks."""
     from mtl_bench.metrics import classification_metrics, segmentation_metrics_from_counts
 
     parts = []
     if "counts" in ev:
-        parts.append(segmentation_metrics_from_counts(ev["counts"])["DC"])
+        seg = segmentation_metrics_from_counts(ev["counts"], empty_policy=empty_policy)
+        parts.append(seg["DC"])
     if "prob" in ev:
         auc = classification_metrics(labels, ev["prob"])["AUC"]
         parts.append(classification_metrics(labels, ev["prob"])["ACC"] if math.isnan(auc) else auc)

@@ -118,3 +118,9 @@ def test_val_score_is_the_mean_of_dice_and_auc():
     assert both == pytest.approx((dc + 0.75) / 2)
     # One class only in the split: no AUC, so accuracy stands in (never a NaN score).
     assert val_score(("label",), {"prob": prob}, np.zeros(4, int)) == pytest.approx(0.5)
+    # A normal image (empty true mask) predicted empty: left out under "exclude", a Dice of 1
+    # under "match" -- the run's policy, as its test metrics use it.
+    normal = np.vstack([counts, [[0, 0, 0, 16]]])
+    assert val_score(("mask",), {"counts": normal}, labels[:3]) == pytest.approx(dc)
+    match = val_score(("mask",), {"counts": normal}, labels[:3], "match")
+    assert match == pytest.approx((6 / 7 + 2 / 3 + 1) / 3)
