@@ -101,6 +101,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 STATE_LAYOUTS = ("leaves", "packed")
 CLASS_WEIGHTS = ("inverse_frequency", "none")
 PRECISIONS = ("fp32", "bf16")
+SEED_FIELDS = ("seed", "fold_seed", "synthetic_seed")
 # Fields that say how a run is executed or stored, not what it computes (up to float rounding):
 # they may change between an interrupted run and its --resume, and between the folds of one
 # method in a table. Every other field must match.
@@ -167,10 +168,17 @@ def check_config(cfg: RunConfig) -> None:
         ("devices", cfg.devices >= 0, ">= 0 (0 = all)"),
         ("synthetic_n", cfg.synthetic_n is None or cfg.synthetic_n >= 1, ">= 1 (or none)"),
         ("synthetic_difficulty", 0 <= cfg.synthetic_difficulty <= 1, "in [0, 1]"),
+        # numpy's and scikit-learn's generators take seeds in [0, 2**32): refused now, not
+        # after the data is read (the inner validation split is the first to see ``seed``).
+        *((k, 0 <= getattr(cfg, k) < 2**32, "in [0, 2**32)") for k in SEED_FIELDS),
     ]
     for key, ok, rule in bounds:
         if not ok:
             raise ValueError(f"{key}={getattr(cfg, key)!r}: must be {rule}")
+    weights = {"mask": cfg.w_seg, "label": cfg.w_cls}
+    if trained and not any(weights[t] for t in info.tasks if t in weights):
+        names = " and ".join(f"w_{'seg' if t == 'mask' else 'cls'}=0" for t in info.tasks)
+        raise ValueError(f"{names}: {cfg.model}'s loss would be zero, nothing to train")
     if trained:  # a feature method checks its own options (baselines/moon_features.py)
         check_model_kwargs(cfg.model, cfg.model_kwargs)
         # Option values are the builder's to check; the registered defaults are known to build.

@@ -36,6 +36,7 @@ from mtl_bench.fold_record import fold_result, summary, write_json_atomic
 from mtl_bench.progress import log
 from mtl_bench.provenance import git_commit
 from mtl_bench.registry import model_info
+from mtl_bench.validation import split_validation
 
 _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
@@ -120,6 +121,10 @@ def run_cv(
     check_finished_match(cfg, [out / method / f"fold_{f}.json" for f in kept], resume=resume)
     # Every chosen fold's data is checked against the manifest before any checkpoint is removed.
     splits = fold_splits(manifest, dataset, chosen, cfg)
+    if cfg.val_fraction > 0:  # the inner split can still fail (too few groups): try it now
+        groups = duplicate_groups(manifest, dataset)
+        for fold in chosen:
+            split_validation(cfg, dataset.labels, np.asarray(splits[fold][0]), groups)
     written: dict[int, Path] = {}
     if cfg.fold_parallel:
         return _run_fold_parallel(cfg, out, method, dataset, manifest, splits, resume, quiet)

@@ -25,12 +25,18 @@ def split_validation(
 
     g = (np.arange(len(labels)) if groups is None else np.asarray(groups))[train_idx]
     ids, first = np.unique(g, return_index=True)  # a group's label: its first member's
-    _, val_groups = train_test_split(
-        ids,
-        test_size=cfg.val_fraction,
-        stratify=labels[train_idx][first],
-        random_state=cfg.seed,
-    )
+    strata = labels[train_idx][first]
+    try:
+        _, val_groups = train_test_split(
+            ids, test_size=cfg.val_fraction, stratify=strata, random_state=cfg.seed
+        )
+    except ValueError as e:  # sklearn's words name its own arguments, not this setting
+        n_classes = len(np.unique(strata))
+        raise ValueError(
+            f"val_fraction={cfg.val_fraction!r}: a stratified split of this training fold's "
+            f"{len(ids)} groups ({n_classes} classes) needs at least one group of each class on "
+            f"both sides ({e})"
+        ) from None
     is_val = np.isin(g, val_groups)
     return np.sort(train_idx[~is_val]), np.sort(train_idx[is_val])
 

@@ -86,10 +86,13 @@ def test_every_registered_config_passes_the_check():
         ("empty_policy=foo", "empty_policy='foo'"),
         ("preprocess=hist", "preprocess='hist'"),
         ("model_kwargs.widht=4", "model 'mtl_resunet' does not take widht"),
+        ("seed=-1", "seed=-1: must be in [0, 2**32)"),
+        ("fold_seed=4294967296", "fold_seed=4294967296: must be in [0, 2**32)"),
+        ("w_seg=0,w_cls=0", "w_seg=0 and w_cls=0: mtl_resunet's loss would be zero"),
     ],
 )
 def test_check_config_refuses_what_cannot_run(setting, message):
-    cfg = apply_overrides(get_config("mtl_resunet", "smoke"), [setting])
+    cfg = apply_overrides(get_config("mtl_resunet", "smoke"), setting.split(","))
     with pytest.raises((ValueError, TypeError)) as err:
         check_config(cfg)
     assert message in str(err.value) and "\n" not in str(err.value)

@@ -68,6 +68,14 @@ def test_a_model_option_value_the_builder_refuses_fails_before_the_checkpoint_go
     assert _untouched(finished)
 
 
+def test_an_inner_split_too_small_fails_naming_val_fraction_before_the_checkpoint_goes(finished):
+    # 12 training images of 2 classes: 1 % leaves no validation image of each class.
+    tiny = dataclasses.replace(TINY, val_fraction=0.01)
+    with pytest.raises(ValueError, match=r"^val_fraction=0.01: a stratified split of .* 12 groups"):
+        run_cv(tiny, finished, folds=[0], quiet=True)
+    assert _untouched(finished)
+
+
 def test_a_model_is_built_once_per_options_and_a_refusal_is_not_remembered(monkeypatch):
     # reproduce checks each method when planning and again in run_cv; one abstract build is enough.
     from mtl_bench import registry
