@@ -2,14 +2,13 @@
 
 Every file is validated as it is read, so a table never silently drops or misreads a run: a bad
 file, or one without the per-image results its tasks need, raises ``DataError`` with a one-line
-message that names it. Metric columns are named "<task>.<metric>" (e.g. "segmentation.DC"); null
-metrics become NaN.
+message that names it (the field checks, per-image values included: ``results_checks``).
+Metric columns are named "<task>.<metric>" (e.g. "segmentation.DC"); null metrics become NaN.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mtl_bench import results_checks as checks
 from mtl_bench.data.folds import load_manifest
 from mtl_bench.data.types import DataError
 
@@ -24,7 +24,7 @@ METRICS: dict[str, tuple[str, ...]] = {
     "segmentation": ("JSI", "DC", "ACC", "PRE", "REC", "SPE"),
     "classification": ("ACC", "PRE", "REC", "SPE", "F1", "AUC"),
 }
-_FOLD_FILE = re.compile(r"fold_(\d+)\.json")
+_FOLD_FILE = re.compile(r"fold_([0-9]+)\.json")  # ASCII digits: what cv writes
 # A method whose run failed (written by ``reproduce``, removed once it succeeds): its table rows
 # read "failed" with this file's first line as the note, not "not run".
 FAILED_NAME = "failed.txt"
@@ -48,69 +48,13 @@ def _read_json(path: Path) -> dict:
         ) from None
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot read result file ({err})") from None
+    except ValueError as err:  # an integer of over 4300 digits: Python refuses to parse it
+        raise DataError(f"{path}: malformed JSON ({err})") from None
     if not isinstance(record, dict):
         raise DataError(
             f"{path}: a result file must hold a JSON object, got {type(record).__name__}"
         )
     return record
-
-
-def _metric(path: Path, task: str, name: str, value) -> float:
-    """A metric fraction in [0, 1], or NaN for null; anything else names the file and key."""
-    if value is None:
-        return math.nan
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise DataError(f"{path}: metrics.{task}.{name} must be a number or null, got {value!r}")
-    if math.isinf(value) or (not math.isnan(value) and not 0.0 <= value <= 1.0):
-        # Catches percentages written where fractions belong (83.4 instead of 0.834).
-        raise DataError(f"{path}: metrics.{task}.{name} = {value} is outside [0, 1]")
-    return float(value)
-
-
-def _check_per_image(path: Path, per: object, needs: dict[str, str], n_classes: int) -> dict:
-    """``per_image``, with what the run's tasks need (``needs``: {key: task}): the pooled
-    values, CIs and image-level tests would otherwise silently leave the fold's images out."""
-    lost = "the pooled values and image-level tests would cover the other folds only"
-    if per is None and needs:
-        tasks = " and ".join(dict.fromkeys(needs.values()))
-        raise DataError(f"{path}: per_image is missing, but the run has {tasks} results: {lost}")
-    if per is None:
-        return {}
-    if not isinstance(per, dict) or not isinstance(per.get("id"), list):
-        raise DataError(f"{path}: per_image must be an object with an 'id' list")
-    n = len(per["id"])
-    for key in ("label", "prob", "JSI", "DC"):
-        vals = per.get(key)
-        if vals is None and key in needs:
-            raise DataError(
-                f"{path}: per_image.{key} is missing or null, but the run has {needs[key]} "
-                f"results: {lost}"
-            )
-        if vals is not None and (not isinstance(vals, list) or len(vals) != n):
-            got = len(vals) if isinstance(vals, list) else type(vals).__name__
-            raise DataError(f"{path}: per_image.{key} has {got} entries, per_image.id has {n}")
-    probs = per.get("prob") or []
-    want = n_classes or (len(probs[0]) if probs and isinstance(probs[0], list) else 2)
-    for i, p in enumerate(probs):
-        if not (isinstance(p, list) and len(p) == want and all(_is_number(v) for v in p)):
-            raise DataError(f"{path}: per_image.prob[{i}] is not a list of {want} probabilities")
-    return per
-
-
-def _is_number(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _needs(rec: dict) -> dict[str, str]:
-    """{per_image key: task}: what a record's tasks (or, lacking ``tasks``, metrics) need."""
-    tasks, metrics = set(rec.get("tasks") or ()), rec["metrics"]
-    metrics = metrics if isinstance(metrics, dict) else {}
-    needs = {}
-    if "mask" in tasks or metrics.get("segmentation") is not None:
-        needs.update(JSI="segmentation", DC="segmentation")
-    if "label" in tasks or metrics.get("classification") is not None:
-        needs.update(label="classification", prob="classification")
-    return needs
 
 
 def read_result(path: str | Path) -> dict:
@@ -120,32 +64,38 @@ def read_result(path: str | Path) -> dict:
     missing = [k for k in _REQUIRED if k not in rec]
     if missing:
         raise DataError(f"{path}: missing key(s) {', '.join(missing)}")
-    if rec["schema"] != 1:
+    if type(rec["schema"]) is not int or rec["schema"] != 1:  # not true, which == 1
         raise DataError(f"{path}: unsupported result schema {rec['schema']!r} (this reads 1)")
     match = _FOLD_FILE.fullmatch(path.name)
+    if match and match.group(1) != str(int(match.group(1))):
+        # cv writes fold_<K>.json; fold_01.json beside fold_1.json would be a second fold 1.
+        raise DataError(
+            f"{path}: a fold file is named without leading zeros (fold_{int(match.group(1))}.json)"
+        )
     if rec["method"] != path.parent.name:
         raise DataError(f"{path}: method {rec['method']!r} differs from its folder name")
     fold, n_folds = rec["fold"], rec["n_folds"]
     if match and int(match.group(1)) != fold:
         raise DataError(f"{path}: file name says fold {match.group(1)}, the file says {fold!r}")
-    if not (isinstance(fold, int) and isinstance(n_folds, int) and 0 <= fold < n_folds):
+    if not (type(fold) is int and type(n_folds) is int and 0 <= fold < n_folds):
         raise DataError(f"{path}: fold {fold!r} is not in 0..n_folds-1 (n_folds={n_folds!r})")
+    if not isinstance(rec["fold_manifest_hash"], str):
+        raise DataError(f"{path}: fold_manifest_hash must be a string (tables compare them)")
     row = {"method": rec["method"], "fold": fold, "n_folds": n_folds, "path": str(path)}
-    row["fold_manifest_hash"] = str(rec["fold_manifest_hash"])
+    row["fold_manifest_hash"] = rec["fold_manifest_hash"]
     row.update({k: rec.get(k) for k in _PASSTHROUGH})
-    row["tasks"] = tuple(rec.get("tasks") or ())
-    row["class_names"] = tuple(rec.get("class_names") or ())
-    metrics = rec["metrics"] if isinstance(rec["metrics"], dict) else {}
+    row["tasks"] = checks.string_list(path, rec, "tasks", allowed=checks.TASKS)
+    row["class_names"] = checks.string_list(path, rec, "class_names")
+    metrics = checks.metrics_object(path, rec["metrics"])
     for task, names in METRICS.items():
         block = metrics.get(task)
         if block is not None and not isinstance(block, dict):
             raise DataError(f"{path}: metrics.{task} must be an object or null")
         for name in names:
-            row[f"{task}.{name}"] = _metric(path, task, name, (block or {}).get(name))
-    config = rec.get("config")
-    row["config"] = config if isinstance(config, dict) else {}
-    n_classes = len(row["class_names"])
-    row["per_image"] = _check_per_image(path, rec.get("per_image"), _needs(rec), n_classes)
+            row[f"{task}.{name}"] = checks.metric(path, task, name, (block or {}).get(name))
+    row["config"] = checks.config(path, rec.get("config"))
+    need = checks.needs(row["tasks"], metrics)
+    row["per_image"] = checks.per_image(path, rec.get("per_image"), need, len(row["class_names"]))
     return row
 
 
@@ -153,20 +103,29 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
     """One row per (method, fold) found under ``results_dir``, sorted by method and fold.
 
     Folders without ``fold_<K>.json`` files (``tables/``) and other files (curves, folds.json,
-    temporary files of an unfinished atomic write) are ignored. ``attrs["failed"]`` maps each
+    temporary files of an unfinished atomic write) are ignored; a zero-padded ``fold_01.json``
+    is refused, naming the file of the same fold beside it if any. ``attrs["failed"]`` maps each
     method with a ``failed.txt`` (``FAILED_NAME``) to its first line.
     """
     root = Path(results_dir)
     if not root.is_dir():
         what = "a file, not a results folder" if root.exists() else "results folder does not exist"
         raise DataError(f"{root}: {what}")
-    rows = [
-        read_result(p)
+    paths = [
+        p
         for sub in sorted(root.iterdir())
         if sub.is_dir()
         for p in sorted(sub.iterdir())
         if _FOLD_FILE.fullmatch(p.name)
     ]
+    # Two files for one (method, fold) (fold_01.json beside fold_1.json) would make two rows of
+    # one fold: refused naming both, before read_result refuses the zero-padded name alone.
+    seen: dict[tuple[str, int], Path] = {}
+    for p in paths:
+        key = (p.parent.name, int(_FOLD_FILE.fullmatch(p.name).group(1)))
+        if (first := seen.setdefault(key, p)) != p:
+            raise DataError(f"{p}: {first} holds fold {key[1]} of {key[0]} too (keep one file)")
+    rows = [read_result(p) for p in paths]
     cols = ["method", "fold", "n_folds", "path", "fold_manifest_hash"]
     frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=cols)
     failed = {
