@@ -115,6 +115,11 @@ def fit_folds_parallel(
     rows = jnp.asarray(rows)
     fold_keys = [jax.random.fold_in(jax.random.key(cfg.seed), f) for f in folds]
     state = _stack([engine.initial_state] * n_folds)
+    if engine.freeze_epochs:  # the backbone thaws after each fold's own epochs, not the longest's
+        from baselines.classifiers import with_freeze_limits
+
+        limits = [engine.freeze_epochs * s for s in steps]
+        state["opt_state"] = with_freeze_limits(state["opt_state"], limits)
     state["tick"] = jnp.zeros((), jnp.int32)
     spe = jnp.asarray(steps, jnp.int32)
     start_epoch, curves = 0, [[] for _ in folds]

@@ -63,6 +63,7 @@ class Engine:
         self.graphdef, params, rest = nnx.split(model, nnx.Param, ...)
         self.tx = make_optimizer(cfg)
         freeze = int(getattr(model, "freeze_backbone_epochs", 0) or 0)
+        self.freeze_epochs = freeze  # fold-parallel sets each fold's own limit in steps
         if freeze:  # fine-tuning: only the new head learns for the first epochs
             from baselines.classifiers import freeze_backbone
 

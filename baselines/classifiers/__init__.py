@@ -19,7 +19,7 @@ training mode, as in PyTorch when parameters are frozen with ``requires_grad=Fal
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -67,6 +67,18 @@ def backbone_mask(model: nnx.Module) -> Any:
     )
 
 
+class FrozenState(NamedTuple):
+    """``_frozen_for``'s state: updates done, the first one that applies, ``inner``'s state.
+
+    ``limit`` is state, not a constant baked into the step, so that fold-parallel training
+    (one program for folds of different steps per epoch) can give each fold its own
+    (``with_freeze_limits``)."""
+
+    count: jax.Array
+    limit: jax.Array
+    inner: Any
+
+
 def _frozen_for(inner: optax.GradientTransformation, steps: int) -> optax.GradientTransformation:
     """``inner`` whose updates are zero, and whose state is held at its initial value, for the
     first ``steps`` updates: after unfreezing, Adam's moments and bias correction start fresh,
@@ -75,17 +87,31 @@ def _frozen_for(inner: optax.GradientTransformation, steps: int) -> optax.Gradie
     delayed."""
 
     def init(params):
-        return (jnp.zeros((), jnp.int32), inner.init(params))
+        limit = jnp.asarray(steps, jnp.int32)
+        return FrozenState(jnp.zeros((), jnp.int32), limit, inner.init(params))
 
     def update(updates, state, params=None):
-        count, inner_state = state
-        new_updates, new_state = inner.update(updates, inner_state, params)
-        frozen = count < steps
+        new_updates, new_state = inner.update(updates, state.inner, params)
+        frozen = state.count < state.limit
         new_updates = jax.tree.map(lambda u: jnp.where(frozen, jnp.zeros_like(u), u), new_updates)
-        new_state = jax.tree.map(lambda a, b: jnp.where(frozen, a, b), inner_state, new_state)
-        return new_updates, (jnp.minimum(count + 1, steps), new_state)
+        new_state = jax.tree.map(lambda a, b: jnp.where(frozen, a, b), state.inner, new_state)
+        return new_updates, FrozenState(
+            jnp.minimum(state.count + 1, state.limit), state.limit, new_state
+        )
 
     return optax.GradientTransformation(init, update)
+
+
+def with_freeze_limits(opt_state: Any, limits: jax.Array) -> Any:
+    """``opt_state`` with every ``FrozenState.limit`` replaced by ``limits`` (e.g. one per fold,
+    stacked as the state is); unchanged when nothing is frozen."""
+    return jax.tree.map(
+        lambda s: (
+            s._replace(limit=jnp.asarray(limits, jnp.int32)) if isinstance(s, FrozenState) else s
+        ),
+        opt_state,
+        is_leaf=lambda s: isinstance(s, FrozenState),
+    )
 
 
 def freeze_backbone(
