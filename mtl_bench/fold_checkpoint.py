@@ -172,9 +172,9 @@ def load_fold_model(
 
 def _restore_error(ckpt_dir: Path, record: Path, e: Exception) -> DataError:
     """One line for a checkpoint that cannot be restored: saved by another run, or damaged."""
-    from mtl_bench.fold_io import CheckpointDamaged, SettingsMismatch
+    from mtl_bench.fold_io import CheckpointDamaged, SettingsMismatch, StateLayoutChanged
 
-    if isinstance(e, CheckpointDamaged):  # its message names the folder and the array
+    if isinstance(e, CheckpointDamaged | StateLayoutChanged):  # names the folder and the place
         return DataError(str(e))
     if isinstance(e, SettingsMismatch):
         return DataError(

@@ -68,6 +68,10 @@ class CheckpointDamaged(ValueError):
     """A restored array differs from what was saved (``state_digest``): the files changed."""
 
 
+class StateLayoutChanged(ValueError):
+    """A checkpoint whose state tree differs from the one this code builds (an older version's)."""
+
+
 class Checkpoints:
     """orbax CheckpointManager keyed by completed epochs, plus the best-validation weights.
 
@@ -172,7 +176,18 @@ class Checkpoints:
                 abstract({"params": like["params"], "rest": like["rest"]})
             )
         with _settling_loops():
-            got = self.mngr.restore(step, args=ocp.args.Composite(**items))
+            try:
+                got = self.mngr.restore(step, args=ocp.args.Composite(**items))
+            except ValueError as e:
+                if "tree structures do not match" not in str(e):
+                    raise
+                # orbax's page of text, in one line: the first differing node and its types.
+                where = " ".join(str(e).splitlines()[1:4]).replace("- ", "").split()
+                raise StateLayoutChanged(
+                    f"{self.directory}: its saved state is laid out otherwise than this version "
+                    f"of the code builds it ({' '.join(where)}): saved by an older mtl-bench? "
+                    "drop --resume to retrain, or delete this checkpoint"
+                ) from None
         # The best weights are checked on the host copy made anyway (no second compile).
         got = {k: jax.device_get(got[k]) if k == "best" else got[k] for k in items}
         self._check(meta.get("digest"), got)

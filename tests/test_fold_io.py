@@ -94,3 +94,20 @@ def test_the_best_weights_are_digested_once_and_a_changed_array_is_refused(tmp_p
     with pytest.raises(CheckpointDamaged, match=r"ck: the saved array best/rest/mean does not"):
         Checkpoints(tmp_path / "ck", RunConfig()).restore(_state(0.0))
     assert issubclass(CheckpointDamaged, ValueError)
+
+
+def test_a_state_laid_out_otherwise_is_refused_in_one_line(tmp_path):
+    # A checkpoint of an older version whose optimiser state was a list where it is now a dict
+    # (the frozen-backbone state gained a field): orbax's page of text becomes one line.
+    ckpt = Checkpoints(tmp_path / "ck", RunConfig(checkpoint_every=1))
+    old = {**_state(1.0), "opt_state": [jnp.zeros(3), jnp.ones(2)]}
+    ckpt.maybe_save(1, old, (1.0, None), final=True)
+    ckpt.close()
+    now = {**_state(0.0), "opt_state": {"count": jnp.zeros(3), "mu": jnp.ones(2)}}
+    with pytest.raises(fold_io.StateLayoutChanged) as err:
+        Checkpoints(tmp_path / "ck", RunConfig()).restore(now)
+    text = str(err.value)
+    assert "\n" not in text and text.startswith(f"{tmp_path / 'ck'}: its saved state is laid out")
+    assert "opt_state" in text and text.endswith(
+        "drop --resume to retrain, or delete this checkpoint"
+    )
