@@ -149,3 +149,17 @@ def test_a_quoted_tilde_path_and_a_twin_image_named_with_the_one_read(tmp_path, 
     assert problem.kind == "duplicate_image" and problem.detail == (
         "second image 'benign (1)' beside 'benign (1).PNG' (the one read)"
     )
+
+
+def test_a_mask_drawn_black_on_white_is_said_and_kept(tmp_path):
+    root = tree(tmp_path, ("benign", "malignant"))
+    lesion = ellipse((48, 48), (24, 24), (8, 10))
+    write_png(root / "benign" / "benign (2)_mask.png", (~lesion).astype(np.uint8) * 255)
+    ds, lines = said(read_busi, root, 48)
+    assert lines == [
+        f"1 inverted mask: {root / 'benign' / 'benign (2).png'}: lesion covers 89% of the image "
+        "and 100% of its border: drawn black on white? (used as it is)"
+    ]
+    np.testing.assert_array_equal(ds.masks[ds.ids.index("benign/benign (2)")], ~lesion)
+    report = check_busi(root)
+    assert report.ok and [p.kind for p in report.warnings] == ["inverted_mask"]

@@ -93,7 +93,21 @@ def decode_entry(entry: BusiEntry) -> tuple[Any, Any, list[Problem], list[Proble
         elif entry.class_name == "normal" and merged.any():
             detail = f"{int(merged.sum())} px of lesion in the mask of a normal image"
             warns.append(Problem("nonempty_normal_mask", str(entry.image), detail))
+        if entry.class_name != "normal" and (inverted := _looks_inverted(merged)):
+            warns.append(Problem("inverted_mask", str(entry.image), inverted))
     return image, merged, errors, warns
+
+
+def _looks_inverted(mask: np.ndarray) -> str | None:
+    """A note when a lesion mask covers most of the image and nearly all of its border: drawn
+    black on white (a tumour does not fill the frame to its edges). Kept, said, not guessed."""
+    border = np.concatenate([mask[0], mask[-1], mask[1:-1, 0], mask[1:-1, -1]])
+    if mask.size == 0 or mask.mean() <= 0.5 or border.mean() < 0.9:
+        return None
+    return (
+        f"lesion covers {mask.mean():.0%} of the image and {border.mean():.0%} of its border: "
+        "drawn black on white? (used as it is)"
+    )
 
 
 def _undecodable(path: Path, err: DataError) -> Problem:
