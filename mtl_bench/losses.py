@@ -58,9 +58,11 @@ def dice_loss(
     ``per_image=True`` computes Dice for each image and then (weighted-)means over the batch, so a
     small tumour counts as much as a large one and an empty true mask with an empty prediction
     scores loss 0 (through ``smooth``). ``per_image=False`` pools the (weighted) pixel sums of the
-    whole batch into one Dice. ``smooth=0`` is plain Dice, defined only where a mask or its
-    prediction is non-empty: an empty mask predicted empty (or a batch of zero weights) is 0/0,
-    NaN, which the training loop stops on.
+    whole batch into one Dice. ``smooth=0`` is plain Dice: an empty true mask then scores loss 1
+    with no gradient whatever is predicted (a sigmoid is never exactly 0, so the denominator
+    stays positive), until every logit is below about -88 (float32 underflow) and it is 0/0,
+    NaN, which the training loop stops on (pooled, ``per_image=False``, a batch of zero weights
+    is 0/0 at once).
     """
     if smooth < 0:
         raise ValueError(f"smooth must be >= 0, got {smooth}")
