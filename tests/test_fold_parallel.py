@@ -24,14 +24,19 @@ CFG = RunConfig(
 )
 
 
+def _uneven_folds():
+    """40 phantom images and two folds of different sizes: 2 and 3 steps per epoch at batch 8
+    (the shorter fold idles on the last)."""
+    ds = synth_phantom(40, image_size=32, seed=2, class_set="binary")
+    idx = np.random.default_rng(1).permutation(len(ds))
+    return ds, [(np.sort(idx[:12]), np.sort(idx[30:])), (np.sort(idx[10:30]), np.sort(idx[:10]))]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("fold_conv", ["grouped", "unrolled"])
 def test_fold_parallel_matches_sequential(fold_conv):
     cfg = dataclasses.replace(CFG, fold_conv=fold_conv)
-    ds = synth_phantom(40, image_size=32, seed=2, class_set="binary")
-    idx = np.random.default_rng(1).permutation(len(ds))
-    # Folds of different sizes: 2 and 3 steps per epoch (the shorter one idles on the last).
-    splits = [(np.sort(idx[:12]), np.sort(idx[30:])), (np.sort(idx[10:30]), np.sort(idx[:10]))]
+    ds, splits = _uneven_folds()
     together = fit_folds_parallel(cfg, ds, splits, folds=[0, 1], quiet=True)
     for fold, (train, test) in enumerate(splits):
         alone = fit_fold(CFG, ds, train, test, fold=fold, quiet=True)
@@ -116,9 +121,7 @@ def test_a_frozen_backbone_thaws_after_each_folds_own_epochs():
         CFG, model="mobilenet", model_kwargs={"freeze_backbone_epochs": 1}, lr_decay_every=0,
         lr=1e-4,  # 3e-3 trains this MobileNet chaotically: float noise grows past any tolerance
     )  # fmt: skip
-    ds = synth_phantom(40, image_size=32, seed=2, class_set="binary")
-    idx = np.random.default_rng(1).permutation(len(ds))
-    splits = [(np.sort(idx[:12]), np.sort(idx[30:])), (np.sort(idx[10:30]), np.sort(idx[:10]))]
+    ds, splits = _uneven_folds()
     together = fit_folds_parallel(cfg, ds, splits, folds=[0, 1], quiet=True)
     for fold, (train, test) in enumerate(splits):
         alone = fit_fold(cfg, ds, train, test, fold=fold, quiet=True)
