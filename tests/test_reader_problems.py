@@ -158,3 +158,35 @@ def test_class_with_no_usable_image_raises_even_when_not_strict(tmp_path):
     (root / "malignant" / "m (1).png").write_bytes(b"junk")
     with pytest.raises(DataError, match="malignant: no usable images in class 'malignant'"):
         read_busi(root, 32, strict=False)
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_very_large_image_warns_naming_the_file_and_twice_that_is_refused(tmp_path, monkeypatch):
+    """Pillow's decompression-bomb warning names no file; ours does, and is a DataWarning."""
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 40x40 = 1600 px: warned, not refused
+    big = tmp_path / "big.png"
+    Image.fromarray(np.full((40, 40), 90, np.uint8)).save(big)
+    with pytest.warns(DataWarning, match=r"big\.png: very large image \(40x40"):
+        assert load_grey_png(big).shape == (40, 40)
+    huge = tmp_path / "huge.png"
+    Image.fromarray(np.zeros((50, 50), np.uint8)).save(huge)  # 2500 px > 2 x 1000: refused
+    with pytest.raises(DataError, match=r"huge\.png: cannot decode image"):
+        load_grey_png(huge)
+
+
+def test_cli_shows_the_large_image_warning_with_its_name_not_pillows(tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    from mtl_bench.cli import _show_data_warning, main
+
+    make_busi_tree(tmp_path / "BUSI", {"benign": [Item("b (1)")], "malignant": [Item("m (1)")]})
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # the fixture's 48x48 = 2304 px
+    assert main(["data", "check", str(tmp_path / "BUSI")]) == 0
+    err = capsys.readouterr().err
+    assert "mtl-bench: warning: " in err and "b (1).png: very large image (48x48" in err
+    shown = []  # Pillow's own warning (no file named) is not passed on to Python's printer
+    _show_data_warning(lambda *a: shown.append(a), "big", Image.DecompressionBombWarning, "f", 1)
+    _show_data_warning(lambda *a: shown.append(a), "other", UserWarning, "f", 1)
+    assert [a[0] for a in shown] == ["other"]

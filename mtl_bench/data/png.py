@@ -54,12 +54,29 @@ def _grey(img: Image.Image, path: Path, mask: bool) -> tuple[np.ndarray, np.ndar
     return grey, grey, note
 
 
+def _warn_if_huge(img: Image.Image, path: Path) -> None:
+    """A DataWarning naming the file where Pillow's own DecompressionBombWarning (over
+    ``Image.MAX_IMAGE_PIXELS``, ~89 MP) names none; the CLI shows ours instead of Pillow's.
+    Pillow refuses twice that size itself (DecompressionBombError, made a DataError below).
+    Not ``catch_warnings``: the reader decodes in threads, and that is not thread-safe."""
+    limit = Image.MAX_IMAGE_PIXELS
+    width, height = img.size
+    if limit and width * height > limit:
+        warnings.warn(
+            f"{path}: very large image ({width}x{height}, {width * height / 1e6:.0f} MP); "
+            "decoding it needs much memory before it is resized",
+            DataWarning,
+            stacklevel=4,
+        )
+
+
 def _decode(
     path: str | os.PathLike, mask: bool = False
 ) -> tuple[np.ndarray, np.ndarray, str | None]:
     path = Path(path)
     try:
         with Image.open(path) as img:
+            _warn_if_huge(img, path)
             img.load()
             return _grey(img, path, mask)
     except FileNotFoundError:
