@@ -159,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         # Only cv, train and reproduce resume, and a fold continues only from a checkpoint.
         hint = (
-            " (rerun with --resume: finished folds are kept, an unfinished one continues from "
-            "its last checkpoint, or from the start with checkpoint_every=0)"
+            " (rerun the same command with --resume: finished folds are kept; an unfinished "
+            "fold continues from its last checkpoint, or restarts if checkpoint_every=0)"
             if args.command in ("cv", "train", "reproduce")
             else ""
         )

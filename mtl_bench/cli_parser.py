@@ -67,10 +67,18 @@ def _add_run_options(p: argparse.ArgumentParser, *, one_fold: bool = False) -> N
         if not one_fold
         else "a fold axis of one (use cv --folds for several)",
     )
-    scale.add_argument("--precision", choices=("fp32", "bf16"), default=None)
+    scale.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default=None,
+        help="bf16: bf16 compute, fp32 parameters, optimiser state, loss and BN statistics "
+        "(default: the config's, fp32)",
+    )
     scale.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 (multi-host)")
-    scale.add_argument("--num-processes", type=int, default=None)
-    scale.add_argument("--process-id", type=int, default=None)
+    scale.add_argument(
+        "--num-processes", type=int, default=None, help="processes in all (multi-host)"
+    )
+    scale.add_argument("--process-id", type=int, default=None, help="this process, 0-based")
     scale.add_argument(
         "--distributed",
         choices=("off", "auto"),
@@ -150,7 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = w.add_parser("import", help="port a local torchvision/timm checkpoint to an orbax folder")
     p.add_argument("--arch", required=True, help="classifier name, e.g. resnet50, inception_v3")
-    p.add_argument("--file", required=True, help="local .pth/.safetensors (never downloaded)")
+    p.add_argument(
+        "--file",
+        required=True,
+        help="local .pth/.pt/.bin (needs torch), .safetensors or .npz (never downloaded)",
+    )
     p.add_argument("--out", required=True, help="folder to create")
 
     from benchmarks.bench_args import add_bench_arguments  # light: no jax at import

@@ -13,7 +13,7 @@ def add_data_parser(sub: argparse._SubParsersAction, default_results: str) -> No
     """Add the ``data`` subcommand and its four tools to the top-level subparsers ``sub``."""
     data = sub.add_parser("data", help="data tools").add_subparsers(dest="data_cmd", required=True)
     p = data.add_parser("check", help="integrity check and duplicate audit of a BUSI folder")
-    p.add_argument("root")
+    p.add_argument("root", help="the folder holding benign/, malignant/ (and normal/)")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.add_argument(
         "--class-set",
@@ -22,16 +22,21 @@ def add_data_parser(sub: argparse._SubParsersAction, default_results: str) -> No
         help="auto (default): three_class when ROOT has a normal/ folder, else binary",
     )
     p = data.add_parser("synth", help="write the synthetic phantom in the BUSI folder layout")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="folder to write (BUSI layout)")
     p.add_argument("--n", type=int, default=None, help="images in all (default 780, BUSI's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--difficulty", type=float, default=0.5)
-    p.add_argument("--image-size", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0, help="phantom seed (default 0)")
+    p.add_argument(
+        "--difficulty",
+        type=float,
+        default=0.5,
+        help="0: strong lesion contrast, little class overlap .. 1: faint, much overlap (0.5)",
+    )
+    p.add_argument("--image-size", type=int, default=256, help="side in pixels (default 256)")
     p = data.add_parser("prepare", help="build a TFDS array_record dataset (no TensorFlow)")
     p.add_argument("--dataset", required=True, choices=("busi", "busi_synthetic"))
     p.add_argument("--manual-dir", default=None, help="folder holding Dataset_BUSI_with_GT")
     p.add_argument("--data-dir", default=None, help="TFDS data dir (default ~/tensorflow_datasets)")
-    p.add_argument("--image-size", type=int, default=256)
+    p.add_argument("--image-size", type=int, default=256, help="side in pixels (default 256)")
     p = data.add_parser("folds", help="write the fold manifest of a results folder")
     p.add_argument("--data", default="synthetic", help="'synthetic' (default) or a BUSI folder")
     p.add_argument("--preset", default="smoke", help="smoke | phantom | paper (default smoke)")

@@ -132,7 +132,9 @@ def load_fold_model(
         record = json.loads(record_path.read_text(encoding="utf-8"))
         cfg = RunConfig.from_dict(record["config"])
         names = tuple(record["class_names"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+    except KeyError as e:  # str(KeyError) is only the quoted key
+        raise DataError(f"{record_path}: cannot read the run config (no {e} entry)") from None
+    except (json.JSONDecodeError, TypeError, ValueError) as e:
         raise DataError(f"{record_path}: cannot read the run config ({e})") from None
     try:
         cfg = dataclasses.replace(cfg, parallel="none")

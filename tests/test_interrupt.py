@@ -91,6 +91,6 @@ def test_ctrl_c_offers_resume_only_to_commands_that_resume(monkeypatch, capsys):
     monkeypatch.setattr(cli, "_run", interrupted)
     assert cli.main(["cv", "--model", "mtl_resunet"]) == 130
     said = capsys.readouterr().err
-    assert "rerun with --resume" in said and "checkpoint_every=0" in said
+    assert "rerun the same command with --resume" in said and "checkpoint_every=0" in said
     assert cli.main(["tables"]) == 130  # nothing to resume: no promise
     assert capsys.readouterr().err == "mtl-bench: interrupted\n"

@@ -163,7 +163,7 @@ def test_a_failed_restore_lets_its_other_reads_end(caplog):
         (lambda r: r["config"].update(model="nosuch"), "unknown model 'nosuch'"),
         (lambda r: r["config"]["model_kwargs"].update(nope=1), "does not take nope"),
         (lambda r: r.update(class_names=[]), "num_classes=0"),
-        (lambda r: r.pop("class_names"), "cannot read the run config"),
+        (lambda r: r.pop("class_names"), r"cannot read the run config \(no .class_names. entry"),
     ],
     ids=["model", "kwargs", "classes", "no-classes"],
 )
