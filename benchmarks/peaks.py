@@ -7,8 +7,8 @@ default there; on TPUs fp32 matmuls at JAX's default precision are single bf16 p
 peak applies. CPUs have no entry: MFU is left blank rather than guessed.
 
 Bandwidths are the datasheets' HBM/GDDR figures (A100: the 80 GB SXM part's 2.04 TB/s; the 40 GB
-part has 1.56). Sources: NVIDIA H100 / H200 / A100 / L4 product datasheets; Google Cloud TPU system
-architecture pages (v4, v5e, v5p, v6e "Trillium").
+part has 1.56). Sources: NVIDIA H100 / H200 / GH200 / A100 / L4 product datasheets; Google Cloud
+TPU system architecture pages (v4, v5e, v5p, v6e "Trillium").
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ _TABLE: tuple[tuple[str, Peak], ...] = (
     (r"h100.*pcie", Peak("H100 PCIe", 756.0, 378.0, "tf32 dense", 2.0)),
     (r"h100.*nvl", Peak("H100 NVL", 835.5, 417.5, "tf32 dense", 3.9)),
     (r"h100", Peak("H100 SXM", 989.4, 494.7, "tf32 dense", 3.35)),
+    # GH200's GPU is an H100 die (989 dense bf16) with HBM3 (96 GB, 4.0 TB/s) or HBM3e (144 GB,
+    # 4.9): the lower bandwidth is used. Both GH200 and H200 NVL would otherwise match "h200".
+    (r"gh200", Peak("GH200", 989.4, 494.7, "tf32 dense", 4.0)),
+    (r"h200.*nvl", Peak("H200 NVL", 835.5, 417.5, "tf32 dense", 4.8)),
     (r"h200", Peak("H200", 989.4, 494.7, "tf32 dense", 4.8)),
     (r"a100", Peak("A100", 312.0, 156.0, "tf32 dense", 2.039)),
     (r"\bl4\b", Peak("L4", 121.0, 60.0, "tf32 dense", 0.3)),

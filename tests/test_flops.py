@@ -111,6 +111,8 @@ def test_peak_table():
     assert find_peak("NVIDIA H100 80GB HBM3").name == "H100 SXM"
     assert find_peak("NVIDIA H100 PCIe").name == "H100 PCIe"
     assert find_peak("NVIDIA H200").name == "H200"
+    assert find_peak("NVIDIA H200 NVL").name == "H200 NVL"  # a lower-clocked part
+    assert find_peak("NVIDIA GH200 480GB").name == "GH200"  # an H100 die, not an H200
     assert find_peak("NVIDIA A100-SXM4-80GB").name == "A100"
     assert find_peak("NVIDIA L4").name == "L4"
     assert find_peak("TPU v5 lite").name == "TPU v5e"
