@@ -20,7 +20,6 @@ import numpy as np
 
 from mtl_bench.config import RunConfig, check_config, config_differences
 from mtl_bench.cv_data import (
-    MANIFEST_NAME,
     dataset_for,
     duplicate_groups,
     fold_splits,
@@ -99,6 +98,17 @@ def run_cv(
     tag = _class_set_tag(cfg, tag, quiet)
     method = method_name(cfg, tag)
     check_config(cfg)  # a bad value fails now, before any data work or replaced checkpoint
+    # Fold numbers are checked against cfg.folds before the data loads: shared_manifest writes
+    # folds.json into a new --out, which a refused --fold must not leave behind. (A folds.json
+    # of another k is refused by shared_manifest, so cfg.folds is the manifest's k.)
+    bad = [f for f in folds or () if not 0 <= f < cfg.folds]
+    if bad:
+        raise ValueError(
+            f"fold {', '.join(map(str, bad))} out of range: the run has folds "
+            f"0..{cfg.folds - 1} (folds={cfg.folds})"
+        )
+    if folds is not None and not folds:
+        raise ValueError("no fold chosen (--folds is empty)")
     dataset = dataset_for(cfg, quiet=quiet)
     manifest = shared_manifest(cfg, dataset, out, quiet=quiet)
     cfg = with_manifest_seed(cfg, manifest, quiet)
@@ -107,14 +117,6 @@ def run_cv(
         log(f"{method}: no gradient training, so fold_parallel does not apply", quiet=quiet)
         cfg = dataclasses.replace(cfg, fold_parallel=False)
     chosen = list(range(manifest.k)) if folds is None else list(folds)
-    bad = [f for f in chosen if not 0 <= f < manifest.k]
-    if bad:
-        raise ValueError(
-            f"fold {', '.join(map(str, bad))} out of range: {out / MANIFEST_NAME} has folds "
-            f"0..{manifest.k - 1}"
-        )
-    if not chosen:
-        raise ValueError("no fold chosen (--folds is empty)")
     # A method's finished folds that this run keeps must share its settings: with --resume
     # every one (skipped, or left alone outside --folds), without it those outside --folds.
     kept = [f for f in range(manifest.k) if resume or f not in chosen]

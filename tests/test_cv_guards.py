@@ -121,6 +121,28 @@ def test_out_that_is_a_file_and_empty_folds_are_one_line_errors(tmp_path, capsys
     assert "results.log is a file, not a folder" in capsys.readouterr().err
 
 
+def test_a_fold_out_of_range_is_refused_before_the_data_loads_or_folds_json_is_written(
+    tmp_path, monkeypatch, capsys
+):
+    from mtl_bench import cv
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("the data was loaded before the fold number was checked")
+
+    monkeypatch.setattr(cv, "dataset_for", loaded)
+    out = tmp_path / "res"
+    for fold, shown in ((2, "2"), (-1, "-1"), ([0, 5], "5")):
+        folds = fold if isinstance(fold, list) else [fold]
+        with pytest.raises(ValueError, match=rf"^fold {shown} out of range: .* folds 0\.\.1"):
+            run_cv(TINY, out, folds=folds, quiet=True)
+    with pytest.raises(ValueError, match="no fold chosen"):
+        run_cv(TINY, out, folds=[], quiet=True)
+    args = ["train", "--model", "mtl_resunet", "--fold", "-1", "--out", str(out)]
+    assert main([*args, "--set", "folds=2"]) == 2
+    assert "fold -1 out of range" in capsys.readouterr().err
+    assert not out.exists()  # no folds.json, nor anything else
+
+
 def test_a_class_folder_outside_the_class_set_is_said(tmp_path, capsys):
     root = write_phantom(tmp_path / "ph", 20, image_size=32, seed=1)
     cfg = dataclasses.replace(TINY, data=str(root), synthetic_n=None)
