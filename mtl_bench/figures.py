@@ -12,6 +12,9 @@ and why (a missing input is never an error; a malformed one is):
   its Dice and focal parts (only those the model trains) and the validation score;
 - ``throughput_<device>.png`` — training images/s vs batch size, models × parallel strategies in
   one panel per host CPU × precision × image size (``figure_throughput``; PyTorch peers dashed).
+
+A figure of these names that an earlier build wrote and this one does not is removed; any other
+file under ``figures/`` is left alone.
 """
 
 from __future__ import annotations
@@ -33,6 +36,12 @@ _CURVE_KEYS = ("loss", "dice_loss", "focal_loss", "val_score")
 # The task each loss part trains: the curve CSV writes 0.0 for a part the model lacks.
 _PART_TASK = {"dice_loss": "mask", "focal_loss": "label"}
 _PART_NAME = {"dice_loss": "Dice", "focal_loss": "focal"}
+# The names build_figures writes under figures/ (the overlays, roc_figure, the throughput slugs
+# of figure_throughput): only such files, and curves/<method>.png (_is_curve_name), are ever
+# removed as an earlier build's, so a user's own file there is never touched.
+_OWN_NAME = re.compile(r"segmentation_overlays\.png|roc\.png|throughput_[a-z0-9-]+\.png")
+# A method's name as cv.method_name makes it: MODEL or MODEL@TAG.
+_METHOD_NAME = re.compile(r"(?P<model>[^@]+)(@[A-Za-z0-9][A-Za-z0-9._+-]*)?")
 
 
 def _plt():
@@ -221,6 +230,30 @@ def curve_figures(results_dir: Path, out: Path, results: pd.DataFrame | None = N
     return written
 
 
+def _is_curve_name(name: str) -> bool:
+    """Whether ``name`` is one curve_figures writes: ``<method>.png`` of a registered model."""
+    from mtl_bench.registry import list_models
+
+    m = _METHOD_NAME.fullmatch(name.removesuffix(".png"))
+    return name.endswith(".png") and m is not None and m["model"] in list_models()
+
+
+def remove_stale_figures(out: Path, written: list[Path]) -> list[Path]:
+    """Delete the figures in ``out`` an earlier build wrote and this one did not (a method no
+    longer in the results, a throughput device no longer measured), and ``out/curves`` if that
+    empties it; the paths removed. Only figure names of this module are considered."""
+    done = {p.resolve() for p in written}
+    found = [p for p in out.glob("*.png") if _OWN_NAME.fullmatch(p.name)]
+    found += [p for p in out.glob("curves/*.png") if _is_curve_name(p.name)]
+    stale = sorted(p for p in found if (p.is_file() or p.is_symlink()) and p.resolve() not in done)
+    for p in stale:
+        p.unlink()
+    curves = out / "curves"
+    if stale and curves.is_dir() and not curves.is_symlink() and not any(curves.iterdir()):
+        curves.rmdir()
+    return stale
+
+
 def build_figures(
     results_dir: str | Path,
     *,
@@ -234,6 +267,10 @@ def build_figures(
     through the prepared-data cache). ``throughput_dir`` defaults to ``results_dir/throughput``
     (skipped when absent); one given explicitly must be a folder. ``max_methods`` (>= 1): the
     most methods in the overlay figure.
+
+    Figures an earlier build left that this one does not (re)write are removed
+    (``remove_stale_figures``), so ``figures/`` never mixes builds; a build that writes nothing
+    (the CLI's "nothing to draw" error) removes nothing either.
     """
     # Checked before any file is read or written: a bad value must not pass for missing inputs.
     if max_methods < 1:
@@ -256,4 +293,8 @@ def build_figures(
 
     tp = Path(throughput_dir) if throughput_dir is not None else results_dir / "throughput"
     written += throughput_figures(tp, out)
+    if written:  # nothing drawn is the CLI's error, which should leave the folder as it was
+        removed = remove_stale_figures(out, written)
+        if removed:
+            log(f"figures: removed {len(removed)} of an earlier build (e.g. {removed[0]})")
     return written

@@ -172,3 +172,30 @@ def test_learning_curve_legends_number_folds_as_the_tables_do(results, monkeypat
     monkeypatch.setattr(figures, "_save", keep_labels)
     figures.curve_figures(root, root / "figures")
     assert legends and all(labels == ["Fold 1", "Fold 2"] for labels in legends)  # fold_0 = Fold 1
+
+
+def test_a_rebuild_removes_the_figures_it_no_longer_draws_and_nothing_else(results):
+    import shutil
+
+    root, records = results
+    build_figures(root, dataset=_dataset(records))
+    out = root / "figures"
+    mine = [out / "notes.png", out / "roc.png.bak", out / "curves" / "my_sketch.png"]
+    for p in mine:  # the user's own files, whatever their suffix
+        p.write_bytes(b"kept")
+    # vgg16 gone from the results (its ROC curve too), and no throughput measured any more.
+    shutil.rmtree(root / "vgg16")
+    shutil.rmtree(root / "throughput")
+    paths = build_figures(root, dataset=_dataset(records))
+    names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert names == [
+        "curves/mtl_resunet.png",
+        "curves/my_sketch.png",
+        "curves/unet_resnet34.png",
+        "notes.png",
+        "roc.png",
+        "segmentation_overlays.png",
+    ]
+    users = ("notes.png", "curves/my_sketch.png")
+    assert sorted(paths) == sorted(out / n for n in names if n not in users)
+    assert all(p.read_bytes() == b"kept" for p in mine)
