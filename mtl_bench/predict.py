@@ -13,8 +13,8 @@ goes in its row's ``note``, summed up on the console when many files share it
 the sigmoid map is resized bilinearly, then thresholded at 0.5), ``<stem>_overlay.png`` (the
 input with the mask tinted red), and ``<stem>_prediction.json`` for one image or
 ``predictions.csv`` for a folder (searched recursively; outputs mirror its sub-folders), whose
-PNG paths are absolute. A file that cannot be read is reported in its row and the others are
-still processed.
+input and PNG paths are absolute. A file that cannot be read is reported in its row and the others
+are still processed.
 
 ``out`` must lie outside the input folder (for one image: not its own folder), checked before
 the model is loaded: outputs are named after the inputs, so ``<stem>_mask.png`` written beside
@@ -49,6 +49,7 @@ from mtl_bench.predict_files import (
     output_path,
     output_stems,
     remove_stale,
+    stored_file,
 )
 from mtl_bench.predict_notes import console_lines, shape_note
 
@@ -221,11 +222,14 @@ def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> Pred
         "image_size": cfg.image_size,
         "preprocess": cfg.preprocess,
     }
+    # The table's file paths are absolute (the rows, and so the console, keep them as given):
+    # a relative one would tie a rerun's check (check_rerun) to the directory this one ran in.
+    stored = [{**r, "file": stored_file(r["file"])} for r in report.rows]
     if single:
-        text = json.dumps({**report.rows[0], **meta}, indent=1) + "\n"
+        text = json.dumps({**stored[0], **meta}, indent=1) + "\n"
         atomic_write(table, lambda f: f.write(text), text=True)
     else:
-        rows = [{**r, "model": cfg.model, "checkpoint": str(checkpoint)} for r in report.rows]
+        rows = [{**r, "model": cfg.model, "checkpoint": str(checkpoint)} for r in stored]
         cols = list(dict.fromkeys([*(k for r in report.rows for k in r), "model", "checkpoint"]))
 
         def write(f) -> None:

@@ -132,6 +132,14 @@ def earlier_outputs(table: Path, out: Path) -> set[Path]:
     return owned
 
 
+def stored_file(path: str) -> str:
+    """``path`` as a table stores it: absolute, its folders resolved, its own name kept (a link
+    stays the name the user gave, as its outputs' names do), so that a rerun from another
+    working directory still recognises the table as its own."""
+    p = Path(path).absolute()
+    return str(p.parent.resolve() / p.name)
+
+
 def check_rerun(table: Path, inputs: Path) -> None:
     """Refuse to replace a ``table`` that predict did not write, or that holds the predictions
     of another image or folder."""
@@ -142,12 +150,16 @@ def check_rerun(table: Path, inputs: Path) -> None:
             "choose another --out, or remove it"
         )
     src = inputs.resolve()
-    files = [Path(r["file"]).resolve() for r in rows]  # relative: to the directory run in
+    # Tables store absolute paths (stored_file); an older one's relative paths can only be read
+    # against the directory this run is in, which is the one it ran in if the user went back.
+    files = [Path(r["file"]).resolve() for r in rows]
     if not files or any(f == src or f.is_relative_to(src) for f in files):
         return
     what = "image" if inputs.is_file() else "folder"
+    older = not Path(rows[0]["file"]).is_absolute()
+    hint = " (relative paths of an older run: rerun from the folder it ran in)" if older else ""
     raise DataError(
-        f"{table} holds the predictions of another {what} ({files[0]}), which predicting "
+        f"{table} holds the predictions of another {what} ({files[0]}){hint}, which predicting "
         f"{inputs} there would replace: choose another --out, or remove that file"
     )
 

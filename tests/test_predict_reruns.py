@@ -145,3 +145,22 @@ def test_single_task_and_three_class_models(tmp_path, monkeypatch, capsys):
     predict(scans / "b.png", "ckpt", tmp_path / "one")
     data = json.loads((tmp_path / "one" / "b_prediction.json").read_text())
     assert data["class_names"] == ["benign", "malignant", "normal"] and data["tasks"] == ["label"]
+
+
+def test_a_rerun_from_another_working_directory_is_the_same_run(tmp_path, monkeypatch):
+    # Relative inputs as typed in a shell: the table must not tie the rerun to this directory.
+    _use(monkeypatch, "mtl_resunet", ("mask", "label"), ("benign", "malignant"))
+    _images(tmp_path / "scans", ["a.png", "b.png"])
+    monkeypatch.chdir(tmp_path)
+    predict("scans", "ckpt", "out")
+    predict("scans/a.png", "ckpt", "one")
+    with open(tmp_path / "out" / "predictions.csv", newline="", encoding="utf-8") as f:
+        assert all(Path(r["file"]).is_absolute() for r in csv.DictReader(f))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    again = predict("../scans", "ckpt", tmp_path / "out")
+    assert [r["status"] for r in again.rows] == ["ok", "ok"] and again.removed == []
+    kinds = ("mask.png", "overlay.png")
+    outputs = sorted(f"{s}_{k}" for s in "ab" for k in kinds)
+    assert sorted(_files(tmp_path / "out")) == [*outputs, "predictions.csv"]
+    assert predict(tmp_path / "scans" / "a.png", "ckpt", "../one").removed == []
