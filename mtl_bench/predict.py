@@ -243,7 +243,7 @@ def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> Pred
 
 def run_predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> int:
     """The CLI's ``predict``: problems and notes on stderr (per file when few, ``predict_notes``),
-    a one-line summary; 1 if any input was unreadable."""
+    a one-line summary on stdout; 1 if any input was unreadable."""
     report = predict(inputs, checkpoint, out)
     ok = sum(r["status"] == "ok" for r in report.rows)
     for line in console_lines(report.rows, report.notes, report.table, report.levels):
@@ -255,9 +255,15 @@ def run_predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> 
             file=sys.stderr,
         )
     if "mask" not in report.tasks:
-        print("mtl-bench: a classifier's checkpoint: class probabilities only, no masks")
+        print(
+            "mtl-bench: a classifier's checkpoint: class probabilities only, no masks",
+            file=sys.stderr,
+        )
     elif "label" not in report.tasks:
-        print("mtl-bench: a segmentation model's checkpoint: masks only, no class probabilities")
+        print(
+            "mtl-bench: a segmentation model's checkpoint: masks only, no class probabilities",
+            file=sys.stderr,
+        )
     skipped = len(report.rows) - ok - len(report.failed)
     print(f"{ok} predicted, {len(report.failed)} unreadable, {skipped} skipped → {report.table}")
     return 1 if report.failed else 0

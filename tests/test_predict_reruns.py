@@ -127,14 +127,14 @@ def test_single_task_and_three_class_models(tmp_path, monkeypatch, capsys):
     _use(monkeypatch, "unet", ("mask",), ("benign", "malignant"))
     assert run_predict(scans, "ckpt", out) == 0
     captured = capsys.readouterr()
-    assert "masks only, no class probabilities" in captured.out
+    assert "masks only, no class probabilities" in captured.err
     assert f"{scans / 'a_mask.png'}: skipped: a mask file" in captured.err
     assert (out / "a_mask.png").is_file()
     # A classifier next into the same out: the segmenter's masks are not left as if its own.
     _use(monkeypatch, "mobilenet_v2", ("label",), ("benign", "malignant", "normal"))
     assert run_predict(scans, "ckpt", out) == 0
     captured = capsys.readouterr()
-    assert "class probabilities only, no masks" in captured.out
+    assert "class probabilities only, no masks" in captured.err
     assert "removed 4 output(s) of the earlier run" in captured.err
     assert sorted(_files(out)) == ["predictions.csv"]
     with open(out / "predictions.csv", newline="") as f:
