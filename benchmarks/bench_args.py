@@ -169,10 +169,16 @@ def kwargs_for(kwargs: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
     return {**kwargs.get("*", {}), **kwargs.get(name, {})}
 
 
+# Model kwargs --set may not give: the bench sets the compute dtype from --precision (the row's
+# precision column); ``precision`` is refused too, as the name a user would reach for first.
+PRECISION_KWARGS = ("dtype", "precision")
+
+
 def check_model_options(models: list[str], kwargs: dict[str, dict[str, Any]]) -> None:
     """One-line errors for ``--set`` options, before anything is measured: ``MODEL:`` naming no
     registered model (KeyError), or an option a selected model's builder does not take
-    (ValueError; measured, it would only be a "skipped: ... does not take" row per configuration).
+    (ValueError; measured, it would only be a "skipped: ... does not take" row per configuration),
+    or a compute dtype, which --precision sets (ValueError, for every model, feature methods too).
 
     Checked as the training path checks their names (``config.check_config``): the JAX builder's own
     parameters, and not for feature methods (``fit`` set), which the bench skips unbuilt and which
@@ -180,6 +186,14 @@ def check_model_options(models: list[str], kwargs: dict[str, dict[str, Any]]) ->
     and a row's note says which it has no twin for."""
     from mtl_bench.registry import check_model_kwargs, model_info
 
+    for given in kwargs.values():
+        for key in sorted(set(given) & set(PRECISION_KWARGS)):
+            # fit.builder_kwargs lets a model kwarg win over the precision, so the row would say
+            # one precision (its column, from --precision) while the model computes in another.
+            raise ValueError(
+                f"--set {key}={given[key]!r}: the bench sets the compute precision; use "
+                f"--precision instead"
+            )
     for name in set(kwargs) - {"*"}:
         model_info(name)  # a MODEL:KEY=VALUE for a model not selected is allowed, a typo is not
     shared_hint = " (KEY=VALUE goes to every model in --models; MODEL:KEY=VALUE to one)"

@@ -33,9 +33,10 @@ SMP_ARCHS = {"unet": "Unet", "unetplusplus": "UnetPlusPlus", "fpn": "FPN",
 MTL_KWARGS = ("widths", "dense_units", "dropout", "merge", "shortcut_kernel", "downsample",
               "upsample")  # fmt: skip
 UNET_KWARGS = ("base_width", "batch_norm", "dropout")
-# Model kwargs that only configure the JAX side (or are applied separately) and do not change
-# the architecture, so a twin still matches.
 MODE_DISAGREE = 4.0  # torch.compile vs eager training rate beyond which a row is flagged noisy
+# Model kwargs that only configure the JAX side (or are applied separately) and do not change
+# the architecture, so a twin still matches. The bench's --set refuses ``dtype`` (--precision
+# sets both sides, and the peer runs at the row's precision whatever a dtype kwarg says).
 NEUTRAL_KWARGS = ("dtype", "image_size", "in_channels", "num_classes", "encoder_weights")
 
 
