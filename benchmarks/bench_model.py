@@ -22,11 +22,16 @@ from benchmarks.time_box import TimeBox, param_arrays
 
 
 def _finish(row: dict[str, Any], peak: float | None, label: str) -> dict[str, Any]:
+    """Add one device's peak (``peak_tflops``, ``peak_label``) and the MFU to a finished row."""
     from benchmarks.peaks import mfu_percent
 
     row["peak_tflops"], row["peak_label"] = peak, label
     if row.get("achieved_tflops") is not None:
-        row["mfu_pct"] = mfu_percent(row["achieved_tflops"] * 1e12, peak)
+        # achieved_tflops is the whole step's rate, over all the row's devices (jit/pmap): the
+        # peak it is a fraction of is theirs together. ``devices`` is the count measured
+        # (timing.measure), not the requested one (0 = all).
+        total = None if peak is None else peak * row["devices"]
+        row["mfu_pct"] = mfu_percent(row["achieved_tflops"] * 1e12, total)
     return row
 
 

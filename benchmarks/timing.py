@@ -228,5 +228,8 @@ def measure_with_backoff(
                 raise
             failed.append(batch)
             batch //= 2
-            gc.collect()
-            jax.clear_caches()
+        # Freed only here, out of the except block: while it runs, the exception being handled
+        # (its traceback's frames hold the failed attempt's device buffers) is still alive, so a
+        # collection there would free nothing and the smaller batch would start with them held.
+        gc.collect()
+        jax.clear_caches()

@@ -1,10 +1,13 @@
-"""The bench's bookkeeping, without training a model: OOM back-off, per-model options, the
+"""The bench's bookkeeping, without training a model: OOM back-off, MFU, per-model options, the
 paper-protocol estimate and the fold-parallel speed-up read from rows."""
+
+import sys
 
 import pytest
 
 from benchmarks import timing
 from benchmarks.bench_args import kwargs_cell, parse_model_kwargs
+from benchmarks.bench_model import _finish
 from benchmarks.throughput_io import fold_speedups, protocol_minutes
 
 
@@ -24,6 +27,34 @@ def test_oom_backs_off_to_half_the_batch(monkeypatch):
     monkeypatch.setattr(timing, "measure", lambda spec: 1 / 0)
     with pytest.raises(ZeroDivisionError):  # other errors are not retried
         timing.measure_with_backoff(timing.BenchSpec("mtl_resunet", 8))
+
+
+def test_oom_frees_memory_after_leaving_the_failed_attempt(monkeypatch):
+    # Before: gc.collect and jax.clear_caches ran inside the except block, while the OOM error
+    # (and its traceback's frames, holding the failed attempt's buffers) was still alive.
+    handling = []
+    monkeypatch.setattr(timing.gc, "collect", lambda: handling.append(sys.exc_info()[0]))
+    monkeypatch.setattr(timing.jax, "clear_caches", lambda: handling.append(sys.exc_info()[0]))
+
+    def fake_measure(spec):
+        if spec.batch_size > 2:
+            raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate")
+        return {"train_ms": 1.0}
+
+    monkeypatch.setattr(timing, "measure", fake_measure)
+    row, _ = timing.measure_with_backoff(timing.BenchSpec("mtl_resunet", 8))
+    assert row["batch_size"] == 2
+    assert handling == [None] * 4  # two retries, each cleaned up with no exception in hand
+
+
+def test_mfu_is_of_the_peak_of_every_device_the_row_ran_on():
+    # Before: a 4-device row's whole-step FLOP/s over one device's peak (MFU up to 400 %).
+    one = _finish({"achieved_tflops": 50.0, "devices": 1}, 100.0, "H100 bf16 dense")
+    four = _finish({"achieved_tflops": 200.0, "devices": 4}, 100.0, "H100 bf16 dense")
+    assert one["mfu_pct"] == pytest.approx(50.0) and four["mfu_pct"] == pytest.approx(50.0)
+    assert four["peak_tflops"] == 100.0  # the column stays one device's peak
+    assert _finish({"achieved_tflops": 1.0, "devices": 2}, None, "")["mfu_pct"] is None
+    assert "mfu_pct" not in _finish({"devices": 0, "status": "skipped: x"}, 100.0, "")
 
 
 def test_model_kwargs_parse_per_model():
