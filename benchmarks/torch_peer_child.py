@@ -10,8 +10,9 @@ arrays, convert, augment on the device (random flips and a rotation, ``affine_gr
 ``grid_sample``), forward, soft Dice (masks) + focal (labels, γ = 2) loss, backward, Adam — under
 ``torch.autocast(bfloat16)`` for bf16. On CUDA: ``channels_last`` and ``cudnn.benchmark`` (the
 settings a PyTorch user would pick for speed); on CPU denormals flush to zero, as XLA's do.
-``compile`` mode wraps the model in ``torch.compile`` (default mode); its compile time is
-reported, not counted in the step time. Steps are summarised as the JAX side's are
+``compile`` mode wraps the model in ``torch.compile`` (default mode, static shapes, dynamo reset
+before each configuration: ``compile_fresh``); its compile time is reported, not counted in the
+step time. Steps are summarised as the JAX side's are
 (``step_stats.py``: medians, spreads, pipelined repeats).
 """
 
@@ -129,6 +130,18 @@ def _timed(fn, warmup: int, steps: int, sync) -> tuple[float, float | None]:
     return statistics.median(times), iqr_pct(times)
 
 
+def compile_fresh(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` under ``torch.compile``, compiled as if first in the process, for static shapes.
+
+    One child times every configuration of a model (batch sizes, precisions) in turn. Dynamo's
+    caches outlive a configuration: without the reset, the second batch size is recompiled as
+    a dynamic-shape graph (slower code, and a compile time unlike the first's), and past
+    ``recompile_limit`` (8) dynamo runs the model eagerly without a word. ``dynamic=False``
+    keeps every graph specialised to its configuration's shapes, as the JAX side's are."""
+    torch.compiler.reset()  # public wrapper of torch._dynamo.reset(); the disk cache stays
+    return torch.compile(model, dynamic=False)
+
+
 def time_config(job: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
     """Train and inference images/s of the job's twin at one (batch, precision, size, mode)."""
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -148,7 +161,7 @@ def time_config(job: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
     net = model
     compile_s = None
     if cfg["mode"] == "compile":
-        net = torch.compile(model)
+        net = compile_fresh(model)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     counter = {"i": 0}
 

@@ -104,3 +104,57 @@ def test_child_flushes_denormals_on_cpu_as_xla_does(tmp_path, monkeypatch):
     job.write_text('{"configs": []}')
     assert torch_peer_child.main([str(job)]) == 0
     assert calls == [True]
+
+
+def test_each_compile_configuration_is_compiled_fresh_with_static_shapes(monkeypatch):
+    # Before: dynamo's caches carried over from one configuration to the next in the child, so
+    # the second batch size got a dynamic-shape graph (and past recompile_limit, eager code).
+    from benchmarks import torch_peer_child
+
+    calls = []
+    monkeypatch.setattr(torch.compiler, "reset", lambda: calls.append("reset"))
+
+    def fake_compile(model, **kwargs):
+        calls.append(("compile", kwargs))
+        return model  # runs eagerly: only the order of the calls is under test
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    job = {"spec": twin_spec("mtl_resunet", {"widths": TINY}), "in_channels": 1,
+           "num_classes": 2, "steps": 1, "warmup": 0}  # fmt: skip
+    for batch in (2, 4):
+        cfg = {"batch_size": batch, "precision": "fp32", "image_size": 16, "mode": "compile"}
+        assert torch_peer_child.time_config(job, cfg)["status"] == "ok"
+    assert calls == ["reset", ("compile", {"dynamic": False})] * 2
+
+
+@pytest.mark.slow
+def test_a_second_batch_size_is_traced_with_static_shapes():
+    # Real dynamo tracing, a backend that only records: before the fix the second batch size's
+    # graphs took symbolic (dynamic) shapes, so its compile and its code were unlike the first's.
+    from benchmarks import torch_peer_child
+
+    dynamic, real_compile = [], torch.compile
+
+    def recording(gm, example_inputs):
+        shapes = [x.shape for x in example_inputs if isinstance(x, torch.Tensor)]
+        symbolic = any(isinstance(x, torch.SymInt) for x in example_inputs) or any(
+            isinstance(d, torch.SymInt) for shape in shapes for d in shape
+        )
+        dynamic.append(symbolic)
+        return gm.forward  # no inductor: runs the traced graph eagerly
+
+    job = {"spec": twin_spec("mtl_resunet", {"widths": TINY}), "in_channels": 1,
+           "num_classes": 2, "steps": 1, "warmup": 0}  # fmt: skip
+    seen = []
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(torch, "compile", lambda m, **kw: real_compile(m, backend=recording, **kw))
+            for batch in (2, 4):
+                cfg = {"batch_size": batch, "precision": "fp32", "image_size": 16,
+                       "mode": "compile"}  # fmt: skip
+                assert torch_peer_child.time_config(job, cfg)["status"] == "ok"
+                seen.append(len(dynamic))
+    finally:
+        torch.compiler.reset()  # the recording backend's graphs must not outlive the test
+    assert seen[0] > 0 and len(dynamic) > seen[0]  # both configurations were traced
+    assert not any(dynamic)
