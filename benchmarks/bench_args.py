@@ -169,16 +169,22 @@ def kwargs_for(kwargs: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
     return {**kwargs.get("*", {}), **kwargs.get(name, {})}
 
 
-# Model kwargs --set may not give: the bench sets the compute dtype from --precision (the row's
-# precision column); ``precision`` is refused too, as the name a user would reach for first.
-PRECISION_KWARGS = ("dtype", "precision")
+# Model kwargs --set may not give, and the bench option that sets each: the row's precision and
+# image_size columns come from those options, and fit.builder_kwargs would let a model kwarg win
+# over them. ``precision`` is refused too, as the name a user would reach for first.
+BENCH_SET_KWARGS = {
+    "dtype": "--precision",
+    "precision": "--precision",
+    "image_size": "--image-size",
+}
 
 
 def check_model_options(models: list[str], kwargs: dict[str, dict[str, Any]]) -> None:
     """One-line errors for ``--set`` options, before anything is measured: ``MODEL:`` naming no
     registered model (KeyError), or an option a selected model's builder does not take
     (ValueError; measured, it would only be a "skipped: ... does not take" row per configuration),
-    or a compute dtype, which --precision sets (ValueError, for every model, feature methods too).
+    or a compute dtype or image size, which --precision / --image-size set (ValueError, for every
+    model, feature methods too).
 
     Checked as the training path checks their names (``config.check_config``): the JAX builder's own
     parameters, and not for feature methods (``fit`` set), which the bench skips unbuilt and which
@@ -187,12 +193,11 @@ def check_model_options(models: list[str], kwargs: dict[str, dict[str, Any]]) ->
     from mtl_bench.registry import check_model_kwargs, model_info
 
     for given in kwargs.values():
-        for key in sorted(set(given) & set(PRECISION_KWARGS)):
-            # fit.builder_kwargs lets a model kwarg win over the precision, so the row would say
-            # one precision (its column, from --precision) while the model computes in another.
+        for key in sorted(set(given) & set(BENCH_SET_KWARGS)):
+            # The row would say one precision or size (its columns) while the model ran at another.
             raise ValueError(
-                f"--set {key}={given[key]!r}: the bench sets the compute precision; use "
-                f"--precision instead"
+                f"--set {key}={given[key]!r}: the bench sets this itself; use "
+                f"{BENCH_SET_KWARGS[key]} instead"
             )
     for name in set(kwargs) - {"*"}:
         model_info(name)  # a MODEL:KEY=VALUE for a model not selected is allowed, a typo is not

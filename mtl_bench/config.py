@@ -179,6 +179,15 @@ def check_config(cfg: RunConfig) -> None:
     if trained and not any(weights[t] for t in info.tasks if t in weights):
         names = " and ".join(f"w_{'seg' if t == 'mask' else 'cls'}=0" for t in info.tasks)
         raise ValueError(f"{names}: {cfg.model}'s loss would be zero, nothing to train")
+    # The run's own fields win: builder_kwargs would let these model kwargs override them, and
+    # the results would record one precision or size while the network ran at another.
+    owned = {"dtype": ("precision", cfg.precision), "image_size": ("image_size", cfg.image_size)}
+    for key, (field_name, value) in owned.items():
+        if key in cfg.model_kwargs and (key == "dtype" or cfg.model_kwargs[key] != value):
+            raise ValueError(
+                f"model_kwargs.{key}={cfg.model_kwargs[key]!r}: set {field_name} instead "
+                f"(the run's {field_name} is {value!r})"
+            )
     if trained:  # a feature method checks its own options (baselines/moon_features.py)
         check_model_kwargs(cfg.model, cfg.model_kwargs)
         # Option values are the builder's to check; the registered defaults are known to build.

@@ -55,16 +55,26 @@ def test_a_shared_option_one_selected_model_does_not_take_says_how_to_aim_it(
     assert not (tmp_path / "t.csv").exists()
 
 
-@pytest.mark.parametrize("option", ["dtype=bf16", "mtl_resunet:dtype=float32", "precision=bf16"])
-def test_a_compute_dtype_through_set_is_an_error(option, tmp_path, no_measuring, capsys):
+@pytest.mark.parametrize(
+    ("option", "instead"),
+    [
+        ("dtype=bf16", "--precision"),
+        ("mtl_resunet:dtype=float32", "--precision"),
+        ("precision=bf16", "--precision"),
+        ("image_size=48", "--image-size"),
+    ],
+)
+def test_a_compute_dtype_or_size_through_set_is_an_error(
+    option, instead, tmp_path, no_measuring, capsys
+):
     # Before: --set dtype=bf16 --precision fp32 was measured and its rows said fp32, while the
     # builder took the --set dtype (fit.builder_kwargs lets a model kwarg win) and ran in bf16.
     key = option.rpartition(":")[2].partition("=")[0]
     argv = TINY + ["--set", option, "--csv", str(tmp_path / "t.csv")]
     assert main(argv) == 2
-    one_line_error(capsys, "benchmarks.throughput", f"--set {key}=", "use --precision instead")
+    one_line_error(capsys, "benchmarks.throughput", f"--set {key}=", f"use {instead} instead")
     assert cli_main(["bench", *argv]) == 2
-    one_line_error(capsys, "mtl-bench", "use --precision instead")
+    one_line_error(capsys, "mtl-bench", f"use {instead} instead")
     assert not (tmp_path / "t.csv").exists()
 
 

@@ -89,6 +89,9 @@ def test_every_registered_config_passes_the_check():
         ("seed=-1", "seed=-1: must be in [0, 2**32)"),
         ("fold_seed=4294967296", "fold_seed=4294967296: must be in [0, 2**32)"),
         ("w_seg=0,w_cls=0", "w_seg=0 and w_cls=0: mtl_resunet's loss would be zero"),
+        # The run's fields, not a model kwarg, set what the results record it ran at.
+        ("model_kwargs.dtype=bf16", "model_kwargs.dtype='bf16': set precision instead"),
+        ("model_kwargs.image_size=48", "model_kwargs.image_size=48: set image_size instead"),
     ],
 )
 def test_check_config_refuses_what_cannot_run(setting, message):
