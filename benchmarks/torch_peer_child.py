@@ -9,10 +9,10 @@ The timed training step mirrors the JAX one: gather a batch by index from device
 arrays, convert, augment on the device (random flips and a rotation, ``affine_grid`` +
 ``grid_sample``), forward, soft Dice (masks) + focal (labels, γ = 2) loss, backward, Adam — under
 ``torch.autocast(bfloat16)`` for bf16. On CUDA: ``channels_last`` and ``cudnn.benchmark`` (the
-settings a PyTorch user would pick for speed); on CPU denormals flush to zero, as XLA's do.
-``compile`` mode wraps the model in ``torch.compile`` (default mode, static shapes, dynamo reset
-before each configuration: ``compile_fresh``); its compile time is reported, not counted in the
-step time. Steps are summarised as the JAX side's are
+settings a PyTorch user would pick for speed) and TF32 matmuls (fp32 as XLA computes it there); on
+CPU denormals flush to zero, as XLA's do. ``compile`` mode wraps the model in ``torch.compile``
+(default mode, static shapes, dynamo reset before each configuration: ``compile_fresh``); its
+compile time is reported, not counted in the step time. Steps are summarised as the JAX side's are
 (``step_stats.py``: medians, spreads, pipelined repeats).
 """
 
@@ -228,6 +228,10 @@ def main(argv: list[str]) -> int:
         job = json.load(f)
     if torch.cuda.is_available():
         torch.backends.cudnn.benchmark = True
+        # fp32 as the JAX side computes it: XLA runs fp32 convolutions *and* matmuls in TF32 on
+        # GPUs by default; PyTorch does convolutions in TF32 (cudnn.allow_tf32) but matmuls in
+        # full fp32 unless told, which would time the heads' Dense layers at another precision.
+        torch.set_float32_matmul_precision("high")
     else:
         # XLA's CPU backend flushes denormal floats to zero; PyTorch computes them in full, which
         # x86 cores may do far more slowly. Flush here too so both sides do the same arithmetic.
