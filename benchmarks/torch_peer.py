@@ -209,10 +209,11 @@ def attach_peer(
             noisy += noise_reasons(f"torch {mode}", p)
             if mode == "compile" and p.get("compile_s") is not None:
                 notes.append(f"torch.compile {p['compile_s']:.0f} s")
-        eager, compiled = (r.get(f"torch_{m}_train_img_per_s") for m in ("eager", "compile"))
-        if eager and compiled and not 1 / MODE_DISAGREE < compiled / eager < MODE_DISAGREE:
-            # Steady, but not what torch.compile does to a step (seen on a 2-core CPU: 100×
-            # slower than eager, spreads small): a ratio against it says little about JAX.
-            noisy.append(f"torch compile {compiled:.3g} vs eager {eager:.3g} train img/s")
+        for kind in ("train", "infer"):  # both ratios are reported, so both are judged
+            eager, compiled = (r.get(f"torch_{m}_{kind}_img_per_s") for m in ("eager", "compile"))
+            if eager and compiled and not 1 / MODE_DISAGREE < compiled / eager < MODE_DISAGREE:
+                # Steady, but not what torch.compile does to a step (seen on a 2-core CPU: 100×
+                # slower than eager, spreads small): a ratio against it says little about JAX.
+                noisy.append(f"torch compile {compiled:.3g} vs eager {eager:.3g} {kind} img/s")
         r["torch_note"] = "; ".join(notes)
         r["noisy"] = "; ".join(noisy)

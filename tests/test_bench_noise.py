@@ -68,7 +68,8 @@ def test_noisy_rows_are_flagged_and_ratios_divide_like_by_like(tmp_path, monkeyp
 
     def run_peer(name, configs, **kw):
         eager = {"train_img_per_s": 50.0, "train_pipelined_img_per_s": 60.0}
-        compiled = {"train_img_per_s": 2.63, "train_pipelined_img_per_s": 41.5}
+        compiled = {"train_img_per_s": 2.63, "train_pipelined_img_per_s": 41.5,
+                    "infer_img_per_s": 10.0}  # fmt: skip
         return [{**c, **PEER, **m, "mode": mode} for c in configs
                 for mode, m in (("eager", eager), ("compile", compiled))]  # fmt: skip
 
@@ -82,7 +83,8 @@ def test_noisy_rows_are_flagged_and_ratios_divide_like_by_like(tmp_path, monkeyp
         (row,) = list(csv.DictReader(f))
     assert row["noisy"] == (
         "jax train spread 90 %; torch compile train: pipelined 41.5 vs blocked 2.63 img/s; "
-        "torch compile 2.63 vs eager 50 train img/s"  # 19× apart: not compile's doing
+        "torch compile 2.63 vs eager 50 train img/s; "  # 19× apart: not compile's doing
+        "torch compile 10 vs eager 100 infer img/s"  # the inference ratio is reported too
     )
     assert float(row["jax_over_torch_eager_train"]) == pytest.approx(2.0)  # blocked / blocked
     assert float(row["jax_over_torch_eager_train_pipelined"]) == pytest.approx(2.0)  # 120 / 60
