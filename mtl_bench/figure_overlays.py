@@ -11,14 +11,13 @@ picked. ``overlay_from_results`` gathers the inputs from a results folder (``bui
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
-from mtl_bench.data.types import Dataset
+from mtl_bench.data.types import DataError, Dataset
 from mtl_bench.progress import log
 from mtl_bench.results_io import per_image
 
@@ -123,14 +122,18 @@ def overlay_figure(
     return path
 
 
-def _dataset_for(results: pd.DataFrame) -> Dataset:
-    """The dataset the results were computed on, from the first result's stored config."""
+def _dataset_for(results_dir: Path, results: pd.DataFrame) -> Dataset:
+    """The dataset the results were computed on, from the first result's stored config (read
+    as predict reads it: an unknown key or a mistyped value is a DataError naming the file)."""
     from mtl_bench.config import RunConfig
     from mtl_bench.cv_data import dataset_for
 
-    names = {f.name for f in dataclasses.fields(RunConfig)}
-    stored = results["config"].iloc[0]
-    cfg = RunConfig(**{k: v for k, v in stored.items() if k in names})
+    first = results.iloc[0]
+    try:
+        cfg = RunConfig.from_dict(first["config"])
+    except (TypeError, ValueError) as e:
+        where = results_dir / first["method"] / f"fold_{first['fold']}.json"
+        raise DataError(f"{where}: cannot read the run config for the overlays ({e})") from None
     return dataset_for(cfg, quiet=True)
 
 
@@ -156,7 +159,7 @@ def overlay_from_results(
     if not cases:
         log("figures: no image with a defined Dice: segmentation overlays skipped")
         return None
-    ds = dataset if dataset is not None else _dataset_for(results)
+    ds = dataset if dataset is not None else _dataset_for(results_dir, results)
     missing = [c for c, _ in cases if c not in set(ds.ids)]
     if missing:
         log(f"figures: image {missing[0]} is not in the dataset: segmentation overlays skipped")

@@ -199,3 +199,15 @@ def test_a_rebuild_removes_the_figures_it_no_longer_draws_and_nothing_else(resul
     users = ("notes.png", "curves/my_sketch.png")
     assert sorted(paths) == sorted(out / n for n in names if n not in users)
     assert all(p.read_bytes() == b"kept" for p in mine)
+
+
+def test_a_stored_config_that_cannot_be_read_is_named_for_the_overlays(results):
+    import json
+
+    root, _ = results
+    path = root / "mtl_resunet" / "fold_0.json"
+    rec = json.loads(path.read_text())
+    rec["config"]["image_size"] = "big"
+    path.write_text(json.dumps(rec))
+    with pytest.raises(DataError, match=r"mtl_resunet/fold_0\.json: cannot read the run config"):
+        build_figures(root)  # no dataset given: the overlays rebuild it from the stored config
