@@ -21,12 +21,25 @@
 #   GPU_CHECK_DRY_RUN=1 bash benchmarks/gpu_check.sh  # the same steps on CPU at tiny sizes
 #
 # Environment: GPU_CHECK_GROUP; GPU_CHECK_BUDGET_S; GPU_CHECK_OUT (results folder; default
-# results/, dry run: a temporary folder); GPU_CHECK_SKIP_CHECKS=1 skips step 1's correctness
+# $OUT when set, as on a lent machine, else results/; dry run: a temporary folder; the log is
+# also written there as gpu_check.log); GPU_CHECK_SKIP_CHECKS=1 skips step 1's correctness
 # checks (75 s on an H100) in a second call on the same machine; PYTHON (default python3).
 # The GPU machines lack segmentation-models-pytorch: carry its wheel (pip download --no-deps
 # segmentation_models_pytorch==0.6.0) onto PYTHONPATH; NOT flax (0.12.8 fails on their jax 0.11.2).
-# Exit status: 0 when every correctness check passed, the CSV has rows (when a throughput job
-# ran) and the protocol group's training run (when asked for) finished; else 1.
+# Exit status: 0 when every correctness check passed, no bench job crashed, the CSV has rows
+# (when a throughput job ran) and the protocol group's training run (when asked for) ran and
+# finished; else 1.
+#
+# On a lent machine with 15 min of device time (a start costs 1-2 min), set each call's budget to
+# its limit minus ~20 s (a job may overrun its box by 10 s) and take the limit from the session's
+# device-time left. Groups run in this script's order whatever the order named (scale before
+# protocol), so a call that must finish the protocol run names it alone. A plan that fits
+# (H100 estimates, 2026-11-27/28 logs):
+#   call 1 (timeout 400): GPU_CHECK_GROUP=protocol GPU_CHECK_BUDGET_S=380
+#     checks ~100 s, then the protocol run (box 240 s);
+#   call 2 (what is left, ~360): GPU_CHECK_GROUP=scale GPU_CHECK_SKIP_CHECKS=1 with
+#     GPU_CHECK_BUDGET_S = its limit - 20: jit/pmap at 16, fold-parallel at 64, then what fits.
+# tuning (~625 s) and the baseline groups need sessions of their own.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -47,7 +60,8 @@ if [[ $DRY == 1 ]]; then
 else
   BUDGET=${GPU_CHECK_BUDGET_S:-450}
   SIZE=256 STEPS=10 WARMUP=3 B1=16 B2=64
-  OUT=${GPU_CHECK_OUT:-results}
+  # A lent machine's run tool sets $OUT to the folder whose files come back: the default there.
+  OUT=${GPU_CHECK_OUT:-${OUT:-results}}
   TINY=()
   CHECK_ARGS=()
   PEER_COMPILE=on
@@ -83,6 +97,10 @@ for m in $FOLD_MODES; do
   esac
 done
 BOTH="$B1,$B2"
+# After the choices are checked (a refused call writes nothing): the whole log beside the CSV, as
+# a lent machine returns only the last 12 kB of the output.
+mkdir -p "$OUT"
+exec > >(tee -a "$OUT/gpu_check.log") 2>&1
 
 log "step 1/3: environment"
 timeout 60 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
@@ -132,6 +150,7 @@ job() {
     NOT_MEASURED+=("$label (stopped at its ${box}s time box; finished rows kept)")
   elif ((rc != 0 && rc != 3)); then # 3: every configuration skipped (the status column says why)
     NOT_MEASURED+=("$label (failed with exit code $rc)")
+    STATUS=1 # the bench itself failing (not a time box, not a skip) is a bug to look at
   elif grep -q '^\[bench\] time box' "$lines"; then
     NOT_MEASURED+=("$label (cut by its $((box - 30))s --time-box: see its [bench] time box lines)")
   elif ((rc == 3)); then
