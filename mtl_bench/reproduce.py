@@ -29,7 +29,10 @@ from mtl_bench.reproduce_plan import PROPOSED, Job, plan
 if TYPE_CHECKING:
     import pandas as pd
 
-RECORD = "reproduce.json"  # what a reproduction folder was started with (checked on --resume)
+# What a reproduction folder was started with (preset, data, --set, methods: checked on
+# --resume and never rewritten), the latest call's --set and methods ("latest"), and the tables'
+# p adjustment, which a --resume without --p-adjust keeps.
+RECORD = "reproduce.json"
 
 
 @dataclass
@@ -52,14 +55,14 @@ def _record(preset: str, data: str | None, overrides: list[str], jobs: list[Job]
     }
 
 
-def _check_out(out: Path, resume: bool, record: dict, jobs: list[Job], quiet: bool) -> None:
-    """A fresh folder, or with ``resume`` one started with the same preset and data whose
+def _check_out(out: Path, resume: bool, record: dict, jobs: list[Job], quiet: bool) -> dict | None:
+    """A fresh folder (None), or with ``resume`` one started with the same preset and data whose
     finished folds match this run's settings (a failed method may be resumed with a fixed
-    ``--set``; a finished one may not change)."""
+    ``--set``; a finished one may not change): its record, as it was started."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
     if not out.is_dir() or not any(out.iterdir()):
-        return
+        return None
     if not resume:
         raise ValueError(f"{out} is not empty: pass --resume to continue it, or a new --out")
     path = out / RECORD
@@ -85,6 +88,20 @@ def _check_out(out: Path, resume: bool, record: dict, jobs: list[Job], quiet: bo
             f"{old.get('overrides')}): finished folds were checked against their settings",
             quiet=quiet,
         )
+    return old
+
+
+def _p_adjust(given: str | None, old: dict | None, out: Path, quiet: bool) -> str:
+    """The tables' p adjustment: ``given``, else the one the folder's tables were built with
+    (a --resume that adds a method keeps them as they were), else holm."""
+    kept = (old or {}).get("p_adjust", "holm")
+    if given is None:
+        if kept != "holm":
+            log(f"tables of {out}: --p-adjust {kept}, as before", quiet=quiet)
+        return kept
+    if old is not None and given != kept:
+        log(f"tables of {out}: --p-adjust {given} (built with {kept} before)", quiet=quiet)
+    return given
 
 
 def _prepare(jobs: list[Job], out: Path, record: dict, quiet: bool) -> dict[str, int]:
@@ -213,7 +230,7 @@ def reproduce(
     overrides: list[str] | tuple[str, ...] = (),
     three_class: bool | None = None,
     keep_checkpoints: bool = False,
-    p_adjust: str = "holm",
+    p_adjust: str | None = None,
     quiet: bool = False,
 ) -> Report:
     """Run the reproduction ``preset`` into ``out`` (default ``results/reproduce-<preset>``) and
@@ -221,11 +238,12 @@ def reproduce(
 
     Bad options, a non-empty ``out`` without ``resume`` and unreadable data raise a one-line
     ValueError/DataError before any training; a method's failure is recorded in the report.
-    ``p_adjust``: the tables' multiple-comparison adjustment (``tables.build_tables``).
+    ``p_adjust``: the tables' multiple-comparison adjustment (``tables.build_tables``; None:
+    what the resumed folder's tables were built with, else holm).
     """
     from mtl_bench.stats import P_ADJUST
 
-    if p_adjust not in P_ADJUST:  # before any training, not when the tables are built
+    if p_adjust is not None and p_adjust not in P_ADJUST:  # before any training
         raise ValueError(f"unknown p adjustment {p_adjust!r}: choose {', '.join(P_ADJUST)}")
     git_commit()  # the code this run imported, recorded in every fold file (read once, now)
     # Each method's settings are checked first, its model built abstractly (shapes only): a
@@ -234,9 +252,13 @@ def reproduce(
     jobs = plan(preset, methods, data=data, overrides=overrides, three_class=three_class)
     out = Path(out if out is not None else f"results/reproduce-{preset}")
     record = _record(preset, data, list(overrides), jobs)
-    _check_out(out, resume, record, jobs, quiet)
+    old = _check_out(out, resume, record, jobs, quiet)
+    p_adjust = _p_adjust(p_adjust, old, out, quiet)
+    started = {k: v for k, v in (old or record).items() if k not in ("latest", "p_adjust")}
+    latest = {"overrides": record["overrides"], "methods": record["methods"]}
+    stored = {**started, "latest": latest, "p_adjust": p_adjust}
     report = Report(out)
-    folds = _prepare(jobs, out, record, quiet)
+    folds = _prepare(jobs, out, stored, quiet)
     _run_jobs(jobs, out, folds, report, keep_checkpoints, quiet)
     report.tables, report.figures, failures = build_outputs(jobs, out, p_adjust)
     report.failures += failures

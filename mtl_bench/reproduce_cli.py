@@ -45,8 +45,9 @@ def add_reproduce_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--p-adjust",
         choices=("holm", "none"),
-        default="holm",
-        help="the tables' multiple-comparison adjustment (default holm; as `mtl-bench tables`)",
+        default=None,
+        help="the tables' multiple-comparison adjustment (default holm, or on --resume what OUT's "
+        "tables were built with; as `mtl-bench tables`)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
 

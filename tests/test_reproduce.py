@@ -138,6 +138,14 @@ def test_reproduce_end_to_end_failure_and_resume(tmp_path, capsys, monkeypatch):
     assert "not run" not in unet_row and "failed" not in unet_row
     assert "not adjusted for multiple comparisons" in (out / "tables" / "table4.md").read_text()
     assert not (out / "unet" / "failed.txt").exists()  # it ran: the marker is gone
+    # The folder's record keeps what it was started with; the latest call is beside it.
+    record = json.loads((out / "reproduce.json").read_text())
+    assert "unet:lr=2e-3" in record["overrides"] and "unet:lr=3e-3" not in record["overrides"]
+    assert "unet:lr=3e-3" in record["latest"]["overrides"] and record["p_adjust"] == "none"
+    # A later --resume without --p-adjust keeps the tables' adjustment (it used to go back to
+    # holm without a word).
+    assert main([*argv[:-2], "--set", "unet:lr=3e-3", "--resume"]) == 0
+    assert "not adjusted for multiple comparisons" in (out / "tables" / "table4.md").read_text()
     assert main(["tables", "--results", str(out), "--reference", "unet"]) == 2
     assert "--reference 'unet' has only mask outputs" in _one_line_error(capsys)
     assert main(["tables", "--results", str(out), "--reference", "nope"]) == 2
