@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import json
 import os
 import sys
 import warnings
@@ -93,9 +92,10 @@ def _run(args: argparse.Namespace) -> int:
         enable_compile_cache()
         return run_predict(args.inputs, args.checkpoint, args.out)
     if args.command == "weights":
-        from mtl_bench.weights_cli import import_weights
+        from mtl_bench.weights_cli import import_summary, import_weights
 
-        print(json.dumps(import_weights(args.arch, args.file, args.out), indent=2))
+        # One line: the sidecar (a digest per array, thousands of lines) stays in its file.
+        print(import_summary(import_weights(args.arch, args.file, args.out), args.out))
         return 0
     if args.command == "tables":
         from mtl_bench.tables import (

@@ -109,6 +109,15 @@ def import_weights(arch: str, file: str | Path, out_dir: str | Path) -> dict[str
     return meta
 
 
+def import_summary(meta: dict[str, Any], out: str | Path) -> str:
+    """``import_weights``'s result as the CLI's one line (the whole record: ``out``'s sidecar)."""
+    return (
+        f"imported {meta['arch']} from {meta['source_file']} (sha256 {meta['sha256'][:12]}): "
+        f"{meta['tensors']} tensors, {meta['params']:,} parameters, {meta['num_classes']}-class "
+        f"head → {out} (details: {Path(out) / SIDECAR})"
+    )
+
+
 def read_sidecar(directory: str | Path) -> dict[str, Any]:
     """The ``imported.json`` of an imported-weights folder (clear error if it is not one)."""
     path = Path(directory) / SIDECAR

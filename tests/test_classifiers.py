@@ -21,7 +21,7 @@ from mtl_bench.data.phantom import synth_phantom
 from mtl_bench.fit import fit_fold
 from mtl_bench.registry import count_params, create_model, list_models, model_info
 from mtl_bench.weights import WeightPortError
-from mtl_bench.weights_cli import import_weights, load_imported
+from mtl_bench.weights_cli import import_summary, import_weights, load_imported
 
 # Smallest input each reference accepts (torchvision meta "min_size"; timm measured).
 MIN_SIZE = {
@@ -156,6 +156,9 @@ def test_import_round_trip_and_head_replacement(mobilenet, tmp_path):
     assert meta["num_classes"] == 1000 and meta["arch"] == "mobilenet"
     assert meta["tensors"] == len(export_state_dict(mobilenet))
     assert json.loads((tmp_path / "imported" / "imported.json").read_text()) == meta
+    line = import_summary(meta, tmp_path / "imported")  # what `mtl-bench weights import` prints
+    assert "\n" not in line and line.startswith("imported mobilenet from mobilenetv1_100.safe")
+    assert f"{meta['tensors']} tensors" in line and "1000-class head" in line
 
     want = _params(mobilenet)
     same = create_model("mobilenet", num_classes=1000, weights=tmp_path / "imported")
