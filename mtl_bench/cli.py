@@ -56,11 +56,15 @@ def _run(args: argparse.Namespace) -> int:
         from mtl_bench.cv import run_cv
         from mtl_bench.distributed import init_distributed
 
+        cfg = _config(args)  # first: its strategy is checked before waiting for other processes
         init_distributed(
-            args.coordinator, args.num_processes, args.process_id, auto=args.distributed == "auto"
+            args.coordinator,
+            args.num_processes,
+            args.process_id,
+            auto=args.distributed == "auto",
+            parallel=cfg.parallel,
         )
         enable_compile_cache()
-        cfg = _config(args)
         folds = [args.fold] if args.command == "train" else args.folds
         written = run_cv(
             cfg, args.out, folds=folds, resume=args.resume, tag=args.tag, quiet=args.quiet

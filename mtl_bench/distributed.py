@@ -20,8 +20,12 @@ def init_distributed(
     process_id: int | None = None,
     *,
     auto: bool = False,
+    parallel: str | None = None,
 ) -> bool:
-    """Join the process group if asked to; returns whether this is a multi-process run."""
+    """Join the process group if asked to; returns whether this is a multi-process run.
+
+    ``parallel`` (the run's strategy), when given, is checked first: a run of several processes
+    needs ``jit``, and a lone process would otherwise wait for the others before being told."""
     if not auto and coordinator is None:
         if num_processes is not None or process_id is not None:
             # Without it every host would train alone and write the same --out.
@@ -32,12 +36,25 @@ def init_distributed(
         return False
     if not auto and (num_processes is None or process_id is None):
         raise ValueError("--coordinator needs --num-processes and --process-id as well")
+    if parallel is not None and parallel != "jit" and (auto or num_processes != 1):
+        raise ValueError(
+            f"parallel={parallel!r} in a multi-process run: it needs --parallel jit (its mesh "
+            "spans every process's devices)"
+        )
     if _cpu_only():
         # CPU collectives across processes go over gloo (loopback or a LAN). Decided from the
         # installed plugins: calling jax.devices() before initialize() would start the backend.
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     if auto:
-        jax.distributed.initialize()
+        try:
+            jax.distributed.initialize()
+        except (ValueError, RuntimeError) as e:  # JAX's own words name no cause a user can act on
+            reason = " ".join(str(e).split())
+            raise ValueError(
+                "--distributed auto: JAX found no cluster to join (no SLURM, Open MPI, TPU pod or "
+                f"Kubernetes settings, nor JAX_COORDINATOR_ADDRESS): {reason}; outside a cluster "
+                "pass --coordinator/--num-processes/--process-id, or leave --distributed off"
+            ) from None
     else:
         jax.distributed.initialize(
             coordinator_address=coordinator, num_processes=num_processes, process_id=process_id

@@ -195,3 +195,33 @@ def test_placement_is_checked_before_any_data_is_read(monkeypatch):
     # Without a coordinator every host would train alone into the same --out.
     with pytest.raises(ValueError, match=r"--process-id need --coordinator"):
         init_distributed(None, 2, 1)
+
+
+def test_a_multi_process_run_without_jit_is_refused_before_joining(monkeypatch, capsys):
+    import jax
+
+    joined = []  # a lone process would wait here for the others before being told
+    monkeypatch.setattr(jax.distributed, "initialize", lambda *a, **k: joined.append(k))
+    argv = ["cv", "--model", "mtl_resunet", "--coordinator", "127.0.0.1:1", "--num-processes", "2"]
+    argv += ["--process-id", "0"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mtl-bench: error: parallel='none' in a multi-process run: it needs")
+    assert "\n" not in err and joined == []
+    assert (
+        main(["cv", "--model", "mtl_resunet", "--distributed", "auto", "--parallel", "pmap"]) == 2
+    )
+    assert "parallel='pmap' in a multi-process run" in capsys.readouterr().err and joined == []
+
+
+def test_distributed_auto_outside_a_cluster_says_so(monkeypatch, capsys):
+    import jax
+
+    def initialize(*args, **kwargs):  # JAX's words when it detects no cluster
+        raise ValueError("coordinator_address should be defined.")
+
+    monkeypatch.setattr(jax.distributed, "initialize", initialize)
+    assert main(["cv", "--model", "mtl_resunet", "--distributed", "auto", "--parallel", "jit"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--distributed auto: JAX found no cluster to join" in err and "\n" not in err
+    assert "coordinator_address should be defined." in err
