@@ -120,7 +120,8 @@ def test_the_parent_of_the_busi_folder_is_pointed_to_its_child(tmp_path):
         read_busi(tmp_path, 32)
     assert str(err.value) == (
         f"{tmp_path / 'benign'}: missing (found: busi); 'busi' holds the class folders: "
-        "give that folder (+1 more; `mtl-bench data check " + str(tmp_path) + "` lists all)"
+        "give that folder (+1 more found before decoding any file; "
+        f"`mtl-bench data check {tmp_path}` lists all)"
     )
     assert read_busi(root, 32).class_counts() == {"benign": 2, "malignant": 2}
 

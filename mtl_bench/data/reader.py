@@ -137,9 +137,15 @@ def _skip_line(path: str, reason: str) -> str:
     return f"{path}: {reason.removeprefix(folder)}"
 
 
-def _fail(messages: list[str], root: Path) -> DataError:
-    more = f" (+{len(messages) - 1} more; `mtl-bench data check {root}` lists all)"
-    return DataError(messages[0] + (more if len(messages) > 1 else ""))
+def _fail(messages: list[str], root: Path, before_decoding: bool = False) -> DataError:
+    """The first problem, and how many more were found. Layout problems stop the read before
+    any file is decoded, so files that would not decode are not counted then: ``data check``,
+    which decodes every file, lists all."""
+    if len(messages) == 1:
+        return DataError(messages[0])
+    when = " found before decoding any file" if before_decoding else ""
+    more = f" (+{len(messages) - 1} more{when}; `mtl-bench data check {root}` lists all)"
+    return DataError(messages[0] + more)
 
 
 def read_busi(
@@ -163,7 +169,7 @@ def read_busi(
     scan = scan_busi(root, class_set)
     fatal = [p for p in scan.problems if p.kind in CLASS_PROBLEMS]
     if fatal or (strict and scan.problems):
-        raise _fail([p.message for p in fatal or scan.problems], scan.root)
+        raise _fail([p.message for p in fatal or scan.problems], scan.root, before_decoding=True)
     skipped = list(scan.skipped) + [(p.path, p.detail) for p in scan.problems]
     bad = {p.path for p in scan.problems}
     todo = [e for e in scan.entries if str(e.image) not in bad]
