@@ -143,8 +143,11 @@ def run_cv(
             shutil.rmtree(ckpt)
         train_idx, test_idx = splits[fold]
         started = time.time()
+        # The inner validation split is drawn inside fit_fold (by duplicate group): only its
+        # share is known here; the result file records the images actually trained on.
+        held = f" (val_fraction={cfg.val_fraction:g} of it held out)" if cfg.val_fraction else ""
         log(
-            f"{method} fold {fold}: {len(train_idx)} train / {len(test_idx)} test, "
+            f"{method} fold {fold}: {len(train_idx)} train{held} / {len(test_idx)} test, "
             f"{cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, batch {cfg.batch_size}",
             quiet=quiet,
         )

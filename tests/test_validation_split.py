@@ -83,7 +83,7 @@ def test_the_tested_weights_are_the_selected_epochs(monkeypatch):
     assert any(not np.array_equal(run.test_eval[k], last.test_eval[k]) for k in run.test_eval)
 
 
-def test_run_cv_gives_the_split_the_manifests_groups(monkeypatch, tmp_path):
+def test_run_cv_gives_the_split_the_manifests_groups(monkeypatch, tmp_path, capsys):
     seen = {}
 
     def spy(cfg, dataset, train_idx, test_idx, **kwargs):
@@ -91,10 +91,12 @@ def test_run_cv_gives_the_split_the_manifests_groups(monkeypatch, tmp_path):
         raise RuntimeError("stop here")
 
     monkeypatch.setattr(cv, "fit_fold", spy)
-    cfg = RunConfig(synthetic_n=24, image_size=32, folds=2, preprocess="none")
+    cfg = RunConfig(synthetic_n=24, image_size=32, folds=2, preprocess="none", val_fraction=0.25)
     with pytest.raises(RuntimeError, match="stop here"):
-        cv.run_cv(cfg, tmp_path, folds=[0], quiet=True)
+        cv.run_cv(cfg, tmp_path, folds=[0])
     assert seen["groups"] is not None and len(seen["groups"]) == 24
+    # The fold's line says a share of its training images is held out, not trained on.
+    assert "12 train (val_fraction=0.25 of it held out) / 12 test" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
