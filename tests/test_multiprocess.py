@@ -52,3 +52,20 @@ def test_two_processes_equal_one(tmp_path):
         assert got["resumed_after_epoch"] == 2
     (meta,) = (tmp_path / "ckpt" / "last").glob("*/meta/metadata")
     assert json.loads(meta.read_text())["digest"]["state"]
+
+
+def test_the_cli_reads_its_config_without_starting_jax_before_joining():
+    # cv/train build the run config before jax.distributed.initialize (its strategy is checked
+    # first), which must then still be allowed: nothing on that path may start a JAX backend.
+    code = (
+        "from mtl_bench.cli_parser import build_parser\n"
+        "from mtl_bench.cli import _config\n"
+        "for m in ('mtl_resunet', 'resnet50', 'unet_resnet34', 'moon_features'):\n"
+        "    _config(build_parser().parse_args(['cv', '--model', m, '--set', 'epochs=2']))\n"
+        "from jax._src import xla_bridge\n"
+        "print(xla_bridge.backends_are_initialized())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "False", out.stderr
