@@ -104,7 +104,7 @@ def _make_out(out: Path) -> None:
 
 def _prepare(path: Path, size: int, method: str) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
     """(original grey image, model input (size, size) uint8, its notes by kind): the training
-    pipeline, for pixels it reads as training does (a float image is refused, not zeroed)."""
+    pipeline, which refuses what training refuses (32-bit pixels, not zeroed)."""
     from mtl_bench.data.png import load_grey_noted, resize_image
     from mtl_bench.data.preprocess import preprocess
 
@@ -112,15 +112,8 @@ def _prepare(path: Path, size: int, method: str) -> tuple[np.ndarray, np.ndarray
         raise DataError(f"{path}: an empty file (0 bytes)")
     # The noted form: load_grey_png would warn once per file, a line each for a whole folder.
     grey, depth = load_grey_noted(path)
-    with Image.open(path) as im:
-        frames, mode = getattr(im, "n_frames", 1), im.mode
-        lo, hi = im.getextrema() if mode[0] in "FI" else (0, 0)
-    if mode == "F" or not 0 <= lo <= hi <= 65535:
-        kind = "32-bit float" if mode == "F" else "32-bit integer"
-        raise DataError(
-            f"{path}: {kind} pixels ({lo:g} to {hi:g}), which training never reads (8- and "
-            "16-bit images only): convert it to 8 or 16 bits first"
-        )
+    with Image.open(path) as im:  # 32-bit pixels were refused by the decoder, as in training
+        frames = getattr(im, "n_frames", 1)
     small = resize_image(grey, (size, size))  # the reader's own resize
     notes = {"depth": depth} if depth else {}
     if frames > 1:

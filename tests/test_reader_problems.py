@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from busi_fixture import Item, make_busi_tree, write_png
+from PIL import Image
 
 from mtl_bench.data.png import load_grey_png, load_mask_png
 from mtl_bench.data.reader import DataWarning, read_busi
@@ -19,6 +20,11 @@ B, M = Path("benign"), Path("malignant")
 
 def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _tiff(path: Path, dtype: type, scale: float) -> None:
+    ramp = np.linspace(0, 255, 48 * 48).reshape(48, 48)
+    Image.fromarray((ramp * scale).astype(dtype)).save(path, format="TIFF")
 
 
 # case: (damage done to a clean tree, the image left out, text the DataError must contain)
@@ -47,6 +53,17 @@ BAD_INPUTS = {
         lambda r: _truncate(r / M / "malignant (7)_mask_2.png"),
         "malignant (7).png",
         "malignant (7)_mask_2.png: cannot decode image",
+    ),
+    # TIFFs under a .png name: mapping these to 8 bits left two grey levels, without a word.
+    "float pixels": (
+        lambda r: _tiff(r / B / "benign (3).png", np.float32, 1 / 255),
+        "benign (3).png",
+        "benign (3).png: 32-bit float pixels (0 to 1), not 8- or 16-bit",
+    ),
+    "32-bit integer pixels": (
+        lambda r: _tiff(r / M / "malignant (7)_mask.png", np.int32, 1e6),
+        "malignant (7).png",
+        "malignant (7)_mask.png: 32-bit integer pixels (0 to 2.55e+08), not 8- or 16-bit",
     ),
     "size mismatch": (
         lambda r: write_png(r / M / "malignant (7)_mask_1.png", np.zeros((40, 48), np.uint8)),

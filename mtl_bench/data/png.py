@@ -70,6 +70,22 @@ def _warn_if_huge(img: Image.Image, path: Path) -> None:
         )
 
 
+def _refuse_wide(img: Image.Image, path: Path) -> None:
+    """A DataError for 32-bit pixels (a TIFF or other format under a ``.png`` name): float, or
+    integer beyond 16 bits. No 8-bit mapping of them is the right one, and a fixed one turns
+    them into a few grey levels without a word, so training, ``data check`` and ``predict``
+    all refuse them alike."""
+    if img.mode[0] not in "FI" or img.mode in _SIXTEEN_BIT - {"I"}:
+        return
+    lo, hi = img.getextrema()
+    if img.mode == "F" or not 0 <= lo <= hi <= 65535:
+        kind = "32-bit float" if img.mode == "F" else "32-bit integer"
+        raise DataError(
+            f"{path}: {kind} pixels ({lo:g} to {hi:g}), not 8- or 16-bit: convert the file to "
+            "8 or 16 bits first"
+        )
+
+
 def _decode(
     path: str | os.PathLike, mask: bool = False
 ) -> tuple[np.ndarray, np.ndarray, str | None]:
@@ -78,7 +94,10 @@ def _decode(
         with Image.open(path) as img:
             _warn_if_huge(img, path)
             img.load()
+            _refuse_wide(img, path)
             return _grey(img, path, mask)
+    except DataError:
+        raise  # already one line naming the file (a ValueError: not to be wrapped below)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
