@@ -81,6 +81,7 @@ def test_a_twelve_bit_mask_is_noted_beside_its_other_warnings(tmp_path):
     make_busi_tree(root, {c: [Item(f"{c} (1)")] for c in ("benign", "malignant")})
     lesion = np.zeros((48, 48), np.uint16)
     lesion[10:20, 10:20] = 4095
+    lesion[10:12, 10:12] = 3000  # a third value: a 0/4095 mask alone reads 4095 as the lesion
     save16(root / "benign" / "benign (1)_mask.png", lesion)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

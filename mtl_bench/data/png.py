@@ -126,12 +126,16 @@ def load_grey_png(path: str | os.PathLike) -> np.ndarray:
 
 def load_mask_counted(path: str | os.PathLike) -> tuple[np.ndarray, int, str | None]:
     """A mask as bool (> 127 after decoding as ``load_grey_png``, except that a colour mask reads
-    its largest channel, not luma: a lesion drawn in any saturated colour counts; a 0/1-valued
-    mask, also a 16-bit one, uses 1), its count of pixels not 0/255, and ``load_grey_noted``'s
-    note. BUSI's masks are grey (R == G == B), for which both readings agree."""
+    its largest channel, not luma: a lesion drawn in any saturated colour counts; a two-valued
+    mask, 0 and one other stored value (0/1, 0/255, 16-bit 0/4095), uses that value), its count
+    of pixels not 0/255, and ``load_grey_noted``'s note. BUSI's masks are grey (R == G == B),
+    for which both readings agree."""
     grey, samples, note = _decode(path, mask=True)
-    if samples.max(initial=0) == 1:
-        return samples == 1, 0, None
+    top = samples.max(initial=0)
+    # Two stored values have one reading whatever the depth: a 16-bit 0/255 or 0/4095 mask
+    # mapped by 1/257 first would fall below 128 and come out empty.
+    if top > 0 and not np.any((samples != 0) & (samples != top)):
+        return samples == top, 0, None
     nonbinary = int(np.count_nonzero((grey != 0) & (grey != 255)))
     return grey > 127, nonbinary, note
 
