@@ -79,21 +79,25 @@ def run_data(args: argparse.Namespace) -> int:
         print(f"prepared {args.dataset} at {path}")
         return 0
     if args.data_cmd == "folds":
-        from mtl_bench.config import apply_overrides
+        from mtl_bench.config import apply_overrides, check_config
         from mtl_bench.configs import get_config
-        from mtl_bench.cv_data import MANIFEST_NAME, dataset_for, shared_manifest
+        from mtl_bench.cv_data import MANIFEST_NAME, dataset_for, fold_splits, shared_manifest
 
         cfg = apply_overrides(
             dataclasses.replace(get_config("mtl_resunet", args.preset), data=args.data),
             args.overrides,
         )
+        check_config(cfg)  # a bad --set value (folds=1) fails before the data is read
+        path = Path(args.out) / MANIFEST_NAME
         if Path(args.out).exists() and not Path(args.out).is_dir():  # before reading the data
             raise ValueError(f"--out {args.out} is a file, not a folder")
-        manifest = shared_manifest(cfg, dataset_for(cfg), Path(args.out))
+        existed = path.exists()
+        dataset = dataset_for(cfg)
+        manifest = shared_manifest(cfg, dataset, Path(args.out))
+        if existed:  # the folder's folds stand: this data must be theirs, as cv would require
+            fold_splits(manifest, dataset, list(range(manifest.k)), cfg)
         sizes = ", ".join(str(len(ids)) for ids in manifest.fold_ids)
-        print(
-            f"{Path(args.out) / MANIFEST_NAME}: k={manifest.k}, test sizes {sizes}, "
-            f"hash {manifest.hash()}"
-        )
+        state = "already there, matches this data" if existed else "written"
+        print(f"{path}: {state}; k={manifest.k}, test sizes {sizes}, hash {manifest.hash()}")
         return 0
     raise AssertionError(args.data_cmd)

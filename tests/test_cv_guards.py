@@ -225,3 +225,20 @@ def test_distributed_auto_outside_a_cluster_says_so(monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert "--distributed auto: JAX found no cluster to join" in err and "\n" not in err
     assert "coordinator_address should be defined." in err
+
+
+def test_data_folds_checks_an_existing_manifest_against_the_data_as_cv_does(tmp_path, capsys):
+    argv = ["data", "folds", "--out", str(tmp_path), "--set", "image_size=32"]
+    argv += ["--set", "preprocess=none", "--set", "folds=2"]
+    assert main([*argv, "--set", "synthetic_n=24"]) == 0
+    assert "folds.json: written; k=2" in capsys.readouterr().out
+    assert main([*argv, "--set", "synthetic_n=24"]) == 0
+    assert "folds.json: already there, matches this data; k=2" in capsys.readouterr().out
+    made = (tmp_path / "folds.json").read_bytes()
+    assert main([*argv, "--set", "synthetic_n=30"]) == 2  # other data: refused, as cv would
+    err = capsys.readouterr().err
+    assert "not in the manifest" in err and "--set synthetic_n=24" in err
+    assert (tmp_path / "folds.json").read_bytes() == made
+    assert main([*argv, "--set", "folds=1"]) == 2
+    err = capsys.readouterr().err
+    assert "folds=1" in err and "data:" not in err  # refused before the data is read
