@@ -164,3 +164,25 @@ def test_a_mask_drawn_black_on_white_is_said_and_kept(tmp_path):
     np.testing.assert_array_equal(ds.masks[ds.ids.index("benign/benign (2)")], ~lesion)
     report = check_busi(root)
     assert report.ok and [p.kind for p in report.warnings] == ["inverted_mask"]
+
+
+def test_a_twin_mask_in_other_case_is_named_and_a_pair_differing_in_case_is_hinted(tmp_path):
+    root = tree(tmp_path, ("benign", "malignant"))
+    write_png(root / "benign" / "benign (1)_MASK.png", np.full((48, 48), 255, np.uint8))
+    report = check_busi(root)
+    [problem] = report.errors  # not OR-merged with benign (1)_mask.png without a word
+    # Names in sorted order, as for images: the upper-case one is read, the other named.
+    assert problem.kind == "duplicate_mask" and Path(problem.path).name == "benign (1)_mask.png"
+    assert (
+        problem.detail
+        == "second mask 'benign (1)_mask.png' beside 'benign (1)_MASK.png' (the one read)"
+    )
+    (root / "benign" / "benign (1)_MASK.png").unlink()
+    (root / "malignant" / "malignant (2).png").rename(root / "malignant" / "Malignant (2).png")
+    details = {Path(p.path).name: p.detail for p in check_busi(root).errors}
+    assert details == {
+        "Malignant (2).png": "image without mask (no 'Malignant (2)_mask.png'; "
+        "'malignant (2)_mask.png' differs in case)",
+        "malignant (2)_mask.png": "mask without image (no 'malignant (2).png'; "
+        "'Malignant (2).png' differs in case)",
+    }

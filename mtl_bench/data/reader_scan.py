@@ -115,6 +115,10 @@ def scan_busi(root: str | os.PathLike, class_set: str = "three_class") -> ScanRe
     return ScanResult(root, class_set, entries, skipped, problems)
 
 
+def _fold(name: str) -> str:
+    return unicodedata.normalize("NFC", name).casefold()
+
+
 def _inner_hint(present: list[Path], names: tuple[str, ...]) -> str:
     """Where a sub-folder holds the classes (the parent of ``Dataset_BUSI_with_GT`` was given)."""
     for p in present:
@@ -139,16 +143,30 @@ def _scan_class(folder: Path, cls: str, skipped: list, problems: list) -> list[B
             skipped.append((str(f), "not a .png file"))
             others.setdefault((key, bool(m)), f.name)
         elif m:
-            masks.setdefault(key, []).append((int(m["k"] or 0), f))
+            # "_mask.png" beside "_MASK.png" (an old and a redone drawing?): one is read, the other
+            # named, as for images; OR-merging both would hide that they disagree.
+            same = [p for _, p in masks.get(key, []) if _fold(p.name) == _fold(f.name)]
+            if same:
+                detail = f"second mask {f.name!r} beside {same[0].name!r} (the one read)"
+                problems.append(Problem("duplicate_mask", str(f), detail))
+            else:
+                masks.setdefault(key, []).append((int(m["k"] or 0), f))
         else:
             if key in images:  # e.g. "a.png" beside "a.PNG": never drop one silently
                 detail = f"second image {key!r} beside {images[key].name!r} (the one read)"
                 problems.append(Problem("duplicate_image", str(f), detail))
             images.setdefault(key, f)
 
-    def but(key: str, mask: bool) -> str:  # a same-named file that is not a PNG, said
-        other = others.get((key, mask))
-        return f"; {other!r} is not a .png file" if other else ""
+    def but(key: str, mask: bool) -> str:  # a same-named file that is not a PNG, or differs
+        other = others.get((key, mask))  # only in case from its pair, said
+        if other:
+            return f"; {other!r} is not a .png file"
+        pairs = masks if mask else images
+        near = [k for k in pairs if k.casefold() == key.casefold() and k != key]
+        if near:
+            name = masks[near[0]][0][1].name if mask else images[near[0]].name
+            return f"; {name!r} differs in case"
+        return ""
 
     for key in sorted(set(masks) - set(images), key=natural_key):
         for _, m in masks[key]:
