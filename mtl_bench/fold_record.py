@@ -12,6 +12,8 @@ write. Everything a table, a figure or a later analysis needs is in it:
 - provenance: ``config`` (the full ``RunConfig``), ``params``, ``fold_manifest_hash`` (tables
   refuse to mix hashes), ``dataset_fingerprint``, ``dataset_source``,
   ``dataset_source_fingerprint`` (the raw data whatever the size and pre-processing),
+  ``dataset_skipped`` ([path, why] of every file or folder of the data not used: stray files, a
+  class outside the class set, bad inputs left out by ``skip_bad_images``),
   ``git_commit``, ``versions``, ``device_kind``, ``host_cpu``, ``from_scratch``, ``finished_utc``;
 - the run: ``wall_time_s``, ``train_img_per_s`` (folds trained side by side: their one run's
   time and rate, all its folds' images), ``epochs_run`` (epochs trained),
@@ -132,6 +134,9 @@ def fold_result(
         "dataset_fingerprint": dataset.fingerprint(),
         "dataset_source": dataset.source,
         "dataset_source_fingerprint": dataset.source_fingerprint or None,
+        # The warning names five; the record keeps every one (bad inputs left out by
+        # skip_bad_images too), so what a result was trained without is never lost.
+        "dataset_skipped": [[str(path), str(why)] for path, why in dataset.skipped],
         "git_commit": git_commit(),
         "versions": versions(),
         "device_kind": device_kind(),

@@ -114,7 +114,10 @@ def test_exact_near_and_cross_class_groups_in_a_folder(root):
     assert report.leakage == [group] and report.in_groups == 3
     text = report.format()
     assert "1 exact" not in text and "near, LABEL LEAKAGE" in text
-    assert "3 of 14 images in groups (21.4 %)" in text and "label leakage: 1 groups" in text
+    assert (
+        "3 of 14 images in groups (21.4 %)" in text
+        and "label leakage: 1 group spans two classes" in text
+    )
     d = report.to_dict()
     assert json.loads(json.dumps(d)) == d
     assert d["duplicates"]["leakage_groups"] == 1 and d["ok"] is True

@@ -168,6 +168,16 @@ def test_not_strict_lists_every_problem_and_keeps_the_rest(tree):
         *("malignant/malignant (2)", "malignant/malignant (7)"),
     ]
     assert len(ds.skipped) == 6  # each once
+    # The warning names five at most; a fold trained on this data records every one.
+    from mtl_bench.config import RunConfig
+    from mtl_bench.data.folds import manifest_for
+    from mtl_bench.fit import FoldRun
+    from mtl_bench.fold_record import fold_result
+
+    manifest = manifest_for(ds, k=2, seed=0, preprocess="none")
+    run = FoldRun(("mask", "label"), {}, [], 0.0, 0.0, 0, 0)
+    record = fold_result(RunConfig(), "mtl_resunet", 0, manifest, ds, np.arange(2), run, 0.0)
+    assert record["dataset_skipped"] == [[path, why] for path, why in ds.skipped]
 
 
 def test_class_with_no_usable_image_raises_even_when_not_strict(tmp_path):

@@ -104,7 +104,9 @@ class CheckReport:
                     lines.append(f"    … {len(of_kind) - limit} more (--json lists all)")
         lines.append(f"skipped files: {len(self.skipped)}")
         lines += [f"  {rel(p)}: {r}" for p, r in self.skipped[:limit]]
-        lines += [f"  … {len(self.skipped) - limit} more"] if len(self.skipped) > limit else []
+        lines += [f"  … {len(self.skipped) - limit} more (--json lists all)"] * (
+            len(self.skipped) > limit
+        )
         exact = sum(g.kind == "exact" for g in self.groups)
         lines.append(
             f"duplicate groups: {len(self.groups)} ({exact} exact, {len(self.groups) - exact} "
@@ -114,7 +116,8 @@ class CheckReport:
         for g in self.groups:
             flag = ", LABEL LEAKAGE" if g.cross_class else ""
             lines.append(f"  {g.kind}{flag}: {', '.join(g.ids)}")
-        lines.append(f"label leakage: {len(self.leakage)} groups span two classes")
+        n = len(self.leakage)
+        lines.append(f"label leakage: {n} group{'s' * (n != 1)} span{'s' * (n == 1)} two classes")
         return "\n".join(lines)
 
 

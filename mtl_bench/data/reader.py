@@ -121,9 +121,11 @@ def parallel_map(fn: Callable, items: Iterable) -> Iterator:
 
 
 def _warn(noun: str, items: list[str], after: str = "") -> None:
-    """``"N noun(s)after: first five; … k more"`` as one DataWarning (none for no items)."""
+    """``"N noun(s)after: first five; … k more"`` as one DataWarning (none for no items); the
+    rest are listed by ``mtl-bench data check`` (and skipped files in each fold's record)."""
     if items:
-        shown = "; ".join(items[:5]) + (f"; … {len(items) - 5} more" if len(items) > 5 else "")
+        more = f"; … {len(items) - 5} more (`mtl-bench data check` lists them)"
+        shown = "; ".join(items[:5]) + (more if len(items) > 5 else "")
         plural = "" if len(items) == 1 else "s"
         warnings.warn(f"{len(items)} {noun}{plural}{after}: {shown}", DataWarning, stacklevel=3)
 
