@@ -13,7 +13,7 @@ from mtl_bench.data import prepare
 from mtl_bench.data.phantom import synth_phantom, write_phantom
 from mtl_bench.data.preprocess import preprocess
 from mtl_bench.data.reader import read_busi
-from mtl_bench.data.types import DataError
+from mtl_bench.data.types import DataError, DataWarning
 
 SIZE = 32
 
@@ -152,6 +152,20 @@ def test_corrupt_entry_is_rebuilt(tmp_path, counted):
     assert prepare.load_dataset("synthetic", **kw).fingerprint() == first.fingerprint()
     assert len(counted) == 2
     assert not [n for n in entries(tmp_path) if n.startswith(".")]  # no temporary files left
+
+
+def test_a_cache_that_cannot_be_written_is_said_and_the_data_still_read(tmp_path, counted):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    kw = dict(image_size=SIZE, synthetic_n=12, preprocess="none")
+    want = prepare.load_dataset("synthetic", cache_dir=tmp_path / "ok", **kw).fingerprint()
+    for cache, why in ((afile, "a file"), (afile / "sub", "Not a directory")):
+        with pytest.warns(
+            DataWarning, match=rf"dataset cache {cache}: cannot write there \({why}\)"
+        ):
+            got = prepare.load_dataset("synthetic", cache_dir=cache, **kw)
+        assert got.fingerprint() == want
+    assert afile.read_text() == ""
 
 
 def test_bad_inputs_fail_before_work(tmp_path, monkeypatch):

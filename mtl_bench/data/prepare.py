@@ -231,7 +231,16 @@ def load_dataset(
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     data_warnings = [str(w.message) for w in said if issubclass(w.category, DataWarning)]
     dataset.images = _apply(dataset.images, preprocess, preprocess_params, progress)
-    _save(path, dataset, {**meta, "data_warnings": data_warnings})
+    try:
+        _save(path, dataset, {**meta, "data_warnings": data_warnings})
+    except OSError as e:  # the cache only saves time: a read-only home must not stop a run
+        why = "a file" if path.parent.is_file() else e.strerror or e
+        warnings.warn(
+            f"dataset cache {path.parent}: cannot write there ({why}); the data "
+            "was read without caching it (set MTL_BENCH_CACHE to a writable folder)",
+            DataWarning,
+            stacklevel=2,
+        )
     return dataset
 
 
