@@ -43,3 +43,21 @@ def atomic_write(
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def check_out_folder(out: str | os.PathLike, flag: str = "--out") -> None:
+    """A one-line ValueError, before any work, where ``out`` cannot hold results: a file, or a
+    folder (or the nearest existing folder above a new one) this process cannot write into —
+    a read-only mount or another user's folder — rather than an OS error after the data is read
+    or a fold has trained. Nothing is created."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{flag} {out} is a file, not a folder")
+    here = out.absolute()
+    while not here.exists():
+        here = here.parent
+    if not here.is_dir():
+        raise ValueError(f"{flag} {out}: {here} is a file, not a folder")
+    if not os.access(here, os.W_OK | os.X_OK):
+        where = "" if here == out.absolute() else f" ({here} is not)"
+        raise ValueError(f"{flag} {out}: not writable{where}")

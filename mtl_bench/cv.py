@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mtl_bench.atomic import check_out_folder
 from mtl_bench.config import RunConfig, check_config, config_differences
 from mtl_bench.cv_data import (
     dataset_for,
@@ -92,7 +93,9 @@ def run_cv(
     and checkpoints are replaced. Returns {fold: result path}.
     """
     out = Path(out)
-    if out.exists() and not out.is_dir():
+    if is_writer():  # process 0 writes the results; a file is refused in every process
+        check_out_folder(out)
+    elif out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
     git_commit()  # the code this run imported: read now, not when a fold finishes
     tag = _class_set_tag(cfg, tag, quiet)

@@ -79,6 +79,7 @@ def run_data(args: argparse.Namespace) -> int:
         print(f"prepared {args.dataset} at {path}")
         return 0
     if args.data_cmd == "folds":
+        from mtl_bench.atomic import check_out_folder
         from mtl_bench.config import apply_overrides, check_config
         from mtl_bench.configs import get_config
         from mtl_bench.cv_data import MANIFEST_NAME, dataset_for, fold_splits, shared_manifest
@@ -89,8 +90,7 @@ def run_data(args: argparse.Namespace) -> int:
         )
         check_config(cfg)  # a bad --set value (folds=1) fails before the data is read
         path = Path(args.out) / MANIFEST_NAME
-        if Path(args.out).exists() and not Path(args.out).is_dir():  # before reading the data
-            raise ValueError(f"--out {args.out} is a file, not a folder")
+        check_out_folder(args.out)  # before reading the data
         existed = path.exists()
         dataset = dataset_for(cfg)
         manifest = shared_manifest(cfg, dataset, Path(args.out))

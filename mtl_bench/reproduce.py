@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mtl_bench.atomic import check_out_folder
 from mtl_bench.progress import log, progress_bar
 from mtl_bench.provenance import git_commit
 from mtl_bench.reproduce_outputs import build_outputs, fold_summary, method_seconds
@@ -59,8 +60,7 @@ def _check_out(out: Path, resume: bool, record: dict, jobs: list[Job], quiet: bo
     """A fresh folder (None), or with ``resume`` one started with the same preset and data whose
     finished folds match this run's settings (a failed method may be resumed with a fixed
     ``--set``; a finished one may not change): its record, as it was started."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder")
+    check_out_folder(out)
     if not out.is_dir() or not any(out.iterdir()):
         return None
     if not resume:

@@ -4,6 +4,7 @@ results folder)."""
 
 import os
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -45,3 +46,28 @@ def test_a_failed_write_keeps_the_old_file(tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         atomic_write(path, fail, text=True)
     assert path.read_text() == "old\n" and not list(path.parent.glob(".*.tmp"))
+
+
+def test_an_out_folder_that_cannot_hold_results_is_refused_before_any_work(tmp_path, monkeypatch):
+    from mtl_bench.atomic import check_out_folder
+    from mtl_bench.cli import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    with pytest.raises(ValueError, match=r"^--out .*afile is a file, not a folder$"):
+        check_out_folder(afile)
+    with pytest.raises(ValueError, match=r"^--out .*afile/new: .*afile is a file, not a folder$"):
+        check_out_folder(afile / "new")
+    ro = tmp_path / "ro"  # a read-only mount (root may write past mode bits: access() is asked)
+    ro.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != ro and real(p, mode))
+    with pytest.raises(ValueError, match=r"^--out .*ro: not writable$"):
+        check_out_folder(ro)
+    with pytest.raises(ValueError, match=r"^--out .*ro/a/b: not writable \(.*ro is not\)$"):
+        check_out_folder(ro / "a" / "b")
+    check_out_folder(tmp_path / "new" / "deeper")  # a new folder under a writable one: fine
+    assert not (tmp_path / "new").exists()  # and nothing is made
+    for argv in (["cv", "--model", "mtl_resunet"], ["data", "folds"], ["reproduce"]):
+        assert main([*argv, "--out", str(ro / "r")]) == 2
+    assert list(ro.iterdir()) == []
