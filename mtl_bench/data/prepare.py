@@ -45,34 +45,41 @@ def _hidden(name: str) -> bool:
 
 
 def folder_signature(root: Path) -> list[list]:
-    """Sorted ``[relative path, size, mtime_ns]`` of every file under ``root``, hidden ones aside.
+    """Sorted ``[relative path, size, mtime_ns]`` of what the reader can read: the files in
+    ``root`` and in its class folders (``benign/`` … in any case), one level deep, as it reads.
 
     Cheap (no file is read) yet changes when a file is added, removed, replaced or edited.
     Hidden files and folders (``.DS_Store``, ``._NAME``) are left out, as the reader skips
-    them: Finder rewriting ``.DS_Store`` must not force a rebuild.
-    Symlinks are followed, as the reader follows them (class folders linked to save copying
-    data must not freeze the signature); a folder reached twice is listed once, and a broken
-    link is listed as size -1 for the reader to name.
+    them: Finder rewriting ``.DS_Store`` must not force a rebuild. Other folders (a sub-folder
+    of scans, a link to a disk of them) are listed by name only (size -2): the reader lists
+    them as skipped without looking in, so their contents must neither slow every read nor
+    throw the cache away. Links are followed, as the reader follows them (class folders linked
+    to save copying); a broken link is listed as size -1 for the reader to name.
     """
+    from mtl_bench.data.reader_scan import class_folders
+
+    classes = {p.name for found in class_folders(root).values() for p in found}
     rows = []
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:  # a link back up the tree
-            dirnames.clear()
-            continue
-        seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not _hidden(d))  # in place: os.walk prunes
-        for name in filenames:
-            if _hidden(name):
+
+    def listing(folder: Path, walk: bool) -> None:
+        for entry in os.scandir(folder):
+            if _hidden(entry.name):
                 continue
-            path = Path(dirpath) / name
+            path = Path(entry.path)
+            rel = path.relative_to(root).as_posix()
+            if entry.is_dir():
+                if walk and entry.name in classes:
+                    listing(path, walk=False)
+                else:
+                    rows.append([rel + "/", -2, 0])
+                continue
             try:
                 st = path.stat()
-                row = [st.st_size, st.st_mtime_ns]
+                rows.append([rel, st.st_size, st.st_mtime_ns])
             except FileNotFoundError:  # a dangling link
-                row = [-1, 0]
-            rows.append([path.relative_to(root).as_posix(), *row])
+                rows.append([rel, -1, 0])
+
+    listing(Path(root), walk=True)
     rows.sort()
     return rows
 
