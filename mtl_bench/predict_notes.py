@@ -13,13 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+# Past these (the reader's rule, which warns of such images in training data) the prediction is
+# still made, with a note.
+from mtl_bench.data.reader import MAX_ASPECT, MIN_SIDE
+
 # Files a kind of note (or one status) may concern and still be named one by one.
 FEW = 3
-
-# Past these the prediction is still made, with a note: ultrasound frames are near square and
-# hundreds of pixels a side; a strip or a thumbnail squashed to the model's size is unlike them.
-MAX_ASPECT = 3.0
-MIN_SIDE = 32
 
 # Each kind of note, as the console sums up the images that have it.
 NOTE_KINDS = {

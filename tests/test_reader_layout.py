@@ -188,3 +188,16 @@ def test_a_twin_mask_in_other_case_is_named_and_a_pair_differing_in_case_is_hint
         "malignant (2)_mask.png": "mask without image (no 'malignant (2).png'; "
         "'Malignant (2).png' differs in case)",
     }
+
+
+def test_a_strip_or_a_thumbnail_is_kept_and_warned_as_predict_notes_it(tmp_path):
+    root = tree(tmp_path, ("benign", "malignant"))
+    write_png(root / "benign" / "benign (1).png", np.full((12, 200), 90, np.uint8))
+    lesion = np.zeros((12, 200), np.uint8)
+    lesion[3:9, 50:150] = 255
+    write_png(root / "benign" / "benign (1)_mask.png", lesion)
+    ds, lines = said(read_busi, root, 32)
+    assert len(ds) == 4 and lines == [
+        f"1 odd shape: {root / 'benign' / 'benign (1).png'}: 200x12 px (aspect 16.7:1): far "
+        "from square or under 32 px a side"
+    ]

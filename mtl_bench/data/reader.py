@@ -57,6 +57,18 @@ __all__ = [
 ]
 # A 16-bit PNG that lost most of its grey levels in the mapping to 8 bits (png_depth).
 SQUEEZED = "squeezed_16bit_png"
+# Ultrasound frames are near square and hundreds of pixels a side; a strip or a thumbnail
+# squashed to the training size is unlike them (kept, warned about; predict notes them too).
+MAX_ASPECT = 3.0
+MIN_SIDE = 32
+
+
+def _odd_shape(shape: tuple[int, ...]) -> str | None:
+    h, w = shape[:2]
+    aspect = max(h, w) / max(min(h, w), 1)
+    if aspect <= MAX_ASPECT and min(h, w) >= MIN_SIDE:
+        return None
+    return f"{w}x{h} px (aspect {aspect:.1f}:1): far from square or under {MIN_SIDE} px a side"
 
 
 def decode_entry(entry: BusiEntry) -> tuple[Any, Any, list[Problem], list[Problem]]:
@@ -69,6 +81,8 @@ def decode_entry(entry: BusiEntry) -> tuple[Any, Any, list[Problem], list[Proble
     errors, warns = [], []
     if note:
         warns.append(Problem(SQUEEZED, str(entry.image), note))
+    if odd := _odd_shape(image.shape):
+        warns.append(Problem("odd_shape", str(entry.image), odd))
     merged = np.zeros(image.shape, dtype=bool)
     for path in entry.masks:
         try:
