@@ -158,9 +158,10 @@ def select_models(spec: str) -> list[str]:
 
     if spec.strip() == "all":
         return list_models()
-    names = [m.strip() for m in spec.split(",") if m.strip()]
+    names = [m.strip() for m in spec.split(",")]
+    if not all(names):  # `a,,b` as for every list option: a typo must not shrink the run unseen
+        what = "is empty" if not any(names) else f"has an empty item in {spec!r}"
+        raise ValueError(f"--models {what}: give all or NAME[,NAME...]")
     for name in names:
         model_info(name)  # KeyError naming the registered models
-    if not names:
-        raise ValueError("--models is empty: give all or NAME[,NAME...]")
     return names

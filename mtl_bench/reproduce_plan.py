@@ -136,7 +136,10 @@ def resolve_methods(spec: str, preset: Preset) -> list[str]:
     elif spec == "all":
         names = known
     else:
-        names = [n.strip() for n in spec.split(",") if n.strip()]
+        names = [n.strip() for n in spec.split(",")]
+        if not all(names) and any(names):  # `a,,b`: a typo must not drop a method unseen
+            raise ValueError(f"--methods has an empty item in {spec!r}: give NAME[,NAME...]")
+        names = [n for n in names if n]
         bad = [n for n in names if n not in known]
         if bad or not names:
             raise ValueError(

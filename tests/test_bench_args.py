@@ -94,6 +94,9 @@ def test_unknown_models_are_errors_before_anything_is_written(tmp_path, no_measu
     one_line_error(capsys, "benchmarks.throughput", "unknown model 'nosuch'; registered models: ")
     assert main(TINY + ["--set", "nosuch:x=1", "--out", str(out)]) == 2
     one_line_error(capsys, "benchmarks.throughput", "unknown model 'nosuch'")
+    for spec in ("mtl_resunet,,unet", "mtl_resunet,", ",mtl_resunet"):  # a typo, not fewer models
+        assert main(TINY[2:] + ["--models", spec, "--out", str(out)]) == 2
+        one_line_error(capsys, "benchmarks.throughput", f"--models has an empty item in {spec!r}")
     assert not out.exists()
 
 

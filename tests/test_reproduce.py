@@ -61,6 +61,7 @@ def test_paper_plan_adds_the_three_class_runs():
     "argv, expected",
     [
         (["--methods", "mtl_resunet,nope"], "unknown method 'nope' in --methods"),
+        (["--methods", "mtl_resunet,,unet"], "--methods has an empty item in 'mtl_resunet,,unet'"),
         (["--set", "unet:epochs=1"], "'unet' is not a method of this reproduction"),
         (["--set", "epoch=1"], "unknown config key 'epoch'"),
         (["--set", "epochs=0"], "mtl_resunet: epochs=0: must be >= 1"),
