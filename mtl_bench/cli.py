@@ -110,6 +110,10 @@ def _run(args: argparse.Namespace) -> int:
         )
 
         formats = normalise_formats([f.strip() for f in args.format.split(",")])
+        if args.p_adjust is None:  # a reproduce folder's own choice, else holm
+            from mtl_bench.reproduce import folder_p_adjust
+
+            args.p_adjust = folder_p_adjust(args.results)
         # Tables with no result at all are left out (a paper folder has no three-class runs).
         tables = build_tables(
             args.results,

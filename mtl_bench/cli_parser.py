@@ -205,9 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--p-adjust",
         choices=("holm", "none"),
-        default="holm",
+        default=None,
         help="multiple-comparison adjustment of the comparison tables' p values and marks "
-        "(default holm: Holm-Bonferroni over the methods tested against the reference)",
+        "(default holm: Holm-Bonferroni over the methods tested against the reference; in a "
+        "reproduce folder, the one its tables were built with)",
     )
     p = sub.add_parser("reproduce", help="every method on the same folds, then all tables/figures")
     add_reproduce_arguments(p)

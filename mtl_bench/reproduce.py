@@ -91,6 +91,28 @@ def _check_out(out: Path, resume: bool, record: dict, jobs: list[Job], quiet: bo
     return old
 
 
+def folder_p_adjust(results: Path) -> str:
+    """The p adjustment a ``reproduce`` folder's tables were built with (its ``reproduce.json``),
+    for ``mtl-bench tables`` without ``--p-adjust``: a rebuild must not quietly change them.
+    Holm for any other folder; an unreadable record is said, and Holm used."""
+    from mtl_bench.stats import P_ADJUST
+
+    path = Path(results) / RECORD
+    if not path.is_file():
+        return "holm"
+    try:
+        kept = json.loads(path.read_text("utf-8")).get("p_adjust", "holm")
+    except (OSError, ValueError, AttributeError) as e:
+        log(f"{path}: unreadable ({type(e).__name__}): --p-adjust holm")
+        return "holm"
+    if kept not in P_ADJUST:
+        log(f"{path}: p_adjust {kept!r} is not one of {', '.join(P_ADJUST)}: --p-adjust holm")
+        return "holm"
+    if kept != "holm":
+        log(f"tables of {results}: --p-adjust {kept}, as its {RECORD} says (pass --p-adjust)")
+    return kept
+
+
 def _p_adjust(given: str | None, old: dict | None, out: Path, quiet: bool) -> str:
     """The tables' p adjustment: ``given``, else the one the folder's tables were built with
     (a --resume that adds a method keeps them as they were), else holm."""

@@ -88,3 +88,27 @@ def test_three_class_runs_get_their_own_folder_and_table(tmp_path, capsys):
     row = next(line for line in table.splitlines() if line.startswith("| mtl_resunet@3class"))
     assert "not run" not in row and "ref." in row
     assert "Three-class" in capsys.readouterr().out
+
+
+def test_tables_without_p_adjust_keeps_a_reproduce_folders_own(tmp_path, monkeypatch, capsys):
+    import mtl_bench.tables
+
+    used = []
+
+    def build_tables(results, **kwargs):
+        used.append(kwargs["p_adjust"])
+        return {}
+
+    monkeypatch.setattr(mtl_bench.tables, "build_tables", build_tables)
+    assert main(["tables", "--results", str(tmp_path)]) == 0  # not a reproduce folder: holm
+    (tmp_path / "reproduce.json").write_text(json.dumps({"preset": "smoke", "p_adjust": "none"}))
+    capsys.readouterr()
+    assert main(["tables", "--results", str(tmp_path)]) == 0
+    assert "--p-adjust none, as its reproduce.json says" in capsys.readouterr().err
+    assert main(["tables", "--results", str(tmp_path), "--p-adjust", "holm"]) == 0
+    (tmp_path / "reproduce.json").write_text("{")
+    assert main(["tables", "--results", str(tmp_path)]) == 0
+    assert (
+        "reproduce.json: unreadable (JSONDecodeError): --p-adjust holm" in capsys.readouterr().err
+    )
+    assert used == ["holm", "none", "holm", "holm"]
