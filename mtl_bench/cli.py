@@ -110,10 +110,11 @@ def _run(args: argparse.Namespace) -> int:
         )
 
         formats = normalise_formats([f.strip() for f in args.format.split(",")])
+        kept = None
         if args.p_adjust is None:  # a reproduce folder's own choice, else holm
             from mtl_bench.reproduce import folder_p_adjust
 
-            args.p_adjust = folder_p_adjust(args.results)
+            args.p_adjust = kept = folder_p_adjust(args.results)
         # Tables with no result at all are left out (a paper folder has no three-class runs).
         tables = build_tables(
             args.results,
@@ -125,6 +126,12 @@ def _run(args: argparse.Namespace) -> int:
             check_reference=args.reference != DEFAULT_REFERENCE,
         )
         print(render_markdown(tables))
+        if kept not in (None, "holm"):  # after the tables: an error above stays one line
+            print(
+                f"mtl-bench: --p-adjust {kept}, as {args.results}'s reproduce.json says "
+                "(pass --p-adjust holm for the adjusted tables)",
+                file=sys.stderr,
+            )
         empty = [s.name for s in DEFAULT_SPECS if s.name not in tables]
         if empty:
             print(f"mtl-bench: no results for {', '.join(empty)}: not written", file=sys.stderr)

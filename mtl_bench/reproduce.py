@@ -93,8 +93,8 @@ def _check_out(out: Path, resume: bool, record: dict, jobs: list[Job], quiet: bo
 
 def folder_p_adjust(results: Path) -> str:
     """The p adjustment a ``reproduce`` folder's tables were built with (its ``reproduce.json``),
-    for ``mtl-bench tables`` without ``--p-adjust``: a rebuild must not quietly change them.
-    Holm for any other folder; an unreadable record is said, and Holm used."""
+    for ``mtl-bench tables`` without ``--p-adjust`` (which says so): a rebuild must not quietly
+    change them. Holm for any other folder; an unreadable record is said, and Holm used."""
     from mtl_bench.stats import P_ADJUST
 
     path = Path(results) / RECORD
@@ -108,8 +108,6 @@ def folder_p_adjust(results: Path) -> str:
     if kept not in P_ADJUST:
         log(f"{path}: p_adjust {kept!r} is not one of {', '.join(P_ADJUST)}: --p-adjust holm")
         return "holm"
-    if kept != "holm":
-        log(f"tables of {results}: --p-adjust {kept}, as its {RECORD} says (pass --p-adjust)")
     return kept
 
 

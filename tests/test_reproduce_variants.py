@@ -104,7 +104,7 @@ def test_tables_without_p_adjust_keeps_a_reproduce_folders_own(tmp_path, monkeyp
     (tmp_path / "reproduce.json").write_text(json.dumps({"preset": "smoke", "p_adjust": "none"}))
     capsys.readouterr()
     assert main(["tables", "--results", str(tmp_path)]) == 0
-    assert "--p-adjust none, as its reproduce.json says" in capsys.readouterr().err
+    assert "--p-adjust none, as " + f"{tmp_path}'s reproduce.json says" in capsys.readouterr().err
     assert main(["tables", "--results", str(tmp_path), "--p-adjust", "holm"]) == 0
     (tmp_path / "reproduce.json").write_text("{")
     assert main(["tables", "--results", str(tmp_path)]) == 0
