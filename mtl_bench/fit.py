@@ -118,13 +118,13 @@ def fit_fold(
     state = engine.place_state(engine.initial_state)
     start_epoch, curve, best = 0, [], (-np.inf, None)
     ckpt = Checkpoints(ckpt_dir, cfg) if ckpt_dir is not None else None
-    if ckpt is not None and resume:
-        restored = ckpt.restore(engine.canonical_state(state))
-        if restored is not None:
-            start_epoch, state, best = restored
-            state = engine.place_state(state)
-            curve = read_curve(curve_path)[:start_epoch]
-            log(f"fold {fold}: resumed after epoch {start_epoch}", quiet=quiet)
+    restored = ckpt.restore(engine.canonical_state(state)) if ckpt is not None and resume else None
+    if restored is not None:
+        start_epoch, state, best = restored
+        state = engine.place_state(state)
+        curve = read_curve(curve_path)[:start_epoch]
+        log(f"fold {fold}: resumed after epoch {start_epoch}", quiet=quiet)
+    lost = lost_epochs(resume and restored is None, curve_path, cfg, f"fold {fold}", quiet)
     val_data = arrays(val_idx) if val_idx is not None else None
     base_key = jax.random.fold_in(jax.random.key(cfg.seed), fold)
     # Where a fold's time goes besides the epochs themselves (the curve has each epoch's rate):
@@ -203,12 +203,29 @@ def fit_fold(
             "train_images": len(fit_idx),
             # > 0 after --resume: wall_time_s and checkpoints_saved then count this run only.
             "resumed_after_epoch": start_epoch,
+            "resume_lost_epochs": lost,
             "checkpoints_saved": saves,
             **{k: round(v, 3) for k, v in timing.items()},
         },
         state=eval_state if keep_state else None,
         engine=engine if keep_state else None,
     )
+
+
+def lost_epochs(
+    restarted: bool, curve_path: Path | None, cfg: RunConfig, what: str, quiet: bool
+) -> int:
+    """Epochs an interrupted earlier run trained (its curve's rows) that a --resume finding no
+    checkpoint trains again (``checkpoint_every=0`` saves only at the end): said, and recorded
+    (``resume_lost_epochs``), so a restart is not taken for a continuation."""
+    lost = len(read_curve(curve_path)) if restarted else 0
+    if lost:
+        log(
+            f"{what}: no checkpoint to resume from (checkpoint_every={cfg.checkpoint_every}): "
+            f"the {lost} epoch(s) an earlier run trained are trained again from the start",
+            quiet=quiet,
+        )
+    return lost
 
 
 def _check_finite(m: dict[str, np.ndarray], epoch: int, steps: int) -> None:

@@ -34,7 +34,7 @@ import numpy as np
 from mtl_bench.batches import _epoch_table, fold_arrays, gather_batch
 from mtl_bench.config import RunConfig
 from mtl_bench.data.types import Dataset
-from mtl_bench.fit import FoldRun, _check_finite, _curve_row, build_model
+from mtl_bench.fit import FoldRun, _check_finite, _curve_row, build_model, lost_epochs
 from mtl_bench.fold_conv import check_mode, fold_conv_mode
 from mtl_bench.fold_io import Checkpoints, read_curve, write_curve
 from mtl_bench.interrupt import deferred_interrupts, stop_if_requested
@@ -124,12 +124,15 @@ def fit_folds_parallel(
     spe = jnp.asarray(steps, jnp.int32)
     start_epoch, curves = 0, [[] for _ in folds]
     ckpt = Checkpoints(ckpt_dir, cfg) if ckpt_dir is not None else None
-    if ckpt is not None and resume:
-        restored = ckpt.restore(state)
-        if restored is not None:
-            start_epoch, state, _ = restored
-            curves = [read_curve(p)[:start_epoch] for p in curve_paths or [None] * n_folds]
-            log(f"folds {folds}: resumed after epoch {start_epoch}", quiet=quiet)
+    restored = ckpt.restore(state) if ckpt is not None and resume else None
+    if restored is not None:
+        start_epoch, state, _ = restored
+        curves = [read_curve(p)[:start_epoch] for p in curve_paths or [None] * n_folds]
+        log(f"folds {folds}: resumed after epoch {start_epoch}", quiet=quiet)
+    lost = [
+        lost_epochs(resume and restored is None, p, cfg, f"fold {f}", quiet)
+        for f, p in zip(folds, curve_paths or [None] * n_folds, strict=True)
+    ]
 
     step_fn = jax.jit(partial(_parallel_step, engine), donate_argnums=0)
     try:
@@ -183,7 +186,12 @@ def fit_folds_parallel(
                 train_img_per_s=float(np.median(timed)),
                 epochs_run=cfg.epochs,
                 params=n_params,
-                extras={"fold_parallel": True, "folds_trained_together": list(folds)},
+                extras={
+                    "fold_parallel": True,
+                    "folds_trained_together": list(folds),
+                    "resumed_after_epoch": start_epoch,
+                    "resume_lost_epochs": lost[f],
+                },
                 state=one if keep_state else None,
                 engine=engine if keep_state else None,
             )

@@ -14,13 +14,20 @@ if TYPE_CHECKING:
 
 
 def fold_summary(path: Path) -> str:
-    """A finished fold file in one line: DC, ACC and AUC where present, and its wall time."""
+    """A finished fold file in one line: DC, ACC and AUC where present, how a --resume went
+    (continued after epoch N, or retrained: no checkpoint), and its wall time."""
     rec = json.loads(path.read_text("utf-8"))
     seg, cls = rec["metrics"]["segmentation"], rec["metrics"]["classification"]
     parts = [f"DC {seg['DC']:.3f}"] if seg else []
     if cls:
         auc = cls["AUC"]
         parts.append(f"ACC {cls['ACC']:.3f} AUC {'—' if auc is None else f'{auc:.3f}'}")
+    # How a --resume went, else a continued fold and one retrained from the start read alike.
+    if after := rec.get("resumed_after_epoch"):
+        parts.append(f"resumed after epoch {after} of {rec['epochs_run']}")
+    if lost := rec.get("resume_lost_epochs"):
+        unsaved = f"{lost} epoch{'s' * (lost != 1)} of the interrupted run unsaved"
+        parts.append(f"retrained from the start ({unsaved})")
     return f"{', '.join(parts)} [{rec['wall_time_s']:.0f} s]"
 
 

@@ -46,6 +46,24 @@ def test_resume_gives_identical_metrics(data, tmp_path):
     assert resumed.epochs_run == 2 and resumed.extras["resumed_after_epoch"] == 1
     assert full.extras["resumed_after_epoch"] == 0
     np.testing.assert_array_equal(full.test_eval["counts"], resumed.test_eval["counts"])
+    # Interrupted with no checkpoint saved (checkpoint_every=0): its curve is all that is left;
+    # the resume retrains from the start and says so, in the record and in reproduce's line.
+    from mtl_bench.fold_io import write_curve
+    from mtl_bench.reproduce_outputs import fold_summary
+
+    write_curve(tmp_path / "curve.csv", full.curve[:1])
+    kw = dict(ckpt_dir=tmp_path / "c", curve_path=tmp_path / "curve.csv", quiet=True)
+    again = fit_fold(TINY, data, train, test, resume=True, **kw)
+    assert again.extras["resume_lost_epochs"] == 1 and again.extras["resumed_after_epoch"] == 0
+    np.testing.assert_array_equal(full.test_eval["counts"], again.test_eval["counts"])
+    assert resumed.extras["resume_lost_epochs"] == full.extras["resume_lost_epochs"] == 0
+    record = {"metrics": {"segmentation": None, "classification": None}, "wall_time_s": 3}
+    for extras, says in [
+        (resumed.extras, "resumed after epoch 1 of 2 [3 s]"),
+        (again.extras, "retrained from the start (1 epoch of the interrupted run unsaved) [3 s]"),
+    ]:
+        (tmp_path / "f.json").write_text(json.dumps({**record, **extras, "epochs_run": 2}))
+        assert fold_summary(tmp_path / "f.json") == says
     np.testing.assert_allclose(full.test_eval["prob"], resumed.test_eval["prob"], rtol=0, atol=0)
     # Resuming under other settings would record a run that did not happen: refused.
     for other, says in [
