@@ -7,14 +7,15 @@ Each input goes through the training pipeline: ``load_grey_noted`` (``load_grey_
 decoding: grey; RGB(A) → luma, 16-bit / 257 or per sBIT; 32-bit pixels are refused), Pillow
 bilinear resize to ``image_size``² (the reader's), ``preprocess`` (the run's method), then the
 model in eval mode. What is questionable about an image still predicted (a 16-bit PNG that lost
-most grey levels, a multi-frame file of which the first frame is used, a strip or thumbnail)
-goes in its row's ``note``, summed up on the console when many files share it
-(``predict_notes``). Outputs under ``out``: ``<stem>_mask.png`` (0/255 at the input's own size:
-the sigmoid map is resized bilinearly, then thresholded at 0.5), ``<stem>_overlay.png`` (the
-input with the mask tinted red), and ``<stem>_prediction.json`` for one image or
-``predictions.csv`` for a folder (searched recursively; outputs mirror its sub-folders), whose
-input and PNG paths are absolute. A file that cannot be read is reported in its row and the others
-are still processed.
+most grey levels, a multi-frame file of which the first frame is used, a strip or thumbnail, a mask
+file named as the input, which a folder run would skip) goes in its row's ``note``, summed up on
+the console when many files share it (``predict_notes``). Outputs under ``out``:
+``<stem>_mask.png`` (0/255 at the input's own size: the sigmoid map is resized bilinearly, then
+thresholded at 0.5), ``<stem>_overlay.png`` (the input with the mask tinted red), and
+``<stem>_prediction.json`` for one image or ``predictions.csv`` for a folder (searched recursively;
+outputs mirror its sub-folders; the same columns in every run of a model, ``note`` empty where
+there is none), whose input, PNG and checkpoint paths are absolute. A file that cannot be read is
+reported in its row and the others are still processed.
 
 ``out`` must lie outside the input folder (for one image: not its own folder), checked before
 the model is loaded: outputs are named after the inputs, so ``<stem>_mask.png`` written beside
@@ -45,13 +46,14 @@ from mtl_bench.predict_files import (
     check_overwrites,
     check_rerun,
     earlier_outputs,
+    is_mask_name,
     list_inputs,
     output_path,
     output_stems,
     remove_stale,
     stored_file,
 )
-from mtl_bench.predict_notes import console_lines, shape_note
+from mtl_bench.predict_notes import MASK_NAME_NOTE, console_lines, shape_note
 
 
 @dataclass
@@ -145,6 +147,14 @@ def _write_outputs(stem: Path, grey: np.ndarray, prob_map: np.ndarray | None) ->
     }
 
 
+def _columns(tasks: tuple[str, ...], names: tuple[str, ...] | list[str]) -> list[str]:
+    """``predictions.csv``'s columns: fixed by the model's tasks and classes, not by the rows
+    (a note or an unreadable file in one run only), so runs of one model share a header."""
+    label = ["predicted_class", *(f"prob_{n}" for n in names)] if "label" in tasks else []
+    mask = ["mask_pixels", "mask_fraction", "mask_png", "overlay_png"] if "mask" in tasks else []
+    return ["file", "status", *label, "width", "height", *mask, "note", "model", "checkpoint"]
+
+
 def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> PredictReport:
     """Predict every image of ``inputs`` (a file or a folder) with the fold ``checkpoint``."""
     import jax
@@ -192,6 +202,8 @@ def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> Pred
             continue
         if shaped := shape_note(grey.shape, cfg.image_size):
             notes = {"shape": shaped, **notes}
+        if is_mask_name(path):  # only one named as the input gets here (list_inputs)
+            notes = {"mask_name": MASK_NAME_NOTE, **notes}
         for kind, text in notes.items():
             report.notes.setdefault(kind, {})[str(path)] = text
         if "depth" in notes:
@@ -207,8 +219,11 @@ def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> Pred
         report.rows.append({**row, **({"note": "; ".join(notes.values())} if notes else {})})
     report.rows += skipped
     report.removed = remove_stale(owned, written, inputs, out)
+    # Resolved, as the file and PNG paths are absolute: a path as typed means nothing once the
+    # table is read from elsewhere, and a link (a "latest" folder) would not say which weights.
+    checkpoint = str(Path(checkpoint).expanduser().resolve())
     meta = {
-        "checkpoint": str(checkpoint),
+        "checkpoint": checkpoint,
         "model": cfg.model,
         "tasks": list(report.tasks),
         "class_names": list(names),
@@ -222,8 +237,8 @@ def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> Pred
         text = json.dumps({**stored[0], **meta}, indent=1) + "\n"
         atomic_write(table, lambda f: f.write(text), text=True)
     else:
-        rows = [{**r, "model": cfg.model, "checkpoint": str(checkpoint)} for r in stored]
-        cols = list(dict.fromkeys([*(k for r in report.rows for k in r), "model", "checkpoint"]))
+        rows = [{**r, "model": cfg.model, "checkpoint": checkpoint} for r in stored]
+        cols = _columns(report.tasks, names)
 
         def write(f) -> None:
             w = csv.DictWriter(f, fieldnames=cols, restval="", lineterminator="\n")

@@ -14,7 +14,8 @@ An earlier run: the run's table (``predictions.csv``, or ``<stem>_prediction.jso
 image) lists the outputs it wrote. A new run replaces that table, so those outputs may be
 overwritten, and those it does not rewrite (an image now unreadable or gone) are removed. Any
 other file an output would overwrite (another run's, an interrupted run's, or not predict's) is
-refused, naming it, before anything is written.
+refused, naming it, before anything is written; when another table in ``--out`` lists it (one
+image predicted into a folder run's ``--out``, or the reverse) the refusal names that table.
 """
 
 from __future__ import annotations
@@ -42,9 +43,14 @@ def _skip_reason(p: Path) -> str | None:
         return "skipped: not a regular file"
     if p.suffix.lower() not in IMAGE_SUFFIXES:
         return f"skipped: not an image ({p.suffix or 'no suffix'})"
-    if _MASK_NAME.fullmatch(p.stem):
+    if is_mask_name(p):
         return "skipped: a mask file (*_mask.png)"
     return None
+
+
+def is_mask_name(p: Path) -> bool:
+    """Whether ``p``'s name marks it as a BUSI mask (``*_mask.png``, ``*_mask_1.png``)."""
+    return _MASK_NAME.fullmatch(p.stem) is not None
 
 
 def list_inputs(inputs: Path) -> tuple[list[Path], list[dict[str, Any]]]:
@@ -155,13 +161,30 @@ def check_rerun(table: Path, inputs: Path) -> None:
     files = [Path(r["file"]).resolve() for r in rows]
     if not files or any(f == src or f.is_relative_to(src) for f in files):
         return
-    what = "image" if inputs.is_file() else "folder"
+    if inputs.is_file():  # a JSON: its one row is the other image
+        other = f"another image ({files[0]})"
+    else:
+        # The table does not store the folder a run was given, and a row's file is no folder:
+        # the deepest folder holding every row is that folder, or one inside it when all its
+        # entries lay in one sub-folder; "all under" stays true either way.
+        under = Path(os.path.commonpath([f.parent for f in files]))
+        other = f"another folder's images (all under {under})"
     older = not Path(rows[0]["file"]).is_absolute()
     hint = " (relative paths of an older run: rerun from the folder it ran in)" if older else ""
     raise DataError(
-        f"{table} holds the predictions of another {what} ({files[0]}){hint}, which predicting "
-        f"{inputs} there would replace: choose another --out, or remove that file"
+        f"{table} holds the predictions of {other}{hint}, which predicting {inputs} there would "
+        "replace: choose another --out, or remove that file"
     )
+
+
+def _listing_table(path: Path, table: Path) -> Path | None:
+    """The table of another predict run in ``table``'s folder (a folder run's, or one image's)
+    that lists ``path`` as its output, if any."""
+    out = table.parent
+    for other in [out / "predictions.csv", *sorted(out.glob("*_prediction.json"))]:
+        if other != table and path.resolve() in earlier_outputs(other, out):
+            return other
+    return None
 
 
 def check_overwrites(planned: list[Path], owned: set[Path], table: Path, inputs: Path) -> None:
@@ -176,6 +199,17 @@ def check_overwrites(planned: list[Path], owned: set[Path], table: Path, inputs:
         )
     if clash:
         more = f" (and {len(clash) - 1} more)" if len(clash) > 1 else ""
+        # Another run's table in --out lists it (one image beside a folder run, or the
+        # reverse): still refused, as that table's row would then describe outputs this run
+        # made (another checkpoint's, perhaps), and a rerun of either would remove the other's.
+        if (other := _listing_table(clash[0], table)) is not None:
+            folder = other.name == "predictions.csv"
+            who = "an earlier folder run" if folder else "an earlier run on one image"
+            raise DataError(
+                f"{clash[0]}{more} would be overwritten: {who} wrote it (listed in "
+                f"{other.name}), whose row would then describe outputs it did not make; choose "
+                f"another --out, or rerun {'that folder' if folder else 'that image'} there"
+            )
         raise DataError(
             f"{clash[0]}{more} would be overwritten, and no earlier {table.name} in --out lists "
             "it (another run's output, an interrupted run's, or not predict's): choose another "

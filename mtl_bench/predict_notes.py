@@ -27,7 +27,14 @@ NOTE_KINDS = {
     "stored unscaled?)",
     "shape": f"are far from square or under {MIN_SIDE} px a side, unlike the training images",
     "frames": "have several frames, of which only the first was predicted",
+    # Only an image named on its own has it: a folder run skips such files (predict_files).
+    "mask_name": "are named as masks (*_mask.png), not scans",
 }
+
+MASK_NAME_NOTE = (
+    "its name marks it as a mask (*_mask.png), not a scan: predicted as it was named, though a "
+    "folder run skips such files"
+)
 
 
 def shape_note(shape: tuple[int, int], size: int) -> str | None:

@@ -107,3 +107,15 @@ def test_console_lines_keep_a_files_notes_together():
         "mtl-bench: warning: a: strip; 3 frames",
         "mtl-bench: warning: b: 2 frames",
     ]
+
+
+def test_a_mask_file_named_as_the_input_is_predicted_with_a_note(tmp_path, monkeypatch, capsys):
+    # A folder run skips it; named on its own it is predicted, since the user asked for it,
+    # but its row and the console say that its name marks it as a mask.
+    _use(monkeypatch, "mtl_resunet", ("mask", "label"), ("benign", "malignant"))
+    gt = _images(tmp_path / "gt", ["benign (1)_mask.png"])
+    code, err = _run(capsys, gt / "benign (1)_mask.png", "ckpt", tmp_path / "out")
+    data = json.loads((tmp_path / "out" / "benign (1)_mask_prediction.json").read_text())
+    assert code == 0 and data["status"] == "ok"
+    assert "its name marks it as a mask (*_mask.png)" in data["note"]
+    assert err == [f"mtl-bench: warning: {gt / 'benign (1)_mask.png'}: {data['note']}"]

@@ -65,7 +65,7 @@ def test_a_rerun_replaces_the_earlier_outputs_and_removes_stale_ones(tmp_path, m
         rows = {Path(r["file"]).name: r for r in csv.DictReader(f)}
     row = rows["échographie 1.png"]
     got = (row["width"], row["height"], row["model"], row["checkpoint"])
-    assert got == ("36", "40", "mtl_resunet", "ckpt")
+    assert got == ("36", "40", "mtl_resunet", str(Path("ckpt").resolve()))  # stored absolute
     mask = np.asarray(Image.open(row["mask_png"])) > 0  # absolute: readable from anywhere
     assert Path(row["mask_png"]).is_absolute() and int(row["mask_pixels"]) == mask.sum()
     # Next time b.png is unreadable and sub/c.png gone: their old masks must not stay behind.
@@ -164,3 +164,70 @@ def test_a_rerun_from_another_working_directory_is_the_same_run(tmp_path, monkey
     outputs = sorted(f"{s}_{k}" for s in "ab" for k in kinds)
     assert sorted(_files(tmp_path / "out")) == [*outputs, "predictions.csv"]
     assert predict(tmp_path / "scans" / "a.png", "ckpt", "../one").removed == []
+
+
+def test_tables_have_the_same_columns_whatever_the_notes(tmp_path, monkeypatch):
+    # Scripts read several runs' tables together: a note in one run must not add a column.
+    _use(monkeypatch, "mtl_resunet", ("mask", "label"), ("benign", "malignant"))
+    plain = _images(tmp_path / "plain", ["a.png"])
+    noted = _images(tmp_path / "noted", ["a.png"])
+    Image.fromarray(np.zeros((20, 200), np.uint8)).save(noted / "strip.png")
+    (noted / "bad.png").write_bytes(b"")  # a row with no prediction: same columns
+    headers = {}
+    for folder in (plain, noted):
+        predict(folder, "ckpt", tmp_path / f"out_{folder.name}")
+        with open(tmp_path / f"out_{folder.name}" / "predictions.csv", newline="") as f:
+            reader = csv.DictReader(f)
+            headers[folder.name], rows = reader.fieldnames, list(reader)
+    assert headers["plain"] == headers["noted"] and "note" in headers["plain"]
+    assert {Path(r["file"]).name: r["note"] for r in rows}["a.png"] == ""
+
+
+def test_the_checkpoint_is_stored_absolute(tmp_path, monkeypatch):
+    # Typed relative, it is stored absolute (resolved) like the file and PNG paths, in the CSV
+    # of a folder and the JSON of one image.
+    _use(monkeypatch, "mtl_resunet", ("mask", "label"), ("benign", "malignant"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results" / "ckpt_fold_0").mkdir(parents=True)
+    os.symlink("results", tmp_path / "latest")
+    want = str(tmp_path.resolve() / "results" / "ckpt_fold_0")
+    scans = _images(tmp_path / "scans", ["a.png"])
+    predict("scans", "latest/ckpt_fold_0", "out")
+    with open(tmp_path / "out" / "predictions.csv", newline="") as f:
+        assert [r["checkpoint"] for r in csv.DictReader(f)] == [want]
+    predict(scans / "a.png", "latest/../results/ckpt_fold_0", "one")
+    assert json.loads((tmp_path / "one" / "a_prediction.json").read_text())["checkpoint"] == want
+
+
+def test_a_table_of_another_folder_is_refused_naming_that_folder(tmp_path, monkeypatch):
+    _use(monkeypatch, "mtl_resunet", ("mask", "label"), ("benign", "malignant"))
+    mixed = _images(tmp_path / "imgs" / "mixed", ["good1.png", "sub/good2.png"])
+    (mixed / "empty.png").write_bytes(b"")
+    mixed2 = _images(tmp_path / "imgs" / "mixed2", ["x.png"])
+    predict(mixed, "ckpt", tmp_path / "p2")
+    with pytest.raises(DataError) as err:
+        predict(mixed2, "ckpt", tmp_path / "p2")
+    msg = str(err.value)  # the folder, not one of its rows' files
+    assert f"holds the predictions of another folder's images (all under {mixed})" in msg
+    assert "empty.png" not in msg and "good1" not in msg
+
+
+def test_an_overwrite_of_another_tables_outputs_names_that_table(tmp_path, monkeypatch):
+    _use(monkeypatch, "mtl_resunet", ("mask", "label"), ("benign", "malignant"))
+    mixed = _images(tmp_path / "mixed", ["good1.png", "good2.png"])
+    out = tmp_path / "p2"
+    predict(mixed, "ckpt", out)
+    before = _files(out)
+    # One image of that folder: its outputs are the folder run's, listed in predictions.csv.
+    # Refused (that table would then describe masks it did not make), and said so.
+    with pytest.raises(DataError) as err:
+        predict(mixed / "good1.png", "ckpt", out)
+    msg = str(err.value)
+    assert msg.startswith(f"{out / 'good1_mask.png'} (and 1 more) would be overwritten")
+    assert "an earlier folder run wrote it (listed in predictions.csv)" in msg
+    assert "interrupted" not in msg and "\n" not in msg
+    assert _files(out) == before
+    # A folder run over the outputs of an earlier run on one image names that image's JSON.
+    predict(mixed / "good2.png", "ckpt", tmp_path / "one")
+    with pytest.raises(DataError, match=r"an earlier run on one image wrote it \(listed in good2_"):
+        predict(mixed, "ckpt", tmp_path / "one")
