@@ -111,7 +111,11 @@ def roc_figure(results: pd.DataFrame, path: Path) -> Path | None:
     for i, (method, (fpr, tpr, auc)) in enumerate(curves.items()):
         # Pooling mixes folds whose probabilities sit in different ranges, so the pooled AUC can
         # differ much from the folds' own: both are shown, named, so neither passes for the other.
-        label = f"{method} ({pooled} {auc:.3f}; {folds_auc} {fold_auc_text(results, method)})"
+        label = f"{method} ({pooled} {auc:.3f}; {folds_auc} {fold_auc_text(results, method)}"
+        rows = results[results["method"] == method]
+        if (j := rows["fold"].nunique()) < (k := int(rows["n_folds"].iloc[0])):
+            label += f"; {j} of {k} folds"  # as the tables' (j/k): a partial pool, said
+        label += ")"
         ax.plot(fpr, tpr, lw=1.4, c=palette(i % palette.N), label=label)
     ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
     vs = ", malignant vs rest" if many else " (malignant = positive)"
@@ -254,6 +258,21 @@ def remove_stale_figures(out: Path, written: list[Path]) -> list[Path]:
     return stale
 
 
+def _check_comparable(results: pd.DataFrame, results_dir: Path) -> None:
+    """The tables' rule, before anything is drawn: the ROC and overlay figures put methods side
+    by side, so methods from other fold manifests (files copied in from another folder) or other
+    data are a DataError here too, not a figure the tables would refuse."""
+    from mtl_bench.results_io import check_same_manifest
+    from mtl_bench.table_checks import check_same_source
+
+    if results.empty:
+        return
+    methods = results["method"].unique()
+    for check in (check_same_manifest, check_same_source):
+        if problem := check(results, methods, f"figures of {results_dir}"):
+            raise DataError(problem)
+
+
 def build_figures(
     results_dir: str | Path,
     *,
@@ -281,6 +300,7 @@ def build_figures(
     results_dir = Path(results_dir)
     out = results_dir / "figures"
     results = load_results(results_dir)
+    _check_comparable(results, results_dir)
     written: list[Path] = []
     if len(results):
         from mtl_bench.figure_overlays import overlay_from_results

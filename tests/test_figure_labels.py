@@ -138,3 +138,18 @@ def test_image_title_states_kind_true_class_and_id():
         "hard case (lowest DC)\ntrue class: malignant\nimage: malignant (21)"
     )
     assert image_title("plain", "odd") == "odd\ntrue class: plain\nimage: plain"
+
+
+def test_figures_refuse_what_the_tables_refuse_and_mark_a_partial_pool(tmp_path, kept):
+    from mtl_bench.data.types import DataError
+
+    write_fixture_results(tmp_path, {"mtl_resunet": {}, "vgg16": {"manifest_hash": "f" * 64}})
+    with pytest.raises(DataError, match=r"figures of .*different fold manifests: .*ffffffffffff"):
+        figures.build_figures(tmp_path)
+    assert not (tmp_path / "figures").exists()  # refused before anything is drawn
+    other = tmp_path / "partial"
+    write_fixture_results(other, ["mtl_resunet"], n_folds=3, n_images=30)
+    (other / "mtl_resunet" / "fold_2.json").unlink()
+    figures.roc_figure(load_results(other), other / "roc.png")
+    (label,) = [t.get_text() for t in kept["roc.png"].axes[0].get_legend().get_texts()]
+    assert label.endswith("; 2 of 3 folds)")
