@@ -143,7 +143,8 @@ def run_from_args(args: argparse.Namespace) -> int:
             else:
                 print(f"[bench] {name}: {len(new)} rows skipped (see their status)", flush=True)
             continue
-        print(f"[bench] {name}: {len(new)} rows in {time.perf_counter() - t:.0f} s", flush=True)
+        rows_said = f"{len(new)} row{'s' * (len(new) != 1)}"
+        print(f"[bench] {name}: {rows_said} in {time.perf_counter() - t:.0f} s", flush=True)
     if left_out:  # one line, not one per model: each row's status has the time left then
         now = f"{box.remaining():.0f} s of the {box.seconds:.0f} s left now"
         models_s = f"{len(left_out)} model{'s' if len(left_out) > 1 else ''}"

@@ -39,7 +39,10 @@ _PASSTHROUGH = (
 
 def _read_json(path: Path) -> dict:
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if not text.strip():  # a write cut short before atomic writes, or a file emptied by hand
+            raise DataError(f"{path}: empty result file (0 bytes of JSON)")
+        record = json.loads(text)
     except json.JSONDecodeError as err:
         # Some messages end in "at" already ("Invalid control character at"): say it once.
         msg = err.msg.removesuffix(" at")
@@ -134,10 +137,13 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
         if (sub / FAILED_NAME).is_file()
     }
     for method, group in frame.groupby("method"):
-        if group["n_folds"].nunique() > 1:
+        if group["n_folds"].nunique() > 1:  # each count with a file that has it, by name
+            named = group.sort_values("fold").drop_duplicates("n_folds").sort_values("n_folds")
+            pairs = zip(named["n_folds"], named["path"], strict=True)
+            said = ", ".join(f"{Path(p).name}: {k}" for k, p in pairs)
             raise DataError(
-                f"{root / str(method)}: fold files disagree on n_folds "
-                f"({sorted(set(group['n_folds']))})"
+                f"{root / str(method)}: fold files disagree on n_folds ({said}; files copied in "
+                "from a run with other folds?)"
             )
     frame = frame.sort_values(["method", "fold"], ignore_index=True)
     frame.attrs["failed"] = failed

@@ -53,7 +53,10 @@ def test_results_folder_errors_and_empty_folder(tmp_path):
     record = json.loads(path.read_text())
     record["n_folds"] = 4
     path.write_text(json.dumps(record))
-    with pytest.raises(DataError, match="disagree on n_folds"):
+    with pytest.raises(DataError, match=r"disagree on n_folds \(fold_0.json: 3, fold_2.json: 4;"):
+        load_results(tmp_path)
+    path.write_text(" \n")  # emptied: said so, not "Expecting value at line 1"
+    with pytest.raises(DataError, match=r"fold_2.json: empty result file"):
         load_results(tmp_path)
 
 
