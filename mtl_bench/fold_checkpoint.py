@@ -172,6 +172,24 @@ def load_fold_model(
     return cfg, names, engine, state
 
 
+# What every saved step holds (orbax's layout): without one of them a restore fails with an
+# error about tree structures or tensorstore that does not say a file is gone.
+_STEP_PARTS = ("_CHECKPOINT_METADATA", "state/_METADATA", "state/manifest.ocdbt")
+
+
+def _missing_part(ckpt_dir: Path) -> str | None:
+    """The first of ``_STEP_PARTS`` missing from the latest saved step, relative to
+    ``ckpt_dir``; None when all are there (or no step is found)."""
+    steps = [p for p in (ckpt_dir / "last").glob("*") if p.name.isdigit() and p.is_dir()]
+    if not steps:
+        return None
+    step = max(steps, key=lambda p: int(p.name))
+    for part in _STEP_PARTS:
+        if not (step / part).exists():
+            return str((step / part).relative_to(ckpt_dir))
+    return None
+
+
 def _restore_error(ckpt_dir: Path, record: Path, e: Exception) -> DataError:
     """One line for a checkpoint that cannot be restored: saved by another run, or damaged."""
     from mtl_bench.fold_io import CheckpointDamaged, SettingsMismatch, StateLayoutChanged
@@ -183,6 +201,11 @@ def _restore_error(ckpt_dir: Path, record: Path, e: Exception) -> DataError:
             f"{ckpt_dir}: saved by a run with other settings than {record.name} records "
             f"({'; '.join(e.diffs)}, checkpoint → result file): not the weights that result was "
             "tested with (a later run of the fold that did not finish?); rerun the fold"
+        )
+    if missing := _missing_part(ckpt_dir):  # orbax would say "pytree structure error" instead
+        return DataError(
+            f"{ckpt_dir}: {missing} is missing (an incomplete copy?): copy the whole checkpoint "
+            "folder again, or rerun the fold"
         )
     while e.__cause__ is not None:  # orbax wraps tensorstore's reason in a page of repr
         e = e.__cause__  # type: ignore[assignment]

@@ -75,6 +75,13 @@ def test_a_damaged_or_mismatched_checkpoint_is_named(method, tmp_path):
     with pytest.raises(DataError, match="saved by a run with other settings than fold_0.json") as e:
         load_fold_model(other / "ckpt_fold_0")
     assert "preprocess: 'none' → 'clahe'" in str(e.value) and "--resume" not in str(e.value)
+    # A part of the checkpoint not copied: named, not orbax's "pytree structure error".
+    partial = _copy(method, tmp_path / "d")
+    (gone,) = (partial / "ckpt_fold_0" / "last").glob("*/state/_METADATA")
+    gone.unlink()
+    step = gone.parent.parent.name
+    with pytest.raises(DataError, match=rf"ckpt_fold_0: last/{step}/state/_METADATA is missing"):
+        load_fold_model(partial / "ckpt_fold_0")
     # Damaged array data (the OCDBT manifest every array's read goes through), from the CLI: its
     # one line, and no traceback of orbax's in-flight reads landing on a closed event loop after
     # it (a race; test_a_failed_restore_lets_its_other_reads_end checks the cause without one).
