@@ -47,7 +47,15 @@ BAD_INPUTS = {
     "empty file": (
         lambda r: (r / B / "benign (3).png").write_bytes(b""),
         "benign (3).png",
-        "benign (3).png: cannot decode image",
+        "benign (3).png: an empty file (0 bytes)",  # as predict says it
+    ),
+    "broken link": (
+        lambda r: (
+            (r / B / "benign (3).png").unlink()
+            or (r / B / "benign (3).png").symlink_to(r / "gone.png")
+        ),
+        "benign (3).png",
+        "benign (3).png: a broken link (to ",
     ),
     "truncated png": (
         lambda r: _truncate(r / M / "malignant (7)_mask_2.png"),

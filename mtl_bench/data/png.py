@@ -99,8 +99,12 @@ def _decode(
     except DataError:
         raise  # already one line naming the file (a ValueError: not to be wrapped below)
     except FileNotFoundError:
+        if path.is_symlink():  # listed in its folder, so "not found" would puzzle: say why
+            raise DataError(f"{path}: a broken link (to {os.readlink(path)})") from None
         raise DataError(f"{path}: file not found") from None
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
+        if path.is_file() and path.stat().st_size == 0:  # as predict says it
+            raise DataError(f"{path}: an empty file (0 bytes)") from None
         # Pillow's own text may quote the path again ("cannot identify image file '…'").
         reason = " ".join(str(e).replace(repr(str(path)), "").split()) or type(e).__name__
         raise DataError(f"{path}: cannot decode image ({reason})") from None
