@@ -144,6 +144,8 @@ def check_config(cfg: RunConfig) -> None:
         value = getattr(cfg, f.name)
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{f.name}={value!r}: must be a finite number")
+    if not str(cfg.data).strip():  # Path("") is the working folder: never what was meant
+        raise ValueError("data='': give 'synthetic' or a BUSI-layout folder")
     info = model_info(cfg.model)
     trained = info.fit is None  # a feature method runs no epochs (its configs say epochs=0)
     bounds = [

@@ -242,3 +242,10 @@ def test_data_folds_checks_an_existing_manifest_against_the_data_as_cv_does(tmp_
     assert main([*argv, "--set", "folds=1"]) == 2
     err = capsys.readouterr().err
     assert "folds=1" in err and "data:" not in err  # refused before the data is read
+
+
+def test_an_empty_data_path_is_refused_not_read_as_the_working_folder(capsys):
+    with pytest.raises(ValueError, match=r"^data='': give 'synthetic' or a BUSI-layout folder$"):
+        check_config(dataclasses.replace(TINY, data=""))
+    assert main(["data", "check", " "]) == 2
+    assert "BUSI folder '': empty path" in capsys.readouterr().err

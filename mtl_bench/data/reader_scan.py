@@ -77,6 +77,8 @@ def class_folders(root: str | os.PathLike) -> dict[str, list[Path]]:
 
 def scan_busi(root: str | os.PathLike, class_set: str = "three_class") -> ScanResult:
     """Find each class's image and mask files, decoding nothing; DataError if root is missing."""
+    if not str(root).strip():  # Path("") is the working folder: an unset variable, not a choice
+        raise DataError("BUSI folder '': empty path (an unset variable?)")
     root = Path(root).expanduser()  # a quoted "~/BUSI" (a config, a script) as the shell would
     names = class_names(class_set)
     if not root.is_dir():
