@@ -4,6 +4,7 @@ bad inputs beside stray files, a lesion in a normal image's mask."""
 from __future__ import annotations
 
 import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -126,6 +127,12 @@ def test_the_parent_of_the_busi_folder_is_pointed_to_its_child(tmp_path):
         f"`mtl-bench data check {tmp_path}` lists all)"
     )
     assert read_busi(root, 32).class_counts() == {"benign": 2, "malignant": 2}
+    shutil.rmtree(root / "malignant")
+    (root / "malignant").write_text("")  # a file where the class folder should be: said
+    with pytest.raises(
+        DataError, match=r"malignant: missing \(found: benign\); 'malignant' is a file"
+    ):
+        read_busi(root, 32)
 
 
 def test_a_mask_drawn_in_colour_counts_by_its_strongest_channel(tmp_path):

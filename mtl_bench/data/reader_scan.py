@@ -104,7 +104,9 @@ def scan_busi(root: str | os.PathLike, class_set: str = "three_class") -> ScanRe
         found = folders[cls]
         if not found:
             seen = ", ".join(p.name for p in present if p.is_dir()) or "nothing"
-            detail = f"missing (found: {seen}){_inner_hint(present, names)}"
+            files = [p.name for p in present if p.name.casefold() == cls and not p.is_dir()]
+            why = f"; {files[0]!r} is a file, not a folder" if files else ""
+            detail = f"missing (found: {seen}){why}{_inner_hint(present, names)}"
             problems.append(Problem(CLASS_PROBLEMS[0], str(root / cls), detail))
             continue
         for extra in found[1:]:
