@@ -16,6 +16,19 @@ def enable_compile_cache() -> None:
     path = os.environ.get("MTL_BENCH_COMPILE_CACHE_DIR") or str(
         Path.home() / ".cache" / "mtl_bench" / "jax_compile"
     )
+    try:  # JAX would warn at every compile, in a paragraph naming none of our settings
+        Path(path).mkdir(parents=True, exist_ok=True)
+        writable = os.access(path, os.W_OK | os.X_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        from mtl_bench.progress import log
+
+        log(
+            f"mtl-bench: warning: compile cache {path} cannot be written: compiling without it "
+            "(set MTL_BENCH_COMPILE_CACHE_DIR to a writable folder, or MTL_BENCH_COMPILE_CACHE=0)"
+        )
+        return
     jax.config.update("jax_compilation_cache_dir", path)
     min_secs = float(os.environ.get("MTL_BENCH_COMPILE_CACHE_MIN_SECS", "1.0"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", min_secs)

@@ -99,3 +99,17 @@ def test_folds_a_few_images_apart_share_the_compiled_step():
 
     assert program(19, pad=True) == program(20, pad=True)
     assert program(19, pad=False) != program(20, pad=False)
+
+
+def test_a_cache_folder_that_cannot_be_written_is_said_and_not_used(tmp_path, monkeypatch, capsys):
+    import jax
+
+    from mtl_bench.compile_cache import enable_compile_cache
+
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("MTL_BENCH_COMPILE_CACHE_DIR", str(tmp_path / "afile" / "cache"))
+    before = jax.config.jax_compilation_cache_dir
+    enable_compile_cache()
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"compile cache {tmp_path / 'afile' / 'cache'} cannot be written" in err
+    assert jax.config.jax_compilation_cache_dir == before  # JAX is not pointed at it
