@@ -19,12 +19,18 @@ DEFAULT_REFERENCE = "mtl_resunet"  # the proposed model: the tables' reference r
 
 
 def _int_list(text: str) -> list[int]:
+    items = [x.strip() for x in text.split(",")]
+    if any(items) and not all(items):  # `0,,1`: a typo must not pass for a choice
+        raise argparse.ArgumentTypeError(f"empty item in {text!r}; give comma-separated integers")
     try:
-        values = [int(x) for x in text.split(",") if x.strip()]
+        values = [int(x) for x in items if x]
     except ValueError:
         values = []
     if not values:  # an empty list would run nothing and report success
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+    if len(set(values)) < len(values):  # `1,1` trained fold 1 twice, replacing its own result
+        twice = sorted({v for v in values if values.count(v) > 1})
+        raise argparse.ArgumentTypeError(f"{text!r} names {', '.join(map(str, twice))} twice")
     return values
 
 

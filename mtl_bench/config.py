@@ -263,6 +263,11 @@ def apply_overrides(cfg: RunConfig, assignments: list[str]) -> RunConfig:
             raise ValueError(
                 f"unknown config key {key!r} in --set {item!r}; known keys: {', '.join(fields)}"
             )
+        if key == "model" and value != cfg.model:  # it would train one model on another's recipe
+            raise ValueError(
+                f"--set {item!r}: the model is chosen by --model (cv, train) or --methods "
+                "(reproduce), which also picks its config; --set changes that config's fields"
+            )
         tp = field_types(type(cfg))[key]
         if tp is str:
             value = raw.strip()  # strings stay strings: preprocess=none is "none", not None

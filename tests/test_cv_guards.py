@@ -249,3 +249,16 @@ def test_an_empty_data_path_is_refused_not_read_as_the_working_folder(capsys):
         check_config(dataclasses.replace(TINY, data=""))
     assert main(["data", "check", " "]) == 2
     assert "BUSI folder '': empty path" in capsys.readouterr().err
+
+
+def test_set_model_and_repeated_or_empty_folds_are_refused(tmp_path, capsys):
+    from mtl_bench.config import apply_overrides
+
+    with pytest.raises(ValueError, match=r"--set 'model=unet': the model is chosen by --model"):
+        apply_overrides(TINY, ["model=unet"])  # unet on mtl_resunet's recipe, stored as unet
+    assert apply_overrides(TINY, ["model=mtl_resunet"]).model == "mtl_resunet"  # no change
+    for folds, says in (("1,1", "'1,1' names 1 twice"), ("0,,1", "empty item in '0,,1'")):
+        with pytest.raises(SystemExit) as stop:
+            main(["cv", "--model", "mtl_resunet", "--folds", folds, "--out", str(tmp_path)])
+        assert stop.value.code == 2 and says in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
