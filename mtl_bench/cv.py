@@ -140,15 +140,14 @@ def run_cv(
             log(f"{method} fold {fold}: done already ({path}), skipped", quiet=quiet)
             written[fold] = path
             continue
-        if not resume and path.exists():
+        if not resume and path.exists():  # its checkpoint goes once the model is built (fit)
             log(f"{method} fold {fold}: retraining; {path} will be replaced", quiet=quiet)
-        if not resume and ckpt.exists():
-            shutil.rmtree(ckpt)
         train_idx, test_idx = splits[fold]
         started = time.time()
-        # The inner validation split is drawn inside fit_fold (by duplicate group): only its
-        # share is known here; the result file records the images actually trained on.
-        held = f" (val_fraction={cfg.val_fraction:g} of it held out)" if cfg.val_fraction else ""
+        groups = duplicate_groups(manifest, dataset)
+        # fit_fold draws the same inner split (a pure function of the config and the fold).
+        fit_idx, val_idx = split_validation(cfg, dataset.labels, np.asarray(train_idx), groups)
+        held = f" ({len(fit_idx)} + {len(val_idx)} validation)" if val_idx is not None else ""
         log(
             f"{method} fold {fold}: {len(train_idx)} train{held} / {len(test_idx)} test, "
             f"{cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, batch {cfg.batch_size}",
@@ -165,7 +164,7 @@ def run_cv(
             resume=resume,
             quiet=quiet,
             keep_state=True,
-            groups=duplicate_groups(manifest, dataset),
+            groups=groups,
         )
         _save_masks(run, out / method / f"fold_{fold}_masks.npz", dataset, test_idx, cfg)
         record = fold_result(cfg, method, fold, manifest, dataset, test_idx, run, started)
@@ -226,17 +225,16 @@ def _run_fold_parallel(
         log(f"{method} fold {f}: done already ({paths[f]}), skipped", quiet=quiet)
     if not todo:
         return paths
-    ckpt = out / method / folds_checkpoint_name(todo)
-    if not resume and ckpt.exists():
-        shutil.rmtree(ckpt)
+    ckpt = out / method / folds_checkpoint_name(todo)  # cleared once the model is built
     for f in todo if not resume else ():
-        # A sequential run's own checkpoint of a fold retrained here would outlive its result.
-        shutil.rmtree(out / method / f"ckpt_fold_{f}", ignore_errors=True)
+        if paths[f].exists():
+            log(f"{method} fold {f}: retraining; {paths[f]} will be replaced", quiet=quiet)
     splits = [splits_by_fold[f] for f in todo]
     started = time.time()
+    together = f"folds {todo} side by side" if len(todo) > 1 else f"fold {todo[0]}"
     log(
-        f"{method} folds {todo}: trained side by side, {cfg.epochs} "
-        f"epoch{'s' * (cfg.epochs != 1)}, batch {cfg.batch_size} per fold",
+        f"{method} {together}: {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, batch "
+        f"{cfg.batch_size} per fold (one fold-parallel program)",
         quiet=quiet,
     )
     runs = fit_folds_parallel(
@@ -251,6 +249,8 @@ def _run_fold_parallel(
         keep_state=True,
     )
     for f, (_, test_idx), run in zip(todo, splits, runs, strict=True):
+        if not resume:  # a sequential run's checkpoint of this fold would outlive its result
+            shutil.rmtree(out / method / f"ckpt_fold_{f}", ignore_errors=True)
         _save_masks(run, out / method / f"fold_{f}_masks.npz", dataset, test_idx, cfg)
         record = fold_result(cfg, method, f, manifest, dataset, test_idx, run, started)
         write_json_atomic(paths[f], record)

@@ -14,7 +14,7 @@ import numpy as np
 from mtl_bench.batches import fold_arrays, pad_rows
 from mtl_bench.config import RunConfig
 from mtl_bench.data.types import Dataset
-from mtl_bench.fold_io import Checkpoints, read_curve, write_curve
+from mtl_bench.fold_io import Checkpoints, clear_for_retraining, read_curve, write_curve
 from mtl_bench.interrupt import deferred_interrupts as deferred
 from mtl_bench.interrupt import stop_if_requested
 from mtl_bench.losses import class_weights
@@ -117,6 +117,7 @@ def fit_fold(
     train_data = arrays(fit_idx, for_eval=False)
     state = engine.place_state(engine.initial_state)
     start_epoch, curve, best = 0, [], (-np.inf, None)
+    clear_for_retraining(ckpt_dir, resume)
     ckpt = Checkpoints(ckpt_dir, cfg) if ckpt_dir is not None else None
     restored = ckpt.restore(engine.canonical_state(state)) if ckpt is not None and resume else None
     if restored is not None:

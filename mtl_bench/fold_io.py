@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import csv
 import json
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -54,6 +55,15 @@ def read_curve(path: Path | None) -> list[dict]:
     with open(path, newline="") as f:
         rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
     return [{**r, "epoch": int(r["epoch"])} for r in rows]
+
+
+def clear_for_retraining(ckpt_dir: Path | None, resume: bool) -> None:
+    """Remove a fold's old checkpoint before a run that is not a --resume saves into its folder.
+
+    Called once the model is built (its weights file read): a weights file that does not fit
+    must not cost a finished fold its checkpoint, which predict needs beside its result."""
+    if ckpt_dir is not None and not resume and Path(ckpt_dir).exists():
+        shutil.rmtree(ckpt_dir)
 
 
 class SettingsMismatch(ValueError):

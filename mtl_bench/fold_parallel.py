@@ -36,7 +36,7 @@ from mtl_bench.config import RunConfig
 from mtl_bench.data.types import Dataset
 from mtl_bench.fit import FoldRun, _check_finite, _curve_row, build_model, lost_epochs
 from mtl_bench.fold_conv import check_mode, fold_conv_mode
-from mtl_bench.fold_io import Checkpoints, read_curve, write_curve
+from mtl_bench.fold_io import Checkpoints, clear_for_retraining, read_curve, write_curve
 from mtl_bench.interrupt import deferred_interrupts, stop_if_requested
 from mtl_bench.losses import class_weights
 from mtl_bench.progress import log, progress_bar
@@ -123,6 +123,7 @@ def fit_folds_parallel(
     state["tick"] = jnp.zeros((), jnp.int32)
     spe = jnp.asarray(steps, jnp.int32)
     start_epoch, curves = 0, [[] for _ in folds]
+    clear_for_retraining(ckpt_dir, resume)
     ckpt = Checkpoints(ckpt_dir, cfg) if ckpt_dir is not None else None
     restored = ckpt.restore(state) if ckpt is not None and resume else None
     if restored is not None:

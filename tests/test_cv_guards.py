@@ -262,3 +262,17 @@ def test_set_model_and_repeated_or_empty_folds_are_refused(tmp_path, capsys):
             main(["cv", "--model", "mtl_resunet", "--folds", folds, "--out", str(tmp_path)])
         assert stop.value.code == 2 and says in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_that_fails_to_build_costs_no_finished_fold_its_checkpoint(finished, monkeypatch):
+    # A weights folder of another arch is found when the model is built (its weights read),
+    # which checking the options cannot do without reading them: the old checkpoint goes after.
+    import mtl_bench.fit
+
+    def refuse(cfg, num_classes):
+        raise ValueError("/w holds mobilenet_v2 weights, not mobilenet")
+
+    monkeypatch.setattr(mtl_bench.fit, "build_model", refuse)
+    with pytest.raises(ValueError, match="holds mobilenet_v2 weights"):
+        run_cv(TINY, finished, folds=[0], quiet=True)
+    assert _untouched(finished)

@@ -95,8 +95,8 @@ def test_run_cv_gives_the_split_the_manifests_groups(monkeypatch, tmp_path, caps
     with pytest.raises(RuntimeError, match="stop here"):
         cv.run_cv(cfg, tmp_path, folds=[0])
     assert seen["groups"] is not None and len(seen["groups"]) == 24
-    # The fold's line says a share of its training images is held out, not trained on.
-    assert "12 train (val_fraction=0.25 of it held out) / 12 test" in capsys.readouterr().err
+    # The fold's line says how many of its training images are held out, not trained on.
+    assert "12 train (9 + 3 validation) / 12 test" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
