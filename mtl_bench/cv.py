@@ -196,7 +196,7 @@ def check_finished_match(cfg: RunConfig, paths: list[Path], *, resume: bool = Tr
                 "--resume would mix them in one method's folds: drop --resume to retrain"
                 if resume
                 else "training only some folds would mix them in one method's results: train "
-                "every fold (drop --folds), give this run a --tag"
+                "every fold (`cv` without --folds), give this run a --tag"
             )
             raise ValueError(
                 f"{path}: finished with other settings ({'; '.join(diffs)}, saved → now); "

@@ -98,7 +98,7 @@ def test_a_folds_subset_cannot_mix_settings_with_the_kept_folds(tmp_path, resume
     (out / "mtl_resunet").mkdir()
     finished = {"config": {**json.loads(json.dumps(TINY.to_dict(), default=str)), "lr": 0.5}}
     (out / "mtl_resunet" / "fold_0.json").write_text(json.dumps(finished))
-    fix = "--resume would mix them" if resume else "train every fold \\(drop --folds\\)"
+    fix = "--resume would mix them" if resume else "train every fold \\(`cv` without --folds\\)"
     with pytest.raises(ValueError, match=rf"fold_0.json: finished with other settings \(lr.*{fix}"):
         run_cv(TINY, out, folds=[1], resume=resume, quiet=True)
     assert not (out / "mtl_resunet" / "fold_1.json").exists()
