@@ -150,7 +150,7 @@ def run_cv(
         held = f" ({len(fit_idx)} + {len(val_idx)} validation)" if val_idx is not None else ""
         log(
             f"{method} fold {fold}: {len(train_idx)} train{held} / {len(test_idx)} test, "
-            f"{cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, batch {cfg.batch_size}",
+            f"{cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, batch {cfg.batch_size}{_spread(cfg)}",
             quiet=quiet,
         )
         run = fit_fold(
@@ -176,6 +176,15 @@ def run_cv(
             quiet=quiet,
         )
     return written
+
+
+def _spread(cfg: RunConfig) -> str:
+    """ ", over N devices (jit)" for a data-parallel run: ``devices=0`` (all) says no number."""
+    if cfg.parallel == "none":
+        return ""
+    from mtl_bench.parallel import select_devices
+
+    return f" over {len(select_devices(cfg.devices))} devices ({cfg.parallel})"
 
 
 def check_finished_match(cfg: RunConfig, paths: list[Path], *, resume: bool = True) -> None:

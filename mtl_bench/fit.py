@@ -205,6 +205,8 @@ def fit_fold(
             # > 0 after --resume: wall_time_s and checkpoints_saved then count this run only.
             "resumed_after_epoch": start_epoch,
             "resume_lost_epochs": lost,
+            # config.devices=0 means "all": the record says how many the step ran on.
+            "devices_used": len(engine.devices or [None]),
             "checkpoints_saved": saves,
             **{k: round(v, 3) for k, v in timing.items()},
         },

@@ -191,6 +191,7 @@ def fit_folds_parallel(
                     "fold_parallel": True,
                     "folds_trained_together": list(folds),
                     "resumed_after_epoch": start_epoch,
+                    "devices_used": 1,  # data parallelism is refused with fold_parallel
                     "resume_lost_epochs": lost[f],
                 },
                 state=one if keep_state else None,

@@ -21,7 +21,8 @@ write. Everything a table, a figure or a later analysis needs is in it:
   the epoch whose weights were tested), ``train_images``, ``resumed_after_epoch`` (> 0 after
   ``--resume``: the run's times and saves count from there), ``resume_lost_epochs`` (> 0 when a
   ``--resume`` found no checkpoint and retrained an interrupted fold's epochs from the start),
-  ``checkpoints_saved``, ``setup_s``,
+  ``checkpoints_saved``, ``devices_used`` (the devices the step ran on; ``config.devices`` 0
+  means all), ``setup_s``,
   ``eval_s``, ``checkpoint_s`` (the saves' blocking part), ``checkpoint_close_s`` (the wait for
   the last save's background write); a method's own fields (``moon_features``: ``mask_source``,
   the selected classifier, …; transfer learning: ``weights``; folds trained side by side:

@@ -27,6 +27,7 @@ def _run(strategies: str, extra: dict | None = None) -> dict:
 def test_none_jit_pmap_agree():
     res = _run("none,jit,pmap")
     ref = res["none"]
+    assert [res[s]["devices_used"] for s in ("none", "jit", "pmap")] == [1, 4, 4]  # recorded
     for strategy in ("jit", "pmap"):
         got = res[strategy]
         np.testing.assert_allclose(got["loss"], ref["loss"], rtol=1e-5, err_msg=strategy)

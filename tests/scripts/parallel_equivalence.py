@@ -41,6 +41,7 @@ def main() -> None:
             "loss": [r["loss"] for r in run.curve],
             "prob": run.test_eval["prob"].tolist(),
             "counts": run.test_eval["counts"].tolist(),
+            "devices_used": run.extras["devices_used"],
         }
     print("RESULT " + json.dumps(out))
 
