@@ -5,6 +5,7 @@ ever downloaded, and a torch file is never unpickled beyond tensors (``weights_o
 from __future__ import annotations
 
 import re
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,21 @@ def _unreadable(path: Path, err: Exception) -> WeightPortError:
     )
 
 
+def _not_the_format(path: Path, suffix: str) -> WeightPortError | None:
+    """An error for a file whose first bytes are not its format's (a text file, an HTML page
+    saved as .pth): the readers' own reasons (torch's "weights only" advice, numpy's about
+    pickles) point elsewhere. torch files are zip archives or, before torch 1.6, pickles."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if suffix == ".npz" and head[:2] != b"PK":
+        return WeightPortError(f"weights file {path}: not an .npz archive (not a zip file)")
+    if suffix in (".pth", ".pt", ".bin") and head[:2] != b"PK" and head[:1] != b"\x80":
+        return WeightPortError(
+            f"weights file {path}: not a torch file (neither a zip archive nor a pickle)"
+        )
+    return None
+
+
 def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     """Read ``.pth``/``.pt``/``.bin`` (needs torch), ``.safetensors`` or ``.npz`` as numpy arrays.
 
@@ -49,6 +65,8 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     if not p.is_file():
         raise FileNotFoundError(f"weights file {p} does not exist (weights are never downloaded)")
     suffix = p.suffix.lower()
+    if wrong := _not_the_format(p, suffix):
+        raise wrong
     if suffix == ".safetensors":
         try:
             from safetensors.numpy import load_file
@@ -62,7 +80,7 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
         try:
             with np.load(p) as z:
                 raw = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError) as e:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # a damaged archive
             raise _unreadable(p, e) from None
     elif suffix in (".pth", ".pt", ".bin"):
         try:
@@ -90,7 +108,8 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
         }
     else:
         raise ValueError(
-            f"weights file {p}: unknown format {suffix!r}; use .pth, .safetensors or .npz"
+            f"weights file {p}: unknown format {suffix!r}; use .pth (.pt, .bin), .safetensors "
+            "or .npz"
         )
     if not isinstance(raw, Mapping) or not raw:
         raise WeightPortError(f"weights file {p} holds no tensors")

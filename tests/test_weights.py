@@ -158,10 +158,17 @@ def test_a_corrupt_weights_file_is_one_line_naming_it(tmp_path, suffix):
     if suffix == ".safetensors":
         pytest.importorskip("safetensors")
     bad = tmp_path / f"garbage{suffix}"
-    bad.write_bytes(bytes(range(256)) * 4)
+    bad.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)  # a zip's first bytes, then junk
     with pytest.raises(WeightPortError, match=rf"garbage\{suffix}: not a readable") as err:
         load_state_dict(bad)
     assert "\n" not in str(err.value) and "weights_only` set to `False" not in str(err.value)
+    # Not the format at all (a text file): said so, not the readers' advice about pickles.
+    text = tmp_path / f"notes{suffix}"
+    text.write_text("garbage\n")
+    says = {".pth": "not a torch file", ".npz": "not an .npz archive"}.get(suffix, "not a readable")
+    with pytest.raises(WeightPortError, match=rf"notes\{suffix}: {says}") as err:
+        load_state_dict(text)
+    assert "allow_pickle" not in str(err.value) and "torch.save(model)" not in str(err.value)
 
 
 def test_a_whole_pickled_model_or_a_folder_is_named_with_what_to_give_instead(tmp_path):
