@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -226,7 +227,7 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         raise DataError(
             f"{path}: a predicted-mask file needs arrays 'ids' and 'masks' ({err})"
         ) from None
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # a damaged zip too
         raise DataError(f"{path}: cannot read predicted masks ({err})") from None
     if masks.ndim != 3 or len(ids) != len(masks):
         raise DataError(

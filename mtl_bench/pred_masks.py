@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ def load_predicted_masks(path: str | os.PathLike) -> dict[str, np.ndarray]:
             shape, bits = tuple(int(s) for s in z["shape"]), z["bits"]
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (OSError, KeyError, ValueError, EOFError) as e:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:  # damaged zip too
         raise DataError(f"{path}: not a predicted-mask file ({type(e).__name__}: {e})") from None
     if schema != SCHEMA:
         raise DataError(f"{path}: unsupported mask schema {schema} (this reads {SCHEMA})")

@@ -71,3 +71,15 @@ def test_an_out_folder_that_cannot_hold_results_is_refused_before_any_work(tmp_p
     for argv in (["cv", "--model", "mtl_resunet"], ["data", "folds"], ["reproduce"]):
         assert main([*argv, "--out", str(ro / "r")]) == 2
     assert list(ro.iterdir()) == []
+
+
+def test_a_damaged_mask_archive_is_one_line_naming_it(tmp_path):
+    from baselines.moon_features_extract import _load_npz
+    from mtl_bench.data.types import DataError
+    from mtl_bench.pred_masks import load_predicted_masks
+
+    bad = tmp_path / "fold_0_masks.npz"
+    bad.write_bytes(b"PK\x03\x04" + bytes(300))  # a zip's first bytes: numpy hands it to zipfile
+    for load in (load_predicted_masks, _load_npz):
+        with pytest.raises(DataError, match=r"fold_0_masks\.npz: .*not a zip file"):
+            load(bad)
