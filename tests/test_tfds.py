@@ -200,3 +200,19 @@ def test_every_data_path_runs_without_tensorflow(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0 and "NO_TF_OK" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_a_missing_tfds_package_says_how_to_get_it(monkeypatch, tmp_path):
+    import importlib.util
+
+    from mtl_bench.data.tfds import prepare_tfds
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "array_record" else real(name, *a),
+    )
+    with pytest.raises(ImportError, match=r"TFDS path needs array_record .*`pip install -e \.`"):
+        prepare_tfds("busi_synthetic", data_dir=tmp_path, image_size=32, synthetic_n=8)
+    assert not any(tmp_path.iterdir())

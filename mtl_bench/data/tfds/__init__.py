@@ -40,6 +40,21 @@ def _quiet_absl() -> None:
         absl.addFilter(_DropExpected())
 
 
+def _require(*modules: str) -> None:
+    """An ImportError naming what is missing and how to get it: these are the project's own
+    dependencies (training runs without them; the TFDS path does not), so a bare "No module
+    named ..." would not say that reinstalling the project is the fix."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(
+            f"the TFDS path needs {', '.join(missing)} (not installed here): reinstall the "
+            "project with `pip install -e .` (its dependencies), or train from the BUSI folder "
+            "or the phantom without TFDS"
+        )
+
+
 def _builder(
     dataset: str,
     data_dir: str | os.PathLike | None,
@@ -56,6 +71,7 @@ def _builder(
     if not isinstance(difficulty, int | float) or isinstance(difficulty, bool):
         raise DataError(f"phantom difficulty must be a number, got {difficulty!r}")
     _quiet_absl()
+    _require("tensorflow_datasets", "array_record")
     from mtl_bench.data.tfds import _common
 
     if dataset == "busi":
@@ -204,6 +220,7 @@ def load_tfds(
         )
     if dataset == "busi":
         _refuse_stale(builder, where, image_size)
+    _require("grain")
     import grain
     import tensorflow_datasets as tfds
 
