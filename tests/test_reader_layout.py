@@ -128,6 +128,9 @@ def test_the_parent_of_the_busi_folder_is_pointed_to_its_child(tmp_path):
     )
     assert read_busi(root, 32).class_counts() == {"benign": 2, "malignant": 2}
     shutil.rmtree(root / "malignant")
+    (tmp_path / "dataset_info.json").write_text("{}")  # a TFDS build given for its source
+    with pytest.raises(DataError, match=r"this is a TFDS build: give the BUSI folder it was built"):
+        read_busi(tmp_path, 32)
     (root / "malignant").write_text("")  # a file where the class folder should be: said
     with pytest.raises(
         DataError, match=r"malignant: missing \(found: benign\); 'malignant' is a file"

@@ -106,6 +106,8 @@ def scan_busi(root: str | os.PathLike, class_set: str = "three_class") -> ScanRe
             seen = ", ".join(p.name for p in present if p.is_dir()) or "nothing"
             files = [p.name for p in present if p.name.casefold() == cls and not p.is_dir()]
             why = f"; {files[0]!r} is a file, not a folder" if files else ""
+            if (root / "dataset_info.json").is_file():  # data prepare's output, not its input
+                why += "; this is a TFDS build: give the BUSI folder it was built from"
             detail = f"missing (found: {seen}){why}{_inner_hint(present, names)}"
             problems.append(Problem(CLASS_PROBLEMS[0], str(root / cls), detail))
             continue
