@@ -150,10 +150,11 @@ def test_measure_runs_the_loop_and_keeps_the_fold_files(tmp_path, capsys):
     assert 0 < outside and f"+ {outside:.0f} s outside the folds" in printed[-1]
     # The folder reports again as measured (same files, same lines).
     assert pt.report(out, None, 400, 10, 5) == printed[-4:]
-    # The warm fold loaded its programs from the fresh compilation cache: a far shorter first
-    # epoch than the cold fold's (which compiled).
+    # The warm fold loaded its programs from the fresh compilation cache (the cache hits are
+    # counted above): a shorter first epoch than the cold fold's, which compiled. Only shorter:
+    # on 2 busy cores a fixed ratio failed (14.1 s vs 20.5 s) though every program was a hit.
     first = [pt.fold_timing(out, out / f"fold_{f}.json")["first_epoch_s"] for f in (0, 1)]
-    assert first[1] < 0.5 * first[0], first
+    assert first[1] < first[0], first
 
 
 def test_results_or_measure_not_both(tmp_path):
