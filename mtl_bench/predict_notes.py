@@ -15,7 +15,7 @@ from typing import Any
 
 # Past these (the reader's rule, which warns of such images in training data) the prediction is
 # still made, with a note.
-from mtl_bench.data.reader import MAX_ASPECT, MIN_SIDE
+from mtl_bench.data.reader import MIN_SIDE, odd_shape
 
 # Files a kind of note (or one status) may concern and still be named one by one.
 FEW = 3
@@ -40,10 +40,10 @@ MASK_NAME_NOTE = (
 def shape_note(shape: tuple[int, int], size: int) -> str | None:
     """The note for an image of ``shape`` (H, W) resized to ``size``², or None when it is like
     the training images."""
+    if odd_shape(shape) is None:  # the reader's rule, so training data and inputs agree
+        return None
     h, w = shape
     aspect = max(h, w) / min(h, w)
-    if aspect <= MAX_ASPECT and min(h, w) >= MIN_SIDE:
-        return None
     return (
         f"{w}x{h} px resized to {size}x{size} (aspect {aspect:.1f}:1): unlike the training "
         "images, so the prediction may mean little"

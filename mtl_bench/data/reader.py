@@ -63,7 +63,9 @@ MAX_ASPECT = 3.0
 MIN_SIDE = 32
 
 
-def _odd_shape(shape: tuple[int, ...]) -> str | None:
+def odd_shape(shape: tuple[int, ...]) -> str | None:
+    """Why an image of ``shape`` (H, W) is unlike ultrasound frames, or None: the one rule the
+    reader warns by and ``predict`` notes by (``predict_notes.shape_note``)."""
     h, w = shape[:2]
     aspect = max(h, w) / max(min(h, w), 1)
     if aspect <= MAX_ASPECT and min(h, w) >= MIN_SIDE:
@@ -81,7 +83,7 @@ def decode_entry(entry: BusiEntry) -> tuple[Any, Any, list[Problem], list[Proble
     errors, warns = [], []
     if note:
         warns.append(Problem(SQUEEZED, str(entry.image), note))
-    if odd := _odd_shape(image.shape):
+    if odd := odd_shape(image.shape):
         warns.append(Problem("odd_shape", str(entry.image), odd))
     merged = np.zeros(image.shape, dtype=bool)
     for path in entry.masks:
