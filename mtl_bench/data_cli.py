@@ -55,8 +55,14 @@ def run_data(args: argparse.Namespace) -> int:
     """Run the chosen data tool; the exit status (check: 1 when the folder has problems)."""
     if args.data_cmd == "check":
         from mtl_bench.data.check import check_busi
+        from mtl_bench.data.types import DataError
 
-        report = check_busi(args.root, class_set=args.class_set)
+        try:
+            report = check_busi(args.root, class_set=args.class_set)
+        except DataError as e:
+            if args.json:  # a script reading stdout gets JSON whatever went wrong
+                print(json.dumps({"root": args.root, "ok": False, "error": str(e)}, indent=1))
+            raise
         print(json.dumps(report.to_dict(), indent=1) if args.json else report.format())
         return 0 if report.ok else 1
     if args.data_cmd == "synth":

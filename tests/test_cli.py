@@ -53,6 +53,15 @@ def test_check_missing_folder_is_one_line(tmp_path, capsys):
     assert "nowhere" in _one_line_error(capsys)
 
 
+def test_check_json_missing_folder_is_still_json(tmp_path, capsys):
+    # A script reading --json output must get JSON even when the folder is not there.
+    assert main(["data", "check", str(tmp_path / "nowhere"), "--json"]) == 2
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["ok"] is False and "nowhere" in report["error"]
+    assert captured.err.startswith("mtl-bench: error: ")
+
+
 def test_bad_set_is_one_line(tmp_path, capsys):
     code = main(["cv", "--model", "mtl_resunet", "--out", str(tmp_path), "--set", "epoch=3"])
     assert code == 2
