@@ -211,3 +211,22 @@ def test_a_strip_or_a_thumbnail_is_kept_and_warned_as_predict_notes_it(tmp_path)
         f"1 odd shape: {root / 'benign' / 'benign (1).png'}: 200x12 px (aspect 16.7:1): far "
         "from square or under 32 px a side"
     ]
+
+
+def test_a_copy_named_mask_is_said_to_look_like_a_mask(tmp_path):
+    # A file manager's copy "benign (1)_mask (1).png" is no mask name the reader knows: it is read
+    # as an image, and its error says what it looks like instead of only "image without mask".
+    root = tree(tmp_path, ("benign", "malignant"))
+    shutil.copy(
+        root / "benign" / "benign (1)_mask.png", root / "benign" / "benign (1)_mask (1).png"
+    )
+    [problem] = check_busi(root).errors
+    assert Path(problem.path).name == "benign (1)_mask (1).png"
+    assert problem.detail.endswith(
+        "; it looks like a mask of 'benign (1)': masks are named NAME_mask.png or NAME_mask_K.png)"
+    )
+    # An ordinary unpaired image gets no such hint.
+    (root / "benign" / "benign (1)_mask (1).png").unlink()
+    (root / "benign" / "benign (2)_mask.png").unlink()
+    [problem] = check_busi(root).errors
+    assert problem.detail == "image without mask (no 'benign (2)_mask.png')"

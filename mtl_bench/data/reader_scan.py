@@ -133,6 +133,19 @@ def _inner_hint(present: list[Path], names: tuple[str, ...]) -> str:
     return ""
 
 
+_LOOSE_MASK_RE = re.compile(r"^(?P<stem>.+?)[ _-]*mask\b", re.IGNORECASE)
+
+
+def _odd_mask(stem: str) -> str:
+    """A hint when an unpaired "image" is named like a mask the reader does not recognise, as a
+    file manager's copy ``benign (5)_mask (1).png`` or ``benign (5) mask.png``."""
+    m = _LOOSE_MASK_RE.match(stem)
+    if not m:
+        return ""
+    known = "masks are named NAME_mask.png or NAME_mask_K.png"
+    return f"; it looks like a mask of {m['stem']!r}: {known}"
+
+
 def _scan_class(folder: Path, cls: str, skipped: list, problems: list) -> list[BusiEntry]:
     images: dict[str, Path] = {}
     masks: dict[str, list[tuple[int, Path]]] = {}
@@ -182,7 +195,8 @@ def _scan_class(folder: Path, cls: str, skipped: list, problems: list) -> list[B
     for key in sorted(images, key=natural_key):
         found = tuple(p for _, p in sorted(masks.get(key, [])))
         if not found:
-            detail = f"image without mask (no {key + '_mask.png'!r}{but(key, True)})"
+            hint = but(key, True) + _odd_mask(key)
+            detail = f"image without mask (no {key + '_mask.png'!r}{hint})"
             problems.append(Problem("image_without_mask", str(images[key]), detail))
         entries.append(BusiEntry(images[key], found, cls, f"{cls}/{key}"))
     return entries
