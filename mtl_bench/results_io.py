@@ -25,6 +25,7 @@ METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("ACC", "PRE", "REC", "SPE", "F1", "AUC"),
 }
 _FOLD_FILE = re.compile(r"fold_([0-9]+)\.json")  # ASCII digits: what cv writes
+_CURVE_FILE = re.compile(r"fold_([0-9]+)_curve\.csv")  # written each epoch while a fold trains
 # A method whose run failed (written by ``reproduce``, removed once it succeeds): its table rows
 # read "failed" with this file's first line as the note, not "not run".
 FAILED_NAME = "failed.txt"
@@ -108,7 +109,9 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
     Folders without ``fold_<K>.json`` files (``tables/``) and other files (curves, folds.json,
     temporary files of an unfinished atomic write) are ignored; a zero-padded ``fold_01.json``
     is refused, naming the file of the same fold beside it if any. ``attrs["failed"]`` maps each
-    method with a ``failed.txt`` (``FAILED_NAME``) to its first line.
+    method with a ``failed.txt`` (``FAILED_NAME``) to its first line; ``attrs["unfinished"]``
+    maps each method to its folds that have a learning curve but no result file (interrupted)
+    and the epochs that curve holds.
     """
     root = Path(results_dir)
     if not root.is_dir():
@@ -147,7 +150,24 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
             )
     frame = frame.sort_values(["method", "fold"], ignore_index=True)
     frame.attrs["failed"] = failed
+    frame.attrs["unfinished"] = _unfinished(root)
     return frame
+
+
+def _unfinished(root: Path) -> dict[str, dict[int, int]]:
+    """{method: {fold: epochs in its curve}} for folds that started (a curve) but wrote no
+    result: the tables say "unfinished" for them, which "not run" would hide."""
+    found: dict[str, dict[int, int]] = {}
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        for p in sorted(sub.iterdir()):
+            m = _CURVE_FILE.fullmatch(p.name)
+            if m and not (sub / f"fold_{m.group(1)}.json").exists():
+                try:
+                    lines = p.read_text("utf-8", errors="replace").strip().splitlines()
+                except OSError:
+                    lines = []
+                found.setdefault(sub.name, {})[int(m.group(1))] = max(len(lines) - 1, 0)
+    return found
 
 
 def check_same_manifest(results: pd.DataFrame, methods: Iterable[str], what: str) -> str | None:

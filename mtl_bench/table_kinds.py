@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 # Metrics with a per-image form, hence a bootstrap CI and an image-level paired test.
 IMAGE_METRICS = {"segmentation": ("DC", "JSI"), "classification": ("ACC", "AUC")}
-NOT_RUN, NA, DASH, FAILED = "not run", "n/a", "—", "failed"
+NOT_RUN, NA, DASH, FAILED, UNFINISHED = "not run", "n/a", "—", "failed", "unfinished"
 
 
 @dataclass
@@ -92,7 +92,8 @@ def mean_sd(metric: str, vals: pd.Series) -> str:
 
 def unavailable(spec: TableSpec, method: str, res: pd.DataFrame | None = None) -> tuple[str, str]:
     """(cell text, note) for a method without results: fixed reason, "failed" (with the error
-    ``reproduce`` recorded, ``res.attrs["failed"]``) or "not run"."""
+    ``reproduce`` recorded, ``res.attrs["failed"]``), "unfinished" (folds started, none
+    finished: ``res.attrs["unfinished"]``) or "not run"."""
     reason = spec.fixed_rows.get(method)
     if reason:
         return NA, reason
@@ -100,7 +101,19 @@ def unavailable(spec: TableSpec, method: str, res: pd.DataFrame | None = None) -
     if failed:
         short = failed if len(failed) <= 160 else failed[:159] + "…"
         return FAILED, f"failed: {short}"
+    started = unfinished_folds(res, method)
+    if started:
+        return UNFINISHED, f"unfinished: {_said(started)}; rerun with --resume to finish"
     return NOT_RUN, ""
+
+
+def unfinished_folds(res: pd.DataFrame | None, method: str) -> dict[int, int]:
+    """{fold: epochs its curve holds} of ``method``'s folds that started and wrote no result."""
+    return dict((res.attrs.get("unfinished") or {}).get(method, {})) if res is not None else {}
+
+
+def _said(started: dict[int, int]) -> str:
+    return ", ".join(f"fold {f + 1} stopped after epoch {e}" for f, e in sorted(started.items()))
 
 
 def with_notes(display: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
@@ -117,19 +130,26 @@ def per_fold(spec: TableSpec, res: pd.DataFrame, reference: str) -> Table:
     rows, cols = res[res["method"] == method], spec.columns
     headers = ["Fold", *map(header, cols)]
     if rows.empty:
-        display = pd.DataFrame([["Mean ± SD", *[NOT_RUN] * len(cols)]], columns=headers)
-        raw = pd.DataFrame([[NOT_RUN, *[np.nan] * len(cols)]], columns=["row", *cols])
-        return Table(spec.name, title, display, raw, [f"{method}: {NOT_RUN}."])
+        cell, reason = unavailable(spec, method, res)
+        display = pd.DataFrame([["Mean ± SD", *[cell] * len(cols)]], columns=headers)
+        raw = pd.DataFrame([[cell, *[np.nan] * len(cols)]], columns=["row", *cols])
+        return Table(spec.name, title, display, raw, [f"{method}: {reason or cell}."])
     k = int(rows["n_folds"].iloc[0])
     values = pd.DataFrame({m: fold_values(rows, spec.task, m) for m in cols}).reindex(range(k))
     present = set(rows["fold"])
+    started = {f: e for f, e in unfinished_folds(res, method).items() if f not in present}
     raw = values.copy()
     raw.index = [f"Fold {f + 1}" for f in range(k)]
     raw.loc["mean"], raw.loc["sd"] = values.mean(), values.std(ddof=1)
     disp = [
         [
             f"Fold {f + 1}",
-            *(fmt_value(m, values.at[f, m]) if f in present else NOT_RUN for m in cols),
+            *(
+                fmt_value(m, values.at[f, m])
+                if f in present
+                else (UNFINISHED if f in started else NOT_RUN)
+                for m in cols
+            ),
         ]
         for f in range(k)
     ]
@@ -137,5 +157,7 @@ def per_fold(spec: TableSpec, res: pd.DataFrame, reference: str) -> Table:
     notes = [units_note(len(present), spec.task)]
     if len(present) < k:
         notes.append(f"Only {len(present)} of {k} folds have results; Mean ± SD uses those.")
+    if started:
+        notes.append(f"Unfinished: {_said(started)} (rerun with --resume to finish).")
     raw = raw.rename_axis("row").reset_index()
     return Table(spec.name, title, pd.DataFrame(disp, columns=headers), raw, notes)

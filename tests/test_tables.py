@@ -141,6 +141,27 @@ def test_missing_method_and_missing_folds(tmp_path):
     assert (d.loc["Fold 3"] == "not run").all() and d.loc["Fold 4"].iloc[0] != "not run"
 
 
+def test_a_fold_with_a_curve_and_no_result_reads_unfinished(tmp_path):
+    # An interrupted fold leaves its learning curve and no fold file: "not run" would hide it.
+    write_fixture_results(tmp_path, {"fpn": {"folds": [0, 1, 3]}})
+    curve = "epoch,loss\n1,0.9\n2,0.8\n3,0.7\n"
+    (tmp_path / "fpn" / "fold_2_curve.csv").write_text(curve)
+    (tmp_path / "mtl_resunet").mkdir()
+    (tmp_path / "mtl_resunet" / "fold_0_curve.csv").write_text(curve)
+    spec = TableSpec("t", "{method} per fold", "per_fold", methods=("fpn",))
+    table = build_table(spec, load_results(tmp_path))
+    d = table.display.set_index("Fold")
+    assert (d.loc["Fold 3"] == "unfinished").all() and (d.loc["Fold 5"] == "not run").all()
+    assert "Unfinished: fold 3 stopped after epoch 3 (rerun with --resume to finish)." in (
+        table.notes
+    )
+    t1 = build_table(DEFAULT_SPECS[0], load_results(tmp_path))  # mtl_resunet: no fold finished
+    assert list(t1.display.iloc[0]) == ["Mean ± SD", *["unfinished"] * 6]
+    assert t1.notes == [
+        "mtl_resunet: unfinished: fold 1 stopped after epoch 3; rerun with --resume to finish."
+    ]
+
+
 def test_hyperparameter_table_from_config(tmp_path):
     write_fixture_results(
         tmp_path,
