@@ -174,7 +174,7 @@ def test_head_replaced_for_two_classes(tmp_path):
     ref = _reference("mobilenet", seed=3)
     _save("mobilenet", ref, tmp_path / "in1k.pth")
     model = create_model("mobilenet", num_classes=2, weights=tmp_path / "in1k.pth")
-    assert "fc replaced (file: 1000 classes)" in weights_note(model)
+    assert "fc replaced (file's classifier: 1000 classes)" in weights_note(model)
     # The reference with our fresh 2-class head must then give our logits.
     ref.reset_classifier(2)
     with torch.no_grad():

@@ -15,6 +15,7 @@ Each architecture writes its explicit torch-name table in its own module (``add_
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -66,6 +67,13 @@ class _View(nnx.Module):
             setattr(self, name, part)
 
 
+def _file_layer(entries: Mapping[str, object]) -> str:
+    """The file's name of a head layer (``classifier.1`` for torchvision's MobileNetV2, ``fc``
+    in an imported folder): the common prefix of its keys, which is what a user finds there."""
+    split = [re.split(r"[./]", k)[:-1] for k in entries]
+    return ".".join(os.path.commonprefix(split)) or "head"  # commonprefix works on lists too
+
+
 def port_with_head(
     model: nnx.Module,
     sd: Mapping[str, np.ndarray],
@@ -94,9 +102,11 @@ def port_with_head(
             # A head's bias has one entry per class in torch and Flax layouts alike.
             biases = [k for k in present if table.entries[k].path[-1] == "bias"]
             n = np.shape(sd[biases[0]])[0] if biases else "?"
-            dropped[attr] = f"replaced (file: {n} classes)"
+            name = _file_layer(entries)
+            whose = "file" if name == attr else f"file's {name}"
+            dropped[attr] = f"replaced ({whose}: {n} classes)"
         else:
-            dropped[attr] = "initialised (the file has no head)"
+            dropped[attr] = f"initialised (the file has no {_file_layer(entries)})"
     tb = TorchTable(
         {k: t for k, t in table.entries.items() if t.path[0] not in dropped}, set(table.optional)
     )
