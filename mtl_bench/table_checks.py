@@ -26,7 +26,10 @@ def by_class_count(
     out: dict[str, pd.DataFrame] = {}
     left_out: dict[tuple[str, int], list[str]] = {}
     for s in specs:
-        wrong = results["method"].isin(s.compared(reference)) & ~counts.isin((0, s.classes))
+        # Row methods too: a hyper-parameter table compares no results, but showing the settings
+        # of a run its results table leaves out would contradict it.
+        shown = {*s.compared(reference), *s.row_methods(reference)}
+        wrong = results["method"].isin(shown) & ~counts.isin((0, s.classes))
         for method in dict.fromkeys(results.loc[wrong, "method"]):
             left_out.setdefault((method, s.classes), []).append(s.name)
         out[s.name] = results[~wrong]

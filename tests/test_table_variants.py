@@ -119,3 +119,22 @@ def test_an_untagged_three_class_run_is_left_out_of_the_binary_tables_with_a_war
     assert not {"table1", "table2", "table_3class"} & set(frames)  # nothing of theirs ran
     row = frames["table4"].set_index("Method").loc["mtl_resunet"]
     assert "not run" in " ".join(map(str, row.values))
+
+
+def test_a_three_class_baseline_left_out_of_its_table_is_left_out_of_its_settings_table(tmp_path):
+    # Table 5 (settings) showing a run Table 7 (results) leaves out would contradict it.
+    write_fixture_results(
+        tmp_path,
+        {
+            "mtl_resunet": {},
+            "mobilenet": {"tasks": ("label",), "class_names": ("benign", "malignant", "normal")},
+            "resnet50": {"tasks": ("label",)},
+        },
+    )
+    with pytest.warns(DataWarning, match=r"mobilenet ran with 3 classes: left out of table5, "):
+        frames = build_tables(tmp_path, formats=(), n_boot=20)
+    settings = frames["table5"].set_index("Method")
+    assert (settings.loc["mobilenet"].drop("Note", errors="ignore") == "not run").all()
+    assert (settings.loc["resnet50"] != "not run").all()
+    row = frames["table7"].set_index("Method").loc["mobilenet"]
+    assert (row.drop("Note", errors="ignore") == "not run").all()
