@@ -174,3 +174,41 @@ def _probs(path: Path, probs: list, c: int) -> None:
         i = int(np.argmax(bad))
         expected = f"{c} numbers in [0, 1] summing to 1 (within {PROB_SUM_TOL:g})"
         raise _bad(path, "prob", i, probs[i], expected)
+
+
+# The writer derives both from the same float32 values (fold_record), so they agree to rounding.
+AGREE_TOL = 1e-6
+
+
+def agree(path: Path, row: dict, per: dict) -> None:
+    """Refuse a file whose fold metrics disagree with its own per-image values: the Mean ± SD
+    columns come from the former, the pooled values and tests beside them from the latter, so a
+    hand-edited metric (or per_image pasted from another run) would make one table contradict
+    itself. Checked: every classification metric (recomputed from labels and probabilities) and
+    the segmentation JSI and DC (means of the per-image values the empty policy kept); ACC, PRE,
+    REC and SPE come from pixel counts the file does not keep."""
+    from mtl_bench.metrics import classification_metrics
+
+    got: dict[str, float] = {}
+    if per.get("prob") and per.get("label") is not None:
+        c = len(row["class_names"]) or None
+        cls = classification_metrics(per["label"], np.asarray(per["prob"]), num_classes=c)
+        got.update({f"classification.{k}": v for k, v in cls.items() if k != "n_samples"})
+    for key in ("JSI", "DC"):
+        vals = per.get(key)
+        if vals:
+            kept = [v for v in vals if v is not None]
+            got[f"segmentation.{key}"] = float(np.mean(kept)) if kept else math.nan
+    for col, want in got.items():
+        have = row.get(col, math.nan)
+        if math.isnan(have) and math.isnan(want):
+            continue
+        if math.isnan(have) or math.isnan(want) or abs(have - want) > AGREE_TOL:
+            raise DataError(
+                f"{path}: metrics.{col} = {_said(have)} disagrees with its per_image values, "
+                f"which give {_said(want)} (edited by hand, or per_image from another run?)"
+            )
+
+
+def _said(value: float) -> str:
+    return "null" if math.isnan(value) else f"{value:.6g}"

@@ -100,6 +100,7 @@ def read_result(path: str | Path) -> dict:
     row["config"] = checks.config(path, rec.get("config"))
     need = checks.needs(row["tasks"], metrics)
     row["per_image"] = checks.per_image(path, rec.get("per_image"), need, len(row["class_names"]))
+    checks.agree(path, row, row["per_image"])
     return row
 
 

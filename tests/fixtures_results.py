@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from mtl_bench.metrics import classification_metrics
+
 BINARY = ("benign", "malignant")
 
 
@@ -200,6 +202,21 @@ def edit_result(root: str | Path, method: str, folds: Iterable[int], change) -> 
         record = json.loads(path.read_text())
         change(record)
         path.write_text(json.dumps(record))
+
+
+def refresh_metrics(record: dict) -> None:
+    """Recompute the fold metrics the loader cross-checks against ``per_image`` (classification,
+    and segmentation JSI / DC) after a test edited the per-image values."""
+    per, metrics = record["per_image"], record["metrics"]
+    if per.get("prob") and metrics.get("classification") is not None:
+        labels, prob = np.asarray(per["label"]), np.asarray(per["prob"], dtype=float)
+        cls = classification_metrics(labels, prob, num_classes=prob.shape[1])
+        cls.pop("n_samples")
+        metrics["classification"].update(_clean(cls))
+    for key in ("JSI", "DC"):
+        kept = [v for v in per.get(key) or () if v is not None]
+        if kept and metrics.get("segmentation") is not None:
+            metrics["segmentation"][key] = float(np.mean(kept))
 
 
 def _write_curve(path: Path, epochs: int, rng) -> None:

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from fixtures_results import result_path, write_fixture_results
+from fixtures_results import refresh_metrics, result_path, write_fixture_results
 
 from mtl_bench.data.types import DataError
 from mtl_bench.results_io import load_results, per_image, read_result
@@ -150,6 +150,35 @@ def test_a_zero_padded_fold_file_beside_its_fold_is_refused_naming_both(tmp_path
     _refused(tmp_path, padded, re.escape("named without leading zeros (fold_1.json)"))
 
 
+def _swap_probs(r):  # per_image from another run: the same images, other probabilities
+    r["per_image"]["prob"] = [row[::-1] for row in r["per_image"]["prob"]]
+
+
+@pytest.mark.parametrize(
+    ("method", "tasks", "edit", "message"),
+    [
+        ("vgg16", CLS, _set("metrics", "classification", "ACC", 0.99),
+         r"metrics\.classification\.ACC = 0\.99 disagrees with its per_image values, which give "
+         r"[0-9.]+ \(edited by hand, or per_image from another run\?\)"),
+        ("vgg16", CLS, _set("metrics", "classification", "AUC", None),
+         r"metrics\.classification\.AUC = null disagrees with its per_image values, which "
+         r"give [0-9]"),
+        ("vgg16", CLS, _swap_probs, r"metrics\.classification\.ACC = .* disagrees"),
+        ("unet", SEG, _set("metrics", "segmentation", "DC", 0.5),
+         r"metrics\.segmentation\.DC = 0\.5 disagrees with its per_image values"),
+        ("mtl_resunet", BOTH, _fill("JSI", 0.25), r"metrics\.segmentation\.JSI = .* disagrees "
+         r"with its per_image values, which give 0\.25 "),
+    ],
+)  # fmt: skip
+def test_fold_metrics_that_disagree_with_the_per_image_values_are_refused(
+    tmp_path, method, tasks, edit, message
+):
+    # The Mean ± SD columns come from the fold metrics, the pooled values and tests beside them
+    # from per_image: a file where they disagree would make one table contradict itself.
+    path = _write_edited(tmp_path, method, tasks, edit)
+    _refused(tmp_path, path, message)
+
+
 def test_a_good_file_passes_with_the_nulls_the_writer_leaves(tmp_path):
     # JSI / DC null where empty_policy="exclude" leaves a normal image out; prob null for a
     # segmenter; probabilities summing to 1 within float32 rounding; integers 0 / 1 as
@@ -160,6 +189,7 @@ def test_a_good_file_passes_with_the_nulls_the_writer_leaves(tmp_path):
         per["prob"][1] = [1, 0]
         per["prob"][2] = [0.3, 0.7000005]
         r.pop("class_names")
+        refresh_metrics(r)  # the fold metrics as the writer would give them for these values
 
     path = _write_edited(tmp_path, "mtl_resunet", BOTH, edit)
     results = load_results(tmp_path)

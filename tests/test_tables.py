@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures_results import edit_result, result_path, write_fixture_results
+from fixtures_results import edit_result, refresh_metrics, result_path, write_fixture_results
 from fixtures_tables import CLS, REASON, SEG, cls_spec, fold_numbers, seg_spec
 
 from mtl_bench.tables import (
@@ -111,11 +111,14 @@ def test_null_metrics_show_a_dash(tmp_path):
     path = result_path(tmp_path, "mtl_resunet", 2)
     record = json.loads(path.read_text())
     record["metrics"]["segmentation"]["PRE"] = None
-    record["metrics"]["classification"] = None
+    # A one-class test fold: AUC undefined (null), as the writer leaves it.
+    record["per_image"]["label"] = [0] * len(record["per_image"]["label"])
+    refresh_metrics(record)
+    assert record["metrics"]["classification"]["AUC"] is None
     path.write_text(json.dumps(record))
     frames = build_tables(tmp_path, formats=("csv",))
     t1, t2 = frames["table1"].set_index("Fold"), frames["table2"].set_index("Fold")
-    assert t1.at["Fold 3", "PRE (%)"] == "—" and (t2.loc["Fold 3"] == "—").all()
+    assert t1.at["Fold 3", "PRE (%)"] == "—" and t2.at["Fold 3", "AUC"] == "—"
     pre = [written["mtl_resunet"][f]["metrics"]["segmentation"]["PRE"] for f in (0, 1, 3, 4)]
     assert t1.at["Mean ± SD", "PRE (%)"].startswith(f"{100 * np.mean(pre):.2f} ± ")
     # A task the method lacks altogether reads "—", not "nan".
@@ -239,10 +242,12 @@ def test_the_reference_must_be_a_multi_task_method_with_results(tmp_path):
 
 def test_a_metric_undefined_in_some_folds_says_over_how_many(tmp_path):
     write_fixture_results(tmp_path, {"mtl_resunet": {}, "resnet50": {"tasks": ("label",)}})
-    one_class = {"AUC": None}  # a one-class test fold
-    edit_result(
-        tmp_path, "resnet50", [2], lambda r: r["metrics"]["classification"].update(one_class)
-    )
+
+    def one_class(r):  # a one-class test fold: its AUC is null
+        r["per_image"]["label"] = [0] * len(r["per_image"]["label"])
+        refresh_metrics(r)
+
+    edit_result(tmp_path, "resnet50", [2], one_class)
     frames = build_tables(tmp_path, formats=(), table_specs=[cls_spec()])
     row = frames["table6"].set_index("Method").loc["resnet50"]
     assert row["AUC"].endswith("(4/5)") and not row["ACC (%)"].endswith(")")
