@@ -44,6 +44,7 @@ from benchmarks.bench_args import (
 from benchmarks.bench_checks import check_model_values, select_models
 from benchmarks.bench_env import environment, setup_compile_cache
 from benchmarks.bench_model import measure_model
+from benchmarks.csv_claim import claimed, new_csv_path
 from benchmarks.throughput_io import (
     fold_speedups,
     format_table,
@@ -106,18 +107,34 @@ def run_from_args(args: argparse.Namespace) -> int:
 
     if args.csv:
         path = Path(args.csv)
-        rows = read_csv(path) if path.exists() else []
-        others = sorted({r.get("device_kind") or "?" for r in rows} - {env["device_kind"]})
-        if others:  # allowed (a comparison file), but a CSV named for one card should stay so
-            print(
-                f"[bench] note: {path} already holds rows measured on {', '.join(others)}; "
-                f"this run's are on {env['device_kind']}",
-                file=sys.stderr,
-            )
-    else:
+    else:  # a name of its own, even for two benches started in the same second
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = Path(args.out) / "throughput" / f"{device_slug(env['device_kind'])}-{stamp}.csv"
-        rows = []
+        path = new_csv_path(
+            Path(args.out) / "throughput", f"{device_slug(env['device_kind'])}-{stamp}"
+        )
+    # Each run rewrites its whole file: a second bench on the same CSV at once is refused, since
+    # one of the two would lose its rows.
+    with claimed(path):
+        return _run_models(args, path, models, kwargs, env, box, unbuilt)
+
+
+def _run_models(
+    args: argparse.Namespace,
+    path: Path,
+    models: list[str],
+    kwargs: dict,
+    env: dict[str, Any],
+    box: TimeBox,
+    unbuilt: dict[str, str],
+) -> int:
+    rows = read_csv(path) if args.csv and path.exists() else []
+    others = sorted({r.get("device_kind") or "?" for r in rows} - {env["device_kind"]})
+    if others:  # allowed (a comparison file), but a CSV named for one card should stay so
+        print(
+            f"[bench] note: {path} already holds rows measured on {', '.join(others)}; "
+            f"this run's are on {env['device_kind']}",
+            file=sys.stderr,
+        )
     measured: list[dict[str, Any]] = []  # this run's rows (not those already in --csv)
     left_out = []  # models whose every configuration the time box refused
     for name in models:

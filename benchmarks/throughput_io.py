@@ -59,7 +59,7 @@ STATUS_WIDTH = 120
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     """All rows under ``COLUMNS`` (missing values blank), written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
         w.writeheader()
