@@ -13,7 +13,9 @@ from benchmarks.step_stats import PIPELINED_REPEATS
 # (*_iqr_pct their interquartile range, % of the median), *_pipelined_* the median of repeated
 # back-to-back runs (*_spread_pct their range); jax_over_torch_{mode}_{kind} divides JAX's
 # {kind}_img_per_s by torch_{mode}_{kind}_img_per_s, the same kind; "noisy" says why a row's
-# figures (either side's) are not to be trusted, blank when they are.
+# figures (either side's) are not to be trusted, blank when they are. infer_compile_s is the
+# inference program's first compile in the run: rows that share the program (strategies differ
+# only in training) carry that figure, not the persistent cache's read.
 COLUMNS: tuple[str, ...] = (
     "model", "model_kwargs", "config_overrides", "family", "status", "note", "noisy", "batch_size",
     "requested_batch_size", "precision", "image_size", "devices", "strategy", "folds", "fold_conv",

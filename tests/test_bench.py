@@ -192,3 +192,21 @@ def test_bench_config_overrides_reach_the_engine_and_the_row(tmp_path, monkeypat
     assert "a model option; give it with --set" in capsys.readouterr().err
     assert main(argv + ["--config", "no_such_field=1"]) == 2
     assert "unknown config key 'no_such_field'" in capsys.readouterr().err
+
+
+def test_rows_sharing_an_inference_program_carry_its_cold_compile(tmp_path, monkeypatch):
+    # none and jit differ only in training: the second row's inference compile would be a read
+    # of the persistent cache the first row filled, so it carries the first (cold) figure.
+    registry.list_models()
+    info = ModelInfo("bench_tiny_infer", _tiny_builder, ("mask", "label"), "proposed", {})
+    monkeypatch.setitem(registry._REGISTRY, "bench_tiny_infer", info)
+    csv_path = tmp_path / "t.csv"
+    argv = ["--models", "bench_tiny_infer", "--batch-sizes", "2", "--precision", "fp32",
+            "--image-size", "16", "--steps", "2", "--warmup", "1", "--csv", str(csv_path),
+            "--parallel", "none,jit", "--devices", "1"]  # fmt: skip
+    assert main(argv) == 0
+    with open(csv_path, newline="") as f:
+        none, jit = list(csv.DictReader(f))
+    assert (none["strategy"], jit["strategy"]) == ("none", "jit")
+    assert float(none["infer_compile_s"]) > 0
+    assert jit["infer_compile_s"] == none["infer_compile_s"]
