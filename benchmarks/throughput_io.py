@@ -114,7 +114,10 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
     body = [[cell(r, k) for k, _ in SUMMARY] for r in rows]
     headers = [h for _, h in SUMMARY]
-    variants = [variant(r) for r in rows]
+    # XLA flags set for the whole run are the CSV's xla_flags column; a variant only where rows
+    # differ in them (a tuning run comparing flags).
+    flags = len({str(r.get("xla_flags") or "") for r in rows}) > 1
+    variants = [variant(r, flags) for r in rows]
     if any(variants):  # tuning runs: rows of one model differ only in these; say how
         body = [[*b[:1], v, *b[1:]] for b, v in zip(body, variants, strict=True)]
         headers.insert(1, "variant")
@@ -145,14 +148,16 @@ def table_notes(rows: list[dict[str, Any]]) -> list[str]:
     for r in rows:
         if r.get("noisy"):
             what = f"{r.get('model')} b{r.get('batch_size')} {r.get('precision')}"
-            out.append(f"noisy: {what} {r.get('image_size')}² {r.get('strategy')}: {r['noisy']}")
+            where = f"{r.get('strategy')} on {r.get('devices') or 1} device(s)"
+            out.append(f"noisy: {what} {r.get('image_size')}² {where}: {r['noisy']}")
     return out
 
 
-def variant(row: dict[str, Any]) -> str:
+def variant(row: dict[str, Any], flags: bool = True) -> str:
     """What sets ``row`` apart from the registered model at its defaults: model kwargs, config
-    overrides and XLA flags, as recorded ('' for none)."""
-    parts = [str(row.get(k) or "") for k in ("model_kwargs", "config_overrides", "xla_flags")]
+    overrides and (``flags``) XLA flags, as recorded ('' for none)."""
+    keys = ("model_kwargs", "config_overrides", "xla_flags")[: 3 if flags else 2]
+    parts = [str(row.get(k) or "") for k in keys]
     return "; ".join(p for p in parts if p)[:STATUS_WIDTH]
 
 

@@ -190,6 +190,11 @@ def test_table_names_the_variant_only_when_rows_have_one():
     assert lines[0].split("|")[2].strip() == "variant"
     cells = [line.split("|")[2].strip() for line in lines[2:]]
     assert cells == ["", "state_layout=packed", "--xla_gpu_autotune_level=0"]
+    # Flags set for the whole run (the CSV's xla_flags column) set no row apart.
+    forced = "--xla_force_host_platform_device_count=4"
+    same = [{**plain, "xla_flags": forced}, {**packed, "xla_flags": forced}]
+    lines = throughput_io.format_table(same).splitlines()
+    assert [line.split("|")[2].strip() for line in lines[2:]] == ["", "state_layout=packed"]
 
 
 def test_throughput_io_command_line(tmp_path, capsys):

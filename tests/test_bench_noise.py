@@ -93,7 +93,7 @@ def test_noisy_rows_are_flagged_and_ratios_divide_like_by_like(tmp_path, monkeyp
     assert "| ok (noisy) " in out
     assert "×torch, ×compile: JAX ÷ PyTorch (eager, torch.compile) training img/s, each the " \
            "median of blocked steps" in out  # fmt: skip
-    assert f"noisy: mtl_resunet b2 fp32 32² none: {row['noisy']}" in out
+    assert f"noisy: mtl_resunet b2 fp32 32² none on 1 device(s): {row['noisy']}" in out
     clean = {"model": "unet", "status": "ok"}
     assert "noisy" not in throughput_io.format_table([clean]) + str(
         throughput_io.table_notes([clean])
