@@ -69,8 +69,11 @@ def _run(args: argparse.Namespace) -> int:
         written = run_cv(
             cfg, args.out, folds=folds, resume=args.resume, tag=args.tag, quiet=args.quiet
         )
-        for fold, path in written.items():
-            print(f"fold {fold}: {path}")
+        import jax
+
+        if jax.process_index() == 0:  # the process that wrote them; the others wrote nothing
+            for fold, path in written.items():
+                print(f"fold {fold}: {path}")
         return 0
     if args.command == "bench":  # the bench manages its own compilation cache
         from benchmarks.throughput import run_from_args

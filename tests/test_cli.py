@@ -243,3 +243,19 @@ def test_a_usage_mistake_is_one_line_naming_the_help(argv, text, capsys):
     with pytest.raises(SystemExit) as stop:
         main(argv)
     assert stop.value.code == 2 and text in _one_line_error(capsys)
+
+
+def test_only_process_0_says_where_the_folds_were_written(tmp_path, monkeypatch, capsys):
+    # In a multi-process run process 0 writes the fold files; the others must not name them.
+    import jax
+
+    import mtl_bench.cv
+
+    written = {0: tmp_path / "mtl_resunet" / "fold_0.json"}
+    monkeypatch.setattr(mtl_bench.cv, "run_cv", lambda *a, **k: written)
+    argv = ["cv", "--model", "mtl_resunet", "--out", str(tmp_path), "--preset", "smoke"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out == f"fold 0: {written[0]}\n"
+    monkeypatch.setattr(jax, "process_index", lambda: 1)
+    assert main(argv) == 0
+    assert capsys.readouterr().out == ""
