@@ -187,10 +187,12 @@ def _spread(cfg: RunConfig) -> str:
     return f" over {len(select_devices(cfg.devices))} devices ({cfg.parallel})"
 
 
-def check_finished_match(cfg: RunConfig, paths: list[Path], *, resume: bool = True) -> None:
+def check_finished_match(
+    cfg: RunConfig, paths: list[Path], *, resume: bool = True, fix: str | None = None
+) -> None:
     """A one-line ValueError if any of ``paths`` (fold result files the run keeps: skipped by
     --resume, or outside --folds; absent ones are ignored) was trained with other settings than
-    ``cfg``: one method's folds would mix them."""
+    ``cfg``: one method's folds would mix them. ``fix``: the caller's advice (what to do)."""
     new = json.loads(json.dumps(cfg.to_dict(), default=str))
     for path in paths:
         if not path.exists():
@@ -201,15 +203,15 @@ def check_finished_match(cfg: RunConfig, paths: list[Path], *, resume: bool = Tr
             raise DataError(f"{path}: cannot read its config ({e})") from None
         diffs = config_differences(old, new)
         if diffs:
-            fix = (
-                "--resume would mix them in one method's folds: drop --resume to retrain"
-                if resume
-                else "training only some folds would mix them in one method's results: train "
-                "every fold (`cv` without --folds), give this run a --tag"
-            )
+            if fix is None:
+                fix = (
+                    "--resume would mix them in one method's folds: drop --resume to retrain"
+                    if resume
+                    else "training only some folds would mix them in one method's results: "
+                    "train every fold (`cv` without --folds), give this run a --tag"
+                ) + ", or use another --out"
             raise ValueError(
-                f"{path}: finished with other settings ({'; '.join(diffs)}, saved → now); "
-                f"{fix}, or use another --out"
+                f"{path}: finished with other settings ({'; '.join(diffs)}, saved → now); {fix}"
             )
 
 

@@ -81,7 +81,14 @@ def _check_out(out: Path, resume: bool, record: dict, jobs: list[Job], quiet: bo
     from mtl_bench.cv import check_finished_match
 
     for job in jobs:  # other --set values: fine where no fold has finished under the old ones
-        check_finished_match(job.cfg, sorted((out / job.subdir / job.method).glob("fold_*.json")))
+        folder = out / job.subdir / job.method
+        # reproduce refuses a non-empty folder without --resume, so "drop --resume" (cv's
+        # advice) would lead in a circle: retraining means clearing that method's results.
+        fix = (
+            f"--resume would mix them in one method's folds: to retrain {job.method} with the "
+            f"new settings, delete {folder} and resume; or use another --out"
+        )
+        check_finished_match(job.cfg, sorted(folder.glob("fold_*.json")), fix=fix)
     if old.get("overrides") != record["overrides"]:
         log(
             f"resuming {out} with --set {record['overrides']} (started with "

@@ -128,7 +128,13 @@ def test_reproduce_end_to_end_failure_and_resume(tmp_path, capsys, monkeypatch):
 
     # A finished method under other settings would mix protocols in one folder: refused.
     assert main([*argv, "--set", "mtl_resunet:lr=0.5", "--resume"]) == 2
-    assert "mtl_resunet/fold_0.json: finished with other settings (lr: " in _one_line_error(capsys)
+    err = _one_line_error(capsys)
+    assert "mtl_resunet/fold_0.json: finished with other settings (lr: " in err
+    # Its advice leads out: "drop --resume" would only meet the not-empty refusal above.
+    assert err.endswith(
+        f"to retrain mtl_resunet with the new settings, delete {out / 'mtl_resunet'} and "
+        "resume; or use another --out"
+    )
     # The failed method, fixed (here: its failure undone) and with another --set: it runs now.
     monkeypatch.undo()
     assert main([*argv[:-2], "--set", "unet:lr=3e-3", "--resume", "--p-adjust", "none"]) == 0
