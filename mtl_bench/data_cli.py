@@ -51,6 +51,19 @@ def add_data_parser(sub: argparse._SubParsersAction, default_results: str) -> No
     )
 
 
+def _phantom_said(folder: Path) -> str | None:
+    """The phantom in ``folder`` in a few words (from its ``PHANTOM.json``), None if none is."""
+    from mtl_bench.data.phantom import MARKER
+
+    try:
+        info = json.loads((folder / MARKER).read_text("utf-8"))
+        n, size = sum(info["counts"].values()), info["image_size"]
+        said = f"{n} images, {size}², seed {info['seed']}, difficulty {info['difficulty']}"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return said if info.get("complete") else f"{said}, unfinished"
+
+
 def run_data(args: argparse.Namespace) -> int:
     """Run the chosen data tool; the exit status (check: 1 when the folder has problems)."""
     if args.data_cmd == "check":
@@ -68,10 +81,17 @@ def run_data(args: argparse.Namespace) -> int:
     if args.data_cmd == "synth":
         from mtl_bench.data.phantom import write_phantom
 
+        before = _phantom_said(Path(args.out))  # write_phantom clears an earlier phantom's files
         out = write_phantom(
             args.out, args.n, image_size=args.image_size, seed=args.seed, difficulty=args.difficulty
         )
-        print(f"wrote the phantom to {out}")
+        after = _phantom_said(out)
+        if before is None:
+            print(f"wrote the phantom to {out} ({after})")
+        elif before == after:
+            print(f"wrote the phantom to {out} ({after}; the same as the one it replaced)")
+        else:
+            print(f"wrote the phantom to {out} ({after}), replacing the one there ({before})")
         return 0
     if args.data_cmd == "prepare":
         from mtl_bench.data.tfds import prepare_tfds

@@ -259,3 +259,18 @@ def test_only_process_0_says_where_the_folds_were_written(tmp_path, monkeypatch,
     monkeypatch.setattr(jax, "process_index", lambda: 1)
     assert main(argv) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_synth_says_when_it_replaces_an_earlier_phantom(tmp_path, capsys):
+    # write_phantom clears the earlier phantom's files: a smaller one used to replace it silently.
+    root = tmp_path / "phantom"
+    synth = ["data", "synth", "--out", str(root), "--image-size", "32"]
+    assert main([*synth, "--n", "9"]) == 0
+    assert capsys.readouterr().out == (
+        f"wrote the phantom to {root} (9 images, 32², seed 0, difficulty 0.5)\n"
+    )
+    assert main([*synth, "--n", "6"]) == 0
+    assert capsys.readouterr().out == (
+        f"wrote the phantom to {root} (6 images, 32², seed 0, difficulty 0.5), replacing the "
+        "one there (9 images, 32², seed 0, difficulty 0.5)\n"
+    )
