@@ -4,6 +4,7 @@ file, an empty ``--folds`` — before any data work or any earlier result is tou
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from mtl_bench.cli import main
@@ -95,8 +96,22 @@ def test_a_model_is_built_once_per_options_and_a_refusal_is_not_remembered(monke
 
 def test_a_missing_weights_file_is_named_up_front(tmp_path):
     cfg = RunConfig(model="unet_resnet34", model_kwargs={"encoder_weights": str(tmp_path / "x")})
-    with pytest.raises(ValueError, match=r"model_kwargs.encoder_weights=.*x: no such file"):
+    with pytest.raises(ValueError, match=r"^encoder_weights=.*x: no such file"):
         check_config(cfg)
+
+
+def test_a_weights_file_of_another_model_is_refused_before_the_data_is_read(tmp_path):
+    # It used to be found once the data was read and the new folder's fold manifest written.
+    path = tmp_path / "other.npz"
+    np.savez(path, **{"features.0.weight": np.zeros((8, 3, 3, 3), np.float32)})
+    cfg = dataclasses.replace(
+        TINY, model="unet_resnet18", model_kwargs={"encoder_weights": str(path)}
+    )
+    with pytest.raises(
+        ValueError, match=r"^unet_resnet18: .*other\.npz does not fit EncoderDecoder: "
+    ):
+        run_cv(cfg, tmp_path / "res", quiet=True)
+    assert not (tmp_path / "res" / "folds.json").exists()
 
 
 def test_a_tag_is_a_name_not_a_path(tmp_path):
