@@ -92,6 +92,17 @@ def _run(args: argparse.Namespace) -> int:
             )
         for path in paths:
             print(path)
+        from pathlib import Path
+
+        from mtl_bench.progress import log
+
+        tp = Path(args.results) / "throughput"
+        if args.throughput is None and not any(tp.glob("*.csv")):
+            # bench writes results/throughput by default, not beside a cv results folder.
+            log(
+                f"figures: no throughput plot: no CSVs in {tp} (give --throughput DIR: "
+                "`mtl-bench bench` writes OUT/throughput, results/throughput by default)"
+            )
         return 0
     if args.command == "predict":
         from mtl_bench.predict import run_predict

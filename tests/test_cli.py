@@ -274,3 +274,13 @@ def test_synth_says_when_it_replaces_an_earlier_phantom(tmp_path, capsys):
         f"wrote the phantom to {root} (6 images, 32², seed 0, difficulty 0.5), replacing the "
         "one there (9 images, 32², seed 0, difficulty 0.5)\n"
     )
+
+
+def test_figures_says_where_it_looked_for_throughput_csvs(tmp_path, capsys):
+    # bench writes results/throughput, not beside a cv results folder: no plot needs a word.
+    from fixtures_results import write_fixture_results
+
+    write_fixture_results(tmp_path, ["mtl_resunet"], curve_epochs=3)
+    assert main(["figures", "--results", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert f"figures: no throughput plot: no CSVs in {tmp_path / 'throughput'} (give " in err
