@@ -12,6 +12,8 @@ start-up, data preparation — added once to the estimate) and the printed lines
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -67,6 +69,7 @@ def measure(
         out.mkdir(parents=True, exist_ok=True)
         for path in [run / "folds.json", *mdir.glob("fold_*.json"), *mdir.glob("fold_*_curve.csv")]:
             shutil.copy(path, out / path.name)
+        print(f"fold files, learning curves and folds.json: {out}", flush=True)
     record = {"outside_folds_s": round(first_call_s - fold0_wall, 3), "first_call_s": first_call_s}
     (out / MEASURE_NAME).write_text(json.dumps(record, indent=1) + "\n")
     lines = report(out, None, epochs, every, folds)  # what `protocol_time OUT` prints again
@@ -75,5 +78,9 @@ def measure(
 
 
 def _cv(cli_main, argv: list[str]) -> None:
-    if rc := cli_main(argv):
+    # cv prints "fold K: PATH" of the temporary folder, gone at the end: the files are copied to
+    # OUT, which the caller names.
+    with contextlib.redirect_stdout(io.StringIO()):
+        rc = cli_main(argv)
+    if rc:
         raise ProtocolError(f"mtl-bench {' '.join(argv)} exited with {rc}")

@@ -143,6 +143,8 @@ def test_measure_runs_the_loop_and_keeps_the_fold_files(tmp_path, capsys):
     ]  # fmt: skip
     assert (out / "estimate.txt").read_text().splitlines() == printed[-4:]
     assert printed[-4].startswith(f"{out}: 2 fold(s) measured")
+    # No "fold K: PATH" of the temporary folder, gone by now: the folder the files are in.
+    assert printed[:-4] == [f"fold files, learning curves and folds.json: {out}"]
     assert "1 fold(s) compiling" in printed[-1] and "4 from the compilation cache" in printed[-1]
     assert "(400 epochs, a checkpoint every 10," in printed[-1]
     assert json.loads((out / "fold_0.json").read_text())["checkpoints_saved"] == 3  # every 2
