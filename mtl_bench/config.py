@@ -234,6 +234,27 @@ def config_differences(
 MODEL_KWARG_ALIASES = ("encoder_weights", "weights")
 
 
+def _hint(cfg: RunConfig, key: str) -> str:
+    """What an unknown ``--set`` key may have meant: an option of the model (which goes under
+    ``model_kwargs.``, as ``bench --set`` does not need), a near config key, else all keys."""
+    import difflib
+    import inspect
+
+    from mtl_bench.registry import model_info
+
+    try:
+        params = inspect.signature(model_info(cfg.model).builder).parameters
+    except (KeyError, ValueError):
+        params = {}
+    if key in params and key != "rngs":
+        return f"{cfg.model} takes it as a model option: --set model_kwargs.{key}=..."
+    fields = [f.name for f in dataclasses.fields(cfg)]
+    near = difflib.get_close_matches(key, fields, n=1)
+    if near:
+        return f"did you mean {near[0]!r}?"
+    return f"known keys: {', '.join(fields)}"
+
+
 def apply_overrides(cfg: RunConfig, assignments: list[str]) -> RunConfig:
     """Apply ``key=value`` strings; ``model_kwargs.widths=(8,16,32,64,128)`` sets a model kwarg.
 
@@ -260,9 +281,7 @@ def apply_overrides(cfg: RunConfig, assignments: list[str]) -> RunConfig:
             model_kwargs = dict(value)
             continue
         if key not in fields:
-            raise ValueError(
-                f"unknown config key {key!r} in --set {item!r}; known keys: {', '.join(fields)}"
-            )
+            raise ValueError(f"unknown config key {key!r} in --set {item!r}; {_hint(cfg, key)}")
         if key == "model" and value != cfg.model:  # it would train one model on another's recipe
             raise ValueError(
                 f"--set {item!r}: the model is chosen by --model (cv, train) or --methods "

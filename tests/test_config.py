@@ -32,8 +32,14 @@ def test_overrides_apply_and_validate():
     # Pretrained-weight paths are model options; the short form is accepted.
     got = apply_overrides(RunConfig(), ["encoder_weights=/w/resnet34.pth"])
     assert got.model_kwargs == {"encoder_weights": "/w/resnet34.pth"}
-    with pytest.raises(ValueError, match="unknown config key 'epoch'"):
+    with pytest.raises(ValueError, match="unknown config key 'epoch' .*; did you mean 'epochs'"):
         apply_overrides(RunConfig(), ["epoch=3"])
+    # A model option without its prefix (bench --set takes it so) says where it goes.
+    with pytest.raises(ValueError, match=r"mtl_resunet takes it as a model option: --set "
+                       r"model_kwargs\.merge=\.\.\.$"):  # fmt: skip
+        apply_overrides(RunConfig(), ["merge=add"])
+    with pytest.raises(ValueError, match="known keys: model, model_kwargs, data, "):
+        apply_overrides(RunConfig(), ["zzz=3"])
     with pytest.raises(ValueError, match="key=value"):
         apply_overrides(RunConfig(), ["epochs"])
     with pytest.raises(ValueError, match="epochs takes an integer"):
