@@ -148,9 +148,14 @@ def run_cv(
         # fit_fold draws the same inner split (a pure function of the config and the fold).
         fit_idx, val_idx = split_validation(cfg, dataset.labels, np.asarray(train_idx), groups)
         held = f" ({len(fit_idx)} + {len(val_idx)} validation)" if val_idx is not None else ""
+        # A feature method (its own fit) runs no epochs: "0 epochs, batch 16" would say nothing.
+        how = (
+            f"{cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, batch {cfg.batch_size}{_spread(cfg)}"
+            if model_info(cfg.model).fit is None
+            else "features, no epochs"
+        )
         log(
-            f"{method} fold {fold}: {len(train_idx)} train{held} / {len(test_idx)} test, "
-            f"{cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, batch {cfg.batch_size}{_spread(cfg)}",
+            f"{method} fold {fold}: {len(train_idx)} train{held} / {len(test_idx)} test, {how}",
             quiet=quiet,
         )
         run = fit_fold(

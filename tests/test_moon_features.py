@@ -152,7 +152,9 @@ def test_cli_smoke_preset(tmp_path, capsys):
     ]
     rec = json.loads((out / "moon_features" / "fold_0.json").read_text())
     assert rec["config"]["preset"] == "smoke" and rec["config"]["preprocess"] == "none"
-    assert "moon_features fold 1:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "moon_features fold 1:" in err
+    assert "48 test, features, no epochs\n" in err and "0 epochs" not in err  # it trains none
 
 
 def test_platt_svc_is_sklearns_calibration_and_splits_by_group():
