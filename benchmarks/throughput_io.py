@@ -185,13 +185,17 @@ def protocol_minutes(rows: list[dict[str, Any]], images: int = 647, folds: int =
             how += f", model {r['model_kwargs']}"  # not the paper's network: say so
         if r.get("config_overrides"):
             how += f", config {r['config_overrides']}"
+        # The paper's length at another size or batch is not the paper protocol: say so first.
+        paper = str(r.get("image_size")) == "256" and str(r.get("batch_size")) == "16"
+        what = "paper protocol" if paper else "paper protocol's length"
+        unlike = "" if paper else "; the paper's is 256², batch 16/fold"
         out.append(
-            f"paper protocol ({folds} folds × {epochs} epochs × {folds - 1}/{folds} of {images} "
+            f"{what} ({folds} folds × {epochs} epochs × {folds - 1}/{folds} of {images} "
             f"images): "
             f"{total / rate / 60:.1f} min training at {r['image_size']}², "
             f"batch {r['batch_size']}/fold, {r['precision']}, {how} "
             f"({rate:.0f} img/s{', steps pipelined,' if pipelined else ''} on "
-            f"{r.get('device_kind', '?')})"
+            f"{r.get('device_kind', '?')}){unlike}"
         )
     return out
 

@@ -221,7 +221,7 @@ def test_throughput_io_command_line(tmp_path, capsys):
     assert throughput_io.main([str(good)]) == 0
     out = capsys.readouterr().out
     assert "| mtl_resunet" in out
-    assert "- paper protocol (5 folds × 500 epochs × 4/5 of 647 images): 215.7 min" in out
+    assert "- paper protocol's length (5 folds × 500 epochs × 4/5 of 647 images): 215.7 min" in out
 
 
 def test_a_csv_of_another_device_is_extended_with_a_note(tmp_path, monkeypatch, capsys):

@@ -77,7 +77,13 @@ def test_protocol_estimate_names_fold_conv_and_non_paper_networks():
     ]
     got = protocol_minutes(rows)
     # 500 epochs × 647 images × 4 training folds = 1,294,000 images.
-    assert got[0].startswith("paper protocol (5 folds × 500 epochs × 4/5 of 647 images): 215.7 min")
+    # At 64² the paper's length is estimated, and the line says it is not the paper's setting.
+    assert got[0].startswith(
+        "paper protocol's length (5 folds × 500 epochs × 4/5 of 647 images): 215.7 min"
+    )
+    assert got[0].endswith("; the paper's is 256², batch 16/fold")
+    paper = protocol_minutes([{**rows[0], "image_size": "256", "model_kwargs": ""}])
+    assert paper[0].startswith("paper protocol (5 folds") and "the paper's is" not in paper[0]
     assert "folds one after another, model dense_units=4 widths=(8, 16)" in got[0]
     assert "107.8 min" in got[1] and "folds side by side, fold_conv=unrolled (" in got[1]
     assert "fold_conv=grouped" in got[2] and len(got) == 3
