@@ -156,7 +156,8 @@ def per_fold(spec: TableSpec, res: pd.DataFrame, reference: str) -> Table:
     disp.append(["Mean ± SD", *(mean_sd(m, values[m]) for m in cols)])
     notes = [units_note(len(present), spec.task)]
     if len(present) < k:
-        notes.append(f"Only {len(present)} of {k} folds have results; Mean ± SD uses those.")
+        have = "has" if len(present) == 1 else "have"
+        notes.append(f"Only {len(present)} of {k} folds {have} results; Mean ± SD uses those.")
     if started:
         notes.append(f"Unfinished: {_said(started)} (rerun with --resume to finish).")
     raw = raw.rename_axis("row").reset_index()

@@ -252,3 +252,10 @@ def test_a_metric_undefined_in_some_folds_says_over_how_many(tmp_path):
     row = frames["table6"].set_index("Method").loc["resnet50"]
     assert row["AUC"].endswith("(4/5)") and not row["ACC (%)"].endswith(")")
     assert "(j/k) after a Mean ± SD: over the j of k folds" in frames["table6"].attrs["notes"][0]
+
+
+def test_one_fold_of_k_is_said_in_the_singular(tmp_path):
+    write_fixture_results(tmp_path, {"fpn": {"folds": [1]}})
+    spec = TableSpec("t", "{method} per fold", "per_fold", methods=("fpn",))
+    notes = build_table(spec, load_results(tmp_path)).notes
+    assert "Only 1 of 5 folds has results; Mean ± SD uses those." in notes
