@@ -180,7 +180,9 @@ def fit_moon(
     )
 
 
-@register_model("moon_features", tasks=("label",), family="classification", fit=fit_moon)
+@register_model(
+    "moon_features", tasks=("label",), family="classification", fit=fit_moon, check=moon_settings
+)
 def build_moon_features(*, rngs: Any = None, **kwargs: Any):
     """Not a network: there is no forward pass to build; ``fit_fold`` calls ``fit_moon``."""
     raise ValueError(

@@ -180,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--throughput", default=None, help="throughput CSVs (default RESULTS/throughput)"
     )
-    p.add_argument("--max-methods", type=int, default=8, help="methods in the overlay figure (default 8)")
+    p.add_argument(
+        "--max-methods", type=int, default=8, help="methods in the overlay figure (default 8)"
+    )
     p = sub.add_parser("predict", help="masks and class probabilities of new images")
     p.add_argument(
         "inputs",

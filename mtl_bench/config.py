@@ -190,7 +190,9 @@ def check_config(cfg: RunConfig) -> None:
                 f"model_kwargs.{key}={cfg.model_kwargs[key]!r}: set {field_name} instead "
                 f"(the run's {field_name} is {value!r})"
             )
-    if trained:  # a feature method checks its own options (baselines/moon_features.py)
+    if info.check is not None:  # a feature method's options (baselines/moon_features.py)
+        info.check(cfg)
+    if trained:
         check_model_kwargs(cfg.model, cfg.model_kwargs)
         # Option values are the builder's to check; the registered defaults are known to build.
         if cfg.model_kwargs or cfg.image_size != info.defaults.get("image_size"):

@@ -49,6 +49,9 @@ class ModelInfo:
     # FoldRun`` (``groups``: duplicate-group ids for any inner split, as ``fit_fold`` gets them);
     # cv, result files and tables treat it like any other method.
     fit: Callable[..., Any] | None = None
+    # Its options' check, ``check(cfg)`` raising a one-line ValueError: run with the config's
+    # checks, before any data is read (a feature method's builder builds nothing to check).
+    check: Callable[..., Any] | None = None
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -61,13 +64,15 @@ def register_model(
     tasks: tuple[str, ...] = ("mask", "label"),
     family: str = "proposed",
     fit: Callable[..., Any] | None = None,
+    check: Callable[..., Any] | None = None,
     **defaults: Any,
 ) -> Callable[[Callable[..., nnx.Module]], Callable[..., nnx.Module]]:
     """Decorator registering ``builder(*, rngs, **kwargs) -> nnx.Module`` under ``name``.
 
     ``defaults`` are keyword arguments applied before the caller's overrides, so one builder can be
     registered under several names (``unet_resnet34``, ``unet_resnet18`` ...). ``fit`` marks a
-    method trained outside the gradient engine (see ``ModelInfo.fit``).
+    method trained outside the gradient engine (see ``ModelInfo.fit``), ``check`` its options'
+    check (``ModelInfo.check``).
     """
     bad = set(tasks) - {"mask", "label"}
     if bad or not tasks:
@@ -77,7 +82,7 @@ def register_model(
         key = name or builder.__name__
         if key in _REGISTRY and _REGISTRY[key].builder is not builder:
             raise ValueError(f"model name {key!r} is registered twice")
-        _REGISTRY[key] = ModelInfo(key, builder, tuple(tasks), family, dict(defaults), fit)
+        _REGISTRY[key] = ModelInfo(key, builder, tuple(tasks), family, dict(defaults), fit, check)
         return builder
 
     return wrap

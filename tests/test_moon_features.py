@@ -191,3 +191,13 @@ def test_fold_parallel_falls_back_to_folds_in_turn(tmp_path, capsys):
     rec = json.loads(written[1].read_text())
     assert rec["config"]["fold_parallel"] is False and "fold_parallel" not in rec
     assert "no gradient training, so fold_parallel does not apply" in capsys.readouterr().err
+
+
+def test_a_bad_option_is_refused_before_the_data_is_read(tmp_path, capsys):
+    # Its options were checked only in its fit: after the data was read and folds.json written.
+    out = tmp_path / "r"
+    argv = ["cv", "--model", "moon_features", "--preset", "smoke", "--out", str(out)]
+    assert main([*argv, "--set", "model_kwargs.inner_folds=1"]) == 2
+    err = capsys.readouterr().err
+    assert err == "mtl-bench: error: moon_features inner_folds must be an integer >= 2, got 1\n"
+    assert not out.exists()
