@@ -78,8 +78,15 @@ class TableSpec:
         return self.main_metrics or tuple(m for m in IMAGE_METRICS[self.task] if m in self.columns)
 
     def reference_for(self, reference: str) -> str:
-        """This table's reference method, given the build's ``reference``."""
-        return self.reference.replace(REF, reference) if self.reference else reference
+        """This table's reference method, given the build's ``reference``. A tagged reference
+        (``mtl_resunet@add``) in a template that adds a tag of its own (``{reference}@3class``)
+        gives its model's run (``mtl_resunet@3class``): names hold one tag, so
+        ``mtl_resunet@add@3class`` could never have results."""
+        if not self.reference:
+            return reference
+        if f"{REF}@" in self.reference:
+            reference = reference.split("@")[0]
+        return self.reference.replace(REF, reference)
 
     def row_methods(self, reference: str) -> list[str]:
         """Row methods in order; fixed-reason methods not listed in ``methods`` come last."""

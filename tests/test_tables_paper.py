@@ -207,6 +207,13 @@ def test_three_class_table_has_its_own_reference_and_manifest(results):
     auc = res[res["method"] == "vgg19@3class"]["classification.AUC"]
     assert t.at["vgg19@3class", "AUC"].rstrip("*†").startswith(f"{auc.mean():.3f} ± ")
     assert "p vs mtl_resunet@3class" in frames["table_3class"].attrs["notes"][1]
+    # A tagged build reference (an ablation) still compares the model's three-class run there:
+    # names hold one tag, so "mtl_resunet@v2@3class" could never have results.
+    write_fixture_results(results, {"mtl_resunet@v2": {"cls_quality": 0.7}})
+    frames = build_tables(results, formats=(), n_boot=100, reference="mtl_resunet@v2")
+    tagged = table(frames, "table_3class")
+    assert tagged.at["mtl_resunet@3class", "p AUC (folds / images)"] == "ref."
+    assert "mtl_resunet@v2@3class" not in " ".join(frames["table_3class"].attrs["notes"])
     # A three-class run in a binary table is left out, with a warning, before manifests compare.
     mix = TableSpec("mix", "Mix", "comparison", task="classification",
                     methods=("resnet50", "resnet50@3class"))  # fmt: skip
