@@ -127,3 +127,31 @@ def check_same_source(results: pd.DataFrame, methods: Iterable[str], what: str) 
         f"{what}: results come from different data under one fold manifest (the images or masks "
         f"changed between runs; dataset_source_fingerprint): {' vs '.join(parts)}"
     )
+
+
+def warn_unlisted(results: pd.DataFrame, missing: list[str], reference: str) -> None:
+    """Warn of results no built table shows (``missing``): they must not vanish silently (the
+    CLI prints the warning). A three-class run of a method no table lists there (a segmentation
+    model) or under another tag needs no new table entry, and is said so apart."""
+
+    def three(method: str) -> bool:
+        names = results.loc[results["method"] == method, "class_names"]
+        return bool(len(names)) and len(names.iloc[0]) == 3
+
+    threes = [m for m in missing if three(m)]
+    others = [m for m in missing if m not in threes]
+    if others:
+        warnings.warn(
+            f"results not in any table: {', '.join(others)} (a new method goes into "
+            "mtl_bench/table_specs.py)",
+            DataWarning,
+            stacklevel=3,
+        )
+    if threes:
+        warnings.warn(
+            f"three-class results not in any table: {', '.join(threes)} (the three-class table "
+            f"compares the classification of {reference}@{THREE_CLASS_TAG} and the pretrained "
+            f"CNNs' @{THREE_CLASS_TAG} runs; the others are in their fold files only)",
+            DataWarning,
+            stacklevel=3,
+        )

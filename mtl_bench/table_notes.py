@@ -153,3 +153,16 @@ def _natural(text: str) -> tuple[int, str]:
 
 def _first(item: tuple[str, list[str]]) -> tuple[int, str]:
     return _natural(item[0])
+
+
+def three_class_segmentation_note(results: pd.DataFrame, methods: Iterable[str]) -> str | None:
+    """For the three-class table: no table has three-class segmentation (normal images' empty
+    masks and all), so say where the compared runs' DC / JSI are rather than leave them out."""
+    if "segmentation.DC" not in results:
+        return None
+    both = results[results["method"].isin(list(methods)) & results["segmentation.DC"].notna()]
+    if both.empty:
+        return None
+    names = ", ".join(sorted(set(both["method"])))
+    where = "see metrics.segmentation in their fold files"
+    return f"The segmentation results of {names} are in no table: {where}."

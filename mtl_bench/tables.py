@@ -15,14 +15,13 @@ The CLI only needs: ``frames = build_tables(dir, formats=(fmt,))`` then
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
 from mtl_bench import table_comparison, table_hyperparams, table_kinds
-from mtl_bench.data.types import DataError, DataWarning
+from mtl_bench.data.types import DataError
 from mtl_bench.results_io import (
     check_same_manifest,
     duplicate_groups,
@@ -35,10 +34,17 @@ from mtl_bench.table_checks import (
     check_reference_name,
     check_same_source,
     warn_incomplete,
+    warn_unlisted,
 )
 from mtl_bench.table_checks import check_reference as reference_ran
 from mtl_bench.table_kinds import Table
-from mtl_bench.table_notes import evaluation_note, inputs_note, machines_note, settings_note
+from mtl_bench.table_notes import (
+    evaluation_note,
+    inputs_note,
+    machines_note,
+    settings_note,
+    three_class_segmentation_note,
+)
 from mtl_bench.table_render import render_latex, render_markdown
 from mtl_bench.table_specs import DEFAULT_SPECS, TableSpec, has_own_results, unlisted
 
@@ -221,15 +227,11 @@ def build_tables(
         ran = results_of[spec.name]
         if (note := inputs_note(ran, spec.compared(reference), spec.task)) is not None:
             table.notes.append(note)
+        if spec.classes == 3 and not seg:
+            if (note := three_class_segmentation_note(ran, spec.compared(reference))) is not None:
+                table.notes.append(note)
     warn_incomplete(results_of, specs, reference, results_dir)  # "(j/k)" is easy to miss
-    if missing := unlisted(have, specs, reference):
-        # Results no built table shows must not vanish silently (the CLI prints this warning).
-        warnings.warn(
-            f"results not in any table: {', '.join(missing)} (a new method goes into "
-            "mtl_bench/table_specs.py)",
-            DataWarning,
-            stacklevel=2,
-        )
+    warn_unlisted(results, unlisted(have, specs, reference), reference)
     out_dir = Path(results_dir) / "tables"
     out_dir.mkdir(parents=True, exist_ok=True)
     frames = {}

@@ -227,6 +227,23 @@ def test_three_class_table_has_its_own_reference_and_manifest(results):
         build_tables(results, table_specs=[bad], formats=())
 
 
+def test_three_class_segmentation_is_said_to_be_in_no_table(results):
+    names = ("benign", "malignant", "normal")
+    three = {"manifest_hash": "3c" * 32}
+    runs = {"mtl_resunet@3class": three, "unet@3class": {**three, "tasks": ("mask",)}}
+    write_fixture_results(results, runs, n_folds=5, n_images=60, class_names=names)
+    # unet@3class needs no table entry (the old advice); it is said where its results are.
+    with pytest.warns(DataWarning, match=r"three-class results not in any table: unet@3class "
+                      r"\(the three-class table compares the classification of "
+                      r"mtl_resunet@3class"):  # fmt: skip
+        frames = build_tables(results, formats=(), n_boot=50)
+    notes = frames["table_3class"].attrs["notes"]
+    assert (
+        "The segmentation results of mtl_resunet@3class are in no table: see "
+        "metrics.segmentation in their fold files." in notes
+    )
+
+
 def test_reference_placeholder_follows_the_build_reference(results):
     write_fixture_results(results, {"mtl_resunet@v2": {"cls_quality": 0.7}}, n_images=40)
     spec = SPECS["table7"]
