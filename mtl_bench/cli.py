@@ -18,6 +18,7 @@ from mtl_bench.cli_parser import DEFAULT_REFERENCE, DEFAULT_RESULTS, build_parse
 from mtl_bench.compile_cache import enable_compile_cache
 from mtl_bench.data.types import DataError
 from mtl_bench.data_cli import run_data
+from mtl_bench.interrupt import remembered_interrupts
 from mtl_bench.reproduce_cli import run_reproduce
 
 __all__ = ["DEFAULT_REFERENCE", "DEFAULT_RESULTS", "build_parser", "main"]
@@ -173,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     previous = warnings.showwarning
     warnings.showwarning = functools.partial(_show_data_warning, previous)
     try:
-        return _run(args)
+        with remembered_interrupts():  # one swallowed by a JAX callback still stops the run
+            return _run(args)
     except BrokenPipeError:  # output piped into `head` that has closed: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

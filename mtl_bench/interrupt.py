@@ -4,7 +4,9 @@ A KeyboardInterrupt raised at an arbitrary bytecode may land in a garbage-collec
 JAX's (Python prints "Exception ignored" and the run goes on to finish) or in orbax's save
 thread (a traceback before the "interrupted" line). Inside ``deferred_interrupts`` the first
 Ctrl-C only sets a flag that the loop checks after each step (``stop_if_requested``); a second
-one interrupts at once. Outside training (reading data, compiling) Ctrl-C acts as usual.
+one interrupts at once. Outside training (reading data, compiling) Ctrl-C acts as usual, but
+inside ``remembered_interrupts`` (the CLI's whole run) it is also remembered: one swallowed by a
+callback there is raised at the next ``deferred_interrupts`` or ``stop_if_requested``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,37 @@ from contextlib import contextmanager
 from mtl_bench.progress import log
 
 _requested = False
+_raised = False  # a Ctrl-C raised outside training: one a callback swallowed is raised again
+
+
+def _remembering_handler(signum, frame) -> None:
+    global _raised
+    _raised = True
+    raise KeyboardInterrupt
+
+
+def _main_thread_handles_sigint() -> bool:
+    return (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # e.g. a background job
+    )
+
+
+@contextmanager
+def remembered_interrupts() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt as usual while the block runs, and is remembered: one
+    that lands in a garbage-collector callback (Python prints "Exception ignored" and goes on)
+    still stops the run at the next training block or step."""
+    global _raised
+    if not _main_thread_handles_sigint():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _remembering_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _raised = False
 
 
 def _handler(signum, frame) -> None:
@@ -32,10 +65,8 @@ def deferred_interrupts() -> Iterator[None]:
     """Defer Ctrl-C to the next ``stop_if_requested`` while the block runs (main thread only:
     Python delivers signals there; elsewhere this does nothing)."""
     global _requested
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # e.g. a background job: keep it so
-    ):
+    stop_if_requested()  # a Ctrl-C swallowed before training began
+    if not _main_thread_handles_sigint():
         yield
         return
     previous = signal.signal(signal.SIGINT, _handler)
@@ -48,5 +79,5 @@ def deferred_interrupts() -> Iterator[None]:
 
 def stop_if_requested() -> None:
     """Raise KeyboardInterrupt here if Ctrl-C was pressed since the block began."""
-    if _requested:
+    if _requested or _raised:
         raise KeyboardInterrupt

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mtl_bench import fit
-from mtl_bench.interrupt import deferred_interrupts, stop_if_requested
+from mtl_bench.interrupt import deferred_interrupts, remembered_interrupts, stop_if_requested
 
 
 @pytest.fixture(autouse=True)
@@ -94,3 +94,23 @@ def test_ctrl_c_offers_resume_only_to_commands_that_resume(monkeypatch, capsys):
     assert "rerun the same command with --resume" in said and "checkpoint_every=0" in said
     assert cli.main(["tables"]) == 130  # nothing to resume: no promise
     assert capsys.readouterr().err == "mtl-bench: interrupted\n"
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowing
+def test_a_ctrl_c_a_callback_swallowed_before_training_still_stops_it():
+    # Before the training loop Ctrl-C raises as usual; one that lands in a garbage-collector
+    # callback of JAX's is printed as "Exception ignored" and lost: the run trained to the end.
+    class Swallows:  # a __del__ swallows exceptions as gc callbacks do
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    before = signal.getsignal(signal.SIGINT)
+    with remembered_interrupts():
+        Swallows()  # the KeyboardInterrupt raised in __del__ is ignored by Python
+        gc.collect()
+        with pytest.raises(KeyboardInterrupt), deferred_interrupts():
+            pass  # the training block does not begin
+        with pytest.raises(KeyboardInterrupt):
+            stop_if_requested()
+    assert signal.getsignal(signal.SIGINT) is before
+    stop_if_requested()  # forgotten once the run is over
