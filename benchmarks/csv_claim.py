@@ -5,7 +5,6 @@ file after every configuration: the second writer would drop the first one's row
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,27 +28,11 @@ def new_csv_path(folder: Path, stem: str) -> Path:
 
 @contextlib.contextmanager
 def claimed(path: Path) -> Iterator[None]:
-    """Hold ``path`` for one bench run (an advisory lock on ``.NAME.lock`` beside it): a second
-    run on the same CSV meanwhile is refused with a one-line error, not left to overwrite it."""
-    import fcntl
+    """Hold ``path`` for one bench run (``mtl_bench.claim``, on ``.NAME.lock`` beside it): a
+    second run on the same CSV meanwhile is refused with a one-line error, not left to
+    overwrite it."""
+    from mtl_bench.claim import claimed as claim
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = path.with_name(f".{path.name}.lock")
-    with open(lock, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            pid = f.read().strip()
-            who = f" (pid {pid})" if pid.isdigit() else ""
-            raise ValueError(
-                f"{path}: another bench is writing this CSV{who}; give another --csv or --out, "
-                "or wait for it to finish"
-            ) from None
-        f.truncate(0)
-        f.write(str(os.getpid()))
-        f.flush()
-        try:
-            yield
-        finally:
-            lock.unlink(missing_ok=True)  # while still held: the next run makes a new one
+    advice = "give another --csv or --out, or wait for it to finish"
+    with claim(path.with_name(f".{path.name}.lock"), str(path), advice):
+        yield

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mtl_bench.atomic import check_out_folder
+from mtl_bench.claim import claimed
 from mtl_bench.config import RunConfig, check_config, config_differences
 from mtl_bench.cv_data import (
     dataset_for,
@@ -112,6 +113,24 @@ def run_cv(
         )
     if folds is not None and not folds:
         raise ValueError("no fold chosen (--folds is empty)")
+    if not is_writer():  # process 0 holds the claim for the run's processes
+        return _cv_folds(cfg, out, method, folds, resume, quiet)
+    # A second run of this method into this folder meanwhile is refused: both would write one
+    # fold's checkpoint and result (each then failed in orbax with pages of tracebacks).
+    advice = "wait for it to finish, or use another --out or --tag"
+    with claimed(out / f".{method}.lock", f"{out / method}", advice):
+        return _cv_folds(cfg, out, method, folds, resume, quiet)
+
+
+def _cv_folds(
+    cfg: RunConfig,
+    out: Path,
+    method: str,
+    folds: list[int] | None,
+    resume: bool,
+    quiet: bool,
+) -> dict[int, Path]:
+    """``run_cv`` once its options are checked (and, in process 0, the folder is claimed)."""
     dataset = dataset_for(cfg, quiet=quiet)
     manifest = shared_manifest(cfg, dataset, out, quiet=quiet)
     cfg = with_manifest_seed(cfg, manifest, quiet)

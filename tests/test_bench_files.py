@@ -49,7 +49,7 @@ def test_a_second_bench_on_a_claimed_csv_is_refused_and_the_file_kept(
         assert main([*argv[:3], "4", *argv[4:]]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert err == [
-            f"benchmarks.throughput: error: {path}: another bench is writing this CSV "
+            f"benchmarks.throughput: error: {path}: another run is writing it "
             f"(pid {other.pid}); give another --csv or --out, or wait for it to finish"
         ]
     finally:

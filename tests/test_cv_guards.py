@@ -291,3 +291,33 @@ def test_a_model_that_fails_to_build_costs_no_finished_fold_its_checkpoint(finis
     with pytest.raises(ValueError, match="holds mobilenet_v2 weights"):
         run_cv(TINY, finished, folds=[0], quiet=True)
     assert _untouched(finished)
+
+
+def test_a_second_run_of_a_method_into_one_folder_is_refused_while_the_first_runs(tmp_path):
+    # Both would write one fold's checkpoint and result: each failed with orbax tracebacks.
+    import subprocess
+    import sys
+
+    out = tmp_path / "res"
+    lock = out / ".mtl_resunet.lock"
+    hold = (
+        "import sys; from pathlib import Path; from mtl_bench.claim import claimed\n"
+        "with claimed(Path(sys.argv[1]), 'x', 'y'):\n"
+        "    print('held', flush=True); sys.stdin.read()"
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", hold, str(lock)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert other.stdout.readline() == "held\n"
+        with pytest.raises(ValueError) as err:
+            run_cv(TINY, out, quiet=True)
+        assert str(err.value) == (
+            f"{out / 'mtl_resunet'}: another run is writing it (pid {other.pid}); wait for it "
+            "to finish, or use another --out or --tag"
+        )
+        assert sorted(p.name for p in out.iterdir()) == [".mtl_resunet.lock"]  # nothing read
+    finally:
+        other.communicate(timeout=30)
+    assert not out.exists()  # the holder's lock is gone, and with it the folder it made

@@ -1,0 +1,44 @@
+"""A claim on a file or folder for one run: an advisory lock (``flock``) on a hidden lock file,
+so a second run on the same target meanwhile is refused with a one-line error instead of
+writing beside the first (two ``cv`` runs of one method into one folder both crashed with pages
+of orbax tracebacks; two benches on one CSV kept one run's rows). The lock dies with its
+process, so a killed run leaves nothing to clear by hand."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class Busy(ValueError):
+    """Another run holds the claim (a ValueError: the CLI prints it as one line)."""
+
+
+@contextlib.contextmanager
+def claimed(lock: Path, what: str, advice: str) -> Iterator[None]:
+    """Hold ``lock`` (created if missing, removed at the end) while the block runs; if another
+    process holds it, raise ``Busy``: "``what``: another run is writing it (pid N); ``advice``"."""
+    import fcntl
+
+    made = not lock.parent.exists()  # a new --out: left as it was if the run writes nothing
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid = f.read().strip()
+            who = f" (pid {pid})" if pid.isdigit() else ""
+            raise Busy(f"{what}: another run is writing it{who}; {advice}") from None
+        f.truncate(0)
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)  # while still held: the next run makes a new one
+            if made:
+                with contextlib.suppress(OSError):  # not empty: the run wrote there
+                    lock.parent.rmdir()
