@@ -160,7 +160,11 @@ class Checkpoints:
         if step is None:
             return None
         ocp = self._ocp
-        meta = self.mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        try:
+            meta = self.mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+            meta = meta["meta"]
+        except (ValueError, OSError, KeyError) as e:  # an emptied or cut-short metadata file
+            raise self._damaged(step, "meta", e) from None
         # More epochs continue the same run (the lr staircase depends on the epoch, not the
         # total); fewer than already trained would record a run that did not happen.
         saved = meta.get("config") or {}
@@ -190,7 +194,7 @@ class Checkpoints:
                 got = self.mngr.restore(step, args=ocp.args.Composite(**items))
             except ValueError as e:
                 if "tree structures do not match" not in str(e):
-                    raise
+                    raise self._damaged(step, "state", e) from None
                 # orbax's page of text, in one line: the first differing node and its types.
                 where = " ".join(str(e).splitlines()[1:4]).replace("- ", "").split()
                 raise StateLayoutChanged(
@@ -198,11 +202,23 @@ class Checkpoints:
                     f"of the code builds it ({' '.join(where)}): saved by an older mtl-bench? "
                     "drop --resume to retrain, or delete this checkpoint"
                 ) from None
+            except Exception as e:  # tensorstore raises a bare Exception on a damaged file
+                raise self._damaged(step, "state", e) from None
         # The best weights are checked on the host copy made anyway (no second compile).
         got = {k: jax.device_get(got[k]) if k == "best" else got[k] for k in items}
         self._check(meta.get("digest"), got)
         score = -np.inf if meta["best_score"] is None else float(meta["best_score"])
         return int(step), got["state"], (score, got.get("best"))
+
+    def _damaged(self, step: int, item: str, e: Exception) -> CheckpointDamaged:
+        """The one-line error of a save whose files cannot be read back (a damaged array file,
+        an emptied metadata file): orbax's own is a page of tensorstore or JSON text."""
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        return CheckpointDamaged(
+            f"{self.directory}: the save after epoch {step} cannot be read ({item}: {first}); "
+            "retrain the fold (drop --resume), delete this checkpoint, or restore the folder "
+            "from a copy"
+        )
 
     def _check(self, saved: dict | None, got: dict) -> None:
         """Raise ``CheckpointDamaged`` unless the restored items match their saved digests."""

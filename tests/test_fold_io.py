@@ -111,3 +111,27 @@ def test_a_state_laid_out_otherwise_is_refused_in_one_line(tmp_path):
     assert "opt_state" in text and text.endswith(
         "drop --resume to retrain, or delete this checkpoint"
     )
+
+
+@pytest.mark.parametrize("damage", ["array", "meta"])
+def test_a_save_whose_files_cannot_be_read_is_refused_in_one_line(tmp_path, damage):
+    # A truncated array file made tensorstore raise a bare Exception (a 150-line traceback); an
+    # emptied metadata file said only "Expecting value: line 1 column 1 (char 0)".
+    ckpt = Checkpoints(tmp_path / "ck", RunConfig(checkpoint_every=1))
+    ckpt.maybe_save(1, _state(1.0), (1.0, None), final=True)
+    ckpt.close()
+    (step,) = (tmp_path / "ck" / "last").glob("1")
+    if damage == "array":
+        files = sorted(p for p in (step / "state").rglob("d/*") if p.is_file())
+        for f in files:
+            f.write_bytes(f.read_bytes()[:10])
+    else:
+        (step / "meta" / "metadata").write_text("")
+    with pytest.raises(CheckpointDamaged) as err:
+        Checkpoints(tmp_path / "ck", RunConfig()).restore(_state(0.0))
+    text = str(err.value)
+    item = "state" if damage == "array" else "meta"
+    assert "\n" not in text and text.startswith(
+        f"{tmp_path / 'ck'}: the save after epoch 1 cannot be read ({item}: "
+    )
+    assert text.endswith("delete this checkpoint, or restore the folder from a copy")
