@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from mtl_bench.atomic import atomic_write
 from mtl_bench.data.types import DataError, Dataset
 from mtl_bench.progress import log
 from mtl_bench.results_io import per_image
@@ -116,8 +117,7 @@ def overlay_figure(
         Patch(color=PRED_RGB, alpha=0.6, label="predicted mask (DC: Dice against ground truth)"),
     ]
     fig.legend(handles=key, loc="outside upper center", ncol=2, fontsize=7, frameon=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    atomic_write(path, lambda f: fig.savefig(f, dpi=110, format="png"))  # whole, or none
     plt.close(fig)
     return path
 

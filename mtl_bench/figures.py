@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mtl_bench.atomic import atomic_write
 from mtl_bench.data.types import DataError, Dataset, DataWarning
 from mtl_bench.progress import log
 from mtl_bench.results_io import load_results, per_image
@@ -59,7 +60,8 @@ def _save(fig, path: Path) -> Path:
     # both; tight_layout would override it and let the suptitle overprint the panel titles.
     if fig.get_layout_engine() is None:
         fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    # Whole files or none (atomic.py): a run stopped here leaves no half-written PNG.
+    atomic_write(path, lambda f: fig.savefig(f, dpi=110, format="png"))
     _plt().close(fig)
     return path
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mtl_bench.atomic import check_out_folder
+from mtl_bench.atomic import atomic_write, check_out_folder
 from mtl_bench.progress import log, progress_bar
 from mtl_bench.provenance import git_commit
 from mtl_bench.reproduce_outputs import build_outputs, fold_summary, method_seconds
@@ -142,7 +142,8 @@ def _prepare(jobs: list[Job], out: Path, record: dict, quiet: bool) -> dict[str,
         first.setdefault(job.subdir, job)
     data = {sub: dataset_for(job.cfg, quiet=quiet) for sub, job in first.items()}
     out.mkdir(parents=True, exist_ok=True)
-    (out / RECORD).write_text(json.dumps(record, indent=1) + "\n", "utf-8")
+    text = json.dumps(record, indent=1) + "\n"
+    atomic_write(out / RECORD, lambda f: f.write(text), text=True)  # never a half record
     return {
         sub: shared_manifest(first[sub].cfg, ds, out / sub, quiet=quiet).k
         for sub, ds in data.items()

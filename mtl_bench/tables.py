@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from mtl_bench import table_comparison, table_hyperparams, table_kinds
+from mtl_bench.atomic import atomic_write
 from mtl_bench.data.types import DataError
 from mtl_bench.results_io import (
     check_same_manifest,
@@ -237,12 +238,18 @@ def build_tables(
     frames = {}
     for table in tables:
         frame = frames[table.name] = _with_attrs(table)
+        # Whole files or none (atomic.py): a run stopped here leaves no table cut short.
         if "md" in fmts:
-            (out_dir / f"{table.name}.md").write_text(render_markdown(frame) + "\n", "utf-8")
+            md = render_markdown(frame) + "\n"
+            atomic_write(out_dir / f"{table.name}.md", lambda f, t=md: f.write(t), text=True)
         if "tex" in fmts:
-            (out_dir / f"{table.name}.tex").write_text(render_latex(frame), "utf-8")
+            tex = render_latex(frame)
+            atomic_write(out_dir / f"{table.name}.tex", lambda f, t=tex: f.write(t), text=True)
         if "csv" in fmts:
-            table.raw.to_csv(out_dir / f"{table.name}.csv", index=False)
+            raw = table.raw
+            atomic_write(
+                out_dir / f"{table.name}.csv", lambda f, r=raw: r.to_csv(f, index=False), text=True
+            )
     for name in names if fmts else ():  # what an earlier build left that this one did not write
         for ext in ("md", "tex", "csv"):
             if not (name in frames and ext in fmts):

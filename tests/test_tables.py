@@ -259,3 +259,20 @@ def test_one_fold_of_k_is_said_in_the_singular(tmp_path):
     spec = TableSpec("t", "{method} per fold", "per_fold", methods=("fpn",))
     notes = build_table(spec, load_results(tmp_path)).notes
     assert "Only 1 of 5 folds has results; Mean ± SD uses those." in notes
+
+
+def test_a_build_stopped_while_writing_leaves_each_table_whole(tmp_path, monkeypatch):
+    # Tables were written in place: a kill mid-write left a table cut short.
+    write_fixture_results(tmp_path, ["mtl_resunet"])
+    build_tables(tmp_path, formats=("csv",))
+    before = (tmp_path / "tables" / "table1.csv").read_text()
+
+    def stopped(self, f, index=False):
+        f.write("row,JSI\nFold 1,0.")  # half a table, then the kill
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        build_tables(tmp_path, formats=("csv",))
+    assert (tmp_path / "tables" / "table1.csv").read_text() == before
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir() if p.name.startswith(".")) == []
