@@ -160,7 +160,12 @@ def summary(record: dict) -> str:
     parts = []
     seg, cls = record["metrics"]["segmentation"], record["metrics"]["classification"]
     if seg:
-        parts.append(f"DC {seg['DC']:.3f} JSI {seg['JSI']:.3f}")
+        dc, jsi = ("nan" if v is None else f"{v:.3f}" for v in (seg["DC"], seg["JSI"]))
+        text = f"DC {dc} JSI {jsi}"
+        n, total = seg.get("n_images"), len((record.get("per_image") or {}).get("id") or ())
+        if n is not None and n < total:  # empty_policy "exclude": normal images are left out
+            text += f" (over the {n} of {total} images with a lesion)"
+        parts.append(text)
     if cls:
         auc = cls["AUC"]
         parts.append(f"ACC {cls['ACC']:.3f} AUC {'nan' if auc is None else f'{auc:.3f}'}")

@@ -135,3 +135,17 @@ def test_a_save_whose_files_cannot_be_read_is_refused_in_one_line(tmp_path, dama
         f"{tmp_path / 'ck'}: the save after epoch 1 cannot be read ({item}: "
     )
     assert text.endswith("delete this checkpoint, or restore the folder from a copy")
+
+
+def test_the_fold_line_says_when_images_without_a_lesion_were_left_out():
+    from mtl_bench.fold_record import summary
+
+    seg = {"DC": 0.5, "JSI": 0.25, "n_images": 30}
+    record = {"metrics": {"segmentation": seg, "classification": None}}
+    record["per_image"] = {"id": [f"x{i}" for i in range(36)]}  # 6 normal images
+    assert summary(record) == "DC 0.500 JSI 0.250 (over the 30 of 36 images with a lesion)"
+    record["per_image"]["id"] = record["per_image"]["id"][:30]
+    assert summary(record) == "DC 0.500 JSI 0.250"
+    # No image with a lesion at all: the metrics are null, and the line says nan.
+    record["metrics"]["segmentation"] = {"DC": None, "JSI": None, "n_images": 0}
+    assert summary(record) == "DC nan JSI nan (over the 0 of 30 images with a lesion)"
