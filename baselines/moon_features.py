@@ -39,13 +39,14 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mtl_bench.config import RunConfig
-from mtl_bench.data.types import Dataset
+from mtl_bench.data.types import Dataset, DataWarning
 from mtl_bench.fit import FoldRun
 from mtl_bench.progress import log
 from mtl_bench.registry import register_model
@@ -90,6 +91,15 @@ def moon_settings(cfg: RunConfig) -> dict[str, Any]:
             "moon_features mask_source='predicted' needs model_kwargs.predicted_masks "
             "(a segmentation method's results folder, an .npz of ids and masks, a {id: mask} "
             "mapping or a callable)"
+        )
+    if cfg.class_set == "three_class" and s["mask_source"] == "ground_truth":
+        # Said, not refused: the binary row's ground-truth outline is the paper's protocol too.
+        warnings.warn(
+            "moon_features on ground-truth masks with class_set=three_class: a normal image's "
+            "mask is empty, which gives its class away (set model_kwargs.mask_source=predicted "
+            "to classify from a segmentation model's masks)",
+            DataWarning,
+            stacklevel=2,
         )
     if cfg.class_weights not in ("inverse_frequency", "none"):
         raise ValueError(

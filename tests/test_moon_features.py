@@ -2,6 +2,7 @@
 folds kept apart by duplicate group, calibration, the CLI and fold-parallel fallback."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -201,3 +202,14 @@ def test_a_bad_option_is_refused_before_the_data_is_read(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err == "mtl-bench: error: moon_features inner_folds must be an integer >= 2, got 1\n"
     assert not out.exists()
+
+
+def test_three_class_on_ground_truth_masks_warns_of_the_empty_normal_masks():
+    # A normal image's true mask is empty: its class can be read off the mask features.
+    from mtl_bench.data.types import DataWarning
+
+    with pytest.warns(DataWarning, match="a normal image's mask is empty, which gives its class"):
+        moon_settings(_cfg(class_set="three_class"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        moon_settings(_cfg())  # binary: its Table 6 note says it saw the true outline
