@@ -7,6 +7,7 @@ manifest's hash, and the tables refuse to compare results with different hashes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -113,12 +114,16 @@ def run_cv(
         )
     if folds is not None and not folds:
         raise ValueError("no fold chosen (--folds is empty)")
-    if not is_writer():  # process 0 holds the claim for the run's processes
+    if not is_writer():  # process 0 holds the claims for the run's processes
         return _cv_folds(cfg, out, method, folds, resume, quiet)
-    # A second run of this method into this folder meanwhile is refused: both would write one
-    # fold's checkpoint and result (each then failed in orbax with pages of tracebacks).
-    advice = "wait for it to finish, or use another --out or --tag"
-    with claimed(out / f".{method}.lock", f"{out / method}", advice):
+    # A second run of one of these folds into this folder meanwhile is refused: both would write
+    # its checkpoint and result (each then failed in orbax with pages of tracebacks). Runs of
+    # other folds (one fold set per GPU, as the README shows) go on side by side.
+    advice = "wait for it to finish, or choose other --folds, another --out or --tag"
+    with contextlib.ExitStack() as held:
+        for fold in range(cfg.folds) if folds is None else folds:
+            lock = out / f".{method}.fold_{fold}.lock"
+            held.enter_context(claimed(lock, f"{out / method} fold {fold}", advice))
         return _cv_folds(cfg, out, method, folds, resume, quiet)
 
 
