@@ -1,6 +1,6 @@
 """A claim on a file or folder for one run: an advisory lock (``flock``) on a hidden lock file,
 so a second run on the same target meanwhile is refused with a one-line error instead of
-writing beside the first (two ``cv`` runs of one method into one folder both crashed with pages
+writing beside the first (two ``cv`` runs of one fold into one folder both crashed with pages
 of orbax tracebacks; two benches on one CSV kept one run's rows). The lock dies with its
 process, so a killed run leaves nothing to clear by hand."""
 
@@ -42,3 +42,25 @@ def claimed(lock: Path, what: str, advice: str) -> Iterator[None]:
             if made:
                 with contextlib.suppress(OSError):  # not empty: the run wrote there
                     lock.parent.rmdir()
+
+
+def in_use(lock: Path) -> bool:
+    """Whether a running process holds ``lock`` now (a killed run's leftover file is not)."""
+    import fcntl
+
+    try:
+        f = open(lock)
+    except OSError:
+        return False
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+
+
+def fold_lock(out: Path, method: str, fold: int) -> Path:
+    """The lock file a ``cv`` run holds while it trains ``fold`` of ``method`` into ``out``."""
+    return out / f".{method}.fold_{fold}.lock"

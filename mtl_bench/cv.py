@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from mtl_bench.atomic import check_out_folder
-from mtl_bench.claim import claimed
+from mtl_bench.claim import claimed, fold_lock
 from mtl_bench.config import RunConfig, check_config, config_differences
 from mtl_bench.cv_data import (
     dataset_for,
@@ -122,7 +122,7 @@ def run_cv(
     advice = "wait for it to finish, or choose other --folds, another --out or --tag"
     with contextlib.ExitStack() as held:
         for fold in range(cfg.folds) if folds is None else folds:
-            lock = out / f".{method}.fold_{fold}.lock"
+            lock = fold_lock(out, method, fold)
             held.enter_context(claimed(lock, f"{out / method} fold {fold}", advice))
         return _cv_folds(cfg, out, method, folds, resume, quiet)
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mtl_bench import results_checks as checks
+from mtl_bench.claim import fold_lock, in_use
 from mtl_bench.data.folds import load_manifest
 from mtl_bench.data.types import DataError
 
@@ -152,6 +153,11 @@ def load_results(results_dir: str | Path) -> pd.DataFrame:
     frame = frame.sort_values(["method", "fold"], ignore_index=True)
     frame.attrs["failed"] = failed
     frame.attrs["unfinished"] = _unfinished(root)
+    # Of those, the folds a running cv holds (claim.py): "training", not "stopped".
+    frame.attrs["training"] = {
+        m: sorted(f for f in folds if in_use(fold_lock(root, m, f)))
+        for m, folds in frame.attrs["unfinished"].items()
+    }
     return frame
 
 

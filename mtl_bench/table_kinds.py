@@ -103,7 +103,7 @@ def unavailable(spec: TableSpec, method: str, res: pd.DataFrame | None = None) -
         return FAILED, f"failed: {short}"
     started = unfinished_folds(res, method)
     if started:
-        return UNFINISHED, f"unfinished: {_said(started)}; rerun with --resume to finish"
+        return UNFINISHED, f"unfinished: {_said(started, training_folds(res, method))}"
     return NOT_RUN, ""
 
 
@@ -112,8 +112,21 @@ def unfinished_folds(res: pd.DataFrame | None, method: str) -> dict[int, int]:
     return dict((res.attrs.get("unfinished") or {}).get(method, {})) if res is not None else {}
 
 
-def _said(started: dict[int, int]) -> str:
-    return ", ".join(f"fold {f + 1} stopped after epoch {e}" for f, e in sorted(started.items()))
+def training_folds(res: pd.DataFrame | None, method: str) -> set[int]:
+    """Of ``unfinished_folds``, those a running ``cv`` is training now."""
+    return set((res.attrs.get("training") or {}).get(method, ())) if res is not None else set()
+
+
+def _said(started: dict[int, int], training: set[int]) -> str:
+    """Each unfinished fold (1-based): training now, or stopped (then: how to finish it)."""
+    said = [
+        f"fold {f + 1} is training (epoch {e} so far)"
+        if f in training
+        else f"fold {f + 1} stopped after epoch {e}"
+        for f, e in sorted(started.items())
+    ]
+    stopped = any(f not in training for f in started)
+    return ", ".join(said) + ("; rerun with --resume to finish" if stopped else "")
 
 
 def with_notes(display: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
@@ -159,6 +172,6 @@ def per_fold(spec: TableSpec, res: pd.DataFrame, reference: str) -> Table:
         have = "has" if len(present) == 1 else "have"
         notes.append(f"Only {len(present)} of {k} folds {have} results; Mean ± SD uses those.")
     if started:
-        notes.append(f"Unfinished: {_said(started)} (rerun with --resume to finish).")
+        notes.append(f"Unfinished: {_said(started, training_folds(res, method))}.")
     raw = raw.rename_axis("row").reset_index()
     return Table(spec.name, title, pd.DataFrame(disp, columns=headers), raw, notes)
