@@ -206,7 +206,8 @@ def agree(path: Path, row: dict, per: dict) -> None:
         if math.isnan(have) or math.isnan(want) or abs(have - want) > AGREE_TOL:
             raise DataError(
                 f"{path}: metrics.{col} = {_said(have)} disagrees with its per_image values, "
-                f"which give {_said(want)} (edited by hand, or per_image from another run?)"
+                f"which give {_said(want)} (edited by hand, per_image from another run, or an "
+                "older writer?)"
             )
 
 

@@ -159,7 +159,7 @@ def _swap_probs(r):  # per_image from another run: the same images, other probab
     [
         ("vgg16", CLS, _set("metrics", "classification", "ACC", 0.99),
          r"metrics\.classification\.ACC = 0\.99 disagrees with its per_image values, which give "
-         r"[0-9.]+ \(edited by hand, or per_image from another run\?\)"),
+         r"[0-9.]+ \(edited by hand, per_image from another run, or an older writer\?\)"),
         ("vgg16", CLS, _set("metrics", "classification", "AUC", None),
          r"metrics\.classification\.AUC = null disagrees with its per_image values, which "
          r"give [0-9]"),
