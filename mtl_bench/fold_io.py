@@ -203,6 +203,8 @@ class Checkpoints:
                     "drop --resume to retrain, or delete this checkpoint"
                 ) from None
             except Exception as e:  # tensorstore raises a bare Exception on a damaged file
+                if "RESOURCE_EXHAUSTED" in str(e):  # out of memory is no damage: as it is
+                    raise
                 raise self._damaged(step, "state", e) from None
         # The best weights are checked on the host copy made anyway (no second compile).
         got = {k: jax.device_get(got[k]) if k == "best" else got[k] for k in items}
