@@ -114,8 +114,12 @@ def run_from_args(args: argparse.Namespace) -> int:
         )
     # Each run rewrites its whole file: a second bench on the same CSV at once is refused, since
     # one of the two would lose its rows.
-    with claimed(path):
-        return _run_models(args, path, models, kwargs, env, box, unbuilt)
+    try:
+        with claimed(path):
+            return _run_models(args, path, models, kwargs, env, box, unbuilt)
+    finally:  # a new CSV that got no row (the run failed first) is not left behind, header only
+        if not args.csv and path.exists() and not read_csv(path):
+            path.unlink()
 
 
 def _run_models(

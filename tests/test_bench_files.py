@@ -67,3 +67,16 @@ def test_the_claim_is_released_when_the_run_fails(tmp_path):
         raise RuntimeError("a run that failed")
     with claimed(path):  # free again
         pass
+
+
+def test_a_run_that_fails_before_its_first_row_leaves_no_empty_csv(tmp_path, monkeypatch):
+    def fails(*a, **k):
+        raise ValueError("the model failed to build")
+
+    import benchmarks.throughput as throughput
+
+    monkeypatch.setattr(throughput, "measure_model", fails)
+    argv = ["--models", "mtl_resunet", "--batch-sizes", "2", "--precision", "fp32",
+            "--image-size", "32", "--out", str(tmp_path), "--compile-cache", "off"]  # fmt: skip
+    assert main(argv) == 2
+    assert list((tmp_path / "throughput").glob("*.csv")) == []
