@@ -190,10 +190,18 @@ def _missing_part(ckpt_dir: Path) -> str | None:
     return None
 
 
+def restore_error(ckpt_dir: Path, e: Exception) -> DataError:
+    """One line for a checkpoint whose files cannot be read back (``--resume`` and ``predict``
+    alike): a part missing, arrays of another shape, or damaged data (the reader's reason)."""
+    return _restore_error(ckpt_dir, ckpt_dir, e)
+
+
 def _restore_error(ckpt_dir: Path, record: Path, e: Exception) -> DataError:
     """One line for a checkpoint that cannot be restored: saved by another run, or damaged."""
     from mtl_bench.fold_io import CheckpointDamaged, SettingsMismatch, StateLayoutChanged
 
+    if isinstance(e, DataError):  # said already (Checkpoints.restore's restore_error)
+        return e
     if isinstance(e, CheckpointDamaged | StateLayoutChanged):  # names the folder and the place
         return DataError(str(e))
     if isinstance(e, SettingsMismatch):

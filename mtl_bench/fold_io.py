@@ -164,7 +164,7 @@ class Checkpoints:
             meta = self.mngr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
             meta = meta["meta"]
         except (ValueError, OSError, KeyError) as e:  # an emptied or cut-short metadata file
-            raise self._damaged(step, "meta", e) from None
+            raise self._unreadable(e) from None
         # More epochs continue the same run (the lr staircase depends on the epoch, not the
         # total); fewer than already trained would record a run that did not happen.
         saved = meta.get("config") or {}
@@ -194,7 +194,7 @@ class Checkpoints:
                 got = self.mngr.restore(step, args=ocp.args.Composite(**items))
             except ValueError as e:
                 if "tree structures do not match" not in str(e):
-                    raise self._damaged(step, "state", e) from None
+                    raise self._unreadable(e) from None
                 # orbax's page of text, in one line: the first differing node and its types.
                 where = " ".join(str(e).splitlines()[1:4]).replace("- ", "").split()
                 raise StateLayoutChanged(
@@ -205,22 +205,20 @@ class Checkpoints:
             except Exception as e:  # tensorstore raises a bare Exception on a damaged file
                 if "RESOURCE_EXHAUSTED" in str(e):  # out of memory is no damage: as it is
                     raise
-                raise self._damaged(step, "state", e) from None
+                raise self._unreadable(e) from None
         # The best weights are checked on the host copy made anyway (no second compile).
         got = {k: jax.device_get(got[k]) if k == "best" else got[k] for k in items}
         self._check(meta.get("digest"), got)
         score = -np.inf if meta["best_score"] is None else float(meta["best_score"])
         return int(step), got["state"], (score, got.get("best"))
 
-    def _damaged(self, step: int, item: str, e: Exception) -> CheckpointDamaged:
-        """The one-line error of a save whose files cannot be read back (a damaged array file,
-        an emptied metadata file): orbax's own is a page of tensorstore or JSON text."""
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        return CheckpointDamaged(
-            f"{self.directory}: the save after epoch {step} cannot be read ({item}: {first}); "
-            "retrain the fold (drop --resume), delete this checkpoint, or restore the folder "
-            "from a copy"
-        )
+    def _unreadable(self, e: Exception) -> Exception:
+        """The one line (``fold_checkpoint``'s, as ``predict`` says it) of a save whose files
+        cannot be read back: a damaged array file, an emptied metadata file, a part not copied,
+        arrays of another shape. orbax's own is a page of tensorstore or JSON text."""
+        from mtl_bench.fold_checkpoint import restore_error
+
+        return restore_error(self.directory, e)
 
     def _check(self, saved: dict | None, got: dict) -> None:
         """Raise ``CheckpointDamaged`` unless the restored items match their saved digests."""
