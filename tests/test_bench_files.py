@@ -1,11 +1,9 @@
 """Where bench writes: a CSV name of its own per run, and no two runs rewriting one CSV."""
 
 import csv
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from lock_holder import held_elsewhere
 
 from benchmarks import timing
 from benchmarks.csv_claim import claimed, new_csv_path
@@ -22,14 +20,6 @@ def test_two_runs_in_one_second_get_two_names(tmp_path):
     assert read_csv(first) == []
 
 
-ROOT = Path(__file__).resolve().parents[1]
-# Another bench, as far as the claim goes: holds the CSV until its stdin closes.
-HOLD = (
-    "import sys; from pathlib import Path; from benchmarks.csv_claim import claimed\n"
-    "with claimed(Path(sys.argv[1])):\n    print('held', flush=True); sys.stdin.read()"
-)
-
-
 def test_a_second_bench_on_a_claimed_csv_is_refused_and_the_file_kept(
     tmp_path, monkeypatch, capsys
 ):
@@ -39,21 +29,14 @@ def test_a_second_bench_on_a_claimed_csv_is_refused_and_the_file_kept(
     argv = ["--models", "mtl_resunet", "--batch-sizes", "2", "--precision", "fp32",
             "--image-size", "32", "--csv", str(path), "--compile-cache", "off"]  # fmt: skip
     assert main(argv) == 0
-    other = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(path)],
-        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert other.stdout.readline() == "held\n"
+    with held_elsewhere(path.with_name(f".{path.name}.lock")) as pid:
         capsys.readouterr()
         assert main([*argv[:3], "4", *argv[4:]]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert err == [
             f"benchmarks.throughput: error: {path}: another run is writing it "
-            f"(pid {other.pid}); give another --csv or --out, or wait for it to finish"
+            f"(pid {pid}); give another --csv or --out, or wait for it to finish"
         ]
-    finally:
-        other.communicate(timeout=30)
     assert [r["batch_size"] for r in read_csv(path)] == ["2"]
     # Once the other run is done, the file is free again and keeps both runs' rows.
     assert main([*argv[:3], "4", *argv[4:]]) == 0

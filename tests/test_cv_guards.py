@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from lock_holder import held_elsewhere
 
 from mtl_bench.cli import main
 from mtl_bench.config import RunConfig, check_config
@@ -295,31 +296,15 @@ def test_a_model_that_fails_to_build_costs_no_finished_fold_its_checkpoint(finis
 
 def test_a_second_run_of_a_fold_into_one_folder_is_refused_while_the_first_runs(tmp_path):
     # Both would write one fold's checkpoint and result: each failed with orbax tracebacks.
-    import subprocess
-    import sys
-
     out = tmp_path / "res"
-    lock = out / ".mtl_resunet.fold_1.lock"
-    hold = (
-        "import sys; from pathlib import Path; from mtl_bench.claim import claimed\n"
-        "with claimed(Path(sys.argv[1]), 'x', 'y'):\n"
-        "    print('held', flush=True); sys.stdin.read()"
-    )
-    other = subprocess.Popen(
-        [sys.executable, "-c", hold, str(lock)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert other.stdout.readline() == "held\n"
+    with held_elsewhere(out / ".mtl_resunet.fold_1.lock") as pid:
         with pytest.raises(ValueError) as err:
             run_cv(TINY, out, quiet=True)
         assert str(err.value) == (
-            f"{out / 'mtl_resunet'} fold 1: another run is writing it (pid {other.pid}); wait "
+            f"{out / 'mtl_resunet'} fold 1: another run is writing it (pid {pid}); wait "
             "for it to finish, or choose other --folds, another --out or --tag"
         )
         assert sorted(p.name for p in out.iterdir()) == [".mtl_resunet.fold_1.lock"]  # no data
         # A run of the other fold (one fold set per GPU, as the README shows) is not held up.
         assert list(run_cv(TINY, out, folds=[0], quiet=True)) == [0]
-    finally:
-        other.communicate(timeout=30)
     assert not list(out.glob(".*.lock"))  # each run's claims went with it

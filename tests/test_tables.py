@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from fixtures_results import edit_result, refresh_metrics, result_path, write_fixture_results
 from fixtures_tables import CLS, REASON, SEG, cls_spec, fold_numbers, seg_spec
+from lock_holder import held_elsewhere
 
 from mtl_bench.tables import (
     DEFAULT_SPECS,
@@ -159,25 +160,9 @@ def test_a_fold_with_a_curve_and_no_result_reads_unfinished(tmp_path):
         table.notes
     )
     # A fold a running cv holds (its claim, claim.py) is training, not stopped.
-    import subprocess
-    import sys
-
-    lock = tmp_path / ".fpn.fold_2.lock"
-    hold = (
-        "import sys; from pathlib import Path; from mtl_bench.claim import claimed\n"
-        "with claimed(Path(sys.argv[1]), 'x', 'y'):\n"
-        "    print('held', flush=True); sys.stdin.read()"
-    )
-    other = subprocess.Popen(
-        [sys.executable, "-c", hold, str(lock)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert other.stdout.readline() == "held\n"
+    with held_elsewhere(tmp_path / ".fpn.fold_2.lock"):
         notes = build_table(spec, load_results(tmp_path)).notes
         assert "Unfinished: fold 3 is training (epoch 3 so far)." in notes
-    finally:
-        other.communicate(timeout=30)
     t1 = build_table(DEFAULT_SPECS[0], load_results(tmp_path))  # mtl_resunet: no fold finished
     assert list(t1.display.iloc[0]) == ["Mean ± SD", *["unfinished"] * 6]
     assert t1.notes == [
