@@ -74,7 +74,7 @@ class RunConfig:
     checkpoint_every: int = 10  # epochs; 0 saves only at the end
     seed: int = 0
     precision: str = "fp32"  # fp32 | bf16 (compute dtype; master weights stay fp32)
-    preset: str = ""
+    preset: str = ""  # where the settings came from: a configs/ preset, or reproduce-<preset>
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

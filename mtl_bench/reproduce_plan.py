@@ -163,7 +163,12 @@ def method_config(method: str, preset: Preset, data: str | None) -> RunConfig:
     """``method``'s config under the reproduction ``preset`` (before ``--set`` overrides)."""
     from mtl_bench.configs import get_config
 
-    cfg = get_config(method, preset.config_preset)
+    # The record names the reproduction preset, not only the configs/ preset its recipes come
+    # from: `reproduce --preset smoke` (32², 10 epochs) and `cv --preset smoke` (64², 2-3
+    # epochs) would otherwise both say "smoke" in their fold files.
+    cfg = dataclasses.replace(
+        get_config(method, preset.config_preset), preset=f"reproduce-{preset.name}"
+    )
     if data is not None:
         cfg = dataclasses.replace(cfg, data=data)
     if preset.name == "paper":

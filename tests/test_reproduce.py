@@ -36,6 +36,9 @@ def test_smoke_plan_feeds_every_table_on_shared_folds():
     moon = next(j for j in jobs if j.method == "moon_features")
     assert moon.cfg.epochs == 0 and moon.cfg.preprocess == "none"  # its own settings stay
     assert next(j for j in jobs if j.method == "unet").cfg.model_kwargs["base_width"] == 8
+    # The fold files tell this protocol from `cv --preset smoke` (64², other epochs).
+    assert {j.cfg.preset for j in jobs} == {"reproduce-smoke"}
+    assert {j.cfg.preset for j in plan("paper", "unet")} == {"reproduce-paper"}
 
 
 def test_all_methods_and_per_method_overrides():
