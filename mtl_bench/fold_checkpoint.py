@@ -20,13 +20,25 @@ import dataclasses
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mtl_bench.data.types import DataError
 
 if TYPE_CHECKING:
     from mtl_bench.config import RunConfig
     from mtl_bench.train import Engine
+
+
+class FoldModel(NamedTuple):
+    """A trained fold ready for inference. ``method`` is the results folder's name for the run
+    (``mtl_resunet@3class``, ``unet@tag``), ``cfg.model`` the registered architecture."""
+
+    cfg: RunConfig
+    names: tuple[str, ...]
+    engine: Engine
+    state: dict[str, Any]
+    method: str
+
 
 _CKPT = re.compile(r"ckpt_fold_(\d+)")
 _CKPT_FOLDS = re.compile(r"ckpt_folds_(\d+(?:_\d+)*)")
@@ -117,10 +129,8 @@ def resolve_checkpoint(checkpoint: str | Path) -> tuple[Path, Path, int | None]:
     return p, record, None
 
 
-def load_fold_model(
-    checkpoint: str | Path,
-) -> tuple[RunConfig, tuple[str, ...], Engine, dict[str, Any]]:
-    """(RunConfig, class names, engine, eval state) of a trained fold (see the module doc)."""
+def load_fold_model(checkpoint: str | Path) -> FoldModel:
+    """The trained fold ``checkpoint`` names, restored (see the module doc)."""
     from mtl_bench.config import RunConfig
     from mtl_bench.fit import build_model
     from mtl_bench.fold_io import Checkpoints
@@ -132,6 +142,7 @@ def load_fold_model(
         record = json.loads(record_path.read_text(encoding="utf-8"))
         cfg = RunConfig.from_dict(record["config"])
         names = tuple(record["class_names"])
+        method = str(record.get("method") or cfg.model)  # a hand-made record may lack it
     except KeyError as e:  # str(KeyError) is only the quoted key
         raise DataError(f"{record_path}: cannot read the run config (no {e} entry)") from None
     except (json.JSONDecodeError, TypeError, ValueError) as e:
@@ -169,7 +180,7 @@ def load_fold_model(
         state = jax.tree.map(lambda x: x[index], {k: v for k, v in state.items() if k != "tick"})
     if best[1] is not None:  # validation selection ran: the selected weights were tested
         state = {**state, **best[1]}
-    return cfg, names, engine, state
+    return FoldModel(cfg, names, engine, state, method)
 
 
 # What every saved step holds (orbax's layout): without one of them a restore fails with an

@@ -152,7 +152,8 @@ def _columns(tasks: tuple[str, ...], names: tuple[str, ...] | list[str]) -> list
     (a note or an unreadable file in one run only), so runs of one model share a header."""
     label = ["predicted_class", *(f"prob_{n}" for n in names)] if "label" in tasks else []
     mask = ["mask_pixels", "mask_fraction", "mask_png", "overlay_png"] if "mask" in tasks else []
-    return ["file", "status", *label, "width", "height", *mask, "note", "model", "checkpoint"]
+    run = ["note", "model", "method", "checkpoint"]  # model: the architecture; method: the run
+    return ["file", "status", *label, "width", "height", *mask, *run]
 
 
 def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> PredictReport:
@@ -170,7 +171,7 @@ def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> Pred
     root = inputs.parent if single else inputs
     table = out / (f"{inputs.stem}_prediction.json" if single else "predictions.csv")
     check_rerun(table, inputs)
-    cfg, names, engine, state = load_fold_model(checkpoint)
+    cfg, names, engine, state, method = load_fold_model(checkpoint)
     report = PredictReport(table=table, tasks=tuple(model_info(cfg.model).tasks))
     stems = output_stems(files, root, out.resolve())
     owned = earlier_outputs(table, out)
@@ -225,6 +226,7 @@ def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> Pred
     meta = {
         "checkpoint": checkpoint,
         "model": cfg.model,
+        "method": method,
         "tasks": list(report.tasks),
         "class_names": list(names),
         "image_size": cfg.image_size,
@@ -237,7 +239,9 @@ def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> Pred
         text = json.dumps({**stored[0], **meta}, indent=1) + "\n"
         atomic_write(table, lambda f: f.write(text), text=True)
     else:
-        rows = [{**r, "model": cfg.model, "checkpoint": checkpoint} for r in stored]
+        rows = [
+            {**r, "model": cfg.model, "method": method, "checkpoint": checkpoint} for r in stored
+        ]
         cols = _columns(report.tasks, names)
 
         def write(f) -> None:

@@ -98,7 +98,7 @@ def test_single_image_json_and_checkpoint_forms(trained, tmp_path):
         assert resolve_checkpoint(form) == (ckpt, root / "mtl_resunet" / "fold_0.json", None)
     report = predict(big, step, tmp_path / "out")
     data = json.loads((tmp_path / "out" / "scan_prediction.json").read_text())
-    assert data["status"] == "ok" and data["model"] == "mtl_resunet"
+    assert data["status"] == "ok" and data["model"] == data["method"] == "mtl_resunet"
     assert data["class_names"] == ["benign", "malignant"]
     assert data["prob_benign"] + data["prob_malignant"] == pytest.approx(1.0, abs=1e-5)
     assert np.asarray(Image.open(data["mask_png"])).shape == (40, 48)  # the input's own size
@@ -113,7 +113,7 @@ def test_single_image_json_and_checkpoint_forms(trained, tmp_path):
 
 def test_predicted_masks_reproduce_the_fold_dice(trained):
     root, record, ds, _, _ = trained
-    _, _, engine, state = load_fold_model(root / "mtl_resunet" / "ckpt_fold_0")
+    _, _, engine, state, _ = load_fold_model(root / "mtl_resunet" / "ckpt_fold_0")
     index = {k: i for i, k in enumerate(ds.ids)}
     rows = [index[k] for k in record["per_image"]["id"]]
     masks = predicted_masks(engine, state, ds.images[rows], batch_size=8)

@@ -60,8 +60,8 @@ def _copy(method, tmp_path, edit=None):
 
 
 def test_the_saved_fold_loads(method):
-    cfg, names, _, state = load_fold_model(method / "ckpt_fold_0")
-    assert cfg.model == "mtl_resunet" and names == tuple(NAMES) and "params" in state
+    cfg, names, _, state, name = load_fold_model(method / "ckpt_fold_0")
+    assert cfg.model == name == "mtl_resunet" and names == tuple(NAMES) and "params" in state
 
 
 def test_a_damaged_or_mismatched_checkpoint_is_named(method, tmp_path):

@@ -17,6 +17,7 @@ from PIL import Image
 from mtl_bench import predict as predict_module
 from mtl_bench.config import RunConfig
 from mtl_bench.data.types import DataError
+from mtl_bench.fold_checkpoint import FoldModel
 from mtl_bench.predict import predict, run_predict
 
 
@@ -38,7 +39,9 @@ class _Tiny(nnx.Module):
 def _use(monkeypatch, model: str, tasks: tuple[str, ...], names: tuple[str, ...]) -> None:
     graphdef, params, rest = nnx.split(_Tiny(tasks, len(names)), nnx.Param, ...)
     cfg = RunConfig(model=model, image_size=32, preprocess="none")
-    fold = (cfg, names, SimpleNamespace(graphdef=graphdef), {"params": params, "rest": rest})
+    state = {"params": params, "rest": rest}
+    # A three-class run's checkpoint: its method (results folder) is not the model's name.
+    fold = FoldModel(cfg, names, SimpleNamespace(graphdef=graphdef), state, f"{model}@3class")
     monkeypatch.setattr(predict_module, "load_fold_model", lambda checkpoint: fold)
 
 
@@ -64,8 +67,9 @@ def test_a_rerun_replaces_the_earlier_outputs_and_removes_stale_ones(tmp_path, m
     with open(out / "predictions.csv", newline="", encoding="utf-8") as f:
         rows = {Path(r["file"]).name: r for r in csv.DictReader(f)}
     row = rows["échographie 1.png"]
-    got = (row["width"], row["height"], row["model"], row["checkpoint"])
-    assert got == ("36", "40", "mtl_resunet", str(Path("ckpt").resolve()))  # stored absolute
+    got = (row["width"], row["height"], row["model"], row["method"], row["checkpoint"])
+    absolute = str(Path("ckpt").resolve())  # stored absolute
+    assert got == ("36", "40", "mtl_resunet", "mtl_resunet@3class", absolute)
     mask = np.asarray(Image.open(row["mask_png"])) > 0  # absolute: readable from anywhere
     assert Path(row["mask_png"]).is_absolute() and int(row["mask_pixels"]) == mask.sum()
     # Next time b.png is unreadable and sub/c.png gone: their old masks must not stay behind.
