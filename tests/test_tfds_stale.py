@@ -115,3 +115,30 @@ def test_a_rebuild_that_fails_leaves_the_previous_build(tmp_path):
         prepare_tfds("busi", data_dir=data, manual_dir=second, image_size=SIZE)
     assert _loaded(data).fingerprint() == before  # TFDS had deleted it before building
     assert not list(data.rglob(".*.previous"))
+
+
+def test_a_killed_build_leaves_nothing_a_rerun_does_not_settle(tmp_path):
+    from lock_holder import held_elsewhere
+
+    from mtl_bench.claim import Busy
+
+    data = tmp_path / "d"
+    build = prepare_tfds(
+        "busi", data_dir=data, manual_dir=_parent(tmp_path / "a", 9, 3), image_size=SIZE
+    )
+    before = _loaded(data).fingerprint()
+    # As a build and a rebuild killed midway leave them: TFDS's folder in progress, and the
+    # build that the rebuild had set aside, with none in its place.
+    (build.parent / f"incomplete.AB12CD_{build.name}" / "busi").mkdir(parents=True)
+    build.rename(build.parent / f".{build.name}.previous")
+    with pytest.warns(DataWarning) as said:
+        assert prepare_tfds("busi", data_dir=data, image_size=SIZE) == build
+    text = " ".join(str(w.message) for w in said)
+    assert "killed before it finished" in text and "put back the build" in text
+    assert sorted(p.name for p in build.parent.iterdir()) == [build.name]
+    assert _loaded(data).fingerprint() == before  # the old build, not a rebuild
+    # A second prepare of the same build while one runs is refused, and touches nothing.
+    with held_elsewhere(build.parent / f".{build.name}.lock") as pid:
+        with pytest.raises(Busy, match=rf"busi/32px in {re.escape(str(build))}: .*pid {pid}"):
+            prepare_tfds("busi", data_dir=data, image_size=SIZE, overwrite=True)
+    assert _loaded(data).fingerprint() == before

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -108,9 +107,22 @@ def prepare_tfds(
     rebuilt, with a DataWarning saying why. Failures are one-line DataErrors.
     """
     cls, config, kwargs = _builder(dataset, data_dir, image_size, synthetic_n, seed, difficulty)
-    import tensorflow_datasets as tfds
+    from mtl_bench.data.tfds.build_dir import build_claim
 
     builder = cls(config=config, file_format="array_record", **kwargs)
+    what = f"TFDS dataset {dataset}/{config.name} in {builder.data_dir}"
+    with build_claim(Path(builder.data_dir), what) as restored:
+        if restored:  # the builder looked before the build was put back
+            builder = cls(config=config, file_format="array_record", **kwargs)
+        return _build(builder, dataset, config.name, manual_dir, overwrite)
+
+
+def _build(builder, dataset: str, name: str, manual_dir, overwrite: bool) -> Path:
+    """``prepare_tfds`` under its claim: reuse or (re)build, a failed rebuild put back."""
+    import tensorflow_datasets as tfds
+
+    from mtl_bench.data.tfds.build_dir import kept_until_replaced
+
     built = Path(builder.data_dir, "dataset_info.json").is_file()
     if dataset == "busi":
         from mtl_bench.data.tfds.busi import find_busi_root, source_listing, stale_reason
@@ -129,7 +141,7 @@ def prepare_tfds(
         why = stale_reason(builder.info.metadata, source_listing(root)) if built and root else None
         if why and not overwrite:
             warnings.warn(
-                f"rebuilding TFDS dataset {dataset}/{config.name} in {builder.data_dir}: {why}",
+                f"rebuilding TFDS dataset {dataset}/{name} in {builder.data_dir}: {why}",
                 DataWarning,
                 stacklevel=2,
             )
@@ -142,28 +154,18 @@ def prepare_tfds(
     download_config = tfds.download.DownloadConfig(
         manual_dir=os.fspath(manual_dir) if manual_dir else None, download_mode=mode
     )
-    # TFDS deletes a build before making it again: keep the old one aside until the new one is
-    # complete, so a rebuild that fails (a bad image in the new folder) leaves the old build.
     target = Path(builder.data_dir)
-    aside = target.parent / f".{target.name}.previous"
-    if overwrite and built:
-        shutil.rmtree(aside, ignore_errors=True)
-        os.replace(target, aside)
     try:
-        builder.download_and_prepare(download_config=download_config)
-    except Exception as e:
-        if aside.exists():
-            shutil.rmtree(target, ignore_errors=True)
-            os.replace(aside, target)
-        if isinstance(e, DataError):
-            raise
-        # TFDS internals: reduce to one line, keep the chain for debugging
+        with kept_until_replaced(target, replace=overwrite and built):
+            builder.download_and_prepare(download_config=download_config)
+    except DataError:
+        raise
+    except Exception as e:  # TFDS internals: reduce to one line, keep the chain for debugging
         first = (str(e).strip().splitlines() or [""])[0]
         raise DataError(
-            f"building TFDS dataset {dataset}/{config.name} in {builder.data_dir} failed: "
+            f"building TFDS dataset {dataset}/{name} in {builder.data_dir} failed: "
             f"{type(e).__name__}: {first}"
         ) from e
-    shutil.rmtree(aside, ignore_errors=True)
     return target
 
 
