@@ -166,7 +166,7 @@ def load_fold_model(checkpoint: str | Path) -> FoldModel:
 
         n = len(record["folds_trained_together"])  # what resolve_checkpoint named it by
         like = {**jax.tree.map(lambda x: jnp.stack([x] * n), like), "tick": jnp.zeros((), "int32")}
-    ckpts = Checkpoints(ckpt_dir, cfg)
+    ckpts = Checkpoints(ckpt_dir, cfg, writer=False)
     try:
         restored = ckpts.restore(like)
     except Exception as e:  # orbax/tensorstore raise many kinds; any is a bad checkpoint here

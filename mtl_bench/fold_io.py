@@ -102,7 +102,9 @@ class Checkpoints:
     restore unchecked.
     """
 
-    def __init__(self, directory: Path, cfg: RunConfig) -> None:
+    def __init__(self, directory: Path, cfg: RunConfig, *, writer: bool = True) -> None:
+        """``writer=False``: read only (predict), never touching the folder, which a training
+        run may be writing."""
         import logging
 
         import orbax.checkpoint as ocp
@@ -114,9 +116,13 @@ class Checkpoints:
         self.config = json.loads(json.dumps(cfg.to_dict(), default=str))
         directory = Path(directory).absolute()
         self.directory = directory
-        self.mngr = ocp.CheckpointManager(
-            directory / "last", options=ocp.CheckpointManagerOptions(max_to_keep=1)
+        # A writer removes the temporary folders of a save that never finished (a full disk, a
+        # killed run): they hold nothing restorable and would stay forever. Only the fold's
+        # owner gets here (cv's claim per fold), so none is another run's save in progress.
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=1, cleanup_tmp_directories=writer, read_only=not writer
         )
+        self.mngr = ocp.CheckpointManager(directory / "last", options=options)
         self.best_dir = directory / "best"
         # The best weights change only when validation improves; digesting them on every save
         # would redo the same work (numpy on host). Kept with the tree itself, not its id().

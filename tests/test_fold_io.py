@@ -1,6 +1,7 @@
 """mtl_bench/fold_io.py: checkpoints written in the background, safe against donated buffers."""
 
 import json
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -148,3 +149,21 @@ def test_the_fold_line_says_when_images_without_a_lesion_were_left_out():
     # No image with a lesion at all: the metrics are null, and the line says nan.
     record["metrics"]["segmentation"] = {"DC": None, "JSI": None, "n_images": 0}
     assert summary(record) == "DC nan JSI nan (over the 0 of 30 images with a lesion)"
+
+
+def test_a_save_that_never_finished_is_removed_by_the_next_writer_only(tmp_path):
+    ckpt = Checkpoints(tmp_path / "ck", RunConfig(checkpoint_every=1))
+    ckpt.maybe_save(1, _state(1.0), (-np.inf, None), final=True)
+    ckpt.close()
+    # What a save cut short by a full disk or a kill leaves: orbax's temporary folder.
+    step = tmp_path / "ck" / "last" / "1"
+    cut = step.with_name("2.orbax-checkpoint-tmp-1764400000000000")
+    shutil.copytree(step, cut)
+    reader = Checkpoints(tmp_path / "ck", RunConfig(), writer=False)  # predict: touches nothing
+    assert reader.restore(_state(0.0))[0] == 1
+    reader.close()
+    assert cut.is_dir()
+    writer = Checkpoints(tmp_path / "ck", RunConfig())
+    assert writer.restore(_state(0.0))[0] == 1
+    writer.close()
+    assert sorted(p.name for p in step.parent.iterdir()) == ["1"]
