@@ -8,6 +8,7 @@ No jax at import (``bench_args`` imports this, and the CLI's ``--help`` stays in
 from __future__ import annotations
 
 import argparse
+import errno
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ def _check_folder(option: str, given: str, folder: Path) -> None:
             except OSError as e:
                 where = "" if part == Path(given) else f" {part}"
                 why = e.strerror or type(e).__name__
+                if e.errno == errno.ENOENT:  # /proc: the folder is there, a new file is not
+                    why = "it takes no new files"
                 raise ValueError(f"{option} {given}: cannot write in{where} ({why})") from None
             return
 

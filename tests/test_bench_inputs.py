@@ -78,7 +78,7 @@ def test_output_folders_that_cannot_be_written_are_errors(
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
 def test_proc_is_not_an_output_folder(tmp_path, no_measuring, capsys):
     assert main(TINY + ["--out", "/proc/x"]) == 2  # the walkthrough's case, unfaked
-    one_line_error(capsys, "--out /proc/x: cannot write in /proc (")
+    one_line_error(capsys, "--out /proc/x: cannot write in /proc (it takes no new files)")
 
 
 @pytest.mark.parametrize(
