@@ -4,6 +4,7 @@ fold manifests, predicted masks and the prepared-data cache."""
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable
@@ -61,3 +62,8 @@ def check_out_folder(out: str | os.PathLike, flag: str = "--out") -> None:
     if not os.access(here, os.W_OK | os.X_OK):
         where = "" if here == out.absolute() else f" ({here} is not)"
         raise ValueError(f"{flag} {out}: not writable{where}")
+    try:  # root passes access() on /proc and read-only mounts: only a new file tells
+        tempfile.TemporaryFile(dir=here, prefix=".mtl_bench_probe_").close()
+    except OSError as e:
+        why = "it takes no new files" if e.errno == errno.ENOENT else e.strerror or str(e)
+        raise ValueError(f"{flag} {out}: cannot write in {here} ({why})") from None

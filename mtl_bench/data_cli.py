@@ -79,8 +79,10 @@ def run_data(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), indent=1) if args.json else report.format())
         return 0 if report.ok else 1
     if args.data_cmd == "synth":
+        from mtl_bench.atomic import check_out_folder
         from mtl_bench.data.phantom import write_phantom
 
+        check_out_folder(args.out)
         before = _phantom_said(Path(args.out))  # write_phantom clears an earlier phantom's files
         out = write_phantom(
             args.out, args.n, image_size=args.image_size, seed=args.seed, difficulty=args.difficulty

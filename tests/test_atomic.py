@@ -83,3 +83,16 @@ def test_a_damaged_mask_archive_is_one_line_naming_it(tmp_path):
     for load in (load_predicted_masks, _load_npz):
         with pytest.raises(DataError, match=r"fold_0_masks\.npz: .*not a zip file"):
             load(bad)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_proc_is_no_out_folder_even_for_root(capsys):
+    from mtl_bench.cli import main
+
+    for argv in (["cv", "--model", "moon_features"], ["data", "folds"], ["data", "synth"]):
+        assert main([*argv, "--out", "/proc/x"]) == 2
+        err = capsys.readouterr().err
+        assert (
+            err
+            == "mtl-bench: error: --out /proc/x: cannot write in /proc (it takes no new files)\n"
+        )
