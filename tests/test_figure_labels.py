@@ -7,7 +7,7 @@ import pytest
 from fixtures_results import write_fixture_results
 from matplotlib.colors import to_rgb
 
-from mtl_bench import figures
+from mtl_bench import figure_curves, figures
 from mtl_bench.data.types import Dataset
 from mtl_bench.figure_overlays import PRED_RGB, TRUTH_RGB, image_title, overlay_figure
 from mtl_bench.results_io import load_results
@@ -71,7 +71,7 @@ def test_curves_leave_out_loss_parts_the_model_does_not_train(tmp_path, kept):
     write_fixture_results(tmp_path, METHODS, n_folds=2, n_images=8, curve_epochs=3)
     curve = tmp_path / "mtl_resunet" / "fold_0_curve.csv"
     pd.read_csv(curve).assign(val_score=0.5).to_csv(curve, index=False)
-    figures.curve_figures(tmp_path, tmp_path / "figures")
+    figure_curves.curve_figures(tmp_path, tmp_path / "figures")
     # The fixture's curves have non-zero Dice and focal parts for every method: the result
     # records' tasks decide.
     assert _panels(kept["mtl_resunet.png"]) == [
@@ -97,7 +97,7 @@ def test_curves_without_a_result_record_drop_an_all_zero_part(tmp_path, kept):
             {"epoch": [1, 2], "loss": [0.9, 0.8], "dice_loss": [0.9, 0.8],
              "focal_loss": [focal, focal], "val_score": [0.3, 0.4]}
         ).to_csv(tmp_path / "running" / f"fold_{fold}_curve.csv", index=False)  # fmt: skip
-    figures.curve_figures(tmp_path, tmp_path / "figures")
+    figure_curves.curve_figures(tmp_path, tmp_path / "figures")
     assert _panels(kept["running.png"]) == [
         ("training loss (Dice)", "loss"),
         ("validation score", "Dice / AUC"),

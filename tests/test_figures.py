@@ -8,7 +8,7 @@ from fixtures_results import write_fixture_results
 from PIL import Image
 
 from benchmarks.throughput_io import write_csv
-from mtl_bench import figures
+from mtl_bench import figure_curves, figures
 from mtl_bench.data.types import DataError, Dataset
 from mtl_bench.figure_overlays import select_cases
 from mtl_bench.figures import build_figures, pooled_roc
@@ -170,7 +170,7 @@ def test_learning_curve_legends_number_folds_as_the_tables_do(results, monkeypat
         return path
 
     monkeypatch.setattr(figures, "_save", keep_labels)
-    figures.curve_figures(root, root / "figures")
+    figure_curves.curve_figures(root, root / "figures")
     assert legends and all(labels == ["Fold 1", "Fold 2"] for labels in legends)  # fold_0 = Fold 1
 
 

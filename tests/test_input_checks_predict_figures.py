@@ -8,7 +8,7 @@ import pytest
 from fixtures_results import write_fixture_results
 from PIL import Image
 
-from mtl_bench import figures
+from mtl_bench import figure_curves, figures
 from mtl_bench.data.types import DataError, DataWarning
 from mtl_bench.figures import build_figures
 from mtl_bench.predict import predict
@@ -99,7 +99,7 @@ def test_a_curve_of_other_columns_is_warned_and_skipped(tmp_path, monkeypatch):
 
     monkeypatch.setattr(figures, "_save", keep)
     with pytest.warns(DataWarning, match=r"fold_1_curve\.csv: not a learning curve .*has a, b"):
-        figures.curve_figures(tmp_path, tmp_path / "figures")
+        figure_curves.curve_figures(tmp_path, tmp_path / "figures")
     assert legends == [["Fold 1"]]  # fold 0 still drawn
 
 
@@ -108,7 +108,7 @@ def test_good_curves_give_no_warning(tmp_path, monkeypatch):
     monkeypatch.setattr(figures, "_save", lambda fig, path: path)
     with warnings.catch_warnings():
         warnings.simplefilter("error", DataWarning)
-        assert len(figures.curve_figures(tmp_path, tmp_path / "figures")) == 1
+        assert len(figure_curves.curve_figures(tmp_path, tmp_path / "figures")) == 1
 
 
 def test_malformed_json_message_reads_naturally(tmp_path):
