@@ -230,3 +230,17 @@ def test_a_copy_named_mask_is_said_to_look_like_a_mask(tmp_path):
     (root / "benign" / "benign (2)_mask.png").unlink()
     [problem] = check_busi(root).errors
     assert problem.detail == "image without mask (no 'benign (2)_mask.png')"
+
+
+def test_two_images_whose_names_differ_only_in_case_are_one_error(tmp_path):
+    root = tree(tmp_path, ("benign", "malignant"))
+    # A second image "Benign (1)" with its own mask: two files here, one on macOS or Windows.
+    write_png(root / "benign" / "Benign (1).png", np.full((48, 48), 7, np.uint8))
+    write_png(root / "benign" / "Benign (1)_mask.png", np.zeros((48, 48), np.uint8))
+    [problem] = check_busi(root).errors
+    assert problem.kind == "duplicate_image" and problem.path.endswith("benign (1).png")
+    assert problem.detail.startswith(
+        "second image 'benign (1).png' beside 'Benign (1).png' (the one read): names differing"
+    )
+    with pytest.raises(DataError, match=r"benign \(1\)\.png: second image"):
+        read_busi(root, 48)

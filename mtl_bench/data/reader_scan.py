@@ -150,7 +150,9 @@ def _scan_class(folder: Path, cls: str, skipped: list, problems: list) -> list[B
     images: dict[str, Path] = {}
     masks: dict[str, list[tuple[int, Path]]] = {}
     others: dict[tuple[str, bool], str] = {}  # (NFC stem, is a mask) -> a non-PNG file's name
-    for f in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
+    # natural_key ignores case: the exact name breaks its ties, so which of two names differing
+    # only in case is read does not depend on the file system's listing order.
+    for f in sorted(folder.iterdir(), key=lambda p: (natural_key(p.name), p.name)):
         # NFC so that names written on macOS (NFD) pair with masks written elsewhere.
         m = _MASK_RE.match(Path(f.name).stem)
         key = unicodedata.normalize("NFC", m["stem"] if m else Path(f.name).stem)
@@ -175,6 +177,19 @@ def _scan_class(folder: Path, cls: str, skipped: list, problems: list) -> list[B
                 detail = f"second image {key!r} beside {images[key].name!r} (the one read)"
                 problems.append(Problem("duplicate_image", str(f), detail))
             images.setdefault(key, f)
+
+    # "benign (9).png" beside "Benign (9).png": one file on a case-insensitive file system, so
+    # the same folder copied there would be another dataset. The second is named, with its masks.
+    first_of: dict[str, str] = {}
+    for key in list(images):
+        first = first_of.setdefault(key.casefold(), key)
+        if first != key:
+            detail = (
+                f"second image {images[key].name!r} beside {images[first].name!r} (the one read): "
+                "names differing only in case are one file on macOS and Windows"
+            )
+            problems.append(Problem("duplicate_image", str(images.pop(key)), detail))
+            masks.pop(key, None)
 
     def but(key: str, mask: bool) -> str:  # a same-named file that is not a PNG, or differs
         other = others.get((key, mask))  # only in case from its pair, said
