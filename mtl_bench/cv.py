@@ -12,7 +12,6 @@ import dataclasses
 import json
 import os
 import re
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -29,12 +28,10 @@ from mtl_bench.cv_data import (
     shared_manifest,
     with_manifest_seed,
 )
-from mtl_bench.data.manifest import FoldManifest
-from mtl_bench.data.types import DataError, Dataset, DataWarning
+from mtl_bench.cv_finish import finish_fold
+from mtl_bench.data.types import DataError, DataWarning
 from mtl_bench.distributed import is_writer
-from mtl_bench.fit import FoldRun, fit_fold
-from mtl_bench.fold_io import folds_checkpoint_name
-from mtl_bench.fold_record import fold_result, summary, write_json_atomic
+from mtl_bench.fit import fit_fold
 from mtl_bench.progress import log
 from mtl_bench.provenance import git_commit
 from mtl_bench.registry import model_info
@@ -156,7 +153,9 @@ def _cv_folds(
             split_validation(cfg, dataset.labels, np.asarray(splits[fold][0]), groups)
     written: dict[int, Path] = {}
     if cfg.fold_parallel:
-        return _run_fold_parallel(cfg, out, method, dataset, manifest, splits, resume, quiet)
+        from mtl_bench.cv_fold_parallel import run_fold_parallel
+
+        return run_fold_parallel(cfg, out, method, dataset, manifest, splits, resume, quiet)
     for fold in chosen:
         path = out / method / f"fold_{fold}.json"
         ckpt = out / method / f"ckpt_fold_{fold}"
@@ -195,15 +194,8 @@ def _cv_folds(
             keep_state=True,
             groups=groups,
         )
-        _save_masks(run, out / method / f"fold_{fold}_masks.npz", dataset, test_idx, cfg)
-        record = fold_result(cfg, method, fold, manifest, dataset, test_idx, run, started)
-        write_json_atomic(path, record)
+        finish_fold(cfg, method, fold, manifest, dataset, test_idx, run, started, path, quiet)
         written[fold] = path
-        log(
-            f"{method} fold {fold}: {summary(record)} [{record['wall_time_s']:.0f} s] → {path}"
-            f"{_by_writer()}",
-            quiet=quiet,
-        )
     return written
 
 
@@ -242,80 +234,3 @@ def check_finished_match(
             raise ValueError(
                 f"{path}: finished with other settings ({'; '.join(diffs)}, saved → now); {fix}"
             )
-
-
-def _run_fold_parallel(
-    cfg: RunConfig,
-    out: Path,
-    method: str,
-    dataset: Dataset,
-    manifest: FoldManifest,
-    splits_by_fold: dict[int, tuple[np.ndarray, np.ndarray]],
-    resume: bool,
-    quiet: bool,
-) -> dict[int, Path]:
-    """The chosen folds (``splits_by_fold``: fold → (train, test) rows) side by side in one
-    program; finished folds are skipped on resume."""
-    from mtl_bench.fold_parallel import fit_folds_parallel
-
-    chosen = list(splits_by_fold)
-    paths = {f: out / method / f"fold_{f}.json" for f in chosen}
-    todo = [f for f in chosen if not (resume and paths[f].exists())]
-    for f in sorted(set(chosen) - set(todo)):
-        log(f"{method} fold {f}: done already ({paths[f]}), skipped", quiet=quiet)
-    if not todo:
-        return paths
-    ckpt = out / method / folds_checkpoint_name(todo)  # cleared once the model is built
-    for f in todo if not resume else ():
-        if paths[f].exists():
-            log(f"{method} fold {f}: retraining; {paths[f]} will be replaced", quiet=quiet)
-    splits = [splits_by_fold[f] for f in todo]
-    started = time.time()
-    together = f"folds {todo} side by side" if len(todo) > 1 else f"fold {todo[0]}"
-    log(
-        f"{method} {together}: {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}, batch "
-        f"{cfg.batch_size} per fold (one fold-parallel program)",
-        quiet=quiet,
-    )
-    runs = fit_folds_parallel(
-        cfg,
-        dataset,
-        splits,
-        folds=todo,
-        ckpt_dir=ckpt,
-        resume=resume,
-        quiet=quiet,
-        curve_paths=[out / method / f"fold_{f}_curve.csv" for f in todo],
-        keep_state=True,
-    )
-    for f, (_, test_idx), run in zip(todo, splits, runs, strict=True):
-        if not resume:  # a sequential run's checkpoint of this fold would outlive its result
-            shutil.rmtree(out / method / f"ckpt_fold_{f}", ignore_errors=True)
-        _save_masks(run, out / method / f"fold_{f}_masks.npz", dataset, test_idx, cfg)
-        record = fold_result(cfg, method, f, manifest, dataset, test_idx, run, started)
-        write_json_atomic(paths[f], record)
-        log(
-            f"{method} fold {f}: {summary(record)} [{record['wall_time_s']:.0f} s] → {paths[f]}"
-            f"{_by_writer()}",
-            quiet=quiet,
-        )
-    return paths
-
-
-def _by_writer() -> str:
-    """After a result path in a log line: who wrote it, in a multi-process run's other processes."""
-    return "" if is_writer() else " (written by process 0)"
-
-
-def _save_masks(run: FoldRun, path: Path, dataset: Dataset, test_idx, cfg: RunConfig) -> None:
-    """The fold's predicted test masks (for the overlay figure and feature methods), written
-    before the result JSON so a finished fold always has them; then the device copy is freed."""
-
-    from mtl_bench.pred_masks import predicted_masks, save_predicted_masks
-
-    if run.engine is not None and "mask" in run.tasks and is_writer():
-        masks = predicted_masks(
-            run.engine, run.state, dataset.images[test_idx], cfg.eval_batch_size
-        )
-        save_predicted_masks(path, [dataset.ids[i] for i in test_idx], masks)
-    run.state = run.engine = None
