@@ -107,15 +107,14 @@ def _make_out(out: Path) -> None:
 def _prepare(path: Path, size: int, method: str) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
     """(original grey image, model input (size, size) uint8, its notes by kind): the training
     pipeline, which refuses what training refuses (32-bit pixels, not zeroed)."""
-    from mtl_bench.data.png import load_grey_noted, resize_image
+    from mtl_bench.data.png import frame_count, load_grey_noted, resize_image
     from mtl_bench.data.preprocess import preprocess
 
     if path.is_file() and path.stat().st_size == 0:
         raise DataError(f"{path}: an empty file (0 bytes)")
     # The noted form: load_grey_png would warn once per file, a line each for a whole folder.
     grey, depth = load_grey_noted(path)
-    with Image.open(path) as im:  # 32-bit pixels were refused by the decoder, as in training
-        frames = getattr(im, "n_frames", 1)
+    frames = frame_count(path)
     small = resize_image(grey, (size, size))  # the reader's own resize
     notes = {"depth": depth} if depth else {}
     if frames > 1:

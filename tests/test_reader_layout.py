@@ -244,3 +244,21 @@ def test_two_images_whose_names_differ_only_in_case_are_one_error(tmp_path):
     )
     with pytest.raises(DataError, match=r"benign \(1\)\.png: second image"):
         read_busi(root, 48)
+
+
+def test_an_animated_png_is_read_as_its_first_frame_and_said(tmp_path):
+    root = tree(tmp_path, ("benign", "malignant"))
+    lesion = ellipse((48, 48), (24, 24), (8, 10))
+    first = Image.fromarray(lesion.astype(np.uint8) * 255)
+    # A mask drawn over two frames: the second frame's lesion is data the reader leaves out.
+    path = root / "benign" / "benign (1)_mask.png"
+    first.save(
+        path, save_all=True, append_images=[Image.fromarray(np.full((48, 48), 255, np.uint8))]
+    )
+    ds, lines = said(read_busi, root, 48)
+    assert lines == [f"1 multi frame png: {path}: 2 frames: only the first is used"]
+    np.testing.assert_array_equal(ds.masks[ds.ids.index("benign/benign (1)")], lesion)
+    report = check_busi(root)
+    assert report.ok and [(p.kind, p.path) for p in report.warnings] == [
+        ("multi_frame_png", str(path))
+    ]

@@ -110,6 +110,16 @@ def _decode(
         raise DataError(f"{path}: cannot decode image ({reason})") from None
 
 
+def frame_count(path: str | os.PathLike) -> int:
+    """How many frames the image file holds (an animated PNG: more than one); every reader here
+    uses the first. Read from the header, for a file already decoded (1 if it cannot be read)."""
+    try:
+        with Image.open(path) as img:
+            return int(getattr(img, "n_frames", 1))
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        return 1  # the decoder has said what is wrong with it
+
+
 def load_grey_noted(path: str | os.PathLike) -> tuple[np.ndarray, str | None]:
     """An image as (H, W) uint8 grey (see ``load_grey_png``) and a one-line note (without the
     path) when a 16-bit PNG lost most of its grey levels in the mapping (``png_depth``), else

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mtl_bench.data.png import load_grey_noted, load_mask_counted, resize_pair
+from mtl_bench.data.png import frame_count, load_grey_noted, load_mask_counted, resize_pair
 from mtl_bench.data.reader_scan import (
     CLASS_PROBLEMS,
     HIDDEN,
@@ -57,6 +57,7 @@ __all__ = [
 ]
 # A 16-bit PNG that lost most of its grey levels in the mapping to 8 bits (png_depth).
 SQUEEZED = "squeezed_16bit_png"
+MULTI_FRAME = "multi_frame_png"
 # Ultrasound frames are near square and hundreds of pixels a side; a strip or a thumbnail
 # squashed to the training size is unlike them (kept, warned about; predict notes them too).
 MAX_ASPECT = 3.0
@@ -85,6 +86,7 @@ def decode_entry(entry: BusiEntry) -> tuple[Any, Any, list[Problem], list[Proble
         warns.append(Problem(SQUEEZED, str(entry.image), note))
     if odd := odd_shape(image.shape):
         warns.append(Problem("odd_shape", str(entry.image), odd))
+    _note_frames(entry.image, warns)
     merged = np.zeros(image.shape, dtype=bool)
     for path in entry.masks:
         try:
@@ -98,6 +100,7 @@ def decode_entry(entry: BusiEntry) -> tuple[Any, Any, list[Problem], list[Proble
             errors.append(Problem("size_mismatch", str(path), detail))
             continue
         merged |= mask
+        _note_frames(path, warns)
         if note:
             warns.append(Problem(SQUEEZED, str(path), note))
         if count:
@@ -112,6 +115,13 @@ def decode_entry(entry: BusiEntry) -> tuple[Any, Any, list[Problem], list[Proble
         if entry.class_name != "normal" and (inverted := _looks_inverted(merged)):
             warns.append(Problem("inverted_mask", str(entry.image), inverted))
     return image, merged, errors, warns
+
+
+def _note_frames(path: Path, warns: list[Problem]) -> None:
+    """An animated PNG (a cine loop saved whole, a mask drawn over several frames) is read as
+    its first frame: said, as predict says it, since the other frames are data left out."""
+    if (n := frame_count(path)) > 1:
+        warns.append(Problem(MULTI_FRAME, str(path), f"{n} frames: only the first is used"))
 
 
 def _looks_inverted(mask: np.ndarray) -> str | None:
