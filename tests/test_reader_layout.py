@@ -127,6 +127,12 @@ def test_the_parent_of_the_busi_folder_is_pointed_to_its_child(tmp_path):
         f"`mtl-bench data check {tmp_path}` lists all)"
     )
     assert read_busi(root, 32).class_counts() == {"benign": 2, "malignant": 2}
+    with pytest.raises(DataError) as err:  # one class folder given for the dataset
+        read_busi(root / "benign", 32)
+    assert str(err.value).startswith(
+        f"{root / 'benign' / 'benign'}: missing (found: nothing); 'benign' is a class folder: "
+        "give the folder that holds it (+1 more"
+    )
     shutil.rmtree(root / "malignant")
     (tmp_path / "dataset_info.json").write_text("{}")  # a TFDS build given for its source
     with pytest.raises(DataError, match=r"this is a TFDS build: give the BUSI folder it was built"):

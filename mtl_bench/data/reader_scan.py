@@ -108,6 +108,8 @@ def scan_busi(root: str | os.PathLike, class_set: str = "three_class") -> ScanRe
             why = f"; {files[0]!r} is a file, not a folder" if files else ""
             if (root / "dataset_info.json").is_file():  # data prepare's output, not its input
                 why += "; this is a TFDS build: give the BUSI folder it was built from"
+            elif root.name.casefold() in names and any(p.suffix.lower() == ".png" for p in present):
+                why += f"; {root.name!r} is a class folder: give the folder that holds it"
             detail = f"missing (found: {seen}){why}{_inner_hint(present, names)}"
             problems.append(Problem(CLASS_PROBLEMS[0], str(root / cls), detail))
             continue
