@@ -268,3 +268,19 @@ def test_an_animated_png_is_read_as_its_first_frame_and_said(tmp_path):
     assert report.ok and [(p.kind, p.path) for p in report.warnings] == [
         ("multi_frame_png", str(path))
     ]
+
+
+def test_an_image_named_for_another_class_is_said_and_kept_in_its_folder(tmp_path):
+    root = tree(tmp_path, ("benign", "malignant"))
+    for suffix in (".png", "_mask.png"):  # sorted into the wrong folder, mask and all
+        (root / "malignant" / f"malignant (2){suffix}").rename(
+            root / "benign" / f"malignant (2){suffix}"
+        )
+    ds, lines = said(read_busi, root, 48)
+    path = root / "benign" / "malignant (2).png"
+    assert lines == [
+        f"1 other class name: {path}: named like a malignant image but in the benign folder: "
+        "labelled benign"
+    ]
+    assert ds.labels[ds.ids.index("benign/malignant (2)")] == 0
+    assert [p.kind for p in check_busi(root).warnings] == ["other_class_name"]

@@ -8,6 +8,7 @@ warning line for them, another for stray files). Finding the files: ``reader_sca
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -87,6 +88,10 @@ def decode_entry(entry: BusiEntry) -> tuple[Any, Any, list[Problem], list[Proble
     if odd := odd_shape(image.shape):
         warns.append(Problem("odd_shape", str(entry.image), odd))
     _note_frames(entry.image, warns)
+    if other := _named_for(entry):
+        cls = entry.class_name
+        detail = f"named like a {other} image but in the {cls} folder: labelled {cls}"
+        warns.append(Problem("other_class_name", str(entry.image), detail))
     merged = np.zeros(image.shape, dtype=bool)
     for path in entry.masks:
         try:
@@ -115,6 +120,17 @@ def decode_entry(entry: BusiEntry) -> tuple[Any, Any, list[Problem], list[Proble
         if entry.class_name != "normal" and (inverted := _looks_inverted(merged)):
             warns.append(Problem("inverted_mask", str(entry.image), inverted))
     return image, merged, errors, warns
+
+
+_CLASS_WORD = re.compile(r"^(benign|malignant|normal)\b", re.IGNORECASE)
+
+
+def _named_for(entry: BusiEntry) -> str | None:
+    """The other class an image's name starts with (BUSI names each file by its class,
+    ``malignant (12).png``): a file sorted into the wrong folder would train on the wrong label."""
+    m = _CLASS_WORD.match(entry.image.name)
+    other = m[1].casefold() if m else None
+    return other if other not in (None, entry.class_name) else None
 
 
 def _note_frames(path: Path, warns: list[Problem]) -> None:
