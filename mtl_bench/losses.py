@@ -20,9 +20,22 @@ _MIN_ONE_MINUS_P = 1e-12
 WEIGHT_SCHEMES = ("inverse_frequency", "uniform")
 
 
+def _concrete_range(name: str, x, low: float, high: float | None, hint: str = "") -> None:
+    """Refuse values of ``x`` outside [low, high] when it is concrete (under jit it is a tracer,
+    and only shapes can be checked)."""
+    if x is None or isinstance(x, jax.core.Tracer):
+        return
+    v = np.asarray(x, np.float64)
+    bad = (v < low) | (v > high if high is not None else False) | np.isnan(v)
+    if v.size and bad.any():
+        span = f"[{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+        raise ValueError(f"{name} must be {span}, got {v.flat[np.flatnonzero(bad)[0]]:g}{hint}")
+
+
 def _weighted_mean(values: jax.Array, sample_weight) -> jax.Array:
     if sample_weight is None:
         return jnp.mean(values)
+    _concrete_range("sample_weight", sample_weight, 0.0, None)
     w = jnp.asarray(sample_weight, jnp.float32)
     if w.shape != values.shape:
         raise ValueError(f"sample_weight shape {w.shape} must be {values.shape} (one per sample)")
@@ -30,6 +43,8 @@ def _weighted_mean(values: jax.Array, sample_weight) -> jax.Array:
 
 
 def _flatten_masks(mask_logits, true_masks) -> tuple[jax.Array, jax.Array]:
+    # Soft targets are fine; a 0/255 mask (as PNGs store it) would give a loss below 0.
+    _concrete_range("true_masks", true_masks, 0.0, 1.0, " (a 0/255 mask: divide by 255)")
     logits = jnp.asarray(mask_logits, jnp.float32)
     true = jnp.asarray(true_masks, jnp.float32)
     if logits.ndim == 4 and logits.shape[-1] == 1:
@@ -73,6 +88,7 @@ def dice_loss(
     if per_image:
         dice = (2.0 * inter + smooth) / (denom + smooth)
         return _weighted_mean(1.0 - dice, sample_weight)
+    _concrete_range("sample_weight", sample_weight, 0.0, None)
     w = jnp.ones(inter.shape) if sample_weight is None else jnp.asarray(sample_weight, jnp.float32)
     if w.shape != inter.shape:
         raise ValueError(f"sample_weight shape {w.shape} must be {inter.shape} (one per sample)")

@@ -67,6 +67,22 @@ def test_dice_rejects_shape_mismatch():
         dice_loss(np.zeros((2, 8, 8, 1)), np.zeros((2, 8, 9)))
 
 
+def test_dice_refuses_a_0_255_mask_and_negative_weights_when_concrete():
+    mask = np.zeros((2, 8, 8, 1), np.uint8)
+    mask[:, :4] = 255  # as a PNG stores it: the loss would come out below 0
+    with pytest.raises(ValueError, match=r"true_masks must be \[0, 1\], got 255 \(a 0/255 mask"):
+        dice_loss(np.zeros((2, 8, 8, 1)), mask)
+    for pooled in (False, True):
+        with pytest.raises(ValueError, match=r"sample_weight must be >= 0, got -1"):
+            dice_loss(np.zeros((2, 8, 8)), mask // 255, sample_weight=[1, -1], per_image=pooled)
+    with pytest.raises(ValueError, match=r"sample_weight must be >= 0, got -1"):
+        focal_loss(np.zeros((2, 2)), np.array([0, 1]), sample_weight=[1, -1])
+    # Soft targets in [0, 1] stay allowed, and under jit only shapes are checked.
+    assert np.isfinite(float(dice_loss(np.zeros((2, 8, 8)), np.full((2, 8, 8), 0.5))))
+    jitted = jax.jit(lambda t: dice_loss(np.zeros((2, 8, 8)), t))
+    assert np.isfinite(float(jitted(mask[..., 0] // 255)))
+
+
 # --- focal ---------------------------------------------------------------------------------
 
 
