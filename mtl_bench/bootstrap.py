@@ -59,6 +59,8 @@ def evaluate(statistic: Callable[[np.ndarray], np.ndarray], resamples: Resamples
 
 def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     """Percentile interval of bootstrap ``samples``; resamples that gave NaN are left out."""
+    if not 0 < level < 1:  # 95 for 0.95 is the easy slip
+        raise ValueError(f"level must be a fraction in (0, 1) such as 0.95, got {level!r}")
     samples = np.asarray(samples, dtype=float)
     samples = samples[np.isfinite(samples)]
     if samples.size == 0:

@@ -87,8 +87,11 @@ def _check_counts(counts) -> np.ndarray:
     c = np.asarray(counts)
     if c.ndim != 2 or c.shape[1] != 4 or c.shape[0] == 0:
         raise ValueError(f"counts must have shape (N>0, 4) [tp, fp, fn, tn], got {c.shape}")
-    if not np.issubdtype(c.dtype, np.integer) or (c < 0).any():
+    if not np.issubdtype(c.dtype, np.integer):
         raise ValueError(f"counts must be non-negative integers, got dtype {c.dtype}")
+    if (c < 0).any():
+        row, col = np.argwhere(c < 0)[0]
+        raise ValueError(f"counts must be non-negative, got {c[row, col]} at row {row}")
     return c.astype(np.int64)
 
 
@@ -153,16 +156,17 @@ def segmentation_metrics(pred_masks, true_masks, **kw) -> dict[str, float]:
     return segmentation_metrics_from_counts(counts, **kw)
 
 
-def _check_labels(labels, num_classes: int) -> np.ndarray:
+def _check_labels(labels, num_classes: int, name: str = "labels") -> np.ndarray:
+    """``labels`` (or class predictions: ``name="preds"``) as int64, named in any error."""
     y = np.asarray(labels)
     if y.ndim != 1 or y.size == 0:
-        raise ValueError(f"labels must be a non-empty (N,) array, got shape {y.shape}")
+        raise ValueError(f"{name} must be a non-empty (N,) array, got shape {y.shape}")
     if not (np.issubdtype(y.dtype, np.integer) or y.dtype == bool):
-        raise ValueError(f"labels must be integers, got dtype {y.dtype}")
+        raise ValueError(f"{name} must be integers, got dtype {y.dtype}")
     bad = np.flatnonzero((y < 0) | (y >= num_classes))
     if bad.size:
         raise ValueError(
-            f"label {y[bad[0]]} at index {bad[0]} is outside [0, {num_classes}) classes"
+            f"{name[:-1]} {y[bad[0]]} at index {bad[0]} is outside [0, {num_classes}) classes"
         )
     return y.astype(np.int64)
 
@@ -170,7 +174,7 @@ def _check_labels(labels, num_classes: int) -> np.ndarray:
 def confusion_matrix(labels, preds, num_classes: int) -> np.ndarray:
     """(C, C) int64 counts; rows are true classes, columns predicted (scikit-learn's layout)."""
     y = _check_labels(labels, num_classes)
-    p = _check_labels(preds, num_classes)
+    p = _check_labels(preds, num_classes, "preds")
     if y.shape != p.shape:
         raise ValueError(f"labels has {y.size} entries but preds has {p.size}")
     return np.bincount(y * num_classes + p, minlength=num_classes**2).reshape(

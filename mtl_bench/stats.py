@@ -36,6 +36,9 @@ def adjust_p(pvalues, method: str = "holm") -> np.ndarray:
     p = np.asarray(pvalues, dtype=float)
     out = p.copy()
     ok = np.isfinite(p)
+    bad = ok & ((p < 0) | (p > 1 + 1e-9))  # a test's rounding may pass 1 by an ulp: not an error
+    if bad.any():
+        raise ValueError(f"p values must be in [0, 1], got {p[bad][0]:g}")
     m = int(ok.sum())
     if method == "none" or m == 0:
         return out
@@ -181,6 +184,10 @@ def auc_from_probs(prob: np.ndarray, labels: np.ndarray, idx: np.ndarray | None 
     bootstrap resamples and gives B values; without it a single float comes back.
     """
     prob, labels = np.asarray(prob, dtype=float), np.asarray(labels)
+    if prob.ndim != 2 or labels.shape != prob.shape[:1]:
+        raise ValueError(
+            f"prob must be (n, C) and labels (n,), got {prob.shape} and {labels.shape}"
+        )
     single = idx is None
     idx = np.arange(labels.size)[None, :] if single else idx
     classes = [1] if prob.shape[1] == 2 else range(prob.shape[1])

@@ -247,6 +247,10 @@ def test_confusion_matrix_layout_and_checks():
     np.testing.assert_array_equal(cm, skm.confusion_matrix([0, 1, 2, 2], [0, 2, 2, 1]))
     with pytest.raises(ValueError, match="label 3 at index 1"):
         confusion_matrix([0, 3], [0, 0], 3)
+    with pytest.raises(ValueError, match="pred 3 at index 0"):  # named: not the labels' fault
+        confusion_matrix([0, 1], [3, 0], 3)
+    with pytest.raises(ValueError, match="preds must be integers"):
+        confusion_matrix([0, 1, 1], [0.2, 0.8, 0.1], 2)
 
 
 @pytest.mark.parametrize(
@@ -273,3 +277,10 @@ def test_roc_auc_refuses_scores_that_are_not_finite():
     with pytest.raises(ValueError, match="finite"):
         roc_auc([1, 0, 0, 1], [np.nan, 0.9, 0.8, 0.1])  # NaN would rank highest
     assert roc_auc([1, 0, 0, 1], [0.95, 0.9, 0.8, 0.1]) == pytest.approx(0.5)
+
+
+def test_negative_counts_are_named():
+    from mtl_bench.metrics import segmentation_metrics_from_counts
+
+    with pytest.raises(ValueError, match=r"counts must be non-negative, got -2 at row 1"):
+        segmentation_metrics_from_counts(np.array([[1, 2, 3, 4], [1, -2, 3, 4]]))

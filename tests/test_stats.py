@@ -97,6 +97,19 @@ def test_holm_adjustment_by_hand():
     assert stats.adjust_p([]).shape == (0,)
     with pytest.raises(ValueError, match="unknown p adjustment 'bonf'"):
         stats.adjust_p([0.1], "bonf")
+    for bad in ([-0.1, 0.5], [0.5, 1.5]):  # adjusted, they came back negative or above 1
+        with pytest.raises(ValueError, match=r"p values must be in \[0, 1\], got "):
+            stats.adjust_p(bad)
+
+
+def test_auc_refuses_probabilities_and_labels_that_do_not_pair():
+    rng = np.random.default_rng(1)
+    with pytest.raises(ValueError, match=r"\(10, 2\) and \(9,\)"):  # a row was dropped unsaid
+        stats.auc_from_probs(rng.random((10, 2)), rng.integers(0, 2, 9))
+    with pytest.raises(ValueError, match=r"prob must be \(n, C\)"):
+        stats.auc_from_probs(rng.random(10), rng.integers(0, 2, 10))
+    with pytest.raises(ValueError, match=r"level must be a fraction .* got 95"):
+        bootstrap.percentile_ci(rng.random(20), level=95)
 
 
 def test_wilcoxon_is_exact_with_ties_and_never_below_its_floor():
