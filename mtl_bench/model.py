@@ -32,6 +32,7 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from mtl_bench.fold_conv import conv_general_dilated
@@ -63,6 +64,11 @@ def resolve_dtype(dtype: str | jnp.dtype) -> jnp.dtype:
     return dtype
 
 
+def _positive(value: object) -> bool:
+    """A positive integer (numpy's too; not a bool, a float or a string)."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool) and value > 0
+
+
 class MTLResUNet(nnx.Module):
     """Multi-task Residual-U-Net: ``model(x, train, rng) -> {"mask", "label"}``."""
 
@@ -82,9 +88,15 @@ class MTLResUNet(nnx.Module):
         dtype: str | jnp.dtype = "float32",
         rngs: nnx.Rngs,
     ) -> None:
+        if len(widths) != 5 or not all(_positive(w) for w in widths):
+            raise ValueError(
+                f"widths needs 5 positive integers (4 encoder stages + bridge), got {widths!r}"
+            )
         widths = tuple(int(w) for w in widths)
-        if len(widths) != 5:
-            raise ValueError(f"widths needs 5 entries (4 encoder stages + bridge), got {widths}")
+        for name, value, low in (("in_channels", in_channels, 1), ("num_classes", num_classes, 2)):
+            if not _positive(value) or value < low:  # one class: its softmax is always 1
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        self.in_channels = in_channels
         if downsample not in ("maxpool", "stride"):
             raise ValueError(f"downsample must be 'maxpool' or 'stride', got {downsample!r}")
         dt = resolve_dtype(dtype)
@@ -119,7 +131,13 @@ class MTLResUNet(nnx.Module):
     def __call__(
         self, x: jax.Array, train: bool = False, rng: jax.Array | None = None
     ) -> dict[str, jax.Array]:
-        if x.ndim != 4 or x.shape[1] % 16 or x.shape[2] % 16:
+        shape = getattr(x, "shape", None)  # a list or a scalar: said as the baselines say it
+        if shape is None or len(shape) != 4 or shape[-1] != self.in_channels:
+            raise ValueError(
+                f"mtl_resunet expects NHWC input with {self.in_channels} channel(s), got "
+                f"{shape if shape is not None else type(x).__name__}"
+            )
+        if x.shape[1] % 16 or x.shape[2] % 16:
             raise ValueError(f"input must be NHWC with H and W divisible by 16, got {x.shape}")
         h = x.astype(self.dtype)
         skips = []
@@ -161,8 +179,8 @@ def mtl_resunet(
     dtype: str = "float32",
 ) -> MTLResUNet:
     """The paper's model; ``image_size`` is only checked (fully convolutional + GAP)."""
-    if image_size is not None and image_size % 16:
-        raise ValueError(f"mtl_resunet needs image_size divisible by 16, got {image_size}")
+    if image_size is not None and (not _positive(image_size) or image_size % 16):
+        raise ValueError(f"mtl_resunet needs an image_size divisible by 16, got {image_size!r}")
     return MTLResUNet(
         in_channels=in_channels,
         num_classes=num_classes,

@@ -68,6 +68,14 @@ def test_bad_size_is_a_clear_error():
         model(jnp.ones((1, 40, 40, 1)))
     with pytest.raises(ValueError, match="divisible by 16"):
         mb.create_model("mtl_resunet", widths=NARROW, image_size=100)
+    # As every baseline says it, not XLA's feature_group_count or an AttributeError of a list.
+    for x, got in ((jnp.ones((1, 32, 32, 3)), r"\(1, 32, 32, 3\)"), ([[0.0]], "list")):
+        with pytest.raises(
+            ValueError, match=rf"mtl_resunet expects NHWC input with 1 channel\(s\), got {got}"
+        ):
+            model(x)
+    with pytest.raises(ValueError, match=r"divisible by 16, got '32'"):
+        mb.create_model("mtl_resunet", widths=NARROW, image_size="32")
 
 
 def _perturbed(model, path_prefix):
@@ -121,3 +129,9 @@ def test_bad_options_are_named():
         mb.create_model("mtl_resunet", widths=NARROW, merge="mul")
     with pytest.raises(ValueError, match="widths needs 5"):
         mb.create_model("mtl_resunet", widths=(8, 16))
+    for widths in ((4, 8, 8, 8, 0), (4, 8, 8, 8, -2)):  # a ZeroDivisionError, a TypeError
+        with pytest.raises(ValueError, match=r"widths needs 5 positive integers"):
+            mb.create_model("mtl_resunet", widths=widths)
+    for name in ("mtl_resunet", "resnet50"):  # a head of one class: its softmax is always 1
+        with pytest.raises(ValueError, match=r"num_classes must be .*>= 2"):
+            mb.create_model(name, num_classes=1)

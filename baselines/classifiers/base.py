@@ -65,7 +65,8 @@ def check_args(
         raise ValueError(
             f"{arch}: in_channels must be 1 (grey, replicated to RGB) or 3, got {in_channels!r}"
         )
-    _positive_int(arch, "num_classes", num_classes)
+    if _positive_int(arch, "num_classes", num_classes) < 2:  # a one-class softmax is always 1
+        raise ValueError(f"{arch}: num_classes must be >= 2, got {num_classes}")
     if image_size is not None:
         size = _positive_int(arch, "image_size", image_size)
         if size < min_size:
