@@ -284,3 +284,12 @@ def test_an_image_named_for_another_class_is_said_and_kept_in_its_folder(tmp_pat
     ]
     assert ds.labels[ds.ids.index("benign/malignant (2)")] == 0
     assert [p.kind for p in check_busi(root).warnings] == ["other_class_name"]
+
+
+def test_a_class_folder_given_as_dot_or_out_of_the_class_set_is_still_said(tmp_path, monkeypatch):
+    root = tree(tmp_path)
+    monkeypatch.chdir(root / "benign")
+    with pytest.raises(DataError, match=r"'benign' is a class folder: give the folder that holds"):
+        read_busi(".", 32)
+    with pytest.raises(DataError, match=r"'normal' is a class folder: give the folder that holds"):
+        read_busi(root / "normal", 32)  # binary: normal is no class of the run, but is BUSI's

@@ -108,8 +108,10 @@ def scan_busi(root: str | os.PathLike, class_set: str = "three_class") -> ScanRe
             why = f"; {files[0]!r} is a file, not a folder" if files else ""
             if (root / "dataset_info.json").is_file():  # data prepare's output, not its input
                 why += "; this is a TFDS build: give the BUSI folder it was built from"
-            elif root.name.casefold() in names and any(p.suffix.lower() == ".png" for p in present):
-                why += f"; {root.name!r} is a class folder: give the folder that holds it"
+            elif (here := root.resolve().name).casefold() in ALL_CLASSES and any(
+                p.suffix.lower() == ".png" for p in present
+            ):  # resolved: `--data .` from inside it; any class: normal/ in a binary run too
+                why += f"; {here!r} is a class folder: give the folder that holds it"
             detail = f"missing (found: {seen}){why}{_inner_hint(present, names)}"
             problems.append(Problem(CLASS_PROBLEMS[0], str(root / cls), detail))
             continue
@@ -152,9 +154,7 @@ def _scan_class(folder: Path, cls: str, skipped: list, problems: list) -> list[B
     images: dict[str, Path] = {}
     masks: dict[str, list[tuple[int, Path]]] = {}
     others: dict[tuple[str, bool], str] = {}  # (NFC stem, is a mask) -> a non-PNG file's name
-    # natural_key ignores case: the exact name breaks its ties, so which of two names differing
-    # only in case is read does not depend on the file system's listing order.
-    for f in sorted(folder.iterdir(), key=lambda p: (natural_key(p.name), p.name)):
+    for f in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
         # NFC so that names written on macOS (NFD) pair with masks written elsewhere.
         m = _MASK_RE.match(Path(f.name).stem)
         key = unicodedata.normalize("NFC", m["stem"] if m else Path(f.name).stem)
