@@ -44,13 +44,9 @@ def _hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def folder_signature(root: Path, *, ctime: bool = False) -> list[list]:
+def folder_signature(root: Path) -> list[list]:
     """Sorted ``[relative path, size, mtime_ns]`` of what the reader can read: the files in
     ``root`` and in its class folders (``benign/`` … in any case), one level deep, as it reads.
-    ``ctime`` adds each file's status-change time, which no copy or ``touch`` can set back: an
-    edit that keeps the size and restores the mtime (``cp -p``, ``rsync -t`` of an uncompressed
-    PNG) still changes it. The cache key uses it (a chmod only costs a re-read); a TFDS build's
-    record does not (a changed record refuses the build).
 
     Cheap (no file is read) yet changes when a file is added, removed, replaced or edited.
     Hidden files and folders (``.DS_Store``, ``._NAME``) are left out, as the reader skips
@@ -79,7 +75,7 @@ def folder_signature(root: Path, *, ctime: bool = False) -> list[list]:
                 continue
             try:
                 st = path.stat()
-                rows.append([rel, st.st_size, st.st_mtime_ns, *([st.st_ctime_ns] * ctime)])
+                rows.append([rel, st.st_size, st.st_mtime_ns])
             except FileNotFoundError:  # a dangling link
                 rows.append([rel, -1, 0])
 
@@ -179,7 +175,7 @@ def _source(
     if not root.is_dir():
         raise DataError(f"data {data!r} is neither 'synthetic' nor an existing folder")
     root = root.resolve()
-    files = json.dumps(folder_signature(root, ctime=True)).encode()
+    files = json.dumps(folder_signature(root)).encode()
 
     def read() -> Dataset:
         return read_busi(
