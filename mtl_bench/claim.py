@@ -22,7 +22,9 @@ def claimed(lock: Path, what: str, advice: str) -> Iterator[None]:
     process holds it, raise ``Busy``: "``what``: another run is writing it (pid N); ``advice``"."""
     import fcntl
 
-    made = not lock.parent.exists()  # a new --out: left as it was if the run writes nothing
+    # The folders made for the lock, deepest first: removed again if the run writes nothing
+    # there (a new --out, a TFDS build's data_dir/busi/32px of a prepare that failed).
+    made = [p for p in (lock.parent, *lock.parent.parents) if not p.exists()]
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a+") as f:
         try:
@@ -39,9 +41,11 @@ def claimed(lock: Path, what: str, advice: str) -> Iterator[None]:
             yield
         finally:
             lock.unlink(missing_ok=True)  # while still held: the next run makes a new one
-            if made:
-                with contextlib.suppress(OSError):  # not empty: the run wrote there
-                    lock.parent.rmdir()
+            for folder in made:
+                try:
+                    folder.rmdir()
+                except OSError:  # not empty: the run wrote there (and so in those above)
+                    break
 
 
 def in_use(lock: Path) -> bool:

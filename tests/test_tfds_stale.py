@@ -142,3 +142,12 @@ def test_a_killed_build_leaves_nothing_a_rerun_does_not_settle(tmp_path):
         with pytest.raises(Busy, match=rf"busi/32px in {re.escape(str(build))}: .*pid {pid}"):
             prepare_tfds("busi", data_dir=data, image_size=SIZE, overwrite=True)
     assert _loaded(data).fingerprint() == before
+
+
+def test_a_prepare_that_fails_leaves_no_folder_behind(tmp_path):
+    # The claim's lock lives in data_dir/busi/32px/: the folders made for it go again.
+    with pytest.raises(DataError, match="nothere"):
+        prepare_tfds(
+            "busi", data_dir=tmp_path / "new", manual_dir=tmp_path / "nothere", image_size=SIZE
+        )
+    assert not (tmp_path / "new").exists()
