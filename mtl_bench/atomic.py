@@ -50,7 +50,8 @@ def check_out_folder(out: str | os.PathLike, flag: str = "--out") -> None:
     """A one-line ValueError, before any work, where ``out`` cannot hold results: a file, or a
     folder (or the nearest existing folder above a new one) this process cannot write into —
     a read-only mount or another user's folder — rather than an OS error after the data is read
-    or a fold has trained. Nothing is created."""
+    or a fold has trained, or ``/proc``. Nothing is left behind (a hidden probe file is made
+    and removed in the nearest existing folder: root passes every permission check)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{flag} {out} is a file, not a folder")

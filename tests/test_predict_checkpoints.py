@@ -64,6 +64,12 @@ def test_the_saved_fold_loads(method):
     assert cfg.model == name == "mtl_resunet" and names == tuple(NAMES) and "params" in state
 
 
+def test_the_run_is_named_by_its_record_not_by_the_model(method, tmp_path):
+    folder = _copy(method, tmp_path, lambda r: r.update(method="mtl_resunet@3class"))
+    fold = load_fold_model(folder / "ckpt_fold_0")
+    assert (fold.cfg.model, fold.method) == ("mtl_resunet", "mtl_resunet@3class")
+
+
 def test_a_damaged_or_mismatched_checkpoint_is_named(method, tmp_path):
     folder = _copy(method, tmp_path)
     (meta,) = (folder / "ckpt_fold_0" / "last").glob("*/meta/metadata")
