@@ -117,10 +117,11 @@ STATE_KEYS = frozenset({"optimizer_flatten"})
 def check_config(cfg: RunConfig) -> None:
     """Refuse a config that cannot run as meant, before any data or results are touched.
 
-    One-line ValueError naming the field and value: a type its annotation refuses
-    (``config_types``), an unknown choice, a count or rate out of range, an unknown model, a
-    model option the model does not take or a value its builder refuses (built abstractly:
-    ``registry.check_model_builds``). (Errors found only later would
+    One-line error naming the field and value — a ValueError for a type its annotation refuses
+    (``config_types``), an unknown choice, a count or rate out of range or a value the model's
+    builder refuses (built abstractly: ``registry.check_model_builds``); as ``create_model``
+    raises them, a KeyError for an unknown model and a TypeError for a model option it does
+    not take (the CLI prints each as one line). (Errors found only later would
     come after a rerun has already replaced a finished fold's checkpoint.)
     """
     from mtl_bench.data.preprocess import PREPROCESS_METHODS

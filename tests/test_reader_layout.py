@@ -293,3 +293,11 @@ def test_a_class_folder_given_as_dot_or_out_of_the_class_set_is_still_said(tmp_p
         read_busi(".", 32)
     with pytest.raises(DataError, match=r"'normal' is a class folder: give the folder that holds"):
         read_busi(root / "normal", 32)  # binary: normal is no class of the run, but is BUSI's
+
+
+@pytest.mark.parametrize("size", [32.0, "32", True, (32,)])
+def test_an_image_size_of_another_type_is_named(tmp_path, size):
+    with pytest.raises(
+        DataError, match=rf"image_size {re.escape(repr(size))}: expected a positive"
+    ):
+        read_busi(tree(tmp_path), size)

@@ -206,8 +206,11 @@ def read_busi(
     raise DataError (``strict``) or are left out, listed in ``Dataset.skipped`` and warned about;
     missing or empty class folders always raise. ``progress(done, total)`` follows decoding.
     """
-    hw = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if len(hw) != 2 or not all(isinstance(s, int) and s > 0 for s in hw):
+    one = not isinstance(image_size, tuple | list)  # 32.0 or "32": said below, not a TypeError
+    hw = (image_size, image_size) if one else tuple(image_size)
+    if len(hw) != 2 or not all(
+        isinstance(s, int | np.integer) and not isinstance(s, bool) and s > 0 for s in hw
+    ):
         raise DataError(f"image_size {image_size!r}: expected a positive int or (height, width)")
     names = class_names(class_set)
     scan = scan_busi(root, class_set)
