@@ -12,7 +12,7 @@ import jax
 import numpy as np
 
 from mtl_bench.batches import fold_arrays, pad_rows
-from mtl_bench.config import RunConfig
+from mtl_bench.config import RunConfig, check_config
 from mtl_bench.data.types import Dataset
 from mtl_bench.fold_io import Checkpoints, clear_for_retraining, read_curve, write_curve
 from mtl_bench.interrupt import deferred_interrupts as deferred
@@ -22,7 +22,7 @@ from mtl_bench.parallel import fetch
 from mtl_bench.progress import Bar, log, progress_bar
 from mtl_bench.registry import count_params, create_model, model_info
 from mtl_bench.train import Engine, State, TrainingDiverged
-from mtl_bench.validation import best_epoch, split_validation, val_score
+from mtl_bench.validation import best_epoch, check_fold_indices, split_validation, val_score
 
 # Fold arrays are padded to a multiple of this many rows (batches.pad_rows): 647 images make
 # folds of 517/518 training and 129/130 test images, one compiled step for all with 32.
@@ -80,13 +80,16 @@ def fit_fold(
     (``ModelInfo.fit`` gets it); None treats every image as its own group.
     """
     t0 = time.perf_counter()
+    # Library callers get cv's checks: a bad value or a leaking fold, not a crash or a run of it.
+    check_config(cfg)
+    train_idx, test_idx = check_fold_indices(len(dataset.labels), train_idx, test_idx, fold)
     info = model_info(cfg.model)
     if info.fit is not None:  # a non-gradient method (feature classifier): its own fitting
         return info.fit(
             cfg,
             dataset,
-            np.asarray(train_idx),
-            np.asarray(test_idx),
+            train_idx,
+            test_idx,
             fold=fold,
             quiet=quiet,
             groups=groups,

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mtl_bench.batches import _epoch_table, fold_arrays, gather_batch
-from mtl_bench.config import RunConfig
+from mtl_bench.config import RunConfig, check_config
 from mtl_bench.data.types import Dataset
 from mtl_bench.fit import FoldRun, _check_finite, _curve_row, build_model, lost_epochs
 from mtl_bench.fold_conv import check_mode, fold_conv_mode
@@ -42,6 +42,7 @@ from mtl_bench.losses import class_weights
 from mtl_bench.progress import log, progress_bar
 from mtl_bench.registry import count_params, model_info
 from mtl_bench.train import Engine, State
+from mtl_bench.validation import check_fold_indices
 
 
 def check_fold_parallel(cfg: RunConfig) -> None:
@@ -79,7 +80,10 @@ def fit_folds_parallel(
 ) -> list[FoldRun]:
     """Train ``len(splits)`` folds side by side; returns one FoldRun per fold, in order
     (``keep_state``: each with the engine and its fold's slice of the state, as ``fit_fold``)."""
+    check_config(cfg)
     check_fold_parallel(cfg)
+    n = len(dataset.labels)
+    splits = [check_fold_indices(n, tr, te, f) for (tr, te), f in zip(splits, folds, strict=True)]
     if jax.default_backend() == "gpu":
         measured = {
             "grouped": "measured 0.18× sequential folds on an H100",

@@ -13,6 +13,35 @@ import numpy as np
 from mtl_bench.config import RunConfig
 
 
+def check_fold_indices(
+    n_images: int, train_idx, test_idx, fold: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``train_idx`` and ``test_idx`` as int arrays, or a one-line ValueError: rows that are not
+    integers or not in the dataset, an empty side, or a test image also trained on (a fold
+    built by hand that leaks its test set would flatter every number it reports)."""
+    out = []
+    for name, idx in (("train_idx", train_idx), ("test_idx", test_idx)):
+        a = np.asarray(idx)
+        if a.ndim != 1 or a.size == 0 or not np.issubdtype(a.dtype, np.integer):
+            what = f"{a.dtype} {a.shape}" if a.size else "empty"
+            raise ValueError(
+                f"fold {fold}: {name} must be a non-empty 1-D integer array, got {what}"
+            )
+        bad = a[(a < 0) | (a >= n_images)]
+        if bad.size:
+            raise ValueError(
+                f"fold {fold}: {name} holds row {bad[0]}, outside the {n_images} images"
+            )
+        out.append(a.astype(np.int64))
+    shared = np.intersect1d(*out)
+    if shared.size:
+        raise ValueError(
+            f"fold {fold}: {shared.size} image(s) in both train_idx and test_idx (row {shared[0]}"
+            "): the test images must be unseen in training"
+        )
+    return out[0], out[1]
+
+
 def split_validation(
     cfg: RunConfig, labels: np.ndarray, train_idx: np.ndarray, groups: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray | None]:

@@ -107,9 +107,11 @@ def test_loss_falls_and_dice_beats_background():
 
 def test_nan_loss_stops_cleanly_and_writes_nothing(tmp_path, monkeypatch):
     import mtl_bench.cv
+    import mtl_bench.fit
 
     # A NaN weight diverges at once; check_config would refuse it, so it is bypassed here.
     monkeypatch.setattr(mtl_bench.cv, "check_config", lambda cfg: None)
+    monkeypatch.setattr(mtl_bench.fit, "check_config", lambda cfg: None)
     cfg = dataclasses.replace(TINY, w_seg=float("nan"), epochs=1)
     with pytest.raises(TrainingDiverged, match=r"epoch 1, step 1 of"):
         run_cv(cfg, tmp_path, folds=[0], quiet=True)

@@ -126,3 +126,21 @@ def test_val_score_is_the_mean_of_dice_and_auc():
     assert val_score(("mask",), {"counts": normal}, labels[:3]) == pytest.approx(dc)
     match = val_score(("mask",), {"counts": normal}, labels[:3], "match")
     assert match == pytest.approx((6 / 7 + 2 / 3 + 1) / 3)
+
+
+def test_a_library_fold_that_leaks_or_points_outside_the_data_is_refused_before_training():
+    ds = synth_phantom(16, image_size=32, seed=0, class_set="binary")
+    cfg = RunConfig(epochs=1, image_size=32, model_kwargs={"widths": (4, 8, 16, 32, 64)})
+    train, test = np.arange(12), np.arange(12, 16)
+    for bad_train, bad_test, match in [
+        (np.arange(16), test, r"fold 0: 4 image\(s\) in both train_idx and test_idx \(row 12\)"),
+        (train, np.array([], int), r"test_idx must be a non-empty 1-D integer array, got empty"),
+        (np.array([0, 1, 100]), test, r"train_idx holds row 100, outside the 16 images"),
+        (train.astype(float), test, r"train_idx must be .* got float64"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            fit_fold(cfg, ds, bad_train, bad_test, quiet=True)
+    # The config is checked as cv checks it (these trained, or divided by zero).
+    for field, value in (("epochs", 0), ("lr", -1.0), ("batch_size", 0)):
+        with pytest.raises(ValueError, match=field):
+            fit_fold(dataclasses.replace(cfg, **{field: value}), ds, train, test, quiet=True)
