@@ -215,8 +215,13 @@ def roc_auc(is_positive, scores) -> float:
 def _prob_matrix(probs, num_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
     """(N, C) probabilities and argmax predictions; (N,) is P(class 1), predicted 1 if > 0.5."""
     p = np.asarray(probs, dtype=np.float64)
-    if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
-        raise ValueError("probs must be finite probabilities in [0, 1] (apply softmax to logits)")
+    bad = ~np.isfinite(p) | (p < 0) | (p > 1)
+    if bad.any():
+        at = np.argwhere(bad)[0]
+        raise ValueError(
+            f"probs must be finite probabilities in [0, 1], got {p[tuple(at)]:g} at "
+            f"{tuple(int(i) for i in at) if p.ndim > 1 else int(at[0])} (apply softmax to logits)"
+        )
     if p.ndim == 1:
         if num_classes not in (None, 2):
             raise ValueError(f"(N,) probs means 2 classes, but num_classes={num_classes}")

@@ -256,7 +256,7 @@ def test_confusion_matrix_layout_and_checks():
 @pytest.mark.parametrize(
     "labels, probs, kw, match",
     [
-        ([0, 1], [0.2, 1.5], {}, r"\[0, 1\]"),
+        ([0, 1], [0.2, 1.5], {}, r"\[0, 1\], got 1\.5 at 1 "),
         ([0, 1], [[2.0, -1.0], [0.0, 1.0]], {}, "softmax"),
         ([0, 1], [[0.3, 0.3], [0.0, 1.0]], {}, "sum to 1"),
         ([0, 1], [0.2, 0.8], {"num_classes": 3}, "num_classes"),
