@@ -80,19 +80,30 @@ def register_model(
 
     def wrap(builder: Callable[..., nnx.Module]) -> Callable[..., nnx.Module]:
         key = name or builder.__name__
-        if key in _REGISTRY and _REGISTRY[key].builder is not builder:
-            raise ValueError(f"model name {key!r} is registered twice")
+        old = _REGISTRY[key].builder if key in _REGISTRY else builder
+        # The same function defined again (importlib.reload in a notebook) replaces itself.
+        if old is not builder and _where(old) != _where(builder):
+            raise ValueError(
+                f"model name {key!r} is registered twice: by {_where(old)} and {_where(builder)}"
+            )
         _REGISTRY[key] = ModelInfo(key, builder, tuple(tasks), family, dict(defaults), fit, check)
         return builder
 
     return wrap
 
 
+def _where(builder: Callable[..., Any]) -> str:
+    return f"{builder.__module__}.{builder.__qualname__}"
+
+
 def _load() -> None:
     global _LOADED
     if not _LOADED:
+        from mtl_bench.plugins import load_plugins
+
         for mod in _MODEL_MODULES:
             importlib.import_module(mod)
+        load_plugins()  # models of the user's own (MTL_BENCH_MODELS, entry points)
         _LOADED = True
 
 
@@ -108,7 +119,8 @@ def model_info(name: str) -> ModelInfo:
         return _REGISTRY[name]
     except KeyError:
         raise KeyError(
-            f"unknown model {name!r}; registered models: {', '.join(list_models())}"
+            f"unknown model {name!r}; registered models: {', '.join(list_models())} (a model of "
+            "your own: name its module in MTL_BENCH_MODELS, see the README)"
         ) from None
 
 
