@@ -55,8 +55,20 @@ def builder_kwargs(cfg: RunConfig, num_classes: int) -> dict[str, Any]:
 
 
 def build_model(cfg: RunConfig, num_classes: int):
-    """The registered model with the run's input/class overrides and precision."""
-    return create_model(cfg.model, seed=cfg.seed, **builder_kwargs(cfg, num_classes))
+    """The registered model with the run's input/class overrides and precision, its outputs
+    checked against the contract (``contract.check_outputs``) once per process and setting."""
+    from mtl_bench.contract import check_outputs
+
+    kwargs = builder_kwargs(cfg, num_classes)
+    model = create_model(cfg.model, seed=cfg.seed, **kwargs)
+    key = (cfg.model, repr(sorted(kwargs.items())))
+    if key not in _CHECKED:  # an abstract trace: ~1 s for a large model, once
+        check_outputs(model, cfg.model, model_info(cfg.model).tasks, cfg.image_size, num_classes)
+        _CHECKED.add(key)
+    return model
+
+
+_CHECKED: set[tuple[str, str]] = set()  # (model, builder kwargs) whose outputs were checked
 
 
 def fit_fold(

@@ -37,6 +37,7 @@ HER_NET = textwrap.dedent(
 @pytest.fixture()
 def fresh_registry(monkeypatch):
     """The registry as a new process has it: loaded again on first use, plugins included."""
+    registry.list_models()  # loaded first: the copy restored afterwards holds the built-in ones
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     monkeypatch.setattr(registry, "_LOADED", False)
     yield
