@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from mtl_bench.data.types import DataError, DataWarning
-from mtl_bench.table_specs import THREE_CLASS_TAG, TableSpec
+from mtl_bench.table_specs import REF, THREE_CLASS_TAG, TableSpec
 
 
 def by_class_count(
@@ -155,3 +155,40 @@ def warn_unlisted(results: pd.DataFrame, missing: list[str], reference: str) -> 
             DataWarning,
             stacklevel=3,
         )
+
+
+# The supplementary tables that take the methods no other table lists, by what they output.
+_OTHERS_GO_TO = {"table_s1": "mask", "table_s2": "label"}
+
+
+def with_other_methods(
+    specs: tuple[TableSpec, ...], results: pd.DataFrame, reference: str
+) -> tuple[TableSpec, ...]:
+    """``specs`` with each two-class method that no table lists — a model of the user's own
+    (``MTL_BENCH_MODELS``), a baseline not yet in ``table_specs.py`` — added to Supplementary
+    Table S1 if it segments and S2 if it classifies, beside the reference with the same
+    statistics, rather than left out of every table."""
+    import dataclasses
+
+    from mtl_bench.table_specs import unlisted
+
+    have = set(results["method"])
+    rows = results.drop_duplicates("method").set_index("method")
+    others = [
+        m
+        for m in unlisted(have, specs, reference)
+        if len(rows.at[m, "class_names"]) == 2 and not m.endswith(f"@{THREE_CLASS_TAG}")
+    ]
+    out = []
+    for spec in specs:
+        task = _OTHERS_GO_TO.get(spec.name)
+        extra = tuple(m for m in others if task and task in rows.at[m, "tasks"])
+        if extra:  # before the reference and its kin, which close the table
+            at = spec.methods.index(REF) if REF in spec.methods else len(spec.methods)
+            spec = dataclasses.replace(
+                spec,
+                title=f"{spec.title}, and methods no other table lists",
+                methods=(*spec.methods[:at], *extra, *spec.methods[at:]),
+            )
+        out.append(spec)
+    return tuple(out)

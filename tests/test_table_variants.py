@@ -70,10 +70,19 @@ def test_results_no_table_shows_are_named_in_a_warning(tmp_path, capsys):
     write_fixture_results(tmp_path, {"mtl_resunet": {}, "my_net": {}, "unet@3class": {}})
     with pytest.warns(DataWarning, match=r"results not in any table: my_net, unet@3class \("):
         build_tables(tmp_path, formats=(), n_boot=20, table_specs=[seg_spec()])
-    # The CLI prints it on stderr beside its "no results for" line.
+    # The default tables put a method no paper table lists (a model of the user's own) into
+    # S1 and S2 by its outputs; the CLI warns of the three-class run on stderr.
     assert main(["tables", "--results", str(tmp_path), "--format", "md"]) == 0
-    err = capsys.readouterr().err
-    assert "mtl-bench: warning: results not in any table: my_net, unet@3class" in err
+    out, err = capsys.readouterr()
+    assert "results not in any table: unet@3class (" in err and "my_net" not in err
+    for table in ("Supplementary Table S1", "Supplementary Table S2"):
+        title = next(line for line in out.splitlines() if line.startswith(table))
+        assert title.endswith(", and methods no other table lists")
+    frames = build_tables(tmp_path, formats=(), n_boot=20)
+    for name in ("table_s1", "table_s2"):
+        table = frames[name].set_index("Method")
+        assert list(table.index)[-2:] == ["my_net", "mtl_resunet"]  # tested against it
+        assert table.iloc[-2].iloc[0] not in ("not run", "—")
 
 
 def test_a_table_says_when_its_methods_ran_on_other_input_sizes(tmp_path):
