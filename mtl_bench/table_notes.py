@@ -48,6 +48,17 @@ def machines_note(results: pd.DataFrame, methods: Iterable[str]) -> str | None:
     )
 
 
+def _fitted_apart(config: dict | None) -> bool:
+    """Whether the run's model is fitted outside the gradient engine (``moon_features``: its
+    coefficients, hence its parameter count, depend on the fold's selected features)."""
+    from mtl_bench.registry import model_info
+
+    try:
+        return model_info((config or {}).get("model", "")).fit is not None
+    except KeyError:  # a model not registered here (another version, a plugin not loaded)
+        return False
+
+
 def settings_note(results: pd.DataFrame, methods: Iterable[str]) -> str | None:
     """None if each of ``methods`` ran all its folds with one config, else a note naming the
     fields that differ between its folds and their values per fold.
@@ -61,7 +72,16 @@ def settings_note(results: pd.DataFrame, methods: Iterable[str]) -> str | None:
     parts = []
     rows = results[results["method"].isin(list(methods))]
     for method, group in rows.groupby("method", sort=True):
-        configs = [(int(f), c) for f, c in zip(group["fold"], group["config"], strict=True) if c]
+        # The network's size too: a model whose code changed between folds (a model of the
+        # user's own, edited under the same name) shows in no config field.
+        sizes = group["params"] if "params" in group else [None] * len(group)
+        if _fitted_apart(group["config"].iloc[0]):  # a feature method's size follows its data
+            sizes = [None] * len(group)
+        configs = [
+            (int(f), {**c, **({"params": int(p)} if p is not None and p == p else {})})
+            for f, c, p in zip(group["fold"], group["config"], sizes, strict=True)
+            if c
+        ]
         shared = set.intersection(*(set(c) for _, c in configs)) if configs else set()
         keys = sorted(shared - EXECUTION_KEYS)  # a field newer than some files: not compared
         differ = []

@@ -1,6 +1,8 @@
 """What a table says beside its numbers: notes on machines, settings and evaluation, and the
 rows of variant runs."""
 
+import shutil
+
 import pytest
 from fixtures_results import edit_result, write_fixture_results
 from fixtures_tables import cls_spec, seg_spec
@@ -112,6 +114,25 @@ def test_without_reference_results_no_test_is_claimed(tmp_path):
 def test_results_no_table_lists_are_named(tmp_path):
     from mtl_bench.data.types import DataError
 
+    # A two-class method no table lists joins S1 / S2 (beside a "not run" reference)...
     write_fixture_results(tmp_path, {"my_net": {}}, n_folds=2, n_images=12)
-    with pytest.raises(DataError, match=r"results of my_net are here, but no table"):
+    frames = build_tables(tmp_path, formats=(), skip_empty=True)
+    assert set(frames) == {"table_s1", "table_s2"}
+    # ...a three-class one has no table to join: said.
+    shutil.rmtree(tmp_path / "my_net")
+    three = {"class_names": ("benign", "malignant", "normal")}
+    write_fixture_results(tmp_path, {"my_net@3class": three}, n_folds=2, n_images=12)
+    with pytest.raises(DataError, match=r"results of my_net@3class are here, but no table"):
         build_tables(tmp_path, formats=(), skip_empty=True)
+
+
+def test_a_table_says_when_a_methods_network_changed_size_between_folds(tmp_path):
+    # A model of the user's own, edited under the same name between two folds: no config field
+    # differs, the network's size does.
+    write_fixture_results(tmp_path, {"unet": {}, "fpn": {}}, n_folds=2)
+    for fold, params in ((0, 203), (1, 691)):
+        edit_result(tmp_path, "fpn", [fold], lambda r, p=params: r.update(params=p))
+    edit_result(tmp_path, "unet", [0, 1], lambda r: r.update(params=1000))
+    frames = build_tables(tmp_path, formats=(), table_specs=[seg_spec(methods=("unet", "fpn"))])
+    (note,) = [n for n in frames["table4"].attrs["notes"] if n.startswith("Folds of one")]
+    assert note.endswith("them: fpn: params 203 (Fold 1), 691 (Fold 2).")
