@@ -161,5 +161,6 @@ def test_a_model_without_a_config_module_says_so(monkeypatch, capsys):
     assert cfg.model == "my_net" and cfg.lr == get_config("mtl_resunet", "smoke").lr
     err = capsys.readouterr().err
     assert "my_net has no config module (mtl_bench/configs/my_net.py)" in err
+    assert "change a setting with --set KEY=VALUE" in err
     get_config("my_net", "paper")
     assert capsys.readouterr().err == ""  # once per method

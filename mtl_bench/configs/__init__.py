@@ -48,7 +48,8 @@ def _warn_default(method: str) -> None:
     # proposed model's recipe, which is seldom what its authors used.
     log(
         f"mtl-bench: warning: {method} has no config module (mtl_bench/configs/{method}.py): "
-        "it trains with the proposed model's recipe (configs/default.py)"
+        "it trains with the proposed model's recipe (configs/default.py); change a setting with "
+        "--set KEY=VALUE (lr=3e-4, batch_size=8, ...)"
     )
 
 
