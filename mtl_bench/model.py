@@ -180,7 +180,7 @@ def mtl_resunet(
 ) -> MTLResUNet:
     """The paper's model; ``image_size`` is only checked (fully convolutional + GAP)."""
     if image_size is not None and (not _positive(image_size) or image_size % 16):
-        raise ValueError(f"mtl_resunet needs an image_size divisible by 16, got {image_size!r}")
+        raise ValueError(f"mtl_resunet needs image_size divisible by 16, got {image_size!r}")
     return MTLResUNet(
         in_channels=in_channels,
         num_classes=num_classes,

@@ -166,7 +166,7 @@ def test_data_folds_warns_in_one_line_and_skips_bad_images_when_asked(tmp_path, 
 def test_os_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     assert main(["data", "synth", "--out", str(tmp_path / "file" / "sub"), "--n", "9"]) == 2
-    assert "Not a directory" in _one_line_error(capsys)
+    assert "file is a file, not a folder" in _one_line_error(capsys)  # checked before writing
 
 
 def test_output_into_a_closed_pipe_is_no_traceback():

@@ -65,7 +65,7 @@ def test_a_model_option_value_the_builder_refuses_fails_before_the_checkpoint_go
     with pytest.raises(ValueError, match=r"dropout_rate=2: model 'vgg16' takes a rate"):
         run_cv(rate, finished, folds=[0], quiet=True)
     few = dataclasses.replace(TINY, model_kwargs={"widths": (1, 2)})
-    with pytest.raises(ValueError, match=r"widths needs 5 entries"):
+    with pytest.raises(ValueError, match=r"widths needs 5 positive integers"):
         run_cv(few, finished, folds=[0], quiet=True)
     assert _untouched(finished)
 
