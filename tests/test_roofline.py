@@ -10,10 +10,10 @@ from mtl_bench.registry import ModelInfo
 
 
 class ConvBNNet(nnx.Module):
-    def __init__(self, rngs):
+    def __init__(self, rngs, head_channels=2):  # 1: the output contract's mask, for the CLI
         self.conv = nnx.Conv(1, 4, (3, 3), use_bias=False, rngs=rngs)
         self.bn = nnx.BatchNorm(4, rngs=rngs)
-        self.head = nnx.Conv(4, 2, (1, 1), rngs=rngs)
+        self.head = nnx.Conv(4, head_channels, (1, 1), rngs=rngs)
 
     def __call__(self, x, train=False, rng=None):
         h = jax.nn.relu(self.bn(self.conv(x), use_running_average=not train))
@@ -48,7 +48,7 @@ def test_roofline_arithmetic():
 
 def test_cli_prints_ceilings_and_rejects_unknown_device(monkeypatch, capsys):
     registry.list_models()
-    info = ModelInfo("roof_tiny", lambda rngs, **_: ConvBNNet(rngs), ("mask",), "proposed", {})
+    info = ModelInfo("roof_tiny", lambda rngs, **_: ConvBNNet(rngs, 1), ("mask",), "proposed", {})
     monkeypatch.setitem(registry._REGISTRY, "roof_tiny", info)
     argv = ["--models", "roof_tiny", "--image-size", "16", "--precision", "fp32"]
     assert main(argv + ["--device", "NVIDIA H200"]) == 0
