@@ -94,3 +94,25 @@ def test_reloading_a_model_module_replaces_its_models(tmp_path, monkeypatch, fre
     finally:
         sys.modules.pop("her_models", None)
         sys.modules.pop("other_models", None)
+
+
+def test_an_installed_packages_entry_point_registers_its_models(
+    tmp_path, monkeypatch, fresh_registry
+):
+    import importlib.metadata as metadata
+
+    (tmp_path / "her_package.py").write_text(HER_NET)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    point = metadata.EntryPoint("her_net", "her_package", "mtl_bench.models")
+    monkeypatch.setattr(
+        metadata, "entry_points", lambda group: [point] if group == "mtl_bench.models" else []
+    )
+    try:
+        assert "her_net" in registry.list_models()
+        broken = metadata.EntryPoint("bad", "no_such_package:models", "mtl_bench.models")
+        monkeypatch.setattr(metadata, "entry_points", lambda group: [broken])
+        monkeypatch.setattr(registry, "_LOADED", False)
+        with pytest.raises(ImportError, match=r"entry point 'bad' \(mtl_bench.models\): cannot"):
+            registry.list_models()
+    finally:
+        sys.modules.pop("her_package", None)
