@@ -61,14 +61,15 @@ def build_model(cfg: RunConfig, num_classes: int):
 
     kwargs = builder_kwargs(cfg, num_classes)
     model = create_model(cfg.model, seed=cfg.seed, **kwargs)
-    key = (cfg.model, repr(sorted(kwargs.items())))
+    # The builder's identity too: a module reloaded in a notebook brings a new one to check.
+    key = (cfg.model, id(model_info(cfg.model).builder), repr(sorted(kwargs.items())))
     if key not in _CHECKED:  # an abstract trace: ~1 s for a large model, once
         check_outputs(model, cfg.model, model_info(cfg.model).tasks, cfg.image_size, num_classes)
         _CHECKED.add(key)
     return model
 
 
-_CHECKED: set[tuple[str, str]] = set()  # (model, builder kwargs) whose outputs were checked
+_CHECKED: set[tuple[str, int, str]] = set()  # (model, builder kwargs) whose outputs were checked
 
 
 def fit_fold(

@@ -217,10 +217,11 @@ def _prob_matrix(probs, num_classes: int | None) -> tuple[np.ndarray, np.ndarray
     p = np.asarray(probs, dtype=np.float64)
     bad = ~np.isfinite(p) | (p < 0) | (p > 1)
     if bad.any():
-        at = np.argwhere(bad)[0]
+        i = int(np.flatnonzero(bad)[0])  # a 0-d array too
+        where = tuple(int(j) for j in np.unravel_index(i, p.shape)) if p.ndim > 1 else i
         raise ValueError(
-            f"probs must be finite probabilities in [0, 1], got {p[tuple(at)]:g} at "
-            f"{tuple(int(i) for i in at) if p.ndim > 1 else int(at[0])} (apply softmax to logits)"
+            f"probs must be finite probabilities in [0, 1], got {p.flat[i]:g} at {where} "
+            "(apply softmax to logits)"
         )
     if p.ndim == 1:
         if num_classes not in (None, 2):

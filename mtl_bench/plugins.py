@@ -17,6 +17,7 @@ point that asked for it.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import os
@@ -28,9 +29,10 @@ ENTRY_POINT_GROUP = "mtl_bench.models"
 
 
 def _import_file(path: Path) -> None:
-    # A stable module name per file: sys.modules keeps it, so a second load is a no-op and the
-    # module's classes pickle by that name (a DataLoader worker, a subprocess).
-    name = f"mtl_bench_plugin_{path.stem}"
+    # A module name per file (two models.py in other folders are two modules): sys.modules
+    # keeps it, so a second load of the same file is a no-op.
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    name = f"mtl_bench_plugin_{path.stem}_{digest}"
     if name in sys.modules:
         return
     spec = importlib.util.spec_from_file_location(name, path)

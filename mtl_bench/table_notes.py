@@ -55,7 +55,7 @@ def _fitted_apart(config: dict | None) -> bool:
 
     try:
         return model_info((config or {}).get("model", "")).fit is not None
-    except KeyError:  # a model not registered here (another version, a plugin not loaded)
+    except (KeyError, ImportError):  # not registered here: another version, a plugin absent
         return False
 
 

@@ -174,8 +174,9 @@ def build_tables(
     results = load_results(results_dir)
     have = set(results["method"])
     specs = tuple(s.with_variants(have, reference) for s in specs)  # METHOD@TAG runs as rows
-    if table_specs is None:  # a method no paper table lists joins S1 / S2, not no table at all
-        specs = with_other_methods(specs, results, reference)
+    # A method no paper table lists joins S1 / S2 where they are built (reproduce passes its own
+    # list of the default specs), not no table at all.
+    specs = with_other_methods(specs, results, reference)
     if check_reference:
         reference_ran(results, reference, specs, results_dir)
     specs = tuple(s for s in specs if not s.supplementary or has_own_results(s, have, reference))

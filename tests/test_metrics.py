@@ -279,6 +279,14 @@ def test_roc_auc_refuses_scores_that_are_not_finite():
     assert roc_auc([1, 0, 0, 1], [0.95, 0.9, 0.8, 0.1]) == pytest.approx(0.5)
 
 
+def test_a_scalar_probability_out_of_range_is_named():
+    from mtl_bench.metrics import _prob_matrix
+
+    for p in (1.5, np.nan):
+        with pytest.raises(ValueError, match=r"probs must be finite probabilities .* at 0 "):
+            _prob_matrix(np.float64(p), None)
+
+
 def test_negative_counts_are_named():
     from mtl_bench.metrics import segmentation_metrics_from_counts
 

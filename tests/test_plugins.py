@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 import textwrap
 
@@ -116,3 +117,31 @@ def test_an_installed_packages_entry_point_registers_its_models(
             registry.list_models()
     finally:
         sys.modules.pop("her_package", None)
+
+
+def test_two_model_files_of_one_name_are_two_modules(tmp_path, monkeypatch, fresh_registry):
+    for folder, name in (("a", "net_a"), ("b", "net_b")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "models.py").write_text(HER_NET.replace("her_net", name))
+    paths = [str(tmp_path / f / "models.py") for f in ("a", "b")]
+    monkeypatch.setenv("MTL_BENCH_MODELS", os.pathsep.join(paths))
+    assert {"net_a", "net_b"} <= set(registry.list_models())
+
+
+def test_a_reloaded_model_is_checked_again(tmp_path, monkeypatch, fresh_registry):
+    from mtl_bench.config import RunConfig
+    from mtl_bench.fit import build_model
+
+    (tmp_path / "her_models2.py").write_text(HER_NET)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("her_models2")
+    try:
+        build_model(RunConfig(model="her_net", image_size=32), 2)
+        # Edited to break the contract and reloaded: the new builder is checked, not skipped.
+        broken = HER_NET.replace('"mask": self.conv(x)', '"mask": self.conv(x)[..., 0]')
+        (tmp_path / "her_models2.py").write_text(broken)
+        importlib.reload(module)
+        with pytest.raises(ValueError, match=r"her_net in training returned 'mask' of shape"):
+            build_model(RunConfig(model="her_net", image_size=32), 2)
+    finally:
+        sys.modules.pop("her_models2", None)

@@ -136,3 +136,15 @@ def test_a_table_says_when_a_methods_network_changed_size_between_folds(tmp_path
     frames = build_tables(tmp_path, formats=(), table_specs=[seg_spec(methods=("unet", "fpn"))])
     (note,) = [n for n in frames["table4"].attrs["notes"] if n.startswith("Folds of one")]
     assert note.endswith("them: fpn: params 203 (Fold 1), 691 (Fold 2).")
+
+
+def test_tables_do_not_need_the_models_modules(tmp_path, monkeypatch):
+    # Results copied to another machine whose MTL_BENCH_MODELS names a module it lacks.
+    from mtl_bench import registry
+
+    def absent(name):
+        raise ImportError("MTL_BENCH_MODELS: cannot load model module 'gone.py'")
+
+    write_fixture_results(tmp_path, {"unet": {}, "fpn": {}}, n_folds=2)
+    monkeypatch.setattr(registry, "model_info", absent)
+    assert "table4" in build_tables(tmp_path, formats=(), table_specs=[seg_spec()])

@@ -8,7 +8,7 @@ from fixtures_tables import cls_spec, seg_spec
 
 from mtl_bench.cli import main
 from mtl_bench.data.types import DataWarning
-from mtl_bench.tables import build_tables
+from mtl_bench.tables import DEFAULT_SPECS, build_tables
 
 ABLATION = {
     "mtl_resunet": {},
@@ -79,6 +79,10 @@ def test_results_no_table_shows_are_named_in_a_warning(tmp_path, capsys):
         title = next(line for line in out.splitlines() if line.startswith(table))
         assert title.endswith(", and methods no other table lists")
     frames = build_tables(tmp_path, formats=(), n_boot=20)
+    # reproduce passes its own list of the default specs: the same S1 / S2.
+    own = [s for s in DEFAULT_SPECS if s.name != "table_3class"]
+    again = build_tables(tmp_path, formats=(), n_boot=20, table_specs=own, skip_empty=True)
+    assert list(again["table_s1"]["Method"]) == list(frames["table_s1"]["Method"])
     for name in ("table_s1", "table_s2"):
         table = frames[name].set_index("Method")
         assert list(table.index)[-2:] == ["my_net", "mtl_resunet"]  # tested against it
