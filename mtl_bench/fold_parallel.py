@@ -82,6 +82,8 @@ def fit_folds_parallel(
     (``keep_state``: each with the engine and its fold's slice of the state, as ``fit_fold``)."""
     check_config(cfg)
     check_fold_parallel(cfg)
+    if len(splits) != len(folds):
+        raise ValueError(f"{len(splits)} splits for {len(folds)} folds ({folds}): one per fold")
     n = len(dataset.labels)
     splits = [check_fold_indices(n, tr, te, f) for (tr, te), f in zip(splits, folds, strict=True)]
     if jax.default_backend() == "gpu":

@@ -56,6 +56,8 @@ def test_fold_parallel_rejects_unsupported_combinations():
         fit_folds_parallel(dataclasses.replace(CFG, parallel="jit"), ds, split, folds=[0])
     with pytest.raises(ValueError, match="val_fraction"):
         fit_folds_parallel(dataclasses.replace(CFG, val_fraction=0.2), ds, split, folds=[0])
+    with pytest.raises(ValueError, match=r"1 splits for 2 folds \(\[0, 1\]\): one per fold"):
+        fit_folds_parallel(CFG, ds, split, folds=[0, 1])
     with pytest.raises(ValueError, match=r"fold_conv.*one of grouped"):
         fit_folds_parallel(dataclasses.replace(CFG, fold_conv="dense"), ds, split, folds=[0])
     with pytest.raises(ValueError, match="state_layout='packed' applies to sequential folds"):
