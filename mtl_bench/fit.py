@@ -69,7 +69,7 @@ def build_model(cfg: RunConfig, num_classes: int):
     return model
 
 
-_CHECKED: set[tuple[str, int, str]] = set()  # (model, builder kwargs) whose outputs were checked
+_CHECKED: set[tuple[str, int, str]] = set()  # (model, id(builder), kwargs): outputs checked
 
 
 def fit_fold(
