@@ -8,10 +8,10 @@ No jax at import (``bench_args`` imports this, and the CLI's ``--help`` stays in
 from __future__ import annotations
 
 import argparse
-import errno
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from mtl_bench.atomic import cannot_write
 
 
 def check_paths(args: argparse.Namespace) -> None:
@@ -43,15 +43,9 @@ def _check_folder(option: str, given: str, folder: Path) -> None:
             if not part.is_dir():
                 what = "is" if part == Path(given) else f"is under {part}, which is"
                 raise ValueError(f"{option} {given}: {what} a file, not a folder")
-            try:
-                with tempfile.TemporaryFile(dir=part, prefix=".mtl_bench_probe_"):
-                    pass
-            except OSError as e:
+            if why := cannot_write(part):
                 where = "" if part == Path(given) else f" {part}"
-                why = e.strerror or type(e).__name__
-                if e.errno == errno.ENOENT:  # /proc: the folder is there, a new file is not
-                    why = "it takes no new files"
-                raise ValueError(f"{option} {given}: cannot write in{where} ({why})") from None
+                raise ValueError(f"{option} {given}: cannot write in{where} ({why})")
             return
 
 

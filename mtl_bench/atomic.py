@@ -46,6 +46,16 @@ def atomic_write(
     return path
 
 
+def cannot_write(folder: Path) -> str | None:
+    """Why the existing ``folder`` takes no new file, or None: tried with a hidden probe file,
+    made and removed (root passes access() on ``/proc`` and read-only mounts)."""
+    try:
+        tempfile.TemporaryFile(dir=folder, prefix=".mtl_bench_probe_").close()
+    except OSError as e:
+        return "it takes no new files" if e.errno == errno.ENOENT else e.strerror or str(e)
+    return None
+
+
 def check_out_folder(out: str | os.PathLike, flag: str = "--out") -> None:
     """A one-line ValueError, before any work, where ``out`` cannot hold results: a file, or a
     folder (or the nearest existing folder above a new one) this process cannot write into —
@@ -63,8 +73,5 @@ def check_out_folder(out: str | os.PathLike, flag: str = "--out") -> None:
     if not os.access(here, os.W_OK | os.X_OK):
         where = "" if here == out.absolute() else f" ({here} is not)"
         raise ValueError(f"{flag} {out}: not writable{where}")
-    try:  # root passes access() on /proc and read-only mounts: only a new file tells
-        tempfile.TemporaryFile(dir=here, prefix=".mtl_bench_probe_").close()
-    except OSError as e:
-        why = "it takes no new files" if e.errno == errno.ENOENT else e.strerror or str(e)
-        raise ValueError(f"{flag} {out}: cannot write in {here} ({why})") from None
+    if why := cannot_write(here):
+        raise ValueError(f"{flag} {out}: cannot write in {here} ({why})")
