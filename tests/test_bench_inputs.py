@@ -55,18 +55,18 @@ def test_output_folders_that_cannot_be_written_are_errors(
 ):
     # Before: --out failed at the first CSV write ("[Errno 2] ..." naming no option), --profile
     # after the measuring (row "error", timings lost), --compile-cache never (compiled uncached).
-    from benchmarks import bench_checks
+    from mtl_bench import atomic  # the probe (atomic.cannot_write) bench's path checks use
 
     locked = tmp_path / "locked"
     locked.mkdir()
-    real = bench_checks.tempfile.TemporaryFile
+    real = atomic.tempfile.TemporaryFile
 
     def probe(*, dir, **kw):  # permission bits do not stop root: refuse the folder here
         if Path(dir) == locked:
             raise PermissionError(13, "Permission denied")
         return real(dir=dir, **kw)
 
-    monkeypatch.setattr(bench_checks.tempfile, "TemporaryFile", probe)
+    monkeypatch.setattr(atomic.tempfile, "TemporaryFile", probe)
     given = locked / "sub" / ("t.csv" if option == "--csv" else "x")
     # --csv, when given, is where the rows go (--out unused): give it for the other two.
     argv = TINY + ([] if option in ("--csv", "--out") else ["--csv", str(tmp_path / "t.csv")])
