@@ -157,17 +157,18 @@ def warn_unlisted(results: pd.DataFrame, missing: list[str], reference: str) -> 
         )
 
 
-# The supplementary tables that take the methods no other table lists, by what they output.
-_OTHERS_GO_TO = {"table_s1": "mask", "table_s2": "label"}
+# The output a method needs to be shown in a table of each task.
+_TASK_OUTPUT = {"segmentation": "mask", "classification": "label"}
 
 
 def with_other_methods(
     specs: tuple[TableSpec, ...], results: pd.DataFrame, reference: str
 ) -> tuple[TableSpec, ...]:
     """``specs`` with each two-class method that no table lists — a model of the user's own
-    (``MTL_BENCH_MODELS``), a baseline not yet in ``table_specs.py`` — added to Supplementary
-    Table S1 if it segments and S2 if it classifies, beside the reference with the same
-    statistics, rather than left out of every table."""
+    (``MTL_BENCH_MODELS``), a baseline not yet in ``table_specs.py`` — added to each spec that
+    ``takes_unlisted`` of a task it has the output for (Supplementary Table S1 if it segments,
+    S2 if it classifies), beside the reference with the same statistics, rather than left out
+    of every table."""
     import dataclasses
 
     from mtl_bench.table_specs import unlisted
@@ -181,8 +182,8 @@ def with_other_methods(
     ]
     out = []
     for spec in specs:
-        task = _OTHERS_GO_TO.get(spec.name)
-        extra = tuple(m for m in others if task and task in rows.at[m, "tasks"])
+        need = _TASK_OUTPUT[spec.task] if spec.takes_unlisted else None
+        extra = tuple(m for m in others if need and need in rows.at[m, "tasks"])
         if extra:  # before the reference and its kin, which close the table
             at = spec.methods.index(REF) if REF in spec.methods else len(spec.methods)
             spec = dataclasses.replace(

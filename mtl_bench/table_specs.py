@@ -35,6 +35,8 @@ class TableSpec:
     paper's, built only when a method other than its reference has results (so a run of the
     paper's methods gets no all-"not run" extra table). classes: how many classes its runs
     classify (a run with another count is left out of the table, with a warning).
+    takes_unlisted: the table also shows each two-class method of its task that no table lists
+    (``table_checks.with_other_methods``: a model of the user's own).
     """
 
     name: str
@@ -48,6 +50,7 @@ class TableSpec:
     reference: str = ""
     supplementary: bool = False
     classes: int = 2
+    takes_unlisted: bool = False
 
     def __post_init__(self) -> None:
         where = f"table spec {self.name!r}"
@@ -265,6 +268,7 @@ DEFAULT_SPECS: tuple[TableSpec, ...] = (
         task="segmentation",
         methods=(*OTHER_SEGMENTATION, REF),
         supplementary=True,
+        takes_unlisted=True,
     ),
     TableSpec(
         "table_s2",
@@ -273,6 +277,7 @@ DEFAULT_SPECS: tuple[TableSpec, ...] = (
         task="classification",
         methods=(*OTHER_CLASSIFIERS, REF),
         supplementary=True,
+        takes_unlisted=True,
     ),
     TableSpec(
         "table_3class",
