@@ -23,7 +23,8 @@ write. Everything a table, a figure or a later analysis needs is in it:
   ``--resume`` found no checkpoint and retrained an interrupted fold's epochs from the start),
   ``checkpoints_saved``, ``devices_used`` (the devices the step ran on; ``config.devices`` 0
   means all), ``setup_s``,
-  ``eval_s``, ``checkpoint_s`` (the saves' blocking part), ``checkpoint_close_s`` (the wait for
+  ``eval_s``, ``checkpoint_s`` (the saves' blocking part), ``checkpoint_first_s`` (the first
+  save's share of it: one-time costs land there), ``checkpoint_close_s`` (the wait for
   the last save's background write); a method's own fields (``moon_features``: ``mask_source``,
   the selected classifier, …; transfer learning: ``weights``; folds trained side by side:
   ``fold_parallel``, ``folds_trained_together``).

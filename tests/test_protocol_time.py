@@ -42,6 +42,30 @@ def test_fit_loop_records_where_the_time_went(run_dir):
     for k in ("setup_s", "eval_s", "checkpoint_s"):
         assert 0 < rec[k] < rec["wall_time_s"], k
     assert 0 <= rec["checkpoint_close_s"] < rec["wall_time_s"]  # the last background write
+    assert 0 < rec["checkpoint_first_s"] <= rec["checkpoint_s"]  # the first save's share
+
+
+def test_the_first_saves_one_time_cost_is_counted_once(run_dir, tmp_path):
+    # 3 saves: a first of 4.3 s (a compile in it) and two of 0.3 s. The protocol's 50 saves cost
+    # 50 × 0.3 + 4.0 s, not 50 × the mean of 1.63 s.
+    mdir = tmp_path / "mtl_resunet"
+    mdir.mkdir()
+    rec = json.loads((run_dir / "mtl_resunet" / "fold_0.json").read_text())
+    rec.update(checkpoint_s=4.9, checkpoint_first_s=4.3)
+    (mdir / "fold_0.json").write_text(json.dumps(rec))
+    (mdir / "fold_0_curve.csv").write_bytes(
+        (run_dir / "mtl_resunet" / "fold_0_curve.csv").read_bytes()
+    )
+    t = pt.fold_timing(mdir, mdir / "fold_0.json")
+    assert (t["save_s"], t["save_once_s"]) == (pytest.approx(0.3), pytest.approx(4.0))
+    base = dict(t, save_s=0.0, save_once_s=0.0)
+    assert pt.extrapolate(t, 500, 10) - pt.extrapolate(base, 500, 10) == pytest.approx(19.0)
+    assert "checkpoint 0.30 s (+ 4.00 s once," in pt.report(tmp_path, None, 500, 10, 5)[1]
+    # A file from before the field: every save as the mean, as before.
+    del rec["checkpoint_first_s"]
+    (mdir / "fold_0.json").write_text(json.dumps(rec))
+    t = pt.fold_timing(mdir, mdir / "fold_0.json")
+    assert (t["save_s"], t["save_once_s"]) == (pytest.approx(4.9 / 3), 0.0)
 
 
 def test_extrapolation_is_the_documented_sum(run_dir):
@@ -56,7 +80,8 @@ def test_extrapolation_is_the_documented_sum(run_dir):
         rec["setup_s"]
         + epoch_s[0]
         + 499 * t["epoch_s"]
-        + math.ceil(500 / 10) * rec["checkpoint_s"] / 3
+        + math.ceil(500 / 10) * (rec["checkpoint_s"] - rec["checkpoint_first_s"]) / 2
+        + max(rec["checkpoint_first_s"] - (rec["checkpoint_s"] - rec["checkpoint_first_s"]) / 2, 0)
         + rec["checkpoint_close_s"]
         + rec["eval_s"]
     )
@@ -104,6 +129,26 @@ def test_only_the_first_fold_of_each_shape_compiles(tmp_path, monkeypatch):
         f"paper protocol from the training loop: {1.5 * (cold + warm) / 60:.1f}"
     )
     assert "(an inner validation split: every fold as the mean measured one)" in lines[-1]
+    # A compiling fold's file without checkpoint_first_s (mtl-bench before 2026-11-29): its saves
+    # beyond the cached fold's rate are its one-time cost, counted once.
+    rec["config"]["val_fraction"] = 0.0
+    (mdir / "fold_1.json").write_text(json.dumps(rec))
+    rate = pt.fold_timing(mdir, mdir / "fold_1.json")["save_s"]
+    old = json.loads((mdir / "fold_0.json").read_text())
+    del old["checkpoint_first_s"]
+    old["checkpoint_s"] = old["checkpoints_saved"] * rate + 7.0
+    (mdir / "fold_0.json").write_text(json.dumps(old))
+    t0 = pt.fold_timing(mdir, mdir / "fold_0.json")
+    cold = pt.extrapolate(dict(t0, save_s=rate, save_once_s=7.0), 50, 10)
+    lines = pt.report(tmp_path / "res", None, 50, 10, 3)
+    assert lines[-2] == (
+        "  first-save cost of fold(s) 0: its saves beyond the cached folds' rate (a file without "
+        "checkpoint_first_s)"
+    )
+    assert "(+ 7.00 s once," in lines[1]
+    assert lines[-1].startswith(
+        f"paper protocol from the training loop: {(2 * cold + warm) / 60:.1f} min = 2 fold(s)"
+    )
 
 
 def test_unreadable_inputs_are_one_line_errors(run_dir, tmp_path, capsys):
