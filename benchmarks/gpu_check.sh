@@ -33,13 +33,14 @@
 # On a lent machine with 15 min of device time (a start costs 1-2 min), set each call's budget to
 # its limit minus ~20 s (a job may overrun its box by 10 s) and take the limit from the session's
 # device-time left. Groups run in this script's order whatever the order named (scale before
-# protocol), so a call that must finish the protocol run names it alone. A plan that fits
-# (H100 estimates, 2026-11-27/28 logs):
-#   call 1 (timeout 400): GPU_CHECK_GROUP=protocol GPU_CHECK_BUDGET_S=380
-#     checks ~100 s, then the protocol run (box 240 s);
-#   call 2 (what is left, ~360): GPU_CHECK_GROUP=scale GPU_CHECK_SKIP_CHECKS=1 with
-#     GPU_CHECK_BUDGET_S = its limit - 20: jit/pmap at 16, fold-parallel at 64, then what fits.
-# tuning (~625 s) and the baseline groups need sessions of their own.
+# protocol), so a call that must finish the protocol run names it alone. Done on the 2026-11-29
+# H200 (results/README.md): protocol (111 s), reference (372 s) and the checks (~90 s), after a
+# start of ~30 s. Not yet measured on an H200 — a plan for the next lease:
+#   call 1 (timeout 540): GPU_CHECK_GROUP=proposed GPU_CHECK_SKIP_CHECKS=1 GPU_CHECK_BUDGET_S=520
+#     (mtl_resunet beside its eager and compiled twins at 16 and 64, then fold-parallel at 16);
+#   call 2 (what is left, ~250): GPU_CHECK_GROUP=fold GPU_CHECK_FOLD_MODES=unrolled
+#     GPU_CHECK_SKIP_CHECKS=1 with GPU_CHECK_BUDGET_S = its limit - 20.
+# scale, tuning (~625 s) and the baseline groups need sessions of their own.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
