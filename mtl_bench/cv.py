@@ -20,7 +20,8 @@ import numpy as np
 
 from mtl_bench.atomic import check_out_folder
 from mtl_bench.claim import claimed, fold_lock
-from mtl_bench.config import RunConfig, check_config, config_differences
+from mtl_bench.config import RunConfig, config_differences
+from mtl_bench.config_checks import check_config
 from mtl_bench.cv_data import (
     dataset_for,
     duplicate_groups,

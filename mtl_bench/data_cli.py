@@ -108,7 +108,8 @@ def run_data(args: argparse.Namespace) -> int:
         return 0
     if args.data_cmd == "folds":
         from mtl_bench.atomic import check_out_folder
-        from mtl_bench.config import apply_overrides, check_config
+        from mtl_bench.config import apply_overrides
+        from mtl_bench.config_checks import check_config
         from mtl_bench.configs import get_config
         from mtl_bench.cv_data import MANIFEST_NAME, dataset_for, fold_splits, shared_manifest
 

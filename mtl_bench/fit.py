@@ -12,7 +12,8 @@ import jax
 import numpy as np
 
 from mtl_bench.batches import fold_arrays, pad_rows
-from mtl_bench.config import RunConfig, check_config
+from mtl_bench.config import RunConfig
+from mtl_bench.config_checks import check_config
 from mtl_bench.data.types import Dataset
 from mtl_bench.fold_io import Checkpoints, clear_for_retraining, read_curve, write_curve
 from mtl_bench.interrupt import deferred_interrupts as deferred

@@ -32,7 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from mtl_bench.batches import _epoch_table, fold_arrays, gather_batch
-from mtl_bench.config import RunConfig, check_config
+from mtl_bench.config import RunConfig
+from mtl_bench.config_checks import check_config
 from mtl_bench.data.types import Dataset
 from mtl_bench.fit import FoldRun, _check_finite, _curve_row, build_model, lost_epochs
 from mtl_bench.fold_conv import check_mode, fold_conv_mode

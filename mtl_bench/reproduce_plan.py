@@ -31,7 +31,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mtl_bench.config import RunConfig, apply_overrides, check_config
+from mtl_bench.config import RunConfig, apply_overrides
+from mtl_bench.config_checks import check_config
 
 PROPOSED = "mtl_resunet"
 THREE_CLASS_DIR = "three_class"  # sub-folder of the three-class runs: their own fold manifest

@@ -5,10 +5,10 @@ import pytest
 from mtl_bench.config import (
     RunConfig,
     apply_overrides,
-    check_config,
     config_differences,
     parse_value,
 )
+from mtl_bench.config_checks import check_config
 from mtl_bench.configs import PRESETS, get_config
 from mtl_bench.registry import list_models
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mtl_bench.config import RunConfig, apply_overrides, check_config
+from mtl_bench.config import RunConfig, apply_overrides
+from mtl_bench.config_checks import check_config
 from mtl_bench.config_types import check_field_types, describe, matches
 from mtl_bench.configs import PRESETS, get_config
 from mtl_bench.data.types import DataError

@@ -9,7 +9,8 @@ import pytest
 from lock_holder import held_elsewhere
 
 from mtl_bench.cli import main
-from mtl_bench.config import RunConfig, check_config
+from mtl_bench.config import RunConfig
+from mtl_bench.config_checks import check_config
 from mtl_bench.cv import run_cv
 from mtl_bench.cv_data import dataset_for
 from mtl_bench.data.phantom import write_phantom
