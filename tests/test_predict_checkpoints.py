@@ -20,7 +20,8 @@ from mtl_bench.config import RunConfig
 from mtl_bench.data.types import DataError
 from mtl_bench.fit import build_model
 from mtl_bench.fold_checkpoint import load_fold_model, resolve_checkpoint
-from mtl_bench.fold_io import Checkpoints, _settling_loops
+from mtl_bench.fold_io import Checkpoints
+from mtl_bench.orbax_settle import settling_loops
 from mtl_bench.registry import model_info
 from mtl_bench.train import Engine
 
@@ -155,7 +156,7 @@ def test_a_failed_restore_lets_its_other_reads_end(caplog):
         return await asyncio.gather(read(1), read("damaged"), read(ValueError("later")))
 
     plain = asyncio.new_event_loop
-    with _settling_loops():
+    with settling_loops():
         loop = asyncio.new_event_loop()
         try:
             with pytest.raises(ValueError, match="damaged"):
