@@ -14,7 +14,9 @@ write. Everything a table, a figure or a later analysis needs is in it:
   ``dataset_source_fingerprint`` (the raw data whatever the size and pre-processing),
   ``dataset_skipped`` ([path, why] of every file or folder of the data not used: stray files, a
   class outside the class set, bad inputs left out by ``skip_bad_images``),
-  ``git_commit``, ``versions``, ``device_kind``, ``host_cpu``, ``from_scratch``, ``finished_utc``;
+  ``git_commit``, ``model_source`` (a model of the user's own: its module and the hash of its
+  file, ``plugins.model_source``; null for the suite's models), ``versions``, ``device_kind``,
+  ``host_cpu``, ``from_scratch``, ``finished_utc``;
 - the run: ``wall_time_s``, ``train_img_per_s`` (folds trained side by side: their one run's
   time and rate, all its folds' images), ``epochs_run`` (epochs trained),
   ``selected_by_validation``, ``best_val_score`` and ``selected_epoch`` (with ``val_fraction``:
@@ -54,6 +56,7 @@ from mtl_bench.metrics import (
     per_image_segmentation,
     segmentation_metrics_from_counts,
 )
+from mtl_bench.plugins import model_source
 from mtl_bench.provenance import device_kind, git_commit, host_cpu, versions
 from mtl_bench.registry import model_info
 
@@ -134,6 +137,7 @@ def fold_result(
         "per_image": per,
         "config": cfg.to_dict(),
         "params": run.params,
+        "model_source": model_source(cfg.model),  # a model of the user's own: its file's hash
         "fold_manifest_hash": manifest.hash(),
         "dataset_fingerprint": dataset.fingerprint(),
         "dataset_source": dataset.source,

@@ -72,3 +72,26 @@ def load_plugins() -> None:
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         _import(ep.value.split(":")[0], f"entry point {ep.name!r} ({ENTRY_POINT_GROUP})")
+
+
+def model_source(name: str) -> dict[str, str] | None:
+    """For a model defined outside the suite: its builder's module and a hash of that source file
+    (``fold_K.json``'s ``model_source``), so that folds trained from an edited model file are told
+    apart in the tables (``table_notes.settings_note``) though its name and size stay. None for
+    the suite's own models, which the results' ``git_commit`` pins, or a source not on disk."""
+    import inspect
+
+    from mtl_bench.registry import model_info
+
+    builder = model_info(name).builder
+    module = getattr(builder, "__module__", "") or ""
+    if module.split(".")[0] in ("mtl_bench", "baselines"):
+        return None
+    try:
+        path = inspect.getsourcefile(builder)
+        data = Path(path).read_bytes() if path else None
+    except (TypeError, OSError):
+        return None
+    if data is None:
+        return None
+    return {"module": module, "file": str(path), "sha256": hashlib.sha256(data).hexdigest()[:16]}

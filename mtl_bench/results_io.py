@@ -100,6 +100,8 @@ def read_result(path: str | Path) -> dict:
             row[f"{task}.{name}"] = checks.metric(path, task, name, (block or {}).get(name))
     row["config"] = checks.config(path, rec.get("config"))
     row["params"] = rec.get("params") if isinstance(rec.get("params"), int) else None
+    source = rec.get("model_source")  # a hash of a user model's file: compared across folds
+    row["model_source"] = source if isinstance(source, dict) and "sha256" in source else None
     need = checks.needs(row["tasks"], metrics)
     row["per_image"] = checks.per_image(path, rec.get("per_image"), need, len(row["class_names"]))
     checks.agree(path, row, row["per_image"])

@@ -77,9 +77,19 @@ def settings_note(results: pd.DataFrame, methods: Iterable[str]) -> str | None:
         sizes = group["params"] if "params" in group else [None] * len(group)
         if _fitted_apart(group["config"].iloc[0]):  # a feature method's size follows its data
             sizes = [None] * len(group)
+        # And the model file's hash (a model of the user's own), which sees an edit that kept
+        # the size: compared where every fold recorded one, as other fields.
+        sources = group["model_source"] if "model_source" in group else [None] * len(group)
         configs = [
-            (int(f), {**c, **({"params": int(p)} if p is not None and p == p else {})})
-            for f, c, p in zip(group["fold"], group["config"], sizes, strict=True)
+            (
+                int(f),
+                {
+                    **c,
+                    **({"params": int(p)} if p is not None and p == p else {}),
+                    **({"model_source": s["sha256"]} if isinstance(s, dict) else {}),
+                },
+            )
+            for f, c, p, s in zip(group["fold"], group["config"], sizes, sources, strict=True)
             if c
         ]
         shared = set.intersection(*(set(c) for _, c in configs)) if configs else set()

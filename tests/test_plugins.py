@@ -60,6 +60,16 @@ def test_a_model_file_named_in_the_environment_trains_by_name(
     assert main(["train", "--model", "her_net", "--fold", "0", "--out", str(out), *tiny]) == 0
     record = json.loads((out / "her_net" / "fold_0.json").read_text())
     assert record["method"] == "her_net" and record["metrics"]["classification"] is not None
+    # The model file's hash goes with the results (the tables compare it across folds); the
+    # suite's own models are pinned by git_commit instead.
+    import hashlib
+
+    from mtl_bench.plugins import model_source
+
+    sha = hashlib.sha256((tmp_path / "mymodels.py").read_bytes()).hexdigest()[:16]
+    assert record["model_source"]["sha256"] == sha
+    assert record["model_source"]["file"] == str(tmp_path / "mymodels.py")
+    assert model_source("unet") is None
 
 
 def test_a_module_that_cannot_load_is_one_line(tmp_path, monkeypatch, fresh_registry, capsys):

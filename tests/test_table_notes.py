@@ -138,6 +138,19 @@ def test_a_table_says_when_a_methods_network_changed_size_between_folds(tmp_path
     assert note.endswith("them: fpn: params 203 (Fold 1), 691 (Fold 2).")
 
 
+def test_a_table_says_when_a_methods_model_file_changed_between_folds(tmp_path):
+    # An edit that kept the network's size: the model file's hash (model_source) differs.
+    write_fixture_results(tmp_path, {"unet": {}, "fpn": {}}, n_folds=2)
+    for fold, sha in ((0, "aaaa"), (1, "bbbb")):
+        src = {"module": "mymodels", "file": "/x/mymodels.py", "sha256": sha}
+        edit_result(tmp_path, "fpn", [fold], lambda r, s=src: r.update(model_source=s))
+    same = {"module": "m", "file": "/x/m.py", "sha256": "cccc"}
+    edit_result(tmp_path, "unet", [0, 1], lambda r: r.update(model_source=same))
+    frames = build_tables(tmp_path, formats=(), table_specs=[seg_spec(methods=("unet", "fpn"))])
+    (note,) = [n for n in frames["table4"].attrs["notes"] if n.startswith("Folds of one")]
+    assert note.endswith('them: fpn: model_source "aaaa" (Fold 1), "bbbb" (Fold 2).')
+
+
 def test_tables_do_not_need_the_models_modules(tmp_path, monkeypatch):
     # Results copied to another machine whose MTL_BENCH_MODELS names a module it lacks.
     from mtl_bench import registry
