@@ -83,8 +83,9 @@ def test_upper_case_suffixes_and_mask_words_are_read(tmp_path):
     lesion = ellipse((48, 48), (20, 20), (6, 9))
     write_png(m / "tmp.png", np.full((48, 48), 80, np.uint8), "RGB")
     (m / "tmp.png").rename(m / "malignant (3).PNG")
-    write_png(m / "tmp.png", lesion.astype(np.uint8) * 255)
-    (m / "tmp.png").rename(m / "malignant (3)_MASK_1.PNG")
+    for mask in ("malignant (3)_MASK.PNG", "malignant (3)_Mask_1.PNG"):
+        write_png(m / "tmp.png", lesion.astype(np.uint8) * 255)
+        (m / "tmp.png").rename(m / mask)
     ds, lines = said(read_busi, root, 48)
     k = ds.ids.index("malignant/malignant (3)")
     assert lines == [] and ds.masks[k].sum() == lesion.sum()
@@ -284,6 +285,25 @@ def test_an_image_named_for_another_class_is_said_and_kept_in_its_folder(tmp_pat
     ]
     assert ds.labels[ds.ids.index("benign/malignant (2)")] == 0
     assert [p.kind for p in check_busi(root).warnings] == ["other_class_name"]
+
+
+def test_extra_masks_without_the_main_one_are_said(tmp_path):
+    # BUSI's extra masks (_mask_1, _mask_2) sit beside NAME_mask.png; alone, they suggest that
+    # the main mask was lost or renamed: read, and said.
+    root = tree(tmp_path, ("benign", "malignant"))
+    main = root / "malignant" / "malignant (2)_mask.png"
+    main.rename(main.with_name("malignant (2)_mask_1.png"))
+    ds, lines = said(read_busi, root, 48)
+    path = root / "malignant" / "malignant (2).png"
+    assert lines == [
+        f"1 no main mask: {path}: masks 'malignant (2)_mask_1.png' but no "
+        "'malignant (2)_mask.png': read as the lesion"
+    ]
+    assert ds.masks[ds.ids.index("malignant/malignant (2)")].any()
+    assert [p.kind for p in check_busi(root).warnings] == ["no_main_mask"]
+    # With the main mask back beside it, the extra one is BUSI's layout: nothing to say.
+    main.write_bytes(main.with_name("malignant (2)_mask_1.png").read_bytes())
+    assert check_busi(root).warnings == []
 
 
 def test_a_class_folder_given_as_dot_or_out_of_the_class_set_is_still_said(tmp_path, monkeypatch):

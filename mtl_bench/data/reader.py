@@ -22,6 +22,7 @@ from mtl_bench.data.reader_scan import (
     CLASS_PROBLEMS,
     HIDDEN,
     KNOWN_FILES,
+    MASK_RE,
     OTHER_CLASS,
     BusiEntry,
     Problem,
@@ -88,6 +89,12 @@ def decode_entry(entry: BusiEntry) -> tuple[Any, Any, list[Problem], list[Proble
     if odd := odd_shape(image.shape):
         warns.append(Problem("odd_shape", str(entry.image), odd))
     _note_frames(entry.image, warns)
+    if entry.masks and all(_numbered(m) for m in entry.masks):
+        # BUSI gives every image NAME_mask.png and a few a _mask_1 / _mask_2 beside it: extra
+        # masks alone suggest a lost or renamed main one, whose lesion would be missing here.
+        names = ", ".join(repr(m.name) for m in entry.masks)
+        detail = f"masks {names} but no {entry.image.stem + '_mask.png'!r}: read as the lesion"
+        warns.append(Problem("no_main_mask", str(entry.image), detail))
     if other := _named_for(entry):
         cls = entry.class_name
         detail = f"named like a {other} image but in the {cls} folder: labelled {cls}"
@@ -120,6 +127,12 @@ def decode_entry(entry: BusiEntry) -> tuple[Any, Any, list[Problem], list[Proble
         if entry.class_name != "normal" and (inverted := _looks_inverted(merged)):
             warns.append(Problem("inverted_mask", str(entry.image), inverted))
     return image, merged, errors, warns
+
+
+def _numbered(mask: Path) -> bool:
+    """Whether ``mask`` is an extra mask (``NAME_mask_1.png``), not the main ``NAME_mask.png``."""
+    m = MASK_RE.match(mask.stem)
+    return bool(m and m["k"])
 
 
 _CLASS_WORD = re.compile(r"^(benign|malignant|normal)\b", re.IGNORECASE)

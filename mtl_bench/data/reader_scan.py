@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mtl_bench.data.types import ALL_CLASSES, DataError, class_names
 
-_MASK_RE = re.compile(r"^(?P<stem>.+)_mask(?:_(?P<k>\d+))?$", re.IGNORECASE)
+MASK_RE = re.compile(r"^(?P<stem>.+)_mask(?:_(?P<k>\d+))?$", re.IGNORECASE)
 CLASS_PROBLEMS = ("missing_class_folder", "empty_class_folder", "ambiguous_class_folder")
 # Reason for a class folder outside the class set: listed as skipped, not warned about.
 OTHER_CLASS = "class not in class set"
@@ -156,7 +156,7 @@ def _scan_class(folder: Path, cls: str, skipped: list, problems: list) -> list[B
     others: dict[tuple[str, bool], str] = {}  # (NFC stem, is a mask) -> a non-PNG file's name
     for f in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
         # NFC so that names written on macOS (NFD) pair with masks written elsewhere.
-        m = _MASK_RE.match(Path(f.name).stem)
+        m = MASK_RE.match(Path(f.name).stem)
         key = unicodedata.normalize("NFC", m["stem"] if m else Path(f.name).stem)
         if f.name.startswith("."):
             skipped.append((str(f), HIDDEN))
