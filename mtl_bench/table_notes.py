@@ -151,7 +151,7 @@ def inputs_note(results: pd.DataFrame, methods: Iterable[str], task: str) -> str
     rows = results[results["method"].isin(list(methods))]
     if rows.empty or "config" not in rows:  # an empty folder's frame has no columns
         return None
-    parts = []
+    parts, differ = [], set()
     for key, label in INPUT_KEYS.items():
         of: dict[str, set[str]] = {}  # method -> its values (several if its folds differ)
         for method, config in zip(rows["method"], rows["config"], strict=True):
@@ -165,13 +165,17 @@ def inputs_note(results: pd.DataFrame, methods: Iterable[str], task: str) -> str
             ordered = sorted(by_value.items(), key=_first)
             per = "; ".join(f"{v}: {', '.join(ms)}" for v, ms in ordered)
             parts.append(f"{label} differs: {per}")
+            differ.add(key)
     if not parts:
         return None
-    why = (
-        "pixel metrics are at each method's own resolution"
-        if task == "segmentation"
-        else "each method classified images prepared its own way"
-    )
+    # The resolution is named only where the sizes differ: a pre-processing alone changes the
+    # images, not the pixels a mask is counted in.
+    if task == "segmentation" and "image_size" in differ:
+        why = "pixel metrics are at each method's own resolution"
+    elif task == "segmentation":
+        why = "each method segmented images prepared its own way"
+    else:
+        why = "each method classified images prepared its own way"
     return " | ".join(parts) + f" — {why} (compare with care)."
 
 

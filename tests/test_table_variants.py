@@ -116,6 +116,14 @@ def test_a_table_says_when_its_methods_ran_on_other_input_sizes(tmp_path):
     # Alike inputs: nothing to say.
     alike = build_tables(tmp_path, formats=(), n_boot=20, table_specs=[seg_spec(methods=("unet",))])
     assert not any("differs:" in n for n in alike["table4"].attrs["notes"])
+    # One size, another pre-processing: the images differ, not the resolution masks are scored at.
+    other = tmp_path / "same_size"
+    write_fixture_results(other, {"mtl_resunet": {}, "unet": {"config": {"preprocess": "clahe"}}})
+    same_size = build_tables(other, formats=(), n_boot=20, table_specs=[seg_spec()])
+    assert same_size["table4"].attrs["notes"][-1] == (
+        "Pre-processing differs: clahe: unet; mpghe: mtl_resunet — each method segmented images "
+        "prepared its own way (compare with care)."
+    )
 
 
 def test_an_untagged_three_class_run_is_left_out_of_the_binary_tables_with_a_warning(tmp_path):
