@@ -100,6 +100,15 @@ def scan_busi(root: str | os.PathLike, class_set: str = "three_class") -> ScanRe
                 skipped.append((str(child), f"{OTHER_CLASS} {class_set!r}"))
         elif child.name not in names:
             skipped.append((str(child), "not a class"))
+    here = root.resolve()  # resolved: `--data .` from inside a class folder
+    if (
+        not any(folders[c] for c in names)
+        and here.name.casefold() in ALL_CLASSES  # any class: normal/ in a binary run too
+        and any(p.suffix.lower() == ".png" for p in present)
+    ):  # one line on the folder given, not one per class missing inside it
+        detail = f"{here.name!r} is a class folder: give the folder that holds it ({here.parent})"
+        problems.append(Problem(CLASS_PROBLEMS[0], str(root), detail))
+        return ScanResult(root, class_set, entries, skipped, problems)
     for cls in names:
         found = folders[cls]
         if not found:
@@ -108,10 +117,6 @@ def scan_busi(root: str | os.PathLike, class_set: str = "three_class") -> ScanRe
             why = f"; {files[0]!r} is a file, not a folder" if files else ""
             if (root / "dataset_info.json").is_file():  # data prepare's output, not its input
                 why += "; this is a TFDS build: give the BUSI folder it was built from"
-            elif (here := root.resolve().name).casefold() in ALL_CLASSES and any(
-                p.suffix.lower() == ".png" for p in present
-            ):  # resolved: `--data .` from inside it; any class: normal/ in a binary run too
-                why += f"; {here!r} is a class folder: give the folder that holds it"
             detail = f"missing (found: {seen}){why}{_inner_hint(present, names)}"
             problems.append(Problem(CLASS_PROBLEMS[0], str(root / cls), detail))
             continue
