@@ -36,6 +36,8 @@ def init_distributed(
         return False
     if not auto and (num_processes is None or process_id is None):
         raise ValueError("--coordinator needs --num-processes and --process-id as well")
+    if not auto:
+        check_coordinator(coordinator, num_processes, process_id)
     if parallel is not None and parallel != "jit" and (auto or num_processes != 1):
         raise ValueError(
             f"parallel={parallel!r} in a multi-process run: it needs --parallel jit (its mesh "
@@ -60,6 +62,26 @@ def init_distributed(
             coordinator_address=coordinator, num_processes=num_processes, process_id=process_id
         )
     return jax.process_count() > 1
+
+
+def check_coordinator(address: str | None, num_processes: int, process_id: int) -> None:
+    """Refuse what JAX would meet with a traceback, a crash of its gRPC server or a wait for
+    ever: an address not ``HOST:PORT`` (``[IPv6]:PORT``) with a port in 1..65535, fewer than one
+    process, or a process id outside ``0..num_processes - 1``."""
+    host, sep, port = (address or "").rpartition(":")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not bare.strip() or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(
+            f"--coordinator {address!r}: expected HOST:PORT of process 0, e.g. 10.0.0.1:12355 "
+            "or [::1]:12355, with a port in 1..65535"
+        )
+    if num_processes < 1:
+        raise ValueError(f"--num-processes {num_processes}: must be >= 1")
+    if not 0 <= process_id < num_processes:
+        raise ValueError(
+            f"--process-id {process_id}: must be in 0..{num_processes - 1} "
+            f"(--num-processes {num_processes})"
+        )
 
 
 def is_writer() -> bool:

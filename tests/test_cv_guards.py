@@ -3,6 +3,7 @@ folder's folds, a model option its builder rejects, a tag that is a path, an ``-
 file, an empty ``--folds`` — before any data work or any earlier result is touched."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -229,6 +230,39 @@ def test_a_multi_process_run_without_jit_is_refused_before_joining(monkeypatch, 
         main(["cv", "--model", "mtl_resunet", "--distributed", "auto", "--parallel", "pmap"]) == 2
     )
     assert "parallel='pmap' in a multi-process run" in capsys.readouterr().err and joined == []
+
+
+@pytest.mark.parametrize(
+    "coordinator,n,i,message",
+    [
+        ("nonsense", 2, 0, r"--coordinator 'nonsense': expected HOST:PORT"),
+        ("127.0.0.1:abc", 2, 0, r"--coordinator '127.0.0.1:abc': expected HOST:PORT"),
+        (":", 2, 0, r"--coordinator ':': expected HOST:PORT"),
+        ("host:70000", 2, 0, r"with a port in 1..65535"),
+        ("127.0.0.1:1234", 2, 2, r"--process-id 2: must be in 0..1 \(--num-processes 2\)"),
+        ("127.0.0.1:1234", 0, 0, r"--num-processes 0: must be >= 1"),
+    ],
+)
+def test_a_bad_coordinator_is_one_line_before_joining(
+    monkeypatch, capsys, coordinator, n, i, message
+):
+    # JAX met these with a traceback (no port), a crash of its gRPC server (port 'abc') or a
+    # wait for ever (':').
+    import jax
+
+    joined = []
+    monkeypatch.setattr(jax.distributed, "initialize", lambda *a, **k: joined.append(k))
+    argv = ["cv", "--model", "mtl_resunet", "--parallel", "jit", "--coordinator", coordinator]
+    assert main([*argv, "--num-processes", str(n), "--process-id", str(i)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.search(message, err) and "\n" not in err and joined == []
+
+
+def test_an_ipv6_coordinator_is_taken():
+    from mtl_bench.distributed import check_coordinator
+
+    check_coordinator("[::1]:12355", 2, 1)
+    check_coordinator("node-0.cluster:8476", 4, 3)
 
 
 def test_distributed_auto_outside_a_cluster_says_so(monkeypatch, capsys):
