@@ -186,10 +186,10 @@ def check_model_options(models: list[str], kwargs: dict[str, dict[str, Any]]) ->
     or a compute dtype or image size, which --precision / --image-size set (ValueError, for every
     model, feature methods too).
 
-    Checked as the training path checks their names (``config_checks.check_config``): the JAX builder's own
-    parameters, and not for feature methods (``fit`` set), which the bench skips unbuilt and which
-    check their own options. The PyTorch peer is not asked: it maps the kwargs to its twin itself
-    and a row's note says which it has no twin for."""
+    Checked as the training path checks their names (``config_checks.check_config``): the JAX
+    builder's own parameters, and not for feature methods (``fit`` set), which the bench skips
+    unbuilt and which check their own options. The PyTorch peer is not asked: it maps the kwargs
+    to its twin itself and a row's note says which it has no twin for."""
     from mtl_bench.registry import check_model_kwargs, model_info
 
     for given in kwargs.values():
