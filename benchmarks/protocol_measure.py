@@ -38,8 +38,20 @@ def measure(
     """Run ``mtl-bench cv`` (paper preset, bf16, a checkpoint every 2 epochs, a fresh compilation
     cache) on fold 0 and then on another fold of its size, in a temporary folder; copy the fold
     files to ``out`` and return (and save) :func:`report`'s lines."""
+    from mtl_bench.atomic import check_out_folder
     from mtl_bench.cli import main as cli_main
 
+    # Before the run (minutes of a lent GPU), not after it: a file, an unwritable folder, or one
+    # holding an earlier measurement, whose fold files the report would mix with these.
+    try:
+        check_out_folder(out, "--measure")
+    except ValueError as e:
+        raise ProtocolError(str(e)) from None
+    if out.is_dir() and (earlier := sorted(p.name for p in out.glob("fold_*.json"))):
+        raise ProtocolError(
+            f"--measure {out}: holds an earlier measurement ({', '.join(earlier)}): give a new or "
+            "empty folder"
+        )
     sets = [f"epochs={epochs_run}", "checkpoint_every=2"]
     if tiny:
         sets += ["image_size=32", "synthetic_n=60", "model_kwargs={'widths': (4, 8, 16, 32, 64)}"]

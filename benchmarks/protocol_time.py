@@ -160,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.epochs < 1 or args.folds < 1:
         p.error("--epochs and --folds must be at least 1")
+    if args.checkpoint_every < 0:
+        p.error(
+            f"--checkpoint-every {args.checkpoint_every}: must be >= 0 (0: one save, at the end)"
+        )
     if (args.results is None) == (args.measure is None):
         p.error("give a results folder or --measure OUT (not both)")
     try:

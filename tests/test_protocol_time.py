@@ -204,6 +204,28 @@ def test_measure_runs_the_loop_and_keeps_the_fold_files(tmp_path, capsys):
     assert first[1] < first[0], first
 
 
+def test_measure_refuses_its_folder_before_the_run(tmp_path, capsys, monkeypatch):
+    # A file, or a folder holding an earlier measurement (its fold files would be mixed in):
+    # refused at once, not after minutes of a lent GPU.
+    from mtl_bench import cli
+
+    ran = []
+    monkeypatch.setattr(cli, "main", lambda argv: ran.append(argv) or 0)
+    (tmp_path / "afile").write_text("x")
+    assert pt.main(["--measure", str(tmp_path / "afile"), "--tiny"]) == 2
+    assert "afile is a file, not a folder" in capsys.readouterr().err
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "fold_0.json").write_text("{}")
+    assert pt.main(["--measure", str(used), "--tiny"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("holds an earlier measurement (fold_0.json): give a new or empty folder")
+    assert ran == [] and "\n" not in err
+    with pytest.raises(SystemExit):  # a negative interval: refused as --epochs 0 is
+        pt.main([str(used), "--checkpoint-every", "-5"])
+    assert "--checkpoint-every -5: must be >= 0" in capsys.readouterr().err
+
+
 def test_results_or_measure_not_both(tmp_path):
     with pytest.raises(SystemExit):
         pt.main([str(tmp_path), "--measure", str(tmp_path)])
