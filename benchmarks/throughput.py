@@ -167,10 +167,10 @@ def _run_models(
         rows_said = f"{len(new)} row{'s' * (len(new) != 1)}"
         print(f"[bench] {name}: {rows_said} in {time.perf_counter() - t:.0f} s", flush=True)
     if left_out:  # one line, not one per model: each row's status has the time left then
-        now = f"{box.remaining():.0f} s of the {box.seconds:.0f} s left now"
+        now = f"{max(box.remaining(), 0):.0f} s of the {box.seconds:.0f} s left now"
         models_s = f"{len(left_out)} model{'s' if len(left_out) > 1 else ''}"
-        print(f"[bench] time box: {models_s} not started, each estimated above the "
-              f"time left when its turn came (see their rows): {', '.join(left_out)} ({now})",
+        print(f"[bench] time box: {models_s} not started, too little time left when its turn "
+              f"came (see their rows): {', '.join(left_out)} ({now})",
               flush=True)  # fmt: skip
     print(format_table(rows))
     for line in table_notes(rows):

@@ -21,6 +21,12 @@ def parse_time_box(text: str | float | None) -> float | None:
         seconds = math.nan
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"--time-box must be a positive number of seconds, got {text!r}")
+    least = TimeBox.MARGIN_S + TimeBox.MIN_START_S
+    if seconds < least:  # a box that could start nothing would write only skipped rows
+        raise ValueError(
+            f"--time-box {text}: at least {least:.0f} s ({TimeBox.MARGIN_S:.0f} s are kept for the "
+            f"CSV and the table, and nothing starts with under {TimeBox.MIN_START_S:.0f} s left)"
+        )
     return seconds
 
 
@@ -70,7 +76,10 @@ class TimeBox:
 
     def spent(self, what: str, needs: float | None = None) -> str:
         """Why ``what`` was not started (``needs``: its estimate), for a row's status or note."""
-        why = f"{self.remaining():.0f} s of the {self.seconds:.0f} s --time-box left"
+        left = self.remaining()
+        why = f"{max(left, 0):.0f} s of the {self.seconds:.0f} s --time-box left"
+        if left < 0:  # a configuration ran past its estimate
+            why += f", overrun by {-left:.0f} s"
         if what == "configuration" and needs:
             why += f", this configuration needs about {needs:.0f} s"
         return f"time box spent ({why})"

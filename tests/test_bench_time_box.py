@@ -218,3 +218,22 @@ def test_time_box_parsing_and_the_cli(capsys):
     assert "mtl-bench: error: --time-box must be a positive number of seconds, got '-1'" in (
         capsys.readouterr().err
     )
+
+
+def test_a_box_too_short_to_start_anything_is_refused(capsys, monkeypatch):
+    # 15 s are kept for the CSV and nothing starts with under 20 s left: a 20 s box wrote only
+    # "skipped" rows, each saying 19 s were left.
+    from mtl_bench.cli import main as cli_main
+
+    assert parse_time_box("35") == 35.0
+    with pytest.raises(ValueError, match=r"--time-box 20: at least 35 s \(15 s are kept for"):
+        parse_time_box("20")
+    assert cli_main(["bench", "--time-box", "34"]) == 2
+    assert "nothing starts with under 20 s left" in capsys.readouterr().err
+    # A configuration that ran past its estimate leaves a deadline behind: said as an overrun,
+    # not as a negative time left.
+    box = TimeBox(100)
+    monkeypatch.setattr(box, "remaining", lambda: -19.4)
+    assert box.spent("configuration") == (
+        "time box spent (0 s of the 100 s --time-box left, overrun by 19 s)"
+    )

@@ -57,8 +57,8 @@ def test_a_slow_model_does_not_refuse_every_smaller_one(tmp_path, monkeypatch, c
     out = capsys.readouterr().out
     assert out.count("not started") == 1  # one line for the models left out, not one each
     # The rows give the time left when each model's turn came, the summary the time left now.
-    assert "[bench] time box: 2 models not started, each estimated above the time left when " \
-           "its turn came (see their rows): resnet50, unet_resnet50 (60 s of the 200 s left " \
+    assert "[bench] time box: 2 models not started, too little time left when its turn " \
+           "came (see their rows): resnet50, unet_resnet50 (60 s of the 200 s left " \
            "now)" in out  # fmt: skip
     assert "[bench] resnet50:" not in out
 
@@ -81,7 +81,7 @@ def test_models_skipped_whatever_the_time_are_not_time_box_rows(
     assert "[bench] moon_features: skipped: not trained by gradient descent" in out
     assert "[bench] inception_v3: skipped: cannot build at 32²: " in out
     assert "[bench] inception_v3: 1 rows in" not in out  # before: a count for a skipped model
-    assert "1 model not started, each estimated above the time left when its turn came " \
+    assert "1 model not started, too little time left when its turn came " \
            "(see their rows): resnet50 (" in out  # fmt: skip
 
 
