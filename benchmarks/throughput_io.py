@@ -124,6 +124,14 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return tabulate(body, headers=headers, tablefmt="github")
 
 
+def _int(value: Any) -> int:
+    """A CSV cell as an int (read back as text, or blank): 0 when it is not one."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
 def table_notes(rows: list[dict[str, Any]]) -> list[str]:
     """Lines to print under ``format_table(rows)``: what the columns measure, what the PyTorch
     ratios divide, and why each "(noisy)" row is flagged."""
@@ -135,6 +143,12 @@ def table_notes(rows: list[dict[str, Any]]) -> list[str]:
             f"pipelined img/s: steps dispatched back to back, median of {PIPELINED_REPEATS} runs "
             "(range: train_pipelined_spread_pct); stall %: the input gather's device time as a "
             "share of the step"
+        )
+    if any(r.get("status") == "ok" and _int(r.get("devices")) > 1 for r in rows):
+        # The strategies differ in training only: inference and the gather run on one device.
+        out.append(
+            "infer img/s, stall %: timed on one device whatever dev says (the stall % divides "
+            "one device's gather by the sharded step)"
         )
     if any(r.get("x_sequential") not in (None, "") for r in rows):
         out.append("×seq: a fold row's img/s ÷ the one-fold (par none) row's, same model and batch")

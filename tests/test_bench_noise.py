@@ -109,3 +109,9 @@ def test_the_notes_say_what_the_rate_stall_and_fold_columns_measure():
     fold = {**ok, "strategy": "fold", "x_sequential": 1.8}
     assert any(n.startswith("×seq: ") for n in throughput_io.table_notes([ok, fold]))
     assert throughput_io.table_notes([{"model": "unet", "status": "skipped: x"}]) == []
+    # Several devices (jit, pmap): inference and the gather are still one device's.
+    assert "timed on one device" not in notes
+    jit = {**ok, "strategy": "jit", "devices": "2"}  # as read back from the CSV
+    assert "infer img/s, stall %: timed on one device whatever dev says" in " ".join(
+        throughput_io.table_notes([ok, jit])
+    )
