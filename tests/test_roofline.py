@@ -71,3 +71,31 @@ def test_up_conv_as_matmul_is_counted_like_the_convolution():
     assert len(matmul) == len(conv) == 4 * 3 + 5 * 3 + 4 + 1  # units, up-convs, head
     key = lambda c: (c.resolution, c.train_flops, c.act_bytes, c.kernel_bytes)  # noqa: E731
     assert sorted(map(key, matmul)) == sorted(map(key, conv))
+
+
+def test_measured_rows_are_set_against_their_own_batchs_ceiling(monkeypatch, capsys, tmp_path):
+    # The batch spreads the Adam traffic: a batch-2 row against the batch-64 ceiling was off.
+    import csv
+
+    from benchmarks.roofline import report
+    from benchmarks.throughput_io import COLUMNS
+
+    registry.list_models()
+    info = ModelInfo("roof_tiny", lambda rngs, **_: ConvBNNet(rngs, 1), ("mask",), "proposed", {})
+    monkeypatch.setitem(registry._REGISTRY, "roof_tiny", info)
+    path = tmp_path / "rows.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        for batch in (2, 64):
+            w.writerow({"model": "roof_tiny", "status": "ok", "strategy": "none",
+                        "image_size": 16, "precision": "fp32", "batch_size": batch,
+                        "train_img_per_s": 1000.0, "device_kind": "NVIDIA H200"})  # fmt: skip
+    argv = ["--csv", str(path), "--image-size", "16", "--precision", "fp32"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    for batch in (2, 64):
+        ceiling = report("roof_tiny", {}, 16, "fp32", batch, "NVIDIA H200")[1]
+        img_s = ceiling["with_bn_adam"]["img_s"]
+        want = f"measured (batch {batch}): 1000 img/s = {100_000 / img_s:.0f} % of the BN+Adam "
+        assert want + f"ceiling at batch {batch} ({img_s:.0f} img/s)" in out
