@@ -53,9 +53,10 @@ SUMMARY: tuple[tuple[str, str], ...] = (
 
 
 # Characters of status (and model) the printed table keeps: a skip reason says what to change at
-# its end, and the longest ("... devices of parallel='pmap'; use a multiple of 16 or --devices N")
-# is about 115; longer texts are error messages, whole in the CSV.
-STATUS_WIDTH = 120
+# its end, and the longest ("... devices of parallel='pmap'; use a multiple of 16 or fewer
+# devices (--devices N)") is about 125; longer texts are error messages, whole in the CSV, cut
+# with an ellipsis.
+STATUS_WIDTH = 140
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -109,7 +110,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         if key == "status" and row.get("noisy"):
             v = f"{v} (noisy)"  # why: table_notes, and the CSV's noisy column
         if key in ("status", "model"):
-            return str(v)[:STATUS_WIDTH]
+            text = str(v)
+            return text if len(text) <= STATUS_WIDTH else text[: STATUS_WIDTH - 1] + "…"
         return fmt(v)
 
     body = [[cell(r, k) for k, _ in SUMMARY] for r in rows]

@@ -169,15 +169,17 @@ def test_help_states_every_default(capsys):
 
 def test_table_keeps_the_end_of_a_skip_reason():
     # The advice is at the end of the reason: the table must not cut it off.
-    status = (
-        "skipped: batch_size 128 does not divide by the 16 devices of parallel='pmap'; "
-        "use a multiple of 16 or --devices N"
-    )
+    from mtl_bench.parallel import check_strategy
+
+    with pytest.raises(ValueError) as e:  # the longest such reason: the bench's own words
+        check_strategy("pmap", 1000, 16)
+    status = f"skipped: {e.value}"
+    assert status.endswith("fewer devices (--devices N)")
     assert 60 < len(status) <= throughput_io.STATUS_WIDTH
     assert status in throughput_io.format_table([{"model": "m", "status": status}])
-    width = throughput_io.STATUS_WIDTH
+    width = throughput_io.STATUS_WIDTH  # longer: cut, and said to be
     long = throughput_io.format_table([{"model": "m", "status": "x" * (width + 50)}])
-    assert "x" * width in long and "x" * (width + 1) not in long
+    assert "x" * (width - 1) + "…" in long and "x" * width not in long
 
 
 def test_table_names_the_variant_only_when_rows_have_one():
