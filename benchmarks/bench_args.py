@@ -19,11 +19,15 @@ def _csv_list(kind: type) -> Any:
         if not all(items):  # `4,,8` was silently 4,8: a typo must not shrink the grid unseen
             raise argparse.ArgumentTypeError(f"empty item in {text!r}; give comma-separated {what}")
         try:
-            return [kind(x) for x in items]
+            values = [kind(x) for x in items]
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"expected comma-separated {what}, got {text!r}"
             ) from None
+        twice = sorted({str(v) for v in values if values.count(v) > 1})
+        if twice:  # `fp32,fp32` measured the same configuration twice, as two rows
+            raise argparse.ArgumentTypeError(f"{', '.join(twice)} given twice in {text!r}")
+        return values
 
     return parse
 
@@ -262,6 +266,15 @@ def check_options(args: argparse.Namespace) -> None:
         raise ValueError(msg)
     if "fold" in args.parallel and args.folds < 2:
         raise ValueError(f"--folds must be >= 2 for --parallel fold, got {args.folds}")
+    if "fold" not in args.parallel:  # as --devices below: not ignored without a word
+        given = [f"--folds {args.folds}"] if args.folds != 5 else []
+        if args.fold_conv != ["unrolled"]:
+            given.append(f"--fold-conv {','.join(args.fold_conv)}")
+        if given:
+            raise ValueError(
+                f"{' and '.join(given)}: only --parallel fold trains folds side by side; "
+                f"--parallel {','.join(args.parallel)} does not (add fold, or leave them out)"
+            )
     if not args.devices or min(args.devices) < 0:
         devices = ",".join(map(str, args.devices))
         raise ValueError(f"--devices takes device counts >= 0 (0 = all), got {devices!r}")

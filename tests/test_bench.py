@@ -101,9 +101,10 @@ def test_bench_fold_strategy_times_k_folds_in_one_step(tmp_path, monkeypatch):
     csv_path = tmp_path / "t.csv"
     argv = ["--models", "bench_tiny", "--batch-sizes", "2", "--precision", "fp32",
             "--image-size", "16", "--steps", "2", "--warmup", "1", "--csv", str(csv_path),
-            "--compile-cache", "off", "--folds", "3"]  # fmt: skip
+            "--compile-cache", "off"]  # fmt: skip
     # Two invocations, as gpu_check.sh runs them: the fold row finds its none row in the CSV.
     assert main(argv + ["--parallel", "none"]) == 0
+    argv += ["--folds", "3"]
     assert main(argv + ["--parallel", "fold", "--fold-conv", "grouped,unrolled"]) == 0
     with open(csv_path, newline="") as f:
         none, grouped, fold = list(csv.DictReader(f))

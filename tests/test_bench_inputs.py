@@ -89,12 +89,30 @@ def test_proc_is_not_an_output_folder(tmp_path, no_measuring, capsys):
         ("--peer-timeout", "-5", "--peer-timeout must be a positive number of seconds, got -5.0"),
         ("--peer-timeout", "0", "--peer-timeout must be a positive"),
         ("--peer-timeout", "nan", "--peer-timeout must be a positive"),
+        # Fold options for no fold row.
+        ("--folds", "3", "--folds 3: only --parallel fold trains folds side by side; --parallel"),
+        ("--fold-conv", "grouped", "--fold-conv grouped: only --parallel fold trains folds"),
     ],
 )
 def test_bad_counts_are_one_line_errors(option, value, message, tmp_path, no_measuring, capsys):
     argv = TINY + ["--csv", str(tmp_path / "t.csv"), "--parallel", "none,jit"]
     assert main(argv + [option, value]) == 2
     one_line_error(capsys, message)
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [("--precision", "fp32,fp32", "fp32 given twice in 'fp32,fp32'"),
+     ("--devices", "2,0,2", "2 given twice in '2,0,2'"),
+     ("--batch-sizes", "16,64,16", "16 given twice")],
+)  # fmt: skip
+def test_a_value_listed_twice_is_refused(option, value, message, tmp_path, no_measuring, capsys):
+    # It measured the same configuration twice, as two rows.
+    argv = TINY + ["--csv", str(tmp_path / "t.csv"), "--parallel", "none,jit"]
+    with pytest.raises(SystemExit) as e:
+        main(argv + [option, value])
+    assert e.value.code == 2
+    one_line_error(capsys, f"argument {option}: {message}")
 
 
 def test_config_errors_name_the_config_option(tmp_path, no_measuring, capsys):
