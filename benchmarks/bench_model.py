@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -66,8 +67,8 @@ def measure_model(
         for n in ([1] if s in ("none", "fold") else args.devices)
         for mode in (args.fold_conv if s == "fold" else [None])
     ]
-    grid = itertools.product(args.precision, layouts, args.batch_sizes)
-    for precision, (strategy, n_dev, fold_conv), batch in grid:
+    grid = list(itertools.product(args.precision, layouts, args.batch_sizes))
+    for i, (precision, (strategy, n_dev, fold_conv), batch) in enumerate(grid, 1):
         peak, label = peak_tflops(env["device_kind"], precision)
         row = {
             "model": name, "batch_size": batch, "requested_batch_size": batch,
@@ -108,6 +109,7 @@ def measure_model(
             with box.timed(row):
                 _measure_into(row, spec, fn)
             own_s = max(own_s, box.last_s)
+            _said(row, i, len(grid), box.last_s)
         rows.append(_finish(row, peak, label))
         if on_row is not None:
             on_row(rows)
@@ -115,6 +117,22 @@ def measure_model(
         why = box.spent("configuration", own_s)
         print(f"[bench] {why}: {cut} of {len(rows)} {name} configurations not started", flush=True)
     return rows
+
+
+def _said(row: dict, i: int, n: int, seconds: float) -> None:
+    """One progress line on stderr per configuration measured: a model's grid can take minutes
+    on a GPU (a compile each) before its summary line."""
+    where = row["strategy"] + (f" ×{row['devices']}" if row["devices"] != 1 else "")
+    if row["strategy"] == "fold" and row.get("fold_conv"):
+        where += f" ({row['fold_conv']})"
+    rate = row.get("train_img_per_s")
+    got = f"{float(rate):.0f} img/s" if row.get("status") == "ok" and rate else row.get("status")
+    print(
+        f"[bench] {row['model']} {i}/{n}: {where}, batch {row['requested_batch_size']}, "
+        f"{row['precision']}: {str(got)[:100]} ({seconds:.0f} s)",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _measure_into(row: dict, spec: Any, fn: Callable | None) -> None:

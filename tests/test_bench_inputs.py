@@ -253,3 +253,15 @@ def test_a_csv_of_another_device_is_extended_with_a_note(tmp_path, monkeypatch, 
     assert f"[bench] note: {path} already holds rows measured on NVIDIA H100; this run's" in err
     with open(path, newline="") as f:
         assert len(list(csv.DictReader(f))) == 2
+
+
+def test_each_measured_configuration_says_its_rate_as_it_ends(tmp_path, monkeypatch, capsys):
+    # A model's grid can take minutes on a GPU (a compile each): one line per configuration, on
+    # stderr, before the model's summary.
+    monkeypatch.setattr(timing, "measure", lambda spec: {"train_img_per_s": 812.4, "status": "ok"})
+    grid = ["--batch-sizes", "2,4", "--parallel", "none,jit", "--devices", "1,2"]
+    assert main(TINY + grid + ["--csv", str(tmp_path / "t.csv")]) == 0  # the later --batch-sizes
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("[bench] mtl_resunet")]
+    assert lines[0].startswith("[bench] mtl_resunet 1/6: none, batch 2, fp32: 812 img/s (")
+    assert lines[-1].startswith("[bench] mtl_resunet 6/6: jit ×2, batch 4, fp32: 812 img/s (")
+    assert len(lines) == 6
