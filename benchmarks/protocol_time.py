@@ -11,11 +11,13 @@ to the protocol::
     python -m benchmarks.protocol_time /tmp/protocol --epochs 500 --checkpoint-every 10 --folds 5
     python -m benchmarks.protocol_time --measure OUT     # a cold run, then OUT gets its files
 
-Per fold: setup + first epoch + (epochs − 1) × median later epoch + saves × save + the first
-save's one-time cost + the wait for the last save's background write + eval, where saves =
-ceil(epochs / checkpoint_every) (the last epoch always saves), save is the mean of the saves after
-the first, and the one-time cost is what the first took beyond that (``checkpoint_first_s``; for
-older files, a compiling fold's saves beyond the cached folds' rate, else none). Evaluation is
+Per fold: setup + first epoch + (epochs − 1) × median later epoch + saves × save + (saves − 1) ×
+the slowdown of the epoch after a save + the first save's one-time cost + the wait for the last
+save's background write + eval, where saves = ceil(epochs / checkpoint_every) (the last epoch
+always saves), the median later epoch leaves out the epochs after a save, whose mean excess over
+it is the slowdown (the save's background write), save is the mean of the saves after the first,
+and the one-time cost is what the first took beyond that (``checkpoint_first_s``; for older
+files, a compiling fold's saves beyond the cached folds' rate, else none). Evaluation is
 counted as run (the test set once; validation passes, when the run had them, as many times as it
 did).
 
@@ -99,8 +101,9 @@ def report(
             f"  fold {t['fold']}: {t['epochs_run']} epochs × {t['train_images']} images: setup "
             f"{t['setup_s']:.1f} s, first epoch {t['first_epoch_s']:.1f} s, later epochs "
             f"{t['epoch_s']:.3f} s ({t['train_images'] / t['epoch_s']:.0f} img/s), checkpoint "
-            f"{t['save_s']:.2f} s (+ {t['save_once_s']:.2f} s once, + {t['close_s']:.2f} s "
-            f"for the last write), eval {t['eval_s']:.1f} s (wall {t['wall_s']:.1f} s)"
+            f"{t['save_s']:.2f} s (+ {t['save_next_s']:.2f} s in the epoch after it, + "
+            f"{t['save_once_s']:.2f} s once, + {t['close_s']:.2f} s for the last write), eval "
+            f"{t['eval_s']:.1f} s (wall {t['wall_s']:.1f} s)"
         )
     if split_from_warm:
         lines.append(
