@@ -69,8 +69,12 @@ def check_coordinator(address: str | None, num_processes: int, process_id: int) 
     ever: an address not ``HOST:PORT`` (``[IPv6]:PORT``) with a port in 1..65535, fewer than one
     process, or a process id outside ``0..num_processes - 1``."""
     host, sep, port = (address or "").rpartition(":")
-    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not sep or not bare.strip() or not port.isdigit() or not 0 < int(port) < 65536:
+    bracketed = host.startswith("[") and host.endswith("]")
+    bare = host[1:-1] if bracketed else host
+    # An IPv6 address without brackets (``::1``, ``fe80::1``) would lend its last group as a port.
+    unbracketed_v6 = ":" in host and not bracketed
+    digits = port.isascii() and port.isdigit()  # "²" is a digit to str.isdigit, not to int()
+    if not sep or not bare.strip() or unbracketed_v6 or not digits or not 0 < int(port) < 65536:
         raise ValueError(
             f"--coordinator {address!r}: expected HOST:PORT of process 0, e.g. 10.0.0.1:12355 "
             "or [::1]:12355, with a port in 1..65535"
