@@ -20,6 +20,7 @@ from mtl_bench.interrupt import deferred_interrupts as deferred
 from mtl_bench.interrupt import stop_if_requested
 from mtl_bench.losses import class_weights
 from mtl_bench.parallel import fetch
+from mtl_bench.plugins import model_source
 from mtl_bench.progress import Bar, log, progress_bar
 from mtl_bench.registry import count_params, create_model, model_info
 from mtl_bench.train import Engine, State, TrainingDiverged
@@ -111,13 +112,15 @@ def fit_fold(
     num_classes = len(dataset.class_names)
     model = build_model(cfg, num_classes)
     n_params = count_params(model)
-    weights_extras: dict[str, Any] = {}
+    # The model file's hash as the fold starts training from it, not as it ends (an edit during
+    # a long fold is not this fold's code).
+    weights_extras: dict[str, Any] = {"model_source": model_source(cfg.model)}
     if hasattr(model, "weights_source"):  # models that take ImageNet weights say where they start
         from baselines.classifiers.port import weights_note
 
         note = weights_note(model, cfg.model)
         log(note, quiet=quiet)
-        weights_extras = {"weights": note, "from_scratch": model.weights_source is None}
+        weights_extras.update(weights=note, from_scratch=model.weights_source is None)
     fit_idx, val_idx = split_validation(cfg, dataset.labels, np.asarray(train_idx), groups)
     alpha = None
     if "label" in info.tasks and cfg.class_weights != "none":

@@ -40,6 +40,7 @@ from mtl_bench.fold_conv import check_mode, fold_conv_mode
 from mtl_bench.fold_io import Checkpoints, clear_for_retraining, read_curve, write_curve
 from mtl_bench.interrupt import deferred_interrupts, stop_if_requested
 from mtl_bench.losses import class_weights
+from mtl_bench.plugins import model_source
 from mtl_bench.progress import log, progress_bar
 from mtl_bench.registry import count_params, model_info
 from mtl_bench.train import Engine, State
@@ -96,6 +97,7 @@ def fit_folds_parallel(
         )
         log(f"fold_parallel with fold_conv={cfg.fold_conv}: {measured}", quiet=quiet)
     t0 = time.perf_counter()
+    source = model_source(cfg.model)
     info = model_info(cfg.model)
     if info.fit is not None:
         raise ValueError(f"{cfg.model} is not trained by gradient descent: no fold_parallel")
@@ -195,6 +197,7 @@ def fit_folds_parallel(
                 epochs_run=cfg.epochs,
                 params=n_params,
                 extras={
+                    "model_source": source,  # hashed as training started
                     "fold_parallel": True,
                     "folds_trained_together": list(folds),
                     "resumed_after_epoch": start_epoch,

@@ -155,3 +155,20 @@ def test_a_reloaded_model_is_checked_again(tmp_path, monkeypatch, fresh_registry
             build_model(RunConfig(model="her_net", image_size=32), 2)
     finally:
         sys.modules.pop("her_models2", None)
+
+
+def test_the_model_file_is_hashed_as_training_starts(tmp_path, monkeypatch, fresh_registry):
+    # An edit during a long fold is not the code the fold trained: the hash is taken at the start.
+    from mtl_bench import fit, fold_record
+
+    (tmp_path / "mymodels.py").write_text(HER_NET)
+    monkeypatch.setenv("MTL_BENCH_MODELS", str(tmp_path / "mymodels.py"))
+    monkeypatch.setenv("MTL_BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(fit, "model_source", lambda name: {"module": "m", "sha256": "start"})
+    monkeypatch.setattr(fold_record, "model_source", lambda name: {"module": "m", "sha256": "end"})
+    out = tmp_path / "r"
+    tiny = ["--set", "synthetic_n=24", "--set", "image_size=32", "--set", "epochs=1"]
+    tiny += ["--set", "batch_size=8", "--set", "preprocess=none", "--quiet"]
+    assert main(["train", "--model", "her_net", "--fold", "0", "--out", str(out), *tiny]) == 0
+    record = json.loads((out / "her_net" / "fold_0.json").read_text())
+    assert record["model_source"]["sha256"] == "start"
