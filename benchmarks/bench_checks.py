@@ -159,6 +159,9 @@ def select_models(spec: str) -> list[str]:
     if not all(names):  # `a,,b` as for every list option: a typo must not shrink the run unseen
         what = "is empty" if not any(names) else f"has an empty item in {spec!r}"
         raise ValueError(f"--models {what}: give all or NAME[,NAME...]")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # the same model timed twice, as two sets of rows
+        raise ValueError(f"--models {spec}: {', '.join(twice)} given twice")
     for name in names:
         model_info(name)  # KeyError naming the registered models
     return names

@@ -122,7 +122,8 @@ def measure_model(
 def _said(row: dict, i: int, n: int, seconds: float) -> None:
     """One progress line on stderr per configuration measured: a model's grid can take minutes
     on a GPU (a compile each) before its summary line."""
-    where = row["strategy"] + (f" ×{row['devices']}" if row["devices"] != 1 else "")
+    dev = row["devices"]  # 0 = all, until a measurement says how many
+    where = row["strategy"] + ("" if dev == 1 else f" ×{dev}" if dev else " (all devices)")
     if row["strategy"] == "fold" and row.get("fold_conv"):
         where += f" ({row['fold_conv']})"
     rate = row.get("train_img_per_s")

@@ -169,7 +169,8 @@ def _run_models(
     if left_out:  # one line, not one per model: each row's status has the time left then
         now = f"{max(box.remaining(), 0):.0f} s of the {box.seconds:.0f} s left now"
         models_s = f"{len(left_out)} model{'s' if len(left_out) > 1 else ''}"
-        print(f"[bench] time box: {models_s} not started, too little time left when its turn "
+        whose = "their turns" if len(left_out) > 1 else "its turn"
+        print(f"[bench] time box: {models_s} not started, too little time left when {whose} "
               f"came (see their rows): {', '.join(left_out)} ({now})",
               flush=True)  # fmt: skip
     print(format_table(rows))

@@ -265,3 +265,9 @@ def test_each_measured_configuration_says_its_rate_as_it_ends(tmp_path, monkeypa
     assert lines[0].startswith("[bench] mtl_resunet 1/6: none, batch 2, fp32: 812 img/s (")
     assert lines[-1].startswith("[bench] mtl_resunet 6/6: jit ×2, batch 4, fp32: 812 img/s (")
     assert len(lines) == 6
+
+
+def test_a_model_listed_twice_is_refused(tmp_path, no_measuring, capsys):
+    argv = ["--models", "unet,mtl_resunet,unet", "--csv", str(tmp_path / "t.csv")]
+    assert main(argv + TINY[2:]) == 2
+    one_line_error(capsys, "--models unet,mtl_resunet,unet: unet given twice")

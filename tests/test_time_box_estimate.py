@@ -57,7 +57,7 @@ def test_a_slow_model_does_not_refuse_every_smaller_one(tmp_path, monkeypatch, c
     out = capsys.readouterr().out
     assert out.count("not started") == 1  # one line for the models left out, not one each
     # The rows give the time left when each model's turn came, the summary the time left now.
-    assert "[bench] time box: 2 models not started, too little time left when its turn " \
+    assert "[bench] time box: 2 models not started, too little time left when their turns " \
            "came (see their rows): resnet50, unet_resnet50 (60 s of the 200 s left " \
            "now)" in out  # fmt: skip
     assert "[bench] resnet50:" not in out
