@@ -2,8 +2,9 @@
 
 - ``paper``: the paper's settings — 256², 5 folds, Adam lr 1e-4 ×0.1 every 20 epochs, batch 16,
   500 epochs, MPGHE, Dice + weighted focal loss. Cost: 5 × 500 epochs × ~518 images: for the
-  proposed model on one H100 about 18 minutes of training, 20–27 with compile, checkpoints and
-  evaluation (README, "The paper preset on GPUs"); not a CPU job.
+  proposed model about 18 minutes of training on one H100; the whole loop (compile, checkpoints,
+  evaluation) 20.1 minutes on one H200, 18.0 with ``checkpoint_every=50`` (README, "The paper
+  preset on GPUs"); not a CPU job.
 - ``phantom``: the same protocol shortened for a 2-core CPU on the phantom (647 benign and
   malignant images; 780 with normal) at 64² with narrow widths — an end-to-end check that
   training works, not a paper number.
