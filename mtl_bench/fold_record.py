@@ -137,9 +137,9 @@ def fold_result(
         "per_image": per,
         "config": cfg.to_dict(),
         "params": run.params,
-        # A model of the user's own: its file's hash, taken as training started (run.extras),
-        # else now (a feature method's fit).
-        "model_source": run.extras.get("model_source", model_source(cfg.model)),
+        # A model of the user's own: its file's hash, taken as training started (run.extras,
+        # which overrides this below), else now (a feature method's fit).
+        "model_source": None if "model_source" in run.extras else model_source(cfg.model),
         "fold_manifest_hash": manifest.hash(),
         "dataset_fingerprint": dataset.fingerprint(),
         "dataset_source": dataset.source,
