@@ -1,6 +1,7 @@
 """Fold-parallel training equals sequential training fold by fold."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -92,8 +93,13 @@ def test_bench_fold_parallel_times_the_real_loop_both_ways(capsys):
             rates[cells[0]] = (float(cells[1]), float(cells[2]))
     assert set(rates) == {"sequential folds", "fold-parallel"}
     assert all(rate > 0 and wall > 0 for rate, wall in rates.values())
-    ratio = rates["fold-parallel"][0] / rates["sequential folds"][0]
-    assert f"fold-parallel / sequential: {ratio:.2f}×" in out
+    # The printed ratio is of the unrounded rates; the table shows them rounded to whole images/s
+    # (285 and 594 gave 0.48× printed against 0.47× from the cells): within that rounding.
+    par, seq = rates["fold-parallel"][0], rates["sequential folds"][0]
+    printed = re.search(r"fold-parallel / sequential: ([0-9.]+)×", out)
+    assert printed, out
+    low, high = (par - 0.5) / (seq + 0.5), (par + 0.5) / (seq - 0.5)
+    assert low - 0.005 <= float(printed[1]) <= high + 0.005, (printed[1], par, seq)
     assert out.startswith("device: cpu, 2 folds, 16², batch 4/fold, fp32, 1 timed epochs")
 
 
