@@ -127,7 +127,7 @@ def _run(args: argparse.Namespace) -> int:
         formats = normalise_formats([f.strip() for f in args.format.split(",")])
         kept = None
         if args.p_adjust is None:  # a reproduce folder's own choice, else holm
-            from mtl_bench.reproduce import folder_p_adjust
+            from mtl_bench.reproduce_record import folder_p_adjust
 
             args.p_adjust = kept = folder_p_adjust(args.results)
         # Tables with no result at all are left out (a paper folder has no three-class runs).
