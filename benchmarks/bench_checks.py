@@ -111,7 +111,7 @@ def check_model_values(
     may meet a size some do not take), with the builder's reason. Not built here: feature
     methods (``fit`` set) and models whose every precision is skipped unbuilt (bf16 without a
     ``dtype`` argument)."""
-    from benchmarks.bench_args import kwargs_for
+    from benchmarks.bench_kwargs import kwargs_for
     from benchmarks.timing import accepts_kwarg
     from mtl_bench.registry import model_info
 

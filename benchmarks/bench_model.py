@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from benchmarks.bench_args import kwargs_cell, kwargs_for
+from benchmarks.bench_kwargs import kwargs_cell, kwargs_for
 from benchmarks.step_stats import noise_reasons
 from benchmarks.time_box import TimeBox, param_arrays
 

@@ -19,7 +19,8 @@ are the Engine's (``none``, ``jit``, ``pmap``; ``--devices`` counts) and ``fold`
 folds trained side by side in one program, ``timing_folds.py``; its ``x_sequential`` is its
 images/s over the ``none`` row's); input gather and inference are timed on one device.
 
-Nothing heavy is imported at import time; the options live in ``bench_args.py``.
+Nothing heavy is imported at import time; the options live in ``bench_args.py`` (model options:
+``bench_kwargs.py``).
 """
 
 from __future__ import annotations
@@ -33,16 +34,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_args import (
-    add_bench_arguments,
-    check_config,
-    check_model_options,
-    check_options,
-    kwargs_for,
-    parse_model_kwargs,
-)
+from benchmarks.bench_args import add_bench_arguments, check_config, check_options
 from benchmarks.bench_checks import check_model_values, select_models
 from benchmarks.bench_env import environment, setup_compile_cache
+from benchmarks.bench_kwargs import check_model_options, kwargs_for, parse_model_kwargs
 from benchmarks.bench_model import measure_model
 from benchmarks.csv_claim import claimed, new_csv_path
 from benchmarks.throughput_io import (

@@ -1,12 +1,12 @@
-"""The bench's option checks (``benchmarks/bench_args.py``, ``bench_checks.py``): a model option a
-selected model does not take or a value it refuses, an image size it cannot be built at, an
-unparsable value and a bad size are one-line errors naming the option and value, given before
-anything is measured or written, on both command lines (``mtl-bench bench`` and
-``benchmarks.throughput``)."""
+"""The bench's option checks (``benchmarks/bench_args.py``, ``bench_kwargs.py``,
+``bench_checks.py``): a model option a selected model does not take or a value it refuses, an
+image size it cannot be built at, an unparsable value and a bad size are one-line errors naming
+the option and value, given before anything is measured or written, on both command lines
+(``mtl-bench bench`` and ``benchmarks.throughput``)."""
 
 import pytest
 
-from benchmarks import bench_args, bench_checks, timing
+from benchmarks import bench_checks, bench_kwargs, timing
 from benchmarks.throughput import main
 from mtl_bench.cli import main as cli_main
 
@@ -79,13 +79,13 @@ def test_a_compute_dtype_or_size_through_set_is_an_error(
 
 
 def test_model_options_are_checked_as_the_training_path_checks_them():
-    kwargs = bench_args.parse_model_kwargs(["mtl_resunet:widths=(4,8)", "unet:base_width=4"])
+    kwargs = bench_kwargs.parse_model_kwargs(["mtl_resunet:widths=(4,8)", "unet:base_width=4"])
     # A MODEL: for a registered model that is not selected is fine; its options are not used.
-    bench_args.check_model_options(["mtl_resunet"], kwargs)
+    bench_kwargs.check_model_options(["mtl_resunet"], kwargs)
     # A feature method checks its own options (and the bench skips it unbuilt): not checked here.
-    bench_args.check_model_options(["moon_features"], {"*": {"anything": 1}})
+    bench_kwargs.check_model_options(["moon_features"], {"*": {"anything": 1}})
     with pytest.raises(KeyError, match="unknown model 'nosuch'"):
-        bench_args.check_model_options(["mtl_resunet"], {"nosuch": {"x": 1}})
+        bench_kwargs.check_model_options(["mtl_resunet"], {"nosuch": {"x": 1}})
 
 
 def test_unknown_models_are_errors_before_anything_is_written(tmp_path, no_measuring, capsys):

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from benchmarks import timing
-from benchmarks.bench_args import kwargs_cell, parse_model_kwargs
+from benchmarks.bench_kwargs import kwargs_cell, parse_model_kwargs
 from benchmarks.bench_model import _finish
 from benchmarks.throughput_io import fold_speedups, protocol_minutes
 
