@@ -168,11 +168,9 @@ source benchmarks/gpu_check_groups.sh
 log "step 3/3: summary"
 ((${#NOT_MEASURED[@]})) && printf '  not (fully) measured: %s\n' "${NOT_MEASURED[@]}"
 if [[ -s $CSV ]]; then
-  "$PY" -c "import sys
-from benchmarks.throughput_io import format_table, protocol_minutes, read_csv
-rows = read_csv(sys.argv[1])
-print(format_table(rows))
-print('\n'.join(protocol_minutes(rows)))" "$CSV"
+  # The table, the protocol estimate and the notes, as `python -m benchmarks.throughput_io` prints
+  # them for any CSV (an inline import here broke unseen when a function moved module).
+  "$PY" -m benchmarks.throughput_io "$CSV"
   log "CSV: $CSV"
 elif ((JOBS_RUN)); then
   log "FAILED: no throughput rows were written"

@@ -41,12 +41,12 @@ from benchmarks.bench_kwargs import check_model_options, kwargs_for, parse_model
 from benchmarks.bench_model import measure_model
 from benchmarks.csv_claim import claimed, new_csv_path
 from benchmarks.throughput_io import (
-    fold_speedups,
     format_table,
     read_csv,
     table_notes,
     write_csv,
 )
+from benchmarks.throughput_summary import fold_speedups
 from benchmarks.time_box import TimeBox, parse_time_box
 
 

@@ -8,7 +8,7 @@ import pytest
 from benchmarks import timing
 from benchmarks.bench_kwargs import kwargs_cell, parse_model_kwargs
 from benchmarks.bench_model import _finish
-from benchmarks.throughput_io import fold_speedups, protocol_minutes
+from benchmarks.throughput_summary import fold_speedups, protocol_minutes
 
 
 def test_oom_backs_off_to_half_the_batch(monkeypatch):

@@ -170,7 +170,8 @@ def test_readme_throughput_tables_are_what_the_csvs_print(csvs, quoted):
 def test_readme_protocol_lines_are_what_the_csvs_print():
     # Where the README quotes throughput_io's "- paper protocol ..." lines under a table, they
     # must be its protocol_minutes() of the same CSVs, line for line.
-    from benchmarks.throughput_io import protocol_minutes, read_csv
+    from benchmarks.throughput_io import read_csv
+    from benchmarks.throughput_summary import protocol_minutes
 
     lines = (RESULTS / "README.md").read_text("utf-8").splitlines()
     checked = 0
