@@ -3,15 +3,15 @@
 The checkpoint forms it accepts: ``mtl_bench.fold_checkpoint``; the inputs a folder gives and the
 outputs' names: ``mtl_bench.predict_files``.
 
-Each input goes through the training pipeline: ``load_grey_noted`` (``load_grey_png``'s
-decoding: grey; RGB(A) → luma, 16-bit / 257 or per sBIT; 32-bit pixels are refused), Pillow
-bilinear resize to ``image_size``² (the reader's), ``preprocess`` (the run's method), then the
-model in eval mode. What is questionable about an image still predicted (a 16-bit PNG that lost
-most grey levels, a multi-frame file of which the first frame is used, a strip or thumbnail, a mask
-file named as the input, which a folder run would skip) goes in its row's ``note``, summed up on
-the console when many files share it (``predict_notes``). Outputs under ``out``:
-``<stem>_mask.png`` (0/255 at the input's own size: the sigmoid map is resized bilinearly, then
-thresholded at 0.5), ``<stem>_overlay.png`` (the input with the mask tinted red), and
+Each input goes through the training pipeline (``predict_image``): ``load_grey_noted``
+(``load_grey_png``'s decoding: grey; RGB(A) → luma, 16-bit / 257 or per sBIT; 32-bit pixels are
+refused), Pillow bilinear resize to ``image_size``² (the reader's), ``preprocess`` (the run's
+method), then the model in eval mode. What is questionable about an image still predicted (a 16-bit
+PNG that lost most grey levels, a multi-frame file of which the first frame is used, a strip or
+thumbnail, a mask file named as the input, which a folder run would skip) goes in its row's
+``note``, summed up on the console when many files share it (``predict_notes``). Outputs under
+``out``: ``<stem>_mask.png`` (0/255 at the input's own size: the sigmoid map is resized bilinearly,
+then thresholded at 0.5), ``<stem>_overlay.png`` (the input with the mask tinted red), and
 ``<stem>_prediction.json`` for one image or ``predictions.csv`` for a folder (searched recursively;
 outputs mirror its sub-folders; the same columns in every run of a model, ``note`` empty where
 there is none), whose input, PNG and checkpoint paths are absolute. A file that cannot be read is
@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from mtl_bench.atomic import atomic_write
 from mtl_bench.data.types import DataError
@@ -53,6 +52,7 @@ from mtl_bench.predict_files import (
     remove_stale,
     stored_file,
 )
+from mtl_bench.predict_image import prepare_image, write_outputs
 from mtl_bench.predict_notes import MASK_NAME_NOTE, console_lines, shape_note
 
 
@@ -104,48 +104,6 @@ def _make_out(out: Path) -> None:
         raise DataError(f"--out {out}: cannot write there ({e.strerror or e})") from None
 
 
-def _prepare(path: Path, size: int, method: str) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
-    """(original grey image, model input (size, size) uint8, its notes by kind): the training
-    pipeline, which refuses what training refuses (32-bit pixels, not zeroed)."""
-    from mtl_bench.data.png import frame_count, load_grey_noted, resize_image
-    from mtl_bench.data.preprocess import preprocess
-
-    if path.is_file() and path.stat().st_size == 0:
-        raise DataError(f"{path}: an empty file (0 bytes)")
-    # The noted form: load_grey_png would warn once per file, a line each for a whole folder.
-    grey, depth = load_grey_noted(path)
-    frames = frame_count(path)
-    small = resize_image(grey, (size, size))  # the reader's own resize
-    notes = {"depth": depth} if depth else {}
-    if frames > 1:
-        notes["frames"] = f"{frames} frames: only the first was predicted"
-    return grey, preprocess(small[None], method)[0], notes
-
-
-def _write_outputs(stem: Path, grey: np.ndarray, prob_map: np.ndarray | None) -> dict:
-    from mtl_bench.figure_overlays import PRED_RGB, blend
-
-    h, w = grey.shape
-    if prob_map is None:
-        return {"width": w, "height": h}
-    prob = Image.fromarray(np.asarray(prob_map, dtype=np.float32))
-    up = np.asarray(prob.resize((w, h), Image.Resampling.BILINEAR))
-    mask = up > 0.5
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    mask_png, overlay_png = (output_path(stem, k) for k in OUTPUT_KINDS)
-    Image.fromarray(mask.astype(np.uint8) * 255).save(mask_png)
-    rgb = np.clip(np.rint(blend(grey, mask, PRED_RGB) * 255), 0, 255).astype(np.uint8)
-    Image.fromarray(rgb).save(overlay_png)
-    return {
-        "width": w,
-        "height": h,
-        "mask_pixels": int(mask.sum()),
-        "mask_fraction": round(float(mask.mean()), 6),
-        "mask_png": str(mask_png),
-        "overlay_png": str(overlay_png),
-    }
-
-
 def _columns(tasks: tuple[str, ...], names: tuple[str, ...] | list[str]) -> list[str]:
     """``predictions.csv``'s columns: fixed by the model's tasks and classes, not by the rows
     (a note or an unreadable file in one run only), so runs of one model share a header."""
@@ -195,7 +153,7 @@ def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> Pred
     for path in files:
         row: dict[str, Any] = {"file": str(path)}
         try:
-            grey, x, notes = _prepare(path, cfg.image_size, cfg.preprocess)
+            grey, x, notes = prepare_image(path, cfg.image_size, cfg.preprocess)
         except (DataError, ValueError, OSError) as e:
             msg = str(e).removeprefix(f"{path}: ")  # the row names the file already
             report.rows.append({**row, "status": f"error: {msg}"})
@@ -214,7 +172,7 @@ def predict(inputs: str | Path, checkpoint: str | Path, out: str | Path) -> Pred
             probs = float32_list(res["prob"][0])  # exact, as the fold records store them
             row["predicted_class"] = names[int(np.argmax(probs))]
             row.update({f"prob_{n}": p for n, p in zip(names, probs, strict=True)})
-        row.update(_write_outputs(stems[path], grey, res["mask"][0] if "mask" in res else None))
+        row.update(write_outputs(stems[path], grey, res["mask"][0] if "mask" in res else None))
         written.update(Path(row[f"{k}_png"]) for k in kinds)
         report.rows.append({**row, **({"note": "; ".join(notes.values())} if notes else {})})
     report.rows += skipped

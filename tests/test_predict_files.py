@@ -12,8 +12,8 @@ from PIL import Image
 from mtl_bench.data.preprocess import preprocess
 from mtl_bench.data.reader import read_busi
 from mtl_bench.data.types import DataError
-from mtl_bench.predict import _prepare
 from mtl_bench.predict_files import list_inputs, output_stems
+from mtl_bench.predict_image import prepare_image
 
 
 def _grey(seed: int, shape=(40, 40)) -> np.ndarray:
@@ -28,7 +28,7 @@ def test_model_input_equals_training_pipeline(tmp_path):
     trained = preprocess(ds.images, "mpghe")
     for i, key in enumerate(ds.ids):
         cls, stem = key.split("/")
-        grey, x, notes = _prepare(tmp_path / cls / f"{stem}.png", 32, "mpghe")
+        grey, x, notes = prepare_image(tmp_path / cls / f"{stem}.png", 32, "mpghe")
         assert grey.shape == (48, 48) and notes == {}
         np.testing.assert_array_equal(x, trained[i], err_msg=key)
     files, rows = list_inputs(tmp_path)
@@ -97,24 +97,24 @@ def test_pixels_training_never_reads_are_refused_or_noted(tmp_path):
     grey = _grey(4)
     Image.fromarray(grey.astype(np.float32) / 255).save(tmp_path / "float.tif")
     with pytest.raises(DataError, match=r"float\.tif: 32-bit float pixels \(0 to 1\)"):
-        _prepare(tmp_path / "float.tif", 32, "none")  # Pillow's "L" would give all zeros
+        prepare_image(tmp_path / "float.tif", 32, "none")  # Pillow's "L" would give all zeros
     Image.fromarray(grey.astype(np.int32) * 1000).save(tmp_path / "int32.tif")
     with pytest.raises(DataError, match="32-bit integer pixels"):
-        _prepare(tmp_path / "int32.tif", 32, "none")
+        prepare_image(tmp_path / "int32.tif", 32, "none")
     (tmp_path / "empty.png").write_bytes(b"")
     with pytest.raises(DataError, match=r"empty\.png: an empty file \(0 bytes\)"):
-        _prepare(tmp_path / "empty.png", 32, "none")
+        prepare_image(tmp_path / "empty.png", 32, "none")
     frames = [Image.fromarray(np.roll(grey, k, 0)) for k in range(3)]
     frames[0].save(tmp_path / "cine.tif", save_all=True, append_images=frames[1:])
-    first, x, notes = _prepare(tmp_path / "cine.tif", 32, "none")
+    first, x, notes = prepare_image(tmp_path / "cine.tif", 32, "none")
     assert notes == {"frames": "3 frames: only the first was predicted"}
     np.testing.assert_array_equal(first, grey)
     # 16-bit, RGBA and palette forms of one image give the model the same input.
     Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "d16.png")
     Image.fromarray(grey).convert("RGBA").save(tmp_path / "rgba.png")
     Image.fromarray(grey).save(tmp_path / "grey.bmp")
-    ref = _prepare(tmp_path / "cine.tif", 32, "mpghe")[1]
+    ref = prepare_image(tmp_path / "cine.tif", 32, "mpghe")[1]
     for name in ("d16.png", "rgba.png", "grey.bmp"):
-        got_grey, got, notes = _prepare(tmp_path / name, 32, "mpghe")
+        got_grey, got, notes = prepare_image(tmp_path / name, 32, "mpghe")
         assert notes == {}
         np.testing.assert_array_equal(got, ref, err_msg=name)
