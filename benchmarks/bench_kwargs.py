@@ -27,8 +27,8 @@ def kwargs_for(kwargs: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
 
 
 # Model kwargs --set may not give, and the bench option that sets each: the row's precision and
-# image_size columns come from those options, and fit.builder_kwargs would let a model kwarg win
-# over them. ``precision`` is refused too, as the name a user would reach for first.
+# image_size columns come from those options, and model_build.builder_kwargs would let a model
+# kwarg win over them. ``precision`` is refused too, as the name a user would reach for first.
 BENCH_SET_KWARGS = {
     "dtype": "--precision",
     "precision": "--precision",

@@ -102,7 +102,7 @@ def check_config(cfg: RunConfig) -> None:
         check_model_kwargs(cfg.model, cfg.model_kwargs)
         # Option values are the builder's to check; the registered defaults are known to build.
         if cfg.model_kwargs or cfg.image_size != info.defaults.get("image_size"):
-            from mtl_bench.fit import builder_kwargs
+            from mtl_bench.model_build import builder_kwargs
 
             n_classes = len(CLASS_SETS[cfg.class_set])
             check_model_builds(cfg.model, builder_kwargs(cfg, n_classes))

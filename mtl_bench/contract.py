@@ -1,5 +1,5 @@
 """The output contract every registered model keeps, checked before a model first trains or
-predicts in a process (``fit.build_model``, once per builder and setting):
+predicts in a process (``model_build.build_model``, once per builder and setting):
 ``model(x, train=..., rng=...) -> {"mask": (N, H, W, 1) logits, "label": (N, C) logits}``, with
 a key for each task the model is registered with (more keys, such as DAF's deep-supervision
 outputs, are allowed).

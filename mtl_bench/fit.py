@@ -19,10 +19,11 @@ from mtl_bench.fold_io import Checkpoints, clear_for_retraining, read_curve, wri
 from mtl_bench.interrupt import deferred_interrupts as deferred
 from mtl_bench.interrupt import stop_if_requested
 from mtl_bench.losses import class_weights
+from mtl_bench.model_build import build_model
 from mtl_bench.parallel import fetch
 from mtl_bench.plugins import model_source
 from mtl_bench.progress import Bar, log, progress_bar
-from mtl_bench.registry import count_params, create_model, model_info
+from mtl_bench.registry import count_params, model_info
 from mtl_bench.train import Engine, State, TrainingDiverged
 from mtl_bench.validation import best_epoch, check_fold_indices, split_validation, val_score
 
@@ -45,33 +46,6 @@ class FoldRun:
     extras: dict[str, Any] = field(default_factory=dict)
     state: State | None = None
     engine: Engine | None = None
-
-
-def builder_kwargs(cfg: RunConfig, num_classes: int) -> dict[str, Any]:
-    """What the run passes the model's builder: input/class overrides, options and precision."""
-    kwargs: dict[str, Any] = {"in_channels": 1, "num_classes": num_classes, **cfg.model_kwargs}
-    kwargs.setdefault("image_size", cfg.image_size)
-    if cfg.precision != "fp32":
-        kwargs.setdefault("dtype", cfg.precision)
-    return kwargs
-
-
-def build_model(cfg: RunConfig, num_classes: int):
-    """The registered model with the run's input/class overrides and precision, its outputs
-    checked against the contract (``contract.check_outputs``) once per process and setting."""
-    from mtl_bench.contract import check_outputs
-
-    kwargs = builder_kwargs(cfg, num_classes)
-    model = create_model(cfg.model, seed=cfg.seed, **kwargs)
-    # The builder's identity too: a module reloaded in a notebook brings a new one to check.
-    key = (cfg.model, id(model_info(cfg.model).builder), repr(sorted(kwargs.items())))
-    if key not in _CHECKED:  # an abstract trace: ~1 s for a large model, once
-        check_outputs(model, cfg.model, model_info(cfg.model).tasks, cfg.image_size, num_classes)
-        _CHECKED.add(key)
-    return model
-
-
-_CHECKED: set[tuple[str, int, str]] = set()  # (model, id(builder), kwargs): outputs checked
 
 
 def fit_fold(
@@ -171,8 +145,8 @@ def fit_fold(
                     rows=len(fit_idx),
                 )
                 dt = time.perf_counter() - te
-                _check_finite(m, epoch, steps)
-                row = _curve_row(cfg, epoch, steps, m, len(fit_idx) / dt)
+                check_finite(m, epoch, steps)
+                row = curve_row(cfg, epoch, steps, m, len(fit_idx) / dt)
                 if val_data is not None and (
                     (epoch + 1) % max(cfg.eval_every, 1) == 0 or epoch + 1 == cfg.epochs
                 ):
@@ -256,7 +230,8 @@ def lost_epochs(
     return lost
 
 
-def _check_finite(m: dict[str, np.ndarray], epoch: int, steps: int) -> None:
+def check_finite(m: dict[str, np.ndarray], epoch: int, steps: int) -> None:
+    """Raise ``TrainingDiverged`` naming the first step of the epoch whose loss is not finite."""
     bad = np.flatnonzero(~np.isfinite(m["loss"]))
     if bad.size:
         step = int(bad[0])
@@ -266,7 +241,9 @@ def _check_finite(m: dict[str, np.ndarray], epoch: int, steps: int) -> None:
         )
 
 
-def _curve_row(cfg: RunConfig, epoch: int, steps: int, m: dict, img_s: float) -> dict:
+def curve_row(cfg: RunConfig, epoch: int, steps: int, m: dict, img_s: float) -> dict:
+    """One epoch's learning-curve row: its lr, images/s and mean losses (val_score: NaN until
+    a validation fills it)."""
     lr = cfg.lr
     if cfg.lr_decay_every > 0:
         lr = cfg.lr * cfg.lr_decay_factor ** (epoch // cfg.lr_decay_every)

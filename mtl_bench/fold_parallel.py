@@ -35,11 +35,12 @@ from mtl_bench.batches import _epoch_table, fold_arrays, gather_batch
 from mtl_bench.config import RunConfig
 from mtl_bench.config_checks import check_config
 from mtl_bench.data.types import Dataset
-from mtl_bench.fit import FoldRun, _check_finite, _curve_row, build_model, lost_epochs
+from mtl_bench.fit import FoldRun, check_finite, curve_row, lost_epochs
 from mtl_bench.fold_conv import check_mode, fold_conv_mode
 from mtl_bench.fold_io import Checkpoints, clear_for_retraining, read_curve, write_curve
 from mtl_bench.interrupt import deferred_interrupts, stop_if_requested
 from mtl_bench.losses import class_weights
+from mtl_bench.model_build import build_model
 from mtl_bench.plugins import model_source
 from mtl_bench.progress import log, progress_bar
 from mtl_bench.registry import count_params, model_info
@@ -164,8 +165,8 @@ def fit_folds_parallel(
                 dt = time.perf_counter() - te
                 for f in range(n_folds):
                     mf = {k: np.asarray(v[f, : steps[f]]) for k, v in m.items()}
-                    _check_finite(mf, epoch, steps[f])
-                    curves[f].append(_curve_row(cfg, epoch, steps[f], mf, sum(sizes) / dt))
+                    check_finite(mf, epoch, steps[f])
+                    curves[f].append(curve_row(cfg, epoch, steps[f], mf, sum(sizes) / dt))
                     if curve_paths is not None:
                         write_curve(curve_paths[f], curves[f])
                 bar.describe(

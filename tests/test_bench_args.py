@@ -68,7 +68,8 @@ def test_a_compute_dtype_or_size_through_set_is_an_error(
     option, instead, tmp_path, no_measuring, capsys
 ):
     # Before: --set dtype=bf16 --precision fp32 was measured and its rows said fp32, while the
-    # builder took the --set dtype (fit.builder_kwargs lets a model kwarg win) and ran in bf16.
+    # builder took the --set dtype (model_build.builder_kwargs lets a model kwarg win) and ran in
+    # bf16.
     key = option.rpartition(":")[2].partition("=")[0]
     argv = TINY + ["--set", option, "--csv", str(tmp_path / "t.csv")]
     assert main(argv) == 2
