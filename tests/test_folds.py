@@ -71,6 +71,16 @@ def test_make_folds_rejects_bad_k():
         make_folds(np.array([0, 0, 0, 1, 1, 1]), np.array([0, 0, 0, 1, 1, 1]), k=3)
 
 
+def test_a_class_with_fewer_duplicate_groups_than_folds_is_refused():
+    # Two benign copies (one group) and four malignant images, k=2: the folds were made, and
+    # fold 0 then trained on malignant only (or failed later on undefined class weights).
+    labels, groups = np.array([0, 0, 1, 1, 1, 1]), np.array([0, 0, 1, 2, 3, 4])
+    with pytest.raises(DataError, match=r"class 'benign' has 2 images in 1 group\(s\)"):
+        make_folds(labels, groups, k=2, class_names=("benign", "malignant"))
+    folds = make_folds(labels, np.arange(6), k=2)  # the same images without the duplicate: fine
+    assert all(set(labels[np.setdiff1d(np.arange(6), f)]) == {0, 1} for f in folds)
+
+
 def test_manifest_keeps_duplicates_in_one_fold_and_round_trips(tmp_path):
     ds = noise_dataset()
     m = manifest_for(ds, k=5, seed=0, preprocess="none")

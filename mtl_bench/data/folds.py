@@ -30,8 +30,7 @@ def _check_k(labels: np.ndarray, k: int, class_names: tuple[str, ...] | None = N
         raise DataError("cannot make folds of an empty dataset")
     smallest = int(np.argmin(counts))
     if counts[smallest] < k:
-        label = int(values[smallest])
-        name = class_names[label] if class_names and 0 <= label < len(class_names) else label
+        name = _class_name(int(values[smallest]), class_names)
         raise DataError(
             f"k={k} folds need at least {k} samples per class, but class {name!r} has only "
             f"{int(counts[smallest])}"
@@ -58,6 +57,7 @@ def make_folds(
     n_groups = len(np.unique(groups))
     if n_groups < k:
         raise DataError(f"k={k} folds need at least {k} groups, but the data has {n_groups}")
+    _check_groups_per_class(labels, groups, k, class_names)
     # Imported here: scikit-learn costs about a second to import and only fold making needs it.
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -66,7 +66,36 @@ def make_folds(
     for i, test in enumerate(folds):
         if len(test) == 0:
             raise DataError(f"fold {i} of k={k} came out empty: the duplicate groups are too big")
+        train = np.setdiff1d(np.unique(labels), labels[np.setdiff1d(np.arange(len(labels)), test)])
+        if train.size:  # its training part lacks a class: its loss weights would be undefined
+            raise DataError(
+                f"fold {i} of k={k} would train without class "
+                f"{_class_name(int(train[0]), class_names)!r}: its duplicate groups all fell in "
+                "that fold; use fewer folds or check the duplicates (`mtl-bench data check`)"
+            )
     return folds
+
+
+def _class_name(label: int, class_names: tuple[str, ...] | None) -> str | int:
+    return class_names[label] if class_names and 0 <= label < len(class_names) else label
+
+
+def _check_groups_per_class(
+    labels: np.ndarray, groups: np.ndarray, k: int, class_names: tuple[str, ...] | None
+) -> None:
+    """Near-duplicates stay in one fold, so a class needs ``k`` groups, not only ``k`` images,
+    to be in every fold's test part (and two to be in every training part): a class of copies
+    was split without a word, and a fold then trained without it."""
+    for label in np.unique(labels):
+        n_groups = len(np.unique(groups[labels == label]))
+        if n_groups < k:
+            n = int(np.sum(labels == label))
+            raise DataError(
+                f"k={k} folds need at least {k} duplicate groups per class (near-duplicate "
+                f"images stay in one fold), but class {_class_name(int(label), class_names)!r} "
+                f"has {n} images in {n_groups} group(s); use fewer folds, or see "
+                "`mtl-bench data check` for its duplicates"
+            )
 
 
 def manifest_for(
