@@ -119,14 +119,14 @@ def test_sixteen_bit_colour_below_4096_is_noted(tmp_path):
 def test_sixteen_bit_masks_zero_one_full_range_and_twelve_bit(tmp_path):
     shape = np.zeros((8, 8), np.uint16)
     shape[2:5, 3:6] = 1
-    mask, count, note = load_mask_counted(save16(tmp_path / "a_mask.png", shape))
+    mask, count, note, _ = load_mask_counted(save16(tmp_path / "a_mask.png", shape))
     assert mask.sum() == 9 and count == 0 and note is None  # 0/1: 1 is the lesion, no note
-    mask, count, note = load_mask_counted(save16(tmp_path / "b_mask.png", shape * 65535))
+    mask, count, note, _ = load_mask_counted(save16(tmp_path / "b_mask.png", shape * 65535))
     assert mask.sum() == 9 and count == 0 and note is None
     for top in (255, 4095):  # two-valued: the other value is the lesion, at any depth
-        mask, count, note = load_mask_counted(save16(tmp_path / f"{top}_mask.png", shape * top))
+        mask, count, note, _ = load_mask_counted(save16(tmp_path / f"{top}_mask.png", shape * top))
         assert mask.sum() == 9 and count == 0 and note is None
     twelve = shape * 4095
     twelve[0, 0] = 2000  # not two-valued: mapped by 1/257 and binarised, said, not silently empty
-    mask, count, note = load_mask_counted(save16(tmp_path / "c_mask.png", twelve))
+    mask, count, note, _ = load_mask_counted(save16(tmp_path / "c_mask.png", twelve))
     assert mask.sum() == 0 and count == 10 and "0..4095" in note

@@ -86,16 +86,40 @@ def _refuse_wide(img: Image.Image, path: Path) -> None:
         )
 
 
+# A mask whose colour is one value throughout while its alpha varies holds its lesion in the
+# alpha channel (drawn on a transparent layer); read from colour, it was empty, or all lesion.
+ALPHA_READING = (
+    "lesion drawn in the alpha channel (its colour is one value throughout): read from alpha"
+)
+
+# A mask of three or more stored values, all at most this, is a label map (0 background,
+# 1, 2, ... lesion labels): thresholded at > 127 it came out empty, its lesion lost.
+LABEL_MAX = 7
+
+
+def _alpha_lesion(img: Image.Image, colour: np.ndarray) -> np.ndarray | None:
+    """A mask's alpha channel where it, not the colour, holds the drawing; else None."""
+    if "A" not in img.getbands() or not colour.size or colour.min() != colour.max():
+        return None
+    alpha = np.asarray(img.getchannel("A"), dtype=np.uint8)
+    return alpha if alpha.min() != alpha.max() else None
+
+
 def _decode(
     path: str | os.PathLike, mask: bool = False
-) -> tuple[np.ndarray, np.ndarray, str | None]:
+) -> tuple[np.ndarray, np.ndarray, str | None, str | None]:
+    """(grey, the samples before mapping, a note on lost grey levels, how a mask was read when
+    not as usual: ``ALPHA_READING`` or None); DataError naming a file that cannot be decoded."""
     path = Path(path)
     try:
         with Image.open(path) as img:
             _warn_if_huge(img, path)
             img.load()
             _refuse_wide(img, path)
-            return _grey(img, path, mask)
+            grey, samples, note = _grey(img, path, mask)
+            if mask and (alpha := _alpha_lesion(img, grey)) is not None:
+                return alpha, alpha, None, ALPHA_READING
+            return grey, samples, note, None
     except DataError:
         raise  # already one line naming the file (a ValueError: not to be wrapped below)
     except FileNotFoundError:
@@ -124,7 +148,7 @@ def load_grey_noted(path: str | os.PathLike) -> tuple[np.ndarray, str | None]:
     """An image as (H, W) uint8 grey (see ``load_grey_png``) and a one-line note (without the
     path) when a 16-bit PNG lost most of its grey levels in the mapping (``png_depth``), else
     None; for callers that gather notes over many files."""
-    grey, _, note = _decode(path)
+    grey, _, note, _ = _decode(path)
     return grey, note
 
 
@@ -138,20 +162,28 @@ def load_grey_png(path: str | os.PathLike) -> np.ndarray:
     return grey
 
 
-def load_mask_counted(path: str | os.PathLike) -> tuple[np.ndarray, int, str | None]:
+def load_mask_counted(
+    path: str | os.PathLike,
+) -> tuple[np.ndarray, int, str | None, str | None]:
     """A mask as bool (> 127 after decoding as ``load_grey_png``, except that a colour mask reads
     its largest channel, not luma: a lesion drawn in any saturated colour counts; a two-valued
-    mask, 0 and one other stored value (0/1, 0/255, 16-bit 0/4095), uses that value), its count
-    of pixels not 0/255, and ``load_grey_noted``'s note. BUSI's masks are grey (R == G == B),
-    for which both readings agree."""
-    grey, samples, note = _decode(path, mask=True)
+    mask, 0 and one other stored value (0/1, 0/255, 16-bit 0/4095), uses that value; a label
+    map, three or more values all at most ``LABEL_MAX``, reads every non-zero label as lesion;
+    a constant colour with a varying alpha reads the alpha), its count of pixels not 0/255,
+    ``load_grey_noted``'s note, and a line saying how it was read when it was a label map or
+    alpha (else None). BUSI's masks are grey (R == G == B), for which all readings agree."""
+    grey, samples, note, reading = _decode(path, mask=True)
     top = samples.max(initial=0)
     # Two stored values have one reading whatever the depth: a 16-bit 0/255 or 0/4095 mask
     # mapped by 1/257 first would fall below 128 and come out empty.
     if top > 0 and not np.any((samples != 0) & (samples != top)):
-        return samples == top, 0, None
+        return samples == top, 0, None, reading
+    if 0 < top <= LABEL_MAX:
+        values = ", ".join(str(v) for v in np.unique(samples))
+        label_map = f"a label map (values {values}): every non-zero label read as lesion"
+        return samples > 0, 0, None, "; ".join(filter(None, (reading, label_map)))
     nonbinary = int(np.count_nonzero((grey != 0) & (grey != 255)))
-    return grey > 127, nonbinary, note
+    return grey > 127, nonbinary, note, reading
 
 
 def load_mask_png(path: str | os.PathLike) -> np.ndarray:

@@ -102,7 +102,7 @@ def decode_entry(entry: BusiEntry) -> tuple[Any, Any, list[Problem], list[Proble
     merged = np.zeros(image.shape, dtype=bool)
     for path in entry.masks:
         try:
-            mask, count, note = load_mask_counted(path)
+            mask, count, note, reading = load_mask_counted(path)
         except DataError as e:
             errors.append(_undecodable(path, e))
             continue
@@ -115,6 +115,9 @@ def decode_entry(entry: BusiEntry) -> tuple[Any, Any, list[Problem], list[Proble
         _note_frames(path, warns)
         if note:
             warns.append(Problem(SQUEEZED, str(path), note))
+        if reading:  # read, but not as BUSI's 0/255 masks are: say how
+            kind = "label_map_mask" if "label map" in reading else "alpha_mask"
+            warns.append(Problem(kind, str(path), reading))
         if count:
             detail = f"{count} px neither 0 nor 255 (binarised at > 127)"
             warns.append(Problem("nonbinary_mask", str(path), detail))
