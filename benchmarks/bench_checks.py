@@ -54,7 +54,7 @@ def bench_builder_kwargs(name: str, kwargs: dict[str, Any], image_size: int) -> 
     model builds): the training path's own ``builder_kwargs``, so the two cannot drift."""
     from benchmarks.timing import BenchSpec
     from mtl_bench.config import RunConfig
-    from mtl_bench.fit import builder_kwargs
+    from mtl_bench.model_build import builder_kwargs
 
     cfg = RunConfig(model=name, model_kwargs=dict(kwargs), image_size=image_size)
     return builder_kwargs(cfg, BenchSpec.num_classes)
