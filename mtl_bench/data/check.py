@@ -22,7 +22,7 @@ from mtl_bench.data.duplicates import (
     thumbnail,
 )
 from mtl_bench.data.reader import BusiEntry, Problem, decode_entry, parallel_map
-from mtl_bench.data.reader_scan import class_folders, scan_busi
+from mtl_bench.data.reader_scan import class_folders, scan_busi, unread_images
 from mtl_bench.data.types import class_names
 
 
@@ -163,7 +163,7 @@ def check_busi(
         counts={c: sum(e.class_name == c for e in scan.entries) for c in names},
         multi_mask=sum(len(e.masks) > 1 for e in scan.entries),
         errors=scan.problems + [p for a in audits for p in a[2]],
-        warnings=[p for a in audits for p in a[3]],
+        warnings=unread_images(scan.skipped) + [p for a in audits for p in a[3]],
         skipped=scan.skipped,
         groups=groups,
         ids=ids,

@@ -24,6 +24,7 @@ from mtl_bench.data.reader_scan import (
     KNOWN_FILES,
     MASK_RE,
     OTHER_CLASS,
+    UNREAD,
     BusiEntry,
     Problem,
     ScanResult,
@@ -264,8 +265,10 @@ def read_busi(
     # Bad inputs first, in a line of their own: they are data left out, unlike stray files.
     _warn("file", [_skip_line(p, r) for p, r in skipped[len(scan.skipped) :]], " skipped")
     quiet = (OTHER_CLASS, HIDDEN, *KNOWN_FILES.values())
-    stray = [_skip_line(p, r) for p, r in scan.skipped if not r.startswith(quiet)]
-    _warn("stray file", stray, " skipped")
+    stray = [(p, r) for p, r in scan.skipped if not r.startswith(quiet)]
+    # Images where the reader does not look (a JPEG, a sub-folder of PNGs): data left out.
+    _warn("unread image", [_skip_line(p, r) for p, r in stray if UNREAD in r], " skipped")
+    _warn("stray file", [_skip_line(p, r) for p, r in stray if UNREAD not in r], " skipped")
     return Dataset(
         images=np.stack([out[0] for _, out in decoded]),
         masks=np.stack([out[1] for _, out in decoded]).astype(np.uint8),

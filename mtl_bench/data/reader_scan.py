@@ -22,6 +22,12 @@ OTHER_CLASS = "class not in class set"
 HIDDEN = "hidden file"
 # Known non-image files at the root (the phantom's parameter record): listed, not warned about.
 KNOWN_FILES = {"PHANTOM.json": "phantom parameters (known file)"}
+# Images the reader does not read (it reads PNG only, as BUSI ships): skipped, and the skip says
+# so, as does ``data check``'s warning ``unread_images``: an image pair in JPEG and a sub-folder
+# of PNGs were dropped while the check said OK.
+OTHER_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+                 ".gif": "GIF", ".webp": "WebP", ".dcm": "DICOM"}  # fmt: skip
+UNREAD = "not read:"
 
 
 @dataclass(frozen=True)
@@ -155,6 +161,22 @@ def _odd_mask(stem: str) -> str:
     return f"; it looks like a mask of {m['stem']!r}: {known}"
 
 
+def _sub_folder(folder: Path) -> str:
+    """A class folder's sub-folder's skip reason: whether it holds PNGs (then they are unread)."""
+    try:
+        n = sum(p.suffix.lower() == ".png" for p in folder.rglob("*"))
+    except OSError:
+        n = 0
+    if not n:
+        return "sub-folder"
+    return f"sub-folder of {n} PNG file(s), {UNREAD} images go directly in the class folder"
+
+
+def unread_images(skipped: list[tuple[str, str]]) -> list[Problem]:
+    """The skipped files that are images the reader cannot read where they are, as warnings."""
+    return [Problem("unread_images", p, r) for p, r in skipped if UNREAD in r]
+
+
 def _scan_class(folder: Path, cls: str, skipped: list, problems: list) -> list[BusiEntry]:
     images: dict[str, Path] = {}
     masks: dict[str, list[tuple[int, Path]]] = {}
@@ -166,9 +188,11 @@ def _scan_class(folder: Path, cls: str, skipped: list, problems: list) -> list[B
         if f.name.startswith("."):
             skipped.append((str(f), HIDDEN))
         elif f.is_dir():
-            skipped.append((str(f), "sub-folder"))
+            skipped.append((str(f), _sub_folder(f)))
         elif f.suffix.lower() != ".png":
-            skipped.append((str(f), "not a .png file"))
+            fmt = OTHER_FORMATS.get(f.suffix.lower())
+            why = f"a {fmt} image, {UNREAD} the reader reads PNG only (convert it)" if fmt else ""
+            skipped.append((str(f), why or "not a .png file"))
             others.setdefault((key, bool(m)), f.name)
         elif m:
             # "_mask.png" beside "_MASK.png" (an old and a redone drawing?): one is read, the other

@@ -1,0 +1,49 @@
+"""Images the reader does not read where they lie: a pair in JPEG and a sub-folder of PNGs. They
+were left out while ``data check`` said OK with no warning, and training said "stray files"."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+from busi_fixture import Item, make_busi_tree
+from PIL import Image
+
+from mtl_bench.data.check import check_busi
+from mtl_bench.data.reader import DataWarning, read_busi
+
+
+def test_a_jpeg_pair_and_a_sub_folder_of_pngs_are_warned_as_unread_images(tmp_path):
+    root = tmp_path / "busi"
+    make_busi_tree(
+        root, {c: [Item(f"{c} ({i})") for i in (1, 2, 3)] for c in ("benign", "malignant")}
+    )
+    b = root / "benign"
+    for name in ("benign (1)", "benign (1)_mask"):  # the pair in JPEG only
+        Image.open(b / f"{name}.png").convert("L").save(b / f"{name}.jpg")
+        (b / f"{name}.png").unlink()
+    (root / "malignant" / "batch2").mkdir()
+    for name in ("malignant (3)", "malignant (3)_mask"):
+        shutil.move(root / "malignant" / f"{name}.png", root / "malignant" / "batch2")
+    (root / "malignant" / "empty").mkdir()  # holds no image: a stray folder, as before
+
+    report = check_busi(root)
+    assert report.ok  # still readable: the rest is used
+    unread = {Path(p.path).name: p.detail for p in report.warnings if p.kind == "unread_images"}
+    assert unread == {
+        "benign (1).jpg": "a JPEG image, not read: the reader reads PNG only (convert it)",
+        "benign (1)_mask.jpg": "a JPEG image, not read: the reader reads PNG only (convert it)",
+        "batch2": "sub-folder of 2 PNG file(s), not read: images go directly in the class folder",
+    }
+    assert "unread_images (3):" in report.format()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = read_busi(root, 32)
+    lines = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    assert len(ds) == 4
+    assert (
+        lines[0].startswith("3 unread images skipped: ") and "batch2: sub-folder of 2" in lines[0]
+    )
+    assert lines[1] == f"1 stray file skipped: {root / 'malignant' / 'empty'}: sub-folder"
