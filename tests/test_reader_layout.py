@@ -231,8 +231,12 @@ def test_a_copy_named_mask_is_said_to_look_like_a_mask(tmp_path):
     assert problem.detail.endswith(
         "; it looks like a mask of 'benign (1)': masks are named NAME_mask.png or NAME_mask_K.png)"
     )
+    # "_mask1" (no underscore before the number) too; the hint was lost after "mask" + digit.
+    (root / "benign" / "benign (1)_mask (1).png").rename(root / "benign" / "benign (1)_mask1.png")
+    [problem] = check_busi(root).errors
+    assert "; it looks like a mask of 'benign (1)'" in problem.detail
     # An ordinary unpaired image gets no such hint.
-    (root / "benign" / "benign (1)_mask (1).png").unlink()
+    (root / "benign" / "benign (1)_mask1.png").unlink()
     (root / "benign" / "benign (2)_mask.png").unlink()
     [problem] = check_busi(root).errors
     assert problem.detail == "image without mask (no 'benign (2)_mask.png')"

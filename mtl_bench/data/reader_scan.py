@@ -148,7 +148,8 @@ def _inner_hint(present: list[Path], names: tuple[str, ...]) -> str:
     return ""
 
 
-_LOOSE_MASK_RE = re.compile(r"^(?P<stem>.+?)[ _-]*mask\b", re.IGNORECASE)
+# "mask" not followed by a letter: "_mask1", "_mask (1)", " mask" look like masks; "masking" not.
+_LOOSE_MASK_RE = re.compile(r"^(?P<stem>.+?)[ _-]*mask(?![a-z])", re.IGNORECASE)
 
 
 def _odd_mask(stem: str) -> str:
