@@ -15,7 +15,7 @@ from typing import Any
 
 # Past these (the reader's rule, which warns of such images in training data) the prediction is
 # still made, with a note.
-from mtl_bench.data.reader import MIN_SIDE, odd_shape
+from mtl_bench.data.reader_entry import MIN_SIDE, odd_shape
 
 # Files a kind of note (or one status) may concern and still be named one by one.
 FEW = 3

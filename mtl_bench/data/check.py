@@ -21,7 +21,8 @@ from mtl_bench.data.duplicates import (
     phash_bits,
     thumbnail,
 )
-from mtl_bench.data.reader import BusiEntry, Problem, decode_entry, parallel_map
+from mtl_bench.data.reader import BusiEntry, Problem, parallel_map
+from mtl_bench.data.reader_entry import decode_entry
 from mtl_bench.data.reader_scan import class_folders, scan_busi, unread_images
 from mtl_bench.data.types import class_names
 
