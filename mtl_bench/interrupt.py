@@ -7,6 +7,10 @@ Ctrl-C only sets a flag that the loop checks after each step (``stop_if_requeste
 one interrupts at once. Outside training (reading data, compiling) Ctrl-C acts as usual, but
 inside ``remembered_interrupts`` (the CLI's whole run) it is also remembered: one swallowed by a
 callback there is raised at the next ``deferred_interrupts`` or ``stop_if_requested``.
+
+SIGTERM — what a batch scheduler (SLURM, Kubernetes) sends before it kills a job — is handled as
+Ctrl-C: the run stops at a step boundary, its background save finished, and can ``--resume``.
+Killed at once, it left a half-written checkpoint folder and a curve ahead of the last save.
 """
 
 from __future__ import annotations
@@ -28,11 +32,33 @@ def _remembering_handler(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def _main_thread_handles_sigint() -> bool:
-    return (
-        threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # e.g. a background job
-    )
+# The signals a run stops on, and the handler each must have for us to take it over: Ctrl-C's
+# usual one (not SIG_IGN, as in a background job), SIGTERM's default (not a wrapper's own).
+_SIGNALS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+
+
+def _ours() -> list[signal.Signals]:
+    """The signals whose handlers this process may take over now (main thread only: Python
+    delivers signals there). SIGINT under another handler than Python's (a test runner's) is
+    still taken, as before; only an ignored one is left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    ours = []
+    for sig, usual in _SIGNALS.items():
+        now = signal.getsignal(sig)
+        if now is not signal.SIG_IGN and (sig == signal.SIGINT or now is usual):
+            ours.append(sig)
+    return ours
+
+
+@contextmanager
+def _handling(handler) -> Iterator[None]:
+    previous = {sig: signal.signal(sig, handler) for sig in _ours()}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @contextmanager
@@ -41,14 +67,10 @@ def remembered_interrupts() -> Iterator[None]:
     that lands in a garbage-collector callback (Python prints "Exception ignored" and goes on)
     still stops the run at the next training block or step."""
     global _raised
-    if not _main_thread_handles_sigint():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, _remembering_handler)
     try:
-        yield
+        with _handling(_remembering_handler):
+            yield
     finally:
-        signal.signal(signal.SIGINT, previous)
         _raised = False
 
 
@@ -57,7 +79,8 @@ def _handler(signum, frame) -> None:
     if _requested:  # the second Ctrl-C: no waiting
         raise KeyboardInterrupt
     _requested = True
-    log("mtl-bench: stopping after this step (Ctrl-C again to stop at once)")
+    what = "SIGTERM: " if signum == signal.SIGTERM else ""
+    log(f"mtl-bench: {what}stopping after this step (Ctrl-C again to stop at once)")
 
 
 @contextmanager
@@ -66,14 +89,10 @@ def deferred_interrupts() -> Iterator[None]:
     Python delivers signals there; elsewhere this does nothing)."""
     global _requested
     stop_if_requested()  # a Ctrl-C swallowed before training began
-    if not _main_thread_handles_sigint():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, _handler)
     try:
-        yield
+        with _handling(_handler):
+            yield
     finally:
-        signal.signal(signal.SIGINT, previous)
         _requested = False
 
 

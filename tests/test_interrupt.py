@@ -114,3 +114,26 @@ def test_a_ctrl_c_a_callback_swallowed_before_training_still_stops_it():
             stop_if_requested()
     assert signal.getsignal(signal.SIGINT) is before
     stop_if_requested()  # forgotten once the run is over
+
+
+def test_sigterm_stops_at_the_step_boundary_like_ctrl_c_unless_someone_else_handles_it():
+    # A scheduler's SIGTERM killed the run at once: a half-written checkpoint folder, a curve
+    # ahead of the last save. It now waits for the step as the first Ctrl-C does.
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with deferred_interrupts():
+            os.kill(os.getpid(), signal.SIGTERM)  # handled: the process lives on
+            with pytest.raises(KeyboardInterrupt):
+                stop_if_requested()
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        with pytest.raises(KeyboardInterrupt), remembered_interrupts():
+            os.kill(os.getpid(), signal.SIGTERM)  # outside training: stops as Ctrl-C does
+        # A handler of the caller's own (a wrapper that saves its own state) is left in place.
+        mine = []
+        signal.signal(signal.SIGTERM, lambda *a: mine.append(1))
+        with deferred_interrupts():
+            os.kill(os.getpid(), signal.SIGTERM)
+            stop_if_requested()  # not ours to act on
+        assert mine == [1]
+    finally:
+        signal.signal(signal.SIGTERM, before)
