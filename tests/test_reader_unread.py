@@ -47,3 +47,18 @@ def test_a_jpeg_pair_and_a_sub_folder_of_pngs_are_warned_as_unread_images(tmp_pa
         lines[0].startswith("3 unread images skipped: ") and "batch2: sub-folder of 2" in lines[0]
     )
     assert lines[1] == f"1 stray file skipped: {root / 'malignant' / 'empty'}: sub-folder"
+
+
+def test_a_named_pipe_with_an_image_name_is_skipped_not_opened(tmp_path):
+    # Opening it blocked a reader thread forever: `data check` hung, and Ctrl-C did not stop it.
+    import os
+
+    root = tmp_path / "busi"
+    make_busi_tree(root, {c: [Item(f"{c} ({i})") for i in (1, 2)] for c in ("benign", "malignant")})
+    os.mkfifo(root / "benign" / "benign (9).png")
+    report = check_busi(root)
+    skipped = dict(report.skipped)
+    assert skipped[str(root / "benign" / "benign (9).png")].startswith("not a regular file")
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        assert len(read_busi(root, 32)) == 4

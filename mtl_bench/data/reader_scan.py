@@ -190,6 +190,8 @@ def _scan_class(folder: Path, cls: str, skipped: list, problems: list) -> list[B
             skipped.append((str(f), HIDDEN))
         elif f.is_dir():
             skipped.append((str(f), _sub_folder(f)))
+        elif f.exists() and not f.is_file():  # a pipe or device: opening it would block forever
+            skipped.append((str(f), "not a regular file (a pipe, socket or device)"))
         elif f.suffix.lower() != ".png":
             fmt = OTHER_FORMATS.get(f.suffix.lower())
             why = f"a {fmt} image, {UNREAD} the reader reads PNG only (convert it)" if fmt else ""
