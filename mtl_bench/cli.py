@@ -29,16 +29,23 @@ def _config(args: argparse.Namespace):
     from mtl_bench.configs import get_config
 
     cfg = get_config(args.model, args.preset)
-    if getattr(args, "data", None):
-        cfg = dataclasses.replace(cfg, data=args.data)
-    cfg = apply_overrides(cfg, args.overrides)
     flags = {
+        "data": getattr(args, "data", None),
         "parallel": getattr(args, "parallel", None),
         "devices": getattr(args, "devices", None),
         "precision": getattr(args, "precision", None),
         "fold_parallel": True if getattr(args, "fold_parallel", False) else None,
     }
-    return dataclasses.replace(cfg, **{k: v for k, v in flags.items() if v is not None})
+    flags = {k: v for k, v in flags.items() if v is not None}
+    for item in args.overrides:
+        key = item.partition("=")[0].strip()
+        if key in flags:  # the option won without a word: a run in bf16 with --set ...=fp32
+            value = getattr(apply_overrides(cfg, [item]), key)
+            if value != flags[key]:
+                flag = "--fold-parallel" if key == "fold_parallel" else f"--{key} {flags[key]}"
+                raise ValueError(f"{flag} and --set {item!r} disagree: give one of them")
+    cfg = apply_overrides(cfg, args.overrides)
+    return dataclasses.replace(cfg, **flags)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -167,8 +174,27 @@ def _show_data_warning(other, message, category, filename, lineno, file=None, li
         other(message, category, filename, lineno, file, line)
 
 
+# Options and arguments that name a file or folder: an empty one ("" from an unset shell
+# variable) is the working folder to Python, where it wrote results, folds or a dataset.
+PATH_DESTS = ("out", "data", "data_dir", "results", "throughput", "checkpoint", "inputs", "root",
+              "file", "csv", "profile")  # fmt: skip
+
+
+def _empty_path(args) -> str | None:
+    """The one-line error for the first path option given as an empty string, else None."""
+    for dest in PATH_DESTS:
+        value = getattr(args, dest, None)
+        if isinstance(value, str) and not value.strip():
+            flag = dest.upper() if dest in ("inputs", "root") else "--" + dest.replace("_", "-")
+            return f"{flag} {value!r}: an empty path (it would mean the working folder); give one"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if empty := _empty_path(args):
+        print(f"mtl-bench: error: {empty}", file=sys.stderr)
+        return 2
     from mtl_bench.train import TrainingDiverged
 
     previous = warnings.showwarning
@@ -186,6 +212,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"mtl-bench: error: {msg}", file=sys.stderr)
+        return 2
+    except MemoryError as e:  # numpy's names the array: a size typed with a digit too many
+        if os.environ.get("MTL_BENCH_DEBUG"):
+            raise
+        print(
+            f"mtl-bench: error: out of host memory ({e or 'MemoryError'}): check the image "
+            "size, batch size and number of images",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         # Only cv, train and reproduce resume, and a fold continues only from a checkpoint.

@@ -187,6 +187,11 @@ def apply_overrides(cfg: RunConfig, assignments: list[str]) -> RunConfig:
                 f"--set {item!r}: the model is chosen by --model (cv, train) or --methods "
                 "(reproduce), which also picks its config; --set changes that config's fields"
             )
+        if key == "preset" and str(value).strip() != cfg.preset:  # a relabelled recipe
+            raise ValueError(
+                f"--set {item!r}: the preset is chosen by --preset, which picks the recipe; "
+                "--set would only relabel it"
+            )
         tp = field_types(type(cfg))[key]
         if tp is str:
             value = raw.strip()  # strings stay strings: preprocess=none is "none", not None

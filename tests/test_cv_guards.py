@@ -302,7 +302,7 @@ def test_an_empty_data_path_is_refused_not_read_as_the_working_folder(capsys):
     with pytest.raises(ValueError, match=r"^data='': give 'synthetic' or a BUSI-layout folder$"):
         check_config(dataclasses.replace(TINY, data=""))
     assert main(["data", "check", " "]) == 2
-    assert "BUSI folder '': empty path" in capsys.readouterr().err
+    assert "ROOT ' ': an empty path" in capsys.readouterr().err
 
 
 def test_set_model_and_repeated_or_empty_folds_are_refused(tmp_path, capsys):

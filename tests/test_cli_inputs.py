@@ -1,0 +1,60 @@
+"""Command-line inputs a fuzzing user found unrefused: empty paths (the working folder got the
+results), an option and a ``--set`` of one field that disagree (the option won silently),
+``--set preset=`` (a relabelled recipe), and a size that ran out of memory (a traceback)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mtl_bench import cli
+from mtl_bench.cli import main
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["cv", "--model", "mtl_resunet", "--out", ""], "--out"),
+        (["cv", "--model", "mtl_resunet", "--data", ""], "--data"),
+        (["predict", "x.png", "--checkpoint", "c", "--out", ""], "--out"),
+        (["data", "prepare", "--dataset", "busi_synthetic", "--data-dir", ""], "--data-dir"),
+        (["tables", "--results", " "], "--results"),
+        (["data", "check", ""], "ROOT"),
+    ],
+)
+def test_an_empty_path_is_refused_in_one_line(argv, flag, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mtl-bench: error: {flag} ") and "an empty path" in err
+    assert err.count("\n") == 1 and list(tmp_path.iterdir()) == []  # nothing written here
+
+
+@pytest.mark.parametrize(
+    "extra, said",
+    [
+        (["--precision", "bf16", "--set", "precision=fp32"], "--precision bf16 and --set"),
+        (["--data", "synthetic", "--set", "data=/elsewhere"], "--data synthetic and --set"),
+        (["--set", "preset=paper"], "the preset is chosen by --preset"),
+    ],
+)
+def test_an_option_and_a_set_of_one_field_must_agree(extra, said, tmp_path, capsys):
+    out = tmp_path / "res"
+    assert main(["cv", "--model", "mtl_resunet", "--out", str(out), *extra]) == 2
+    assert said in capsys.readouterr().err and not out.exists()
+
+
+def test_an_agreeing_set_is_fine(tmp_path, capsys):
+    argv = ["cv", "--model", "mtl_resunet", "--out", str(tmp_path / "r"), "--precision", "bf16"]
+    assert main([*argv, "--set", "precision=bf16", "--set", "epochs=0"]) == 2
+    assert "epochs=0: must be >= 1" in capsys.readouterr().err  # got past the agreement check
+
+
+def test_running_out_of_host_memory_is_one_line(monkeypatch, capsys):
+    def huge(args):
+        raise MemoryError("Unable to allocate 894. GiB for an array with shape (96, 100000)")
+
+    monkeypatch.setattr(cli, "_run", huge)
+    assert main(["data", "synth", "--out", "x", "--image-size", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mtl-bench: error: out of host memory (Unable to allocate 894. GiB")
+    assert err.count("\n") == 1
