@@ -111,6 +111,8 @@ def _run(args: argparse.Namespace) -> int:
                 f"figures: no throughput plot: no CSVs in {tp} (give --throughput DIR: "
                 "`mtl-bench bench` writes OUT/throughput, results/throughput by default)"
             )
+        elif args.throughput is not None and not any(Path(args.throughput).glob("*.csv")):
+            log(f"figures: no throughput plot: no CSVs in --throughput {args.throughput}")
         return 0
     if args.command == "predict":
         from mtl_bench.predict import run_predict

@@ -35,14 +35,35 @@ def _text(col: pd.Series) -> pd.Series:
     return col.astype("string").fillna("").astype(str)
 
 
+def _checked(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``df`` with its measured rows' batch and images/s as numbers; DataError naming the file
+    for a header without rows (a file cut short) or a cell that is no number >= 0 (pandas then
+    failed on "median" of text, or drew a negative rate)."""
+    if df.empty:
+        raise DataError(f"{path}: a header and no rows (a file cut short?)")
+    ok = df["status"] == "ok"
+    for col in ("batch_size", "train_img_per_s"):
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = ok & (values.isna() | (values < 0))
+        if bad.any():
+            row = int(bad.idxmax())
+            cell = str(df.at[row, col])
+            raise DataError(f"{path}: {col} {cell!r} in row {row + 2} is no number >= 0")
+        df[col] = values
+    return df
+
+
 def _read(throughput_dir: Path) -> pd.DataFrame:
     files = sorted(throughput_dir.glob("*.csv")) if throughput_dir.is_dir() else []
     frames = []
     for f in files:
-        df = pd.read_csv(f)
+        try:
+            df = pd.read_csv(f)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+            raise DataError(f"{f}: not a throughput CSV ({' '.join(str(e).split())})") from None
         if not {"model", "batch_size", "status", "train_img_per_s", "device_kind"} <= set(df):
             raise DataError(f"{f}: not a throughput CSV (missing model/batch_size/... columns)")
-        frames.append(df)
+        frames.append(_checked(df, f))
     if not frames:
         return pd.DataFrame()
     df = pd.concat(frames, ignore_index=True)

@@ -146,3 +146,26 @@ def test_suptitle_and_legends_clear_of_the_panels(drawn):
         assert not sup_box.overlaps(ax.title.get_window_extent(r)), ax.get_title()
         assert not sup_box.overlaps(ax.get_window_extent(r))
         assert not ax.get_legend().get_window_extent(r).overlaps(ax.get_window_extent(r))
+
+
+@pytest.mark.parametrize(
+    "damage, said",
+    [
+        (lambda text: "", "not a throughput CSV (No columns to parse from file)"),
+        (lambda text: text.splitlines()[0] + "\n", "a header and no rows"),
+        (lambda text: text[: text.index("\n") + 40] + '"x', "not a throughput CSV (Error tok"),
+        (lambda text: text.replace(",123.5,", ",abc,"), "train_img_per_s 'abc' in row 2 is no"),
+        (lambda text: text.replace(",123.5,", ",-5,"), "train_img_per_s '-5' in row 2 is no"),
+    ],
+)
+def test_a_damaged_csv_is_named_in_one_line(damage, said, tmp_path):
+    # pandas' own messages named no file ("No columns to parse from file", "dtype 'str' does not
+    # support operation 'median'"); a header without rows was dropped as if absent.
+    from mtl_bench.data.types import DataError
+
+    path = tmp_path / "throughput" / "run.csv"
+    write_csv(path, [{**BASE, "model": "unet", "train_img_per_s": 123.5}])
+    path.write_text(damage(path.read_text()))
+    with pytest.raises(DataError) as err:
+        figure_throughput.throughput_figures(tmp_path / "throughput", tmp_path / "fig")
+    assert str(err.value).startswith(f"{path}: ") and said in str(err.value)
