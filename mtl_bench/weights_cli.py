@@ -62,6 +62,7 @@ def import_weights(arch: str, file: str | Path, out_dir: str | Path) -> dict[str
 
     from baselines.classifiers import CLASSIFIERS
     from baselines.classifiers.port import normalise_keys, port_with_head
+    from mtl_bench.atomic import check_out_folder
     from mtl_bench.registry import count_params, create_model
 
     if arch not in CLASSIFIERS:
@@ -70,6 +71,9 @@ def import_weights(arch: str, file: str | Path, out_dir: str | Path) -> dict[str
     out = Path(out_dir).absolute()
     if (out / STATE).exists() or (out / SIDECAR).exists():
         raise ValueError(f"{out} already holds imported weights; remove it or choose another --out")
+    check_out_folder(out)  # a file, /proc, a read-only folder: one line, before the port
+    if out.is_dir() and any(out.iterdir()):  # "a folder to create": not one holding other files
+        raise ValueError(f"--out {out} is not empty; give a new or empty folder")
     sd = normalise_keys(load_state_dict(src))
     extra = {"aux_logits": True} if arch == "inception_v3" and "AuxLogits.fc.bias" in sd else {}
 

@@ -201,6 +201,15 @@ def test_import_round_trip_and_head_replacement(mobilenet, tmp_path):
     assert not (tmp_path / "wrong").exists()  # nothing written on failure
     with pytest.raises(ValueError, match="unknown --arch 'resnet18'"):
         import_weights("resnet18", src, tmp_path / "wrong")
+    # A folder of other files, or a file, as --out: refused before the port (the import was
+    # written among a folder's logs; a file gave "[Errno 17] File exists").
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "run.log").write_text("x")
+    with pytest.raises(ValueError, match="logs is not empty; give a new or empty folder"):
+        import_weights("mobilenet", src, tmp_path / "logs")
+    with pytest.raises(ValueError, match="run.log is a file, not a folder"):
+        import_weights("mobilenet", src, tmp_path / "logs" / "run.log")
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["run.log"]
 
 
 def test_scratch_run_says_so():
