@@ -143,6 +143,8 @@ def test_hidden_files_do_not_invalidate(tmp_path, counted):
 
 
 def test_folders_the_reader_does_not_open_are_not_walked(tmp_path, counted, monkeypatch):
+    # A class folder's sub-folder is listed by name and its images' count (the reader's skip
+    # warning gives it), never deeper: a change below it, or to a non-image in it, keeps the cache.
     src = tmp_path / "copy"
     write_phantom(src, 16, image_size=40, seed=4)
     scans = tmp_path / "scans"  # a big folder of other files, linked in beside the classes
@@ -152,20 +154,25 @@ def test_folders_the_reader_does_not_open_are_not_walked(tmp_path, counted, monk
     (src / "benign" / "old").mkdir()  # a sub-folder of a class folder: skipped by the reader
     (src / "benign" / "old" / "b.png").write_bytes(b"y")
     rows = prepare.folder_signature(src)
-    assert ["raw_scans/", -2, 0] in rows and ["benign/old/", -2, 0] in rows
+    assert ["raw_scans/", -2, 0] in rows and ["benign/old/", -2, 1] in rows
     assert not [r for r in rows if "deep" in r[0] or "b.png" in r[0]]
     kw = dict(image_size=SIZE, preprocess="none", cache_dir=tmp_path / "cache")
-    with pytest.warns(DataWarning, match="stray files? skipped"):
+    with pytest.warns(DataWarning, match="old: sub-folder of 1 image file"):
         first = prepare.load_dataset(str(src), **kw)
     (scans / "deep" / "a.dcm").write_bytes(b"changed")
-    (src / "benign" / "old" / "c.png").write_bytes(b"z")
+    (src / "benign" / "old" / "b.png").write_bytes(b"z")
+    (src / "benign" / "old" / "notes.txt").write_bytes(b"z")
     with pytest.warns(DataWarning, match="as when the data was first read"):
         assert prepare.load_dataset(str(src), **kw).fingerprint() == first.fingerprint()
-    assert len(counted) == 1  # neither change is one the reader sees: no rebuild
+    assert len(counted) == 1  # no change the reader sees: no rebuild
+    (src / "benign" / "old" / "c.png").write_bytes(b"z")  # its warning's count changes
+    with pytest.warns(DataWarning, match=r"old: sub-folder of 2 image file\(s\)"):
+        prepare.load_dataset(str(src), **kw)
+    assert len(counted) == 2
     (src / "benign" / "old").rename(src / "benign" / "older")  # the skipped list changes
     with pytest.warns(DataWarning, match="older"):
         prepare.load_dataset(str(src), **kw)
-    assert len(counted) == 2
+    assert len(counted) == 3
 
 
 def test_corrupt_entry_is_rebuilt(tmp_path, counted):

@@ -27,6 +27,7 @@ def test_a_jpeg_pair_and_a_sub_folder_of_pngs_are_warned_as_unread_images(tmp_pa
     for name in ("malignant (3)", "malignant (3)_mask"):
         shutil.move(root / "malignant" / f"{name}.png", root / "malignant" / "batch2")
     (root / "malignant" / "empty").mkdir()  # holds no image: a stray folder, as before
+    (root / "malignant" / "empty" / "._x.png").write_bytes(b"")  # a macOS fork: no image
 
     report = check_busi(root)
     assert report.ok  # still readable: the rest is used
@@ -34,7 +35,8 @@ def test_a_jpeg_pair_and_a_sub_folder_of_pngs_are_warned_as_unread_images(tmp_pa
     assert unread == {
         "benign (1).jpg": "a JPEG image, not read: the reader reads PNG only (convert it)",
         "benign (1)_mask.jpg": "a JPEG image, not read: the reader reads PNG only (convert it)",
-        "batch2": "sub-folder of 2 PNG file(s), not read: images go directly in the class folder",
+        "batch2": "sub-folder of 2 image file(s), not read: the reader reads the class folder "
+        "itself",
     }
     assert "unread_images (3):" in report.format()
 

@@ -51,12 +51,13 @@ def folder_signature(root: Path) -> list[list]:
     Cheap (no file is read) yet changes when a file is added, removed, replaced or edited.
     Hidden files and folders (``.DS_Store``, ``._NAME``) are left out, as the reader skips
     them: Finder rewriting ``.DS_Store`` must not force a rebuild. Other folders (a sub-folder
-    of scans, a link to a disk of them) are listed by name only (size -2): the reader lists
-    them as skipped without looking in, so their contents must neither slow every read nor
-    throw the cache away. Links are followed, as the reader follows them (class folders linked
-    to save copying); a broken link is listed as size -1 for the reader to name.
+    of scans, a link to a disk of them) are listed by name (size -2) and, in a class folder, by
+    the number of images directly in them, which the reader's skip warning gives: no deeper, so
+    their contents neither slow every read nor throw the cache away for a deeper change. Links
+    are followed, as the reader follows them (class folders linked to save copying); a broken
+    link is listed as size -1 for the reader to name.
     """
-    from mtl_bench.data.reader_scan import class_folders
+    from mtl_bench.data.reader_scan import class_folders, folder_images
 
     classes = {p.name for found in class_folders(root).values() for p in found}
     rows = []
@@ -70,8 +71,8 @@ def folder_signature(root: Path) -> list[list]:
             if entry.is_dir():
                 if walk and entry.name in classes:
                     listing(path, walk=False)
-                else:
-                    rows.append([rel + "/", -2, 0])
+                else:  # in a class folder, its images' count: the reader's warning gives it
+                    rows.append([rel + "/", -2, 0 if walk else folder_images(path)])
                 continue
             try:
                 st = path.stat()

@@ -25,8 +25,9 @@ KNOWN_FILES = {"PHANTOM.json": "phantom parameters (known file)"}
 # Images the reader does not read (it reads PNG only, as BUSI ships): skipped, and the skip says
 # so, as does ``data check``'s warning ``unread_images``: an image pair in JPEG and a sub-folder
 # of PNGs were dropped while the check said OK.
-OTHER_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
-                 ".gif": "GIF", ".webp": "WebP", ".dcm": "DICOM"}  # fmt: skip
+OTHER_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG", ".bmp": "BMP",
+                 ".tif": "TIFF", ".tiff": "TIFF", ".gif": "GIF", ".webp": "WebP", ".dcm": "DICOM",
+                 ".heic": "HEIC", ".jp2": "JPEG 2000", ".avif": "AVIF"}  # fmt: skip
 UNREAD = "not read:"
 
 
@@ -162,15 +163,22 @@ def _odd_mask(stem: str) -> str:
     return f"; it looks like a mask of {m['stem']!r}: {known}"
 
 
-def _sub_folder(folder: Path) -> str:
-    """A class folder's sub-folder's skip reason: whether it holds PNGs (then they are unread)."""
+def folder_images(folder: Path) -> int:
+    """Image files (PNG or ``OTHER_FORMATS``, not hidden) directly in ``folder``: one listing,
+    never a walk (a link to a disk of scans must not slow every read); 0 if it cannot be read."""
     try:
-        n = sum(p.suffix.lower() == ".png" for p in folder.rglob("*"))
+        with os.scandir(folder) as entries:
+            suffixes = [Path(e.name).suffix.lower() for e in entries if e.name[:1] != "."]
+        return sum(x == ".png" or x in OTHER_FORMATS for x in suffixes)
     except OSError:
-        n = 0
-    if not n:
+        return 0
+
+
+def _sub_folder(folder: Path) -> str:
+    """A class folder's sub-folder's skip reason: whether it holds images (then unread)."""
+    if not (n := folder_images(folder)):
         return "sub-folder"
-    return f"sub-folder of {n} PNG file(s), {UNREAD} images go directly in the class folder"
+    return f"sub-folder of {n} image file(s), {UNREAD} the reader reads the class folder itself"
 
 
 def unread_images(skipped: list[tuple[str, str]]) -> list[Problem]:
