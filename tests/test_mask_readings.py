@@ -72,3 +72,21 @@ def test_a_lesion_drawn_in_alpha_is_read_from_alpha_on_any_constant_colour(tmp_p
     ds, lines = read(root)
     np.testing.assert_array_equal(mask_of(ds, "benign/benign (1)"), LESION)
     assert len(lines) == 1 and lines[0].startswith("1 alpha mask: ")  # malignant (1)'s only
+
+
+def test_an_empty_mask_with_an_alpha_margin_or_scattered_low_values_stays_empty(tmp_path):
+    # Review: an empty black RGBA mask with a transparent 1-px margin read as 97 % lesion, and
+    # scattered values 1-3 (noise of lossy editing) in an empty mask as a label map's lesion.
+    root = tree(tmp_path)
+    rgba = np.zeros((48, 48, 4), np.uint8)
+    rgba[1:-1, 1:-1, 3] = 255  # opaque black, a transparent margin
+    Image.fromarray(rgba, "RGBA").save(root / "benign" / "benign (1)_mask.png")
+    noise = np.zeros((48, 48), np.uint8)
+    rng = np.random.default_rng(0)
+    noise[rng.integers(0, 48, 60), rng.integers(0, 48, 60)] = rng.integers(1, 4, 60)
+    write_png(root / "malignant" / "malignant (1)_mask.png", noise)
+    ds, lines = read(root)
+    assert not mask_of(ds, "benign/benign (1)").any()
+    assert not mask_of(ds, "malignant/malignant (1)").any()
+    assert not [line for line in lines if "alpha" in line or "label map" in line]
+    assert any(line.startswith("2 empty lesion masks") for line in lines)

@@ -86,15 +86,27 @@ def _refuse_wide(img: Image.Image, path: Path) -> None:
         )
 
 
-# A mask whose colour is one value throughout while its alpha varies holds its lesion in the
-# alpha channel (drawn on a transparent layer); read from colour, it was empty, or all lesion.
+# A mask whose colour is one value throughout while its alpha varies, opaque on under half of
+# it, holds its lesion in the alpha channel (drawn on a transparent layer); read from colour, it
+# was empty, or all lesion. Opaque on most of it, the alpha is a margin or a hole in an empty
+# black layer, and the colour is read.
 ALPHA_READING = (
     "lesion drawn in the alpha channel (its colour is one value throughout): read from alpha"
 )
 
-# A mask of three or more stored values, all at most this, is a label map (0 background,
-# 1, 2, ... lesion labels): thresholded at > 127 it came out empty, its lesion lost.
+# A mask of three or more stored values, all at most this, in regions (most of its non-zero
+# pixels inside one, ``_regions``), is a label map (0 background, 1, 2, ... lesion labels):
+# thresholded at > 127 it came out empty, its lesion lost. Scattered low values are noise in an
+# empty mask, read as before (empty, with the non-binary warning).
 LABEL_MAX = 7
+
+
+def _regions(labels: np.ndarray) -> bool:
+    """Whether most non-zero pixels have non-zero 4-neighbours all round (drawn regions have
+    interiors; scattered noise has almost none)."""
+    nz = np.pad(labels > 0, 1)
+    inside = nz[1:-1, 1:-1] & nz[:-2, 1:-1] & nz[2:, 1:-1] & nz[1:-1, :-2] & nz[1:-1, 2:]
+    return inside.sum() >= 0.25 * nz.sum()
 
 
 def _alpha_lesion(img: Image.Image, colour: np.ndarray) -> np.ndarray | None:
@@ -102,7 +114,8 @@ def _alpha_lesion(img: Image.Image, colour: np.ndarray) -> np.ndarray | None:
     if "A" not in img.getbands() or not colour.size or colour.min() != colour.max():
         return None
     alpha = np.asarray(img.getchannel("A"), dtype=np.uint8)
-    return alpha if alpha.min() != alpha.max() else None
+    drawn = alpha.min() != alpha.max() and np.mean(alpha > 127) < 0.5
+    return alpha if drawn else None
 
 
 def _decode(
@@ -168,17 +181,18 @@ def load_mask_counted(
     """A mask as bool (> 127 after decoding as ``load_grey_png``, except that a colour mask reads
     its largest channel, not luma: a lesion drawn in any saturated colour counts; a two-valued
     mask, 0 and one other stored value (0/1, 0/255, 16-bit 0/4095), uses that value; a label
-    map, three or more values all at most ``LABEL_MAX``, reads every non-zero label as lesion;
-    a constant colour with a varying alpha reads the alpha), its count of pixels not 0/255,
-    ``load_grey_noted``'s note, and a line saying how it was read when it was a label map or
-    alpha (else None). BUSI's masks are grey (R == G == B), for which all readings agree."""
+    map, three or more values all at most ``LABEL_MAX`` drawn as regions, reads every non-zero
+    label as lesion; a constant colour with a varying alpha, opaque on under half, reads the
+    alpha), its count of pixels not 0/255, ``load_grey_noted``'s note, and a line saying how it
+    was read when it was a label map or alpha (else None). BUSI's masks are grey (R == G == B),
+    for which all readings agree."""
     grey, samples, note, reading = _decode(path, mask=True)
     top = samples.max(initial=0)
     # Two stored values have one reading whatever the depth: a 16-bit 0/255 or 0/4095 mask
     # mapped by 1/257 first would fall below 128 and come out empty.
     if top > 0 and not np.any((samples != 0) & (samples != top)):
         return samples == top, 0, None, reading
-    if 0 < top <= LABEL_MAX:
+    if 0 < top <= LABEL_MAX and samples.ndim == 2 and _regions(samples):
         values = ", ".join(str(v) for v in np.unique(samples))
         label_map = f"a label map (values {values}): every non-zero label read as lesion"
         return samples > 0, 0, None, "; ".join(filter(None, (reading, label_map)))
