@@ -12,7 +12,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OURS = ("mtl_bench", "benchmarks", "baselines")
-SHELL_IMPORT = re.compile(r"^\s*from ((?:mtl_bench|benchmarks|baselines)[\w.]*) import ([\w, ]+)$")
+# Anywhere in a line: the scripts' inline Python starts as `-c "from benchmarks.peaks import ...`.
+SHELL_IMPORT = re.compile(
+    r"from ((?:mtl_bench|benchmarks|baselines)[\w.]*) import (\w+(?:, *\w+)*)"
+)
+# Extras a machine may lack (`pip install -e ".[test]"` without torch): their importers skip.
+OPTIONAL = {"torch", "torchvision", "timm", "segmentation_models_pytorch"}
 
 
 def _imports() -> list[tuple[str, str, str]]:
@@ -26,7 +31,7 @@ def _imports() -> list[tuple[str, str, str]]:
                     found += [(where, node.module, a.name) for a in node.names]
     for path in sorted(ROOT.glob("benchmarks/*.sh")):
         for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
-            if m := SHELL_IMPORT.match(line):
+            for m in SHELL_IMPORT.finditer(line):
                 found += [(f"{path.name}:{n}", m[1], name.strip()) for name in m[2].split(",")]
     return found
 
@@ -34,12 +39,14 @@ def _imports() -> list[tuple[str, str, str]]:
 def test_every_import_of_our_modules_resolves():
     found = _imports()
     assert len(found) > 300  # the scan saw the repository
+    assert len([f for f in found if ".sh:" in f[0]]) >= 4  # and the scripts' inline imports
     bad = []
     for where, module, name in found:
         try:
             mod = importlib.import_module(module)
         except ImportError as e:
-            bad.append(f"{where}: {module}: {e}")
+            if getattr(e, "name", None) not in OPTIONAL:
+                bad.append(f"{where}: {module}: {e}")
             continue
         if name != "*" and not hasattr(mod, name):
             try:
