@@ -82,7 +82,7 @@ def test_build_is_reused_and_overwrite_rebuilds(tmp_path):
     manual = tmp_path / "manual"
     write_phantom(manual / "Dataset_BUSI_with_GT", 9, image_size=40, seed=5)
     path = prepare_tfds("busi", data_dir=tmp_path / "d", manual_dir=manual, image_size=SIZE)
-    assert path == tmp_path / "d" / "busi" / "32px" / "1.0.0"
+    assert path == tmp_path / "d" / "busi" / "32px" / "1.1.0"
     (record,) = path.glob("*.array_record*")
     assert record.name == "busi-train.array_record-00000-of-00001"
     stamp = record.stat().st_mtime_ns

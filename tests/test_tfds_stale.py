@@ -43,7 +43,7 @@ def test_cli_second_manual_dir_is_not_answered_with_the_first(tmp_path, capsys):
     first, second = _parent(tmp_path / "parent", 12, 1), _parent(tmp_path / "parent2", 8, 2)
     common = ["data", "prepare", "--dataset", "busi", "--data-dir", str(tmp_path / "tfds")]
     common += ["--image-size", str(SIZE)]
-    build = tmp_path / "tfds" / "busi" / f"{SIZE}px" / "1.0.0"
+    build = tmp_path / "tfds" / "busi" / f"{SIZE}px" / "1.1.0"
     assert main([*common, "--manual-dir", str(first)]) == 0
     assert _shard_lengths(build) == ["12"]
     assert main([*common, "--manual-dir", str(second)]) == 0

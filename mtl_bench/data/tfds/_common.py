@@ -20,8 +20,13 @@ from PIL import Image
 
 from mtl_bench.data.types import ALL_CLASSES, Dataset
 
-VERSION = tfds.core.Version("1.0.0")
-RELEASE_NOTES = {"1.0.0": "Resized grey images and OR-merged masks; no pre-processing."}
+# A new version whenever the reader reads a file differently: a build is judged stale by its
+# file listing only, so an older build of the same files would keep the old reading.
+VERSION = tfds.core.Version("1.1.0")
+RELEASE_NOTES = {
+    "1.0.0": "Resized grey images and OR-merged masks; no pre-processing.",
+    "1.1.0": "Label-map masks (0/1/2) read as lesion where non-zero; alpha-drawn masks by alpha.",
+}
 HOMEPAGE = "https://scholar.cu.edu.eg/?q=afahmy/pages/dataset"
 CITATION = """@article{aldhabyani2020busi,
   title   = {Dataset of breast ultrasound images},
