@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import numpy as np
 import pytest
@@ -162,6 +163,21 @@ def test_load_manifest_errors(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(DataError, match="m.json is malformed: an id appears in more than one"):
         load_manifest(path)
+    # Fields missing or of another type: named, not Python's internals nor letters counted.
+    clean.pop("details_hash")
+    for edit, said in (
+        ({"fold_ids": "abc"}, "'fold_ids' must be a list, got \"abc\""),
+        ({"fold_ids": None}, "'fold_ids' must be a list, got null"),
+        ({"fold_labels": [["a"]] * 5}, "'fold_labels' must be a list of lists of int"),
+        ({"k": True}, "'k' must be an integer, got true"),
+        ({"extra": 1}, "unknown field(s) 'extra'"),
+    ):
+        fresh.write_text(json.dumps({**clean, **edit}))
+        with pytest.raises(DataError, match=re.escape(f"d.json is malformed: {said}")):
+            load_manifest(fresh)
+    fresh.write_text(json.dumps({k: v for k, v in clean.items() if k != "fold_ids"}))
+    with pytest.raises(DataError, match="d.json is malformed: no 'fold_ids'$"):
+        load_manifest(fresh)
 
 
 def test_fold_indices_partition(tmp_path):

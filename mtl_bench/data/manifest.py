@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from mtl_bench.atomic import atomic_write
@@ -92,6 +92,29 @@ def write_manifest(manifest: FoldManifest, path: str | os.PathLike) -> Path:
     return path
 
 
+# The stored fields and their JSON types: a missing one was "__init__() missing 1 required
+# positional argument", and a string of fold ids was counted by its letters.
+_FIELDS = {"k": int, "seed": int, "class_set": str, "class_names": list, "fold_ids": list,
+           "fold_labels": list, "fingerprint": str}  # fmt: skip
+
+
+def _check_fields(data: dict, path: Path) -> None:
+    where = f"fold manifest {path} is malformed"
+    unknown = sorted(set(data) - {f.name for f in fields(FoldManifest)} - {"path"})
+    if unknown:
+        raise DataError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}")
+    for name, kind in _FIELDS.items():
+        if name not in data:
+            raise DataError(f"{where}: no {name!r}")
+        value = data[name]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            want = {int: "an integer", str: "a string", list: "a list"}[kind]
+            raise DataError(f"{where}: {name!r} must be {want}, got {json.dumps(value)[:40]}")
+    for name, item in (("fold_ids", str), ("fold_labels", int)):
+        if not all(isinstance(f, list) and all(isinstance(x, item) for x in f) for f in data[name]):
+            raise DataError(f"{where}: {name!r} must be a list of lists of {item.__name__}")
+
+
 def load_manifest(path: str | os.PathLike) -> FoldManifest:
     """Read a :func:`write_manifest` file; a DataError names it on any flaw, including a stored
     hash that does not match the content (a hand-edited fold list)."""
@@ -109,6 +132,7 @@ def load_manifest(path: str | os.PathLike) -> FoldManifest:
     stored_hash = data.pop("hash", None)
     stored_details = data.pop("details_hash", None)  # absent in folders made before it
     data.pop("format")
+    _check_fields(data, path)
     try:
         manifest = FoldManifest(**data)
         manifest.class_names = tuple(manifest.class_names)
