@@ -213,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("MTL_BENCH_DEBUG"):
             raise
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        if isinstance(e, FileExistsError | NotADirectoryError) and e.filename:
+            # "[Errno 17] File exists: 'R/tables'": a file stands where a folder is made.
+            msg = f"{e.filename}: a file where a folder is needed (or in its path)"
         print(f"mtl-bench: error: {msg}", file=sys.stderr)
         return 2
     except MemoryError as e:  # numpy's names the array: a size typed with a digit too many

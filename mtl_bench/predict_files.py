@@ -59,6 +59,8 @@ def list_inputs(inputs: Path) -> tuple[list[Path], list[dict[str, Any]]]:
     if inputs.is_file():
         return [inputs], []
     if not inputs.is_dir():
+        if inputs.exists():  # /dev/zero, a pipe: reading it would never end
+            raise DataError(f"{inputs}: not a regular file or folder (a device, pipe or socket)")
         broken = inputs.is_symlink()
         raise DataError(f"{inputs}: {'a broken link' if broken else 'no such file or folder'}")
     files, rows = [], []

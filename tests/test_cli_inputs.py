@@ -58,3 +58,27 @@ def test_running_out_of_host_memory_is_one_line(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.startswith("mtl-bench: error: out of host memory (Unable to allocate 894. GiB")
     assert err.count("\n") == 1
+
+
+def test_a_file_where_a_folder_is_made_is_said_so(monkeypatch, capsys):
+    # Was "[Errno 17] File exists: 'R/tables'" (tables, figures) or "[Errno 20] Not a
+    # directory" (data prepare --data-dir FILE): the option's problem, in the OS's words.
+    errors = (
+        FileExistsError(17, "File exists", "R/tables"),
+        NotADirectoryError(20, "Not a directory", "/etc/passwd/busi_synthetic"),
+    )
+    for error in errors:
+
+        def fail(args, error=error):
+            raise error
+
+        monkeypatch.setattr(cli, "_run", fail)
+        assert main(["tables", "--results", "R"]) == 2
+        said = f"{error.filename}: a file where a folder is needed (or in its path)"
+        assert capsys.readouterr().err == f"mtl-bench: error: {said}\n"
+
+
+def test_predict_refuses_a_device_as_input(tmp_path, capsys):
+    assert main(["predict", "/dev/zero", "--checkpoint", "c", "--out", str(tmp_path / "p")]) == 2
+    said = "/dev/zero: not a regular file or folder (a device, pipe or socket)"
+    assert capsys.readouterr().err == f"mtl-bench: error: {said}\n"
