@@ -56,8 +56,14 @@ def check_model_options(models: list[str], kwargs: dict[str, dict[str, Any]]) ->
                 f"--set {key}={given[key]!r}: the bench sets this itself; use "
                 f"{BENCH_SET_KWARGS[key]} instead"
             )
-    for name in set(kwargs) - {"*"}:
-        model_info(name)  # a MODEL:KEY=VALUE for a model not selected is allowed, a typo is not
+    for name in sorted(set(kwargs) - {"*"}):
+        # A MODEL:KEY=VALUE for a model not selected is allowed (gpu_check's dry run gives the
+        # same tiny widths to every job), a typo is not: in the model's name or in its option.
+        if model_info(name).fit is None and name not in models:
+            try:
+                check_model_kwargs(name, kwargs[name], types=False)
+            except TypeError as e:
+                raise ValueError(f"--set: {e}") from None
     shared_hint = " (KEY=VALUE goes to every model in --models; MODEL:KEY=VALUE to one)"
     for name in models:
         if model_info(name).fit is not None:

@@ -87,6 +87,9 @@ def test_model_options_are_checked_as_the_training_path_checks_them():
     bench_kwargs.check_model_options(["moon_features"], {"*": {"anything": 1}})
     with pytest.raises(KeyError, match="unknown model 'nosuch'"):
         bench_kwargs.check_model_options(["mtl_resunet"], {"nosuch": {"x": 1}})
+    # ... but its option is checked: `unet:widths=1` (unet takes base_width) passed in silence.
+    with pytest.raises(ValueError, match="widths"):
+        bench_kwargs.check_model_options(["mtl_resunet"], {"unet": {"widths": 1}})
 
 
 def test_unknown_models_are_errors_before_anything_is_written(tmp_path, no_measuring, capsys):
