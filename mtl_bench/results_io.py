@@ -45,6 +45,8 @@ def _read_json(path: Path) -> dict:
         if not text.strip():  # a write cut short before atomic writes, or a file emptied by hand
             raise DataError(f"{path}: empty result file (0 bytes of JSON)")
         record = json.loads(text)
+    except DataError:  # the empty file's own line (a ValueError, not to be wrapped below)
+        raise
     except json.JSONDecodeError as err:
         # Some messages end in "at" already ("Invalid control character at"): say it once.
         msg = err.msg.removesuffix(" at")

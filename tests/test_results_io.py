@@ -56,8 +56,9 @@ def test_results_folder_errors_and_empty_folder(tmp_path):
     with pytest.raises(DataError, match=r"disagree on n_folds \(fold_0.json: 3, fold_2.json: 4;"):
         load_results(tmp_path)
     path.write_text(" \n")  # emptied: said so, not "Expecting value at line 1"
-    with pytest.raises(DataError, match=r"fold_2.json: empty result file"):
+    with pytest.raises(DataError, match=r"fold_2.json: empty result file") as err:
         load_results(tmp_path)
+    assert "malformed" not in str(err.value) and str(err.value).count("fold_2.json") == 1
 
 
 def test_duplicate_image_ids_across_folds(tmp_path):
