@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,10 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        """A config from a result file's ``config`` (checked field by field; ValueError)."""
+        if not isinstance(d, dict):  # a string's letters were reported as unknown keys
+            got = json.dumps(d, default=str)[:40]
+            raise ValueError(f"a config must be a JSON object, got {got}")
         return cls(**checked_values(cls, d))  # "big" for image_size: named here, not in a model
 
 

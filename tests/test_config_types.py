@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
         ({"synthetic_n": 2.5}, "config: synthetic_n=2.5 must be an integer or None"),
         ({"model_kwargs": [8, 16]}, "config: model_kwargs=[8, 16] must be a dict with string keys"),
         ({"model_kwargs": {1: 2}}, "config: model_kwargs={1: 2} must be a dict with string keys"),
+        ("x", 'a config must be a JSON object, got "x"'),  # was "unknown config keys: x"
     ],
 )
 def test_from_dict_refuses_a_wrong_type(values, message):
