@@ -61,6 +61,10 @@ def init_distributed(
         jax.distributed.initialize(
             coordinator_address=coordinator, num_processes=num_processes, process_id=process_id
         )
+    if jax.process_count() > 1:
+        from mtl_bench.interrupt import leave_sigterm_to_jax
+
+        leave_sigterm_to_jax()  # its preemption handler has it; processes must stop together
     return jax.process_count() > 1
 
 

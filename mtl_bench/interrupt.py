@@ -10,7 +10,10 @@ callback there is raised at the next ``deferred_interrupts`` or ``stop_if_reques
 
 SIGTERM — what a batch scheduler (SLURM, Kubernetes) sends before it kills a job — is handled as
 Ctrl-C: the run stops at a step boundary, its background save finished, and can ``--resume``.
-Killed at once, it left a half-written checkpoint folder and a curve ahead of the last save.
+Killed at once, it left a half-written checkpoint folder and a curve ahead of the last save. Not
+in a multi-process run (``leave_sigterm_to_jax``): ``jax.distributed`` installs its own SIGTERM
+handler (its preemption notice), and processes stopping each at its own next step would leave
+the others waiting in a collective.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from mtl_bench.progress import log
 
 _requested = False
 _raised = False  # a Ctrl-C raised outside training: one a callback swallowed is raised again
+_sigterm = True  # False once jax.distributed owns SIGTERM (leave_sigterm_to_jax)
 
 
 def _remembering_handler(signum, frame) -> None:
@@ -46,9 +50,20 @@ def _ours() -> list[signal.Signals]:
     ours = []
     for sig, usual in _SIGNALS.items():
         now = signal.getsignal(sig)
-        if now is not signal.SIG_IGN and (sig == signal.SIGINT or now is usual):
+        # Ours already (remembered_interrupts around the whole run): training takes it over.
+        mine = now in (usual, _remembering_handler, _handler)
+        if sig == signal.SIGTERM and not _sigterm:
+            continue
+        if now is not signal.SIG_IGN and (sig == signal.SIGINT or mine):
             ours.append(sig)
     return ours
+
+
+def leave_sigterm_to_jax() -> None:
+    """From now on SIGTERM is not ours (``jax.distributed.initialize`` installed its handler,
+    which Python's ``signal.getsignal`` cannot see): a multi-process run must stop together."""
+    global _sigterm
+    _sigterm = False
 
 
 @contextmanager

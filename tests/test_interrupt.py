@@ -128,6 +128,12 @@ def test_sigterm_stops_at_the_step_boundary_like_ctrl_c_unless_someone_else_hand
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
         with pytest.raises(KeyboardInterrupt), remembered_interrupts():
             os.kill(os.getpid(), signal.SIGTERM)  # outside training: stops as Ctrl-C does
+        # As the CLI runs it: remembered around the whole run, deferred inside training. The
+        # outer handler had made SIGTERM look taken, and it stopped mid-step (review).
+        with remembered_interrupts(), deferred_interrupts():
+            os.kill(os.getpid(), signal.SIGTERM)  # deferred: no exception here
+            with pytest.raises(KeyboardInterrupt):
+                stop_if_requested()
         # A handler of the caller's own (a wrapper that saves its own state) is left in place.
         mine = []
         signal.signal(signal.SIGTERM, lambda *a: mine.append(1))
@@ -135,5 +141,21 @@ def test_sigterm_stops_at_the_step_boundary_like_ctrl_c_unless_someone_else_hand
             os.kill(os.getpid(), signal.SIGTERM)
             stop_if_requested()  # not ours to act on
         assert mine == [1]
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_a_multi_process_run_leaves_sigterm_to_jax(monkeypatch):
+    # jax.distributed installs its own SIGTERM handler (unseen by signal.getsignal); processes
+    # stopping each at its own next step would leave the others waiting in a collective.
+    from mtl_bench import interrupt
+
+    monkeypatch.setattr(interrupt, "_sigterm", True)
+    interrupt.leave_sigterm_to_jax()
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with remembered_interrupts(), deferred_interrupts():
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+            assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
     finally:
         signal.signal(signal.SIGTERM, before)
