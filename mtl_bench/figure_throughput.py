@@ -19,6 +19,7 @@ import pandas as pd
 
 from mtl_bench.data.types import DataError
 from mtl_bench.figures import _plt, _save
+from mtl_bench.progress import log
 
 # Colours one panel may use before its models are split over panels (tab10 stays distinct).
 MAX_RUNS = 8
@@ -37,10 +38,8 @@ def _text(col: pd.Series) -> pd.Series:
 
 def _checked(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     """``df`` with its measured rows' batch and images/s as numbers; DataError naming the file
-    for a header without rows (a file cut short) or a cell that is no number >= 0 (pandas then
-    failed on "median" of text, or drew a negative rate)."""
-    if df.empty:
-        raise DataError(f"{path}: a header and no rows (a file cut short?)")
+    for a cell that is no number >= 0 (pandas then failed on "median" of text, or drew a
+    negative rate)."""
     ok = df["status"] == "ok"
     for col in ("batch_size", "train_img_per_s"):
         values = pd.to_numeric(df[col], errors="coerce")
@@ -63,6 +62,9 @@ def _read(throughput_dir: Path) -> pd.DataFrame:
             raise DataError(f"{f}: not a throughput CSV ({' '.join(str(e).split())})") from None
         if not {"model", "batch_size", "status", "train_img_per_s", "device_kind"} <= set(df):
             raise DataError(f"{f}: not a throughput CSV (missing model/batch_size/... columns)")
+        if df.empty:  # a bench writes its header first: still running, or stopped before a row
+            log(f"figures: {f}: a header and no rows yet (a bench still running?): not drawn")
+            continue
         frames.append(_checked(df, f))
     if not frames:
         return pd.DataFrame()

@@ -152,7 +152,6 @@ def test_suptitle_and_legends_clear_of_the_panels(drawn):
     "damage, said",
     [
         (lambda text: "", "not a throughput CSV (No columns to parse from file)"),
-        (lambda text: text.splitlines()[0] + "\n", "a header and no rows"),
         (lambda text: text[: text.index("\n") + 40] + '"x', "not a throughput CSV (Error tok"),
         (lambda text: text.replace(",123.5,", ",abc,"), "train_img_per_s 'abc' in row 2 is no"),
         (lambda text: text.replace(",123.5,", ",-5,"), "train_img_per_s '-5' in row 2 is no"),
@@ -169,3 +168,14 @@ def test_a_damaged_csv_is_named_in_one_line(damage, said, tmp_path):
     with pytest.raises(DataError) as err:
         figure_throughput.throughput_figures(tmp_path / "throughput", tmp_path / "fig")
     assert str(err.value).startswith(f"{path}: ") and said in str(err.value)
+
+
+def test_a_header_only_csv_is_passed_over_and_said(tmp_path, capsys):
+    # A bench writes its CSV's header first: figures drawn while it runs (or after it was killed)
+    # must draw the other files, not fail on that one (review).
+    throughput = tmp_path / "throughput"
+    write_csv(throughput / "done.csv", [{**BASE, "model": "unet", "train_img_per_s": 123.5}])
+    running = throughput / "running.csv"
+    running.write_text((throughput / "done.csv").read_text().splitlines()[0] + "\n")
+    assert figure_throughput.throughput_figures(throughput, tmp_path / "fig")
+    assert f"{running}: a header and no rows yet" in capsys.readouterr().err
