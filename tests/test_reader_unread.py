@@ -64,3 +64,21 @@ def test_a_named_pipe_with_an_image_name_is_skipped_not_opened(tmp_path):
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         assert len(read_busi(root, 32)) == 4
+
+
+def test_images_deeper_in_a_sub_folder_are_counted_but_not_in_hidden_folders(tmp_path):
+    # One level only had said "sub-folder" of benign/batch1/patientA/*.png: dropped unwarned.
+    root = tmp_path / "busi"
+    make_busi_tree(
+        root, {c: [Item(f"{c} ({i})") for i in (1, 2, 3)] for c in ("benign", "malignant")}
+    )
+    deep = root / "benign" / "batch1" / "patientA"
+    deep.mkdir(parents=True)
+    for name in ("benign (3)", "benign (3)_mask"):
+        shutil.move(root / "benign" / f"{name}.png", deep)
+    (root / "malignant" / "notes" / ".ipynb_checkpoints").mkdir(parents=True)
+    (root / "malignant" / "notes" / ".ipynb_checkpoints" / "x.png").write_bytes(b"")
+    report = check_busi(root)
+    unread = {Path(p.path).name: p.detail for p in report.warnings if p.kind == "unread_images"}
+    assert list(unread) == ["batch1"] and unread["batch1"].startswith("sub-folder of 2 image")
+    assert dict(report.skipped)[str(root / "malignant" / "notes")] == "sub-folder"

@@ -52,8 +52,8 @@ def folder_signature(root: Path) -> list[list]:
     Hidden files and folders (``.DS_Store``, ``._NAME``) are left out, as the reader skips
     them: Finder rewriting ``.DS_Store`` must not force a rebuild. Other folders (a sub-folder
     of scans, a link to a disk of them) are listed by name (size -2) and, in a class folder, by
-    the number of images directly in them, which the reader's skip warning gives: no deeper, so
-    their contents neither slow every read nor throw the cache away for a deeper change. Links
+    the number of images in them, which the reader's skip warning gives (``folder_images``: a
+    capped walk, a link one level), so other changes in them do not throw the cache away. Links
     are followed, as the reader follows them (class folders linked to save copying); a broken
     link is listed as size -1 for the reader to name.
     """

@@ -163,13 +163,25 @@ def _odd_mask(stem: str) -> str:
     return f"; it looks like a mask of {m['stem']!r}: {known}"
 
 
-def folder_images(folder: Path) -> int:
-    """Image files (PNG or ``OTHER_FORMATS``, not hidden) directly in ``folder``: one listing,
-    never a walk (a link to a disk of scans must not slow every read); 0 if it cannot be read."""
-    try:
-        with os.scandir(folder) as entries:
-            suffixes = [Path(e.name).suffix.lower() for e in entries if e.name[:1] != "."]
+def folder_images(folder: Path, limit: int = 5000) -> int:
+    """Image files (PNG or ``OTHER_FORMATS``, not hidden) in ``folder`` and the folders under it,
+    looking at no more than ``limit`` entries; a linked folder one level only (a link to a disk
+    of scans must not slow every read); 0 if it cannot be read."""
+
+    def images(names: list[str]) -> int:
+        suffixes = [Path(n).suffix.lower() for n in names if n[:1] != "."]
         return sum(x == ".png" or x in OTHER_FORMATS for x in suffixes)
+
+    try:
+        if folder.is_symlink():
+            return images(os.listdir(folder))
+        n = seen = 0
+        for _, dirs, names in os.walk(folder):  # links below are not followed
+            dirs[:] = [d for d in dirs if d[:1] != "."]
+            n, seen = n + images(names), seen + len(names) + len(dirs)
+            if seen > limit:
+                break
+        return n
     except OSError:
         return 0
 
