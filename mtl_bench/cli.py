@@ -192,6 +192,19 @@ def _empty_path(args) -> str | None:
     return None
 
 
+def _in_the_way(e: OSError) -> str | None:
+    """What stands where a folder was to be made ("[Errno 17] File exists: 'R/tables'"): a file,
+    a file on its path, or a broken link (to an unmounted disk); None for anything else."""
+    path = str(e.filename)
+    if os.path.islink(path) and not os.path.exists(path):
+        return f"{path}: a broken link (to {os.readlink(path)})"
+    if isinstance(e, FileExistsError) and os.path.isfile(path):
+        return f"{path}: a file where a folder is needed"
+    if isinstance(e, NotADirectoryError):
+        return f"{path}: a file where a folder is needed on this path"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if empty := _empty_path(args):
@@ -214,8 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         if isinstance(e, FileExistsError | NotADirectoryError) and e.filename:
-            # "[Errno 17] File exists: 'R/tables'": a file stands where a folder is made.
-            msg = f"{e.filename}: a file where a folder is needed (or in its path)"
+            msg = _in_the_way(e) or msg
         print(f"mtl-bench: error: {msg}", file=sys.stderr)
         return 2
     except MemoryError as e:  # numpy's names the array: a size typed with a digit too many

@@ -60,22 +60,20 @@ def test_running_out_of_host_memory_is_one_line(monkeypatch, capsys):
     assert err.count("\n") == 1
 
 
-def test_a_file_where_a_folder_is_made_is_said_so(monkeypatch, capsys):
+def test_a_file_where_a_folder_is_made_is_said_so(tmp_path, capsys):
     # Was "[Errno 17] File exists: 'R/tables'" (tables, figures) or "[Errno 20] Not a
     # directory" (data prepare --data-dir FILE): the option's problem, in the OS's words.
-    errors = (
-        FileExistsError(17, "File exists", "R/tables"),
-        NotADirectoryError(20, "Not a directory", "/etc/passwd/busi_synthetic"),
-    )
-    for error in errors:
-
-        def fail(args, error=error):
-            raise error
-
-        monkeypatch.setattr(cli, "_run", fail)
-        assert main(["tables", "--results", "R"]) == 2
-        said = f"{error.filename}: a file where a folder is needed (or in its path)"
-        assert capsys.readouterr().err == f"mtl-bench: error: {said}\n"
+    pytest.importorskip("tensorflow_datasets")
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "gone").symlink_to(tmp_path / "unmounted" / "run")
+    argv = ["data", "prepare", "--dataset", "busi_synthetic", "--image-size", "32", "--data-dir"]
+    for out, said in (
+        (tmp_path / "afile", "a file where a folder is needed on this path"),
+        (tmp_path / "gone", f"gone: a broken link (to {tmp_path / 'unmounted' / 'run'})"),
+    ):
+        assert main([*argv, str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("mtl-bench: error: ") and said in err and err.count("\n") == 1
 
 
 def test_predict_refuses_a_device_as_input(tmp_path, capsys):
