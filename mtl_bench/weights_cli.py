@@ -72,7 +72,14 @@ def import_weights(arch: str, file: str | Path, out_dir: str | Path) -> dict[str
     if (out / STATE).exists() or (out / SIDECAR).exists():
         raise ValueError(f"{out} already holds imported weights; remove it or choose another --out")
     check_out_folder(out)  # a file, /proc, a read-only folder: one line, before the port
-    if out.is_dir() and any(out.iterdir()):  # "a folder to create": not one holding other files
+    # "A folder to create": not one holding other files (hidden ones, .DS_Store, and what an
+    # import killed mid-save left, orbax's *-tmp-* folder, are not others').
+    left = (
+        [p for p in out.iterdir() if p.name[:1] != "." and "-tmp-" not in p.name]
+        if out.is_dir()
+        else []
+    )
+    if left:
         raise ValueError(f"--out {out} is not empty; give a new or empty folder")
     sd = normalise_keys(load_state_dict(src))
     extra = {"aux_logits": True} if arch == "inception_v3" and "AuxLogits.fc.bias" in sd else {}

@@ -210,6 +210,10 @@ def test_import_round_trip_and_head_replacement(mobilenet, tmp_path):
     with pytest.raises(ValueError, match="run.log is a file, not a folder"):
         import_weights("mobilenet", src, tmp_path / "logs" / "run.log")
     assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["run.log"]
+    # Hidden files (.DS_Store) are not "other files": such a folder is used (review).
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "fresh" / ".DS_Store").write_bytes(b"")
+    assert import_weights("mobilenet", src, tmp_path / "fresh")["arch"] == "mobilenet"
 
 
 def test_scratch_run_says_so():
