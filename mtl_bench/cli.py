@@ -25,7 +25,7 @@ __all__ = ["DEFAULT_REFERENCE", "DEFAULT_RESULTS", "build_parser", "main"]
 
 
 def _config(args: argparse.Namespace):
-    from mtl_bench.config import apply_overrides
+    from mtl_bench.config import apply_overrides, check_options_agree
     from mtl_bench.configs import get_config
 
     cfg = get_config(args.model, args.preset)
@@ -37,13 +37,7 @@ def _config(args: argparse.Namespace):
         "fold_parallel": True if getattr(args, "fold_parallel", False) else None,
     }
     flags = {k: v for k, v in flags.items() if v is not None}
-    for item in args.overrides:
-        key = item.partition("=")[0].strip()
-        if key in flags:  # the option won without a word: a run in bf16 with --set ...=fp32
-            value = getattr(apply_overrides(cfg, [item]), key)
-            if value != flags[key]:
-                flag = "--fold-parallel" if key == "fold_parallel" else f"--{key} {flags[key]}"
-                raise ValueError(f"{flag} and --set {item!r} disagree: give one of them")
+    check_options_agree(cfg, args.overrides, flags)
     cfg = apply_overrides(cfg, args.overrides)
     return dataclasses.replace(cfg, **flags)
 

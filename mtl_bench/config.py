@@ -88,6 +88,18 @@ class RunConfig:
         return cls(**checked_values(cls, d))  # "big" for image_size: named here, not in a model
 
 
+def check_options_agree(cfg: RunConfig, overrides: list[str], given: dict[str, Any]) -> None:
+    """A ValueError where a ``--set`` item sets a field to another value than the command's own
+    option for it (``given``: field → the option's value): the option had won in silence, a run
+    in bf16 under ``--precision bf16 --set precision=fp32``."""
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if key in given and getattr(apply_overrides(cfg, [item]), key) != given[key]:
+            flag = "--" + key.replace("_", "-")
+            flag += "" if given[key] is True else f" {given[key]}"
+            raise ValueError(f"{flag} and --set {item!r} disagree: give one of them")
+
+
 def parse_value(text: str) -> Any:
     """'3' → 3, '1e-4' → 1e-4, 'true' → True, '(8,16)' → (8, 16), anything else → the string."""
     low = text.strip().lower()

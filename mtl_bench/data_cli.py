@@ -108,15 +108,15 @@ def run_data(args: argparse.Namespace) -> int:
         return 0
     if args.data_cmd == "folds":
         from mtl_bench.atomic import check_out_folder
-        from mtl_bench.config import apply_overrides
+        from mtl_bench.config import apply_overrides, check_options_agree
         from mtl_bench.config_checks import check_config
         from mtl_bench.configs import get_config
         from mtl_bench.cv_data import MANIFEST_NAME, dataset_for, fold_splits, shared_manifest
 
-        cfg = apply_overrides(
-            dataclasses.replace(get_config("mtl_resunet", args.preset), data=args.data),
-            args.overrides,
-        )
+        base = dataclasses.replace(get_config("mtl_resunet", args.preset), data=args.data)
+        if args.data != "synthetic":  # given: a --set data= must agree (it had won in silence)
+            check_options_agree(base, args.overrides, {"data": args.data})
+        cfg = apply_overrides(base, args.overrides)
         check_config(cfg)  # a bad --set value (folds=1) fails before the data is read
         path = Path(args.out) / MANIFEST_NAME
         check_out_folder(args.out)  # before reading the data

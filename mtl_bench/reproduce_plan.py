@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mtl_bench.config import RunConfig, apply_overrides
+from mtl_bench.config import RunConfig, apply_overrides, check_options_agree
 from mtl_bench.config_checks import check_config
 
 PROPOSED = "mtl_resunet"
@@ -219,6 +219,9 @@ def plan(
     preset = get_preset(preset) if isinstance(preset, str) else preset
     names = resolve_methods(methods, preset)
     sets = split_overrides(overrides, names)
+    if data is not None:  # --data and a --set data= must agree (--set had won in silence)
+        for items in sets.values():
+            check_options_agree(method_config(names[0], preset, data), items, {"data": data})
     jobs = []
     for name in names:
         cfg = method_config(name, preset, data)

@@ -80,3 +80,13 @@ def test_predict_refuses_a_device_as_input(tmp_path, capsys):
     assert main(["predict", "/dev/zero", "--checkpoint", "c", "--out", str(tmp_path / "p")]) == 2
     said = "/dev/zero: not a regular file or folder (a device, pipe or socket)"
     assert capsys.readouterr().err == f"mtl-bench: error: {said}\n"
+
+
+@pytest.mark.parametrize("command", [["reproduce", "--preset", "smoke"], ["data", "folds"]])
+def test_reproduce_and_data_folds_refuse_a_disagreeing_set_data(command, tmp_path, capsys):
+    # Their --set data= had won over --data in silence (review).
+    out = tmp_path / "out"
+    argv = [*command, "--data", str(tmp_path / "A"), "--set", "data=/B", "--out", str(out)]
+    assert main(argv) == 2
+    assert f"--data {tmp_path / 'A'} and --set 'data=/B' disagree" in capsys.readouterr().err
+    assert not out.exists()
