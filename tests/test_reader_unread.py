@@ -58,7 +58,17 @@ def test_a_named_pipe_with_an_image_name_is_skipped_not_opened(tmp_path):
     root = tmp_path / "busi"
     make_busi_tree(root, {c: [Item(f"{c} ({i})") for i in (1, 2)] for c in ("benign", "malignant")})
     os.mkfifo(root / "benign" / "benign (9).png")
-    report = check_busi(root)
+    # In a thread with a deadline: a regression must fail here, not hang the whole suite.
+    import threading
+
+    got = []
+    worker = threading.Thread(target=lambda: got.append(check_busi(root)), daemon=True)
+    worker.start()
+    worker.join(60)
+    if not got:  # release the reader blocked in open() (else the interpreter's exit waits too)
+        os.close(os.open(root / "benign" / "benign (9).png", os.O_WRONLY | os.O_NONBLOCK))
+    assert got, "data check did not finish: it opened the pipe"
+    report = got[0]
     skipped = dict(report.skipped)
     assert skipped[str(root / "benign" / "benign (9).png")].startswith("not a regular file")
     with warnings.catch_warnings(record=True):
